@@ -1,0 +1,1 @@
+"""Everything that turns a trained method into numbers: datasets, metrics, protocols, records."""

@@ -1,0 +1,242 @@
+"""Run records: one JSON file per protocol evaluation, validated on write and on read.
+
+Schema (version 1), following STYLE.md §6 and DESIGN.md "Run records"::
+
+    {
+      "schema": 1,
+      "method": "macdiff", "dataset": "ntu60_xsub", "split": "test", "protocol": "linear",
+      "variant": "pool=joint",                  # "" when the protocol has one result
+      "metrics": {"top1": {"value": 84.1, "ci95": null, "higher_is_better": true, "unit": "%"}},
+      "n_samples": {"expected": 16487, "evaluated": 16487},
+      "data": "real" | "synthetic", "scale": "paper" | "smoke",
+      "seed": 0, "git": {"commit": "abc1234", "dirty": false},
+      "hardware": {"device": "cpu", "cpu": "...", "gpu": null, "torch": "2.x", "cuda": null},
+      "started": "2026-11-22T03:50:00Z", "wall_s": 812.4,
+      "config": {...resolved hydra config...},
+      "extra": {...protocol-specific: repetitions, sampler settings, ...}
+    }
+
+A malformed record raises :class:`RecordError` naming the file; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from evaluators.io import atomic_write_text
+
+SCHEMA_VERSION = 1
+REQUIRED = {
+    "schema": int, "method": str, "dataset": str, "split": str, "protocol": str, "variant": str,
+    "metrics": dict, "n_samples": dict, "data": str, "scale": str, "seed": int, "git": dict,
+    "hardware": dict, "started": str, "wall_s": (int, float), "config": dict, "extra": dict,
+}
+DATA_VALUES = ("real", "synthetic")
+SCALE_VALUES = ("paper", "smoke")
+
+
+class RecordError(ValueError):
+    """A run record that does not follow the schema; the message names the file."""
+
+
+def git_info(cwd: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Current commit and whether the tree is dirty (``unknown`` outside a git checkout)."""
+    cwd = cwd or Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": True}
+    return {"commit": commit, "dirty": dirty}
+
+
+def hardware_info() -> dict[str, Any]:
+    """Device description stored in every record (GPU name/driver via torch and NVML when present)."""
+    info: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                            "python": platform.python_version()}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            info["device"] = "cuda"
+            info["gpu"] = torch.cuda.get_device_name(0)
+            try:
+                import pynvml
+
+                pynvml.nvmlInit()
+                info["driver"] = pynvml.nvmlSystemGetDriverVersion()
+            except Exception:  # noqa: BLE001 - NVML is optional information
+                pass
+        else:
+            info["device"] = "cpu"
+            info["gpu"] = None
+    except ImportError:
+        info["device"] = "cpu"
+    return info
+
+
+def hardware_label(hw: dict[str, Any]) -> str:
+    """Short human label for tables: the GPU name, else the CPU model and core count."""
+    if hw.get("gpu"):
+        return str(hw["gpu"])
+    cpu = str(hw.get("cpu") or "cpu")
+    return f"{cpu} ({hw.get('cpu_count', '?')} cores)" if hw.get("cpu_count") else cpu
+
+
+def normalise_metric(key: str, value: Any) -> dict[str, Any]:
+    """Float or dict -> ``{"value", "ci95", "higher_is_better", "unit"}`` using METRIC_INFO."""
+    from evaluators.metrics.info import metric_info
+
+    info = metric_info(key)
+    if isinstance(value, dict):
+        out = {"value": value.get("value"), "ci95": value.get("ci95")}
+        for k, v in value.items():
+            out.setdefault(k, v)
+    else:
+        out = {"value": value, "ci95": None}
+    out.setdefault("higher_is_better", info.higher_is_better)
+    out.setdefault("unit", info.unit)
+    if out["value"] is not None:
+        out["value"] = float(out["value"])
+    if out["ci95"] is not None:
+        out["ci95"] = float(out["ci95"])
+    return out
+
+
+def make_record(*, method: str, dataset: str, protocol: str, metrics: dict[str, Any], data: str, scale: str,
+                seed: int, config: dict, split: str = "test", variant: str = "",
+                n_samples: dict[str, int] | None = None, wall_s: float = 0.0, started: str | None = None,
+                extra: dict | None = None, git: dict | None = None, hardware: dict | None = None) -> dict:
+    """Assemble a schema-1 record (validated)."""
+    rec = {
+        "schema": SCHEMA_VERSION, "method": method, "dataset": dataset, "split": split, "protocol": protocol,
+        "variant": variant, "metrics": {k: normalise_metric(k, v) for k, v in metrics.items()},
+        "n_samples": dict(n_samples or {}), "data": data, "scale": scale, "seed": int(seed),
+        "git": git if git is not None else git_info(), "hardware": hardware if hardware is not None else hardware_info(),
+        "started": started or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "wall_s": float(wall_s), "config": _jsonable(config), "extra": _jsonable(extra or {}),
+    }
+    validate_record(rec)
+    return rec
+
+
+def validate_record(rec: Any, source: str = "<record>") -> None:
+    """Raise RecordError (naming ``source``) unless ``rec`` follows schema 1."""
+    def bad(msg: str) -> RecordError:
+        return RecordError(f"{source}: invalid run record: {msg}")
+
+    if not isinstance(rec, dict):
+        raise bad("top level is not an object")
+    for key, typ in REQUIRED.items():
+        if key not in rec:
+            raise bad(f"missing key {key!r}")
+        if not isinstance(rec[key], typ) or (typ is int and isinstance(rec[key], bool)):
+            raise bad(f"{key!r} has type {type(rec[key]).__name__}")
+    if rec["schema"] != SCHEMA_VERSION:
+        raise bad(f"schema {rec['schema']} (this suite reads {SCHEMA_VERSION})")
+    if rec["data"] not in DATA_VALUES:
+        raise bad(f"data must be one of {DATA_VALUES}, got {rec['data']!r}")
+    if rec["scale"] not in SCALE_VALUES:
+        raise bad(f"scale must be one of {SCALE_VALUES}, got {rec['scale']!r}")
+    if not rec["metrics"]:
+        raise bad("no metrics")
+    for k, m in rec["metrics"].items():
+        if not isinstance(m, dict) or "value" not in m:
+            raise bad(f"metric {k!r} lacks a value")
+        v = m["value"]
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+            raise bad(f"metric {k!r} value is not a number")
+        if isinstance(v, float) and math.isnan(v):
+            raise bad(f"metric {k!r} is NaN")
+    ns = rec["n_samples"]
+    for k in ("expected", "evaluated"):
+        if k in ns and not isinstance(ns[k], int):
+            raise bad(f"n_samples.{k} is not an integer")
+    if "commit" not in rec["git"]:
+        raise bad("git.commit missing")
+
+
+def record_filename(rec: dict) -> str:
+    parts = [rec["method"], rec["dataset"], rec["protocol"]]
+    if rec["variant"]:
+        parts.append(rec["variant"])
+    stamp = rec["started"].replace(":", "").replace("-", "")
+    safe = "_".join(p.replace("/", "-").replace("=", "-").replace(" ", "") for p in parts)
+    return f"{safe}_{stamp}_s{rec['seed']}.json"
+
+
+def write_record(rec: dict, directory: str | os.PathLike = "runs/records") -> Path:
+    """Validate and atomically write ``rec``; returns the path."""
+    validate_record(rec)
+    path = Path(directory) / record_filename(rec)
+    n = 1
+    while path.exists():
+        path = path.with_name(f"{path.stem}.{n}.json")
+        n += 1
+    atomic_write_text(path, json.dumps(rec, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    """Read and validate one record; errors name the file."""
+    path = Path(path)
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}: not valid JSON ({e})") from e
+    except OSError as e:
+        raise RecordError(f"{path}: cannot read ({e})") from e
+    validate_record(rec, source=str(path))
+    return rec
+
+
+def read_records(directory: str | os.PathLike) -> list[dict]:
+    """Every ``*.json`` record under ``directory`` (sorted); a malformed one raises RecordError."""
+    d = Path(directory)
+    return [read_record(p) for p in sorted(d.glob("*.json"))] if d.exists() else []
+
+
+def _jsonable(obj: Any) -> Any:
+    """Round-trip through JSON so configs (OmegaConf, numpy scalars, paths) serialise cleanly."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(obj, (DictConfig, ListConfig)):
+            obj = OmegaConf.to_container(obj, resolve=True)
+    except ImportError:
+        pass
+    return json.loads(json.dumps(obj, default=_default))
+
+
+def _default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
