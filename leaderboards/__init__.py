@@ -1,0 +1,1 @@
+"""Leaderboards: paper reference tables + run records -> generated markdown."""

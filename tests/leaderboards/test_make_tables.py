@@ -1,0 +1,90 @@
+"""Records -> leaderboards: comparable rows beside the paper, pipeline checks apart, stale check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evaluators.records import RecordError, make_record, read_record, write_record
+from leaderboards.__main__ import main as lb_main
+from leaderboards.make_tables import regenerate, render_all, summary_table
+
+
+def _rec(**kw):
+    base = dict(method="mld", dataset="humanml3d", protocol="text2motion", data="real", scale="paper", seed=0,
+                config={"x": 1}, metrics={"fid": {"value": 0.5, "ci95": 0.01}, "r_precision_top3": 0.75},
+                n_samples={"expected": 4384, "evaluated": 4384}, git={"commit": "abc", "dirty": False},
+                hardware={"cpu": "test-cpu", "cpu_count": 2, "gpu": None}, started="2026-11-22T00:00:00Z")
+    base.update(kw)
+    return make_record(**base)
+
+
+def test_record_round_trip_and_validation(tmp_path):
+    rec = _rec()
+    path = write_record(rec, tmp_path)
+    assert read_record(path) == rec
+    assert rec["metrics"]["fid"]["higher_is_better"] is False
+    bad = dict(rec, data="made-up")
+    p2 = tmp_path / "bad.json"
+    p2.write_text(json.dumps(bad))
+    with pytest.raises(RecordError, match="bad.json"):
+        read_record(p2)
+
+
+def test_missing_key_is_reported_by_file_name(tmp_path):
+    rec = _rec()
+    del rec["scale"]
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(rec))
+    with pytest.raises(RecordError, match=r"r\.json.*scale"):
+        read_record(p)
+    assert lb_main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_real_paper_row_is_beside_the_paper_with_delta(tmp_path):
+    write_record(_rec(), tmp_path)
+    md = render_all([tmp_path])["mld.md"]
+    section = md.split("## Text-to-motion on HumanML3D")[1].split("## ")[0]
+    reproduced = section.split("**Reproduced (real data, paper scale):**")[1]
+    assert "0.500 ± 0.010" in reproduced
+    assert "Δ +0.027" in reproduced  # 0.500 - 0.473 (MLD-1 FID)
+    assert "MLD-1" in reproduced
+
+
+def test_synthetic_rows_only_in_pipeline_checks(tmp_path):
+    write_record(_rec(dataset="synth_t2m", data="synthetic", scale="smoke",
+                      metrics={"fid": 123.25}), tmp_path)
+    md = render_all([tmp_path])["mld.md"]
+    head, checks = md.split("## Pipeline checks")
+    assert "123.25" not in head
+    assert "123.25" in checks and "synthetic" in checks
+
+
+def test_dirty_or_undersampled_records_are_daggered(tmp_path):
+    write_record(_rec(git={"commit": "abc", "dirty": True}), tmp_path)
+    md = render_all([tmp_path])["mld.md"]
+    assert "mld †" in md
+
+
+def test_check_detects_stale_and_regenerate_fixes(tmp_path):
+    out = tmp_path / "lb"
+    res = tmp_path / "res"
+    res.mkdir()
+    regenerate([res], out, bench_dirs=[], plots=False)
+    assert regenerate([res], out, bench_dirs=[], check=True) == []
+    write_record(_rec(), res)
+    stale = regenerate([res], out, bench_dirs=[], check=True)
+    assert out / "mld.md" in stale
+    regenerate([res], out, bench_dirs=[], plots=False)
+    assert regenerate([res], out, bench_dirs=[], check=True) == []
+
+
+def test_summary_table_lists_records():
+    txt = summary_table([_rec()])
+    assert "mld" in txt and "humanml3d" in txt and "fid=0.500 ± 0.010" in txt
+
+
+def test_committed_leaderboards_are_fresh():
+    """The committed markdown equals what the committed references/results generate."""
+    assert regenerate(check=True) == []
