@@ -1,0 +1,8 @@
+"""Utilities shared by every method: config loading, seeding, distributed helpers, the train loop.
+
+Not a method package (``methods/__init__.py`` skips it). Import the submodules directly::
+
+    from methods.common.config import load_config
+    from methods.common.training import train, seed_everything
+    from methods.common.distributed import shard_indices, gather_concat
+"""

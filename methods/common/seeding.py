@@ -1,0 +1,51 @@
+"""Seeding that makes a CPU run bit-for-bit repeatable, and RNG state capture for checkpoints."""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int, deterministic: bool | None = None) -> None:
+    """Seed python, numpy and torch (all devices); make torch pick deterministic kernels.
+
+    ``deterministic`` defaults to True without CUDA (every CPU op then has one result for one
+    input). On CUDA it is opt-in because it needs ``CUBLAS_WORKSPACE_CONFIG`` and costs speed;
+    ops without a deterministic kernel only warn (``warn_only``) instead of failing the run.
+    """
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic is None:
+        deterministic = not torch.cuda.is_available()
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Snapshot of the python, numpy, torch CPU and CUDA generators (picklable)."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore a snapshot taken by :func:`get_rng_state`."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,124 @@
+"""The shared training loop: determinism, resume after SIGKILL, torchrun equivalence, eval sharding."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from methods.common import distributed as D
+from methods.common.training import global_batches, local_slice
+
+from .toy_train import run
+
+SCRIPT = Path(__file__).with_name("toy_train.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_gives_bit_identical_weights():
+    a, b, c = run(seed=3, steps=20), run(seed=3, steps=20), run(seed=4, steps=20)
+    assert _same(a["weights"], b["weights"])
+    assert a["history"] == b["history"] and a["metric"] == b["metric"]
+    assert not _same(a["weights"], c["weights"])  # the seed matters, so the check above can fail
+    init = run(seed=3, steps=0)["weights"]
+    assert torch.equal(a["weights"]["unused.weight"], init["unused.weight"])  # no grad -> untouched
+    assert not torch.equal(a["weights"]["net.0.weight"], init["net.0.weight"])
+
+
+def test_data_order_covers_each_sample_once_per_epoch_and_splits_global_batch():
+    batches = global_batches(50, 7, seed=0, epoch=2)
+    flat = torch.cat(batches).tolist()
+    assert len(batches) == 7 and len(set(flat)) == 49  # drop_last: 7 full batches, no repeats
+    assert global_batches(50, 7, 0, 2)[0].tolist() == batches[0].tolist()
+    assert global_batches(50, 7, 0, 3)[0].tolist() != batches[0].tolist()
+    parts = [local_slice(batches[0], r, 2).tolist() for r in range(2)]
+    assert parts[0] + parts[1] == batches[0].tolist() and [len(p) for p in parts] == [4, 3]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    ckpt_dir = tmp_path / "ckpt"
+    args = [sys.executable, str(SCRIPT), "--steps", "40", "--ckpt-every", "5", "--ckpt-dir", str(ckpt_dir)]
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed.pt"), "--sleep", "0.1"], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = ckpt_dir / "last.pt"
+    deadline = time.time() + 60
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert ckpt.exists(), f"no checkpoint appeared; stderr: {proc.stderr.read().decode()[-2000:] if proc.poll() is not None else ''}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed.pt").exists()  # it really died before finishing
+    killed_at = torch.load(ckpt, weights_only=False)["step"]
+    assert 0 < killed_at < 40
+
+    subprocess.run([*args, "--out", str(tmp_path / "resumed.pt")], env=_env(), check=True, capture_output=True)
+    resumed = torch.load(tmp_path / "resumed.pt", weights_only=False)
+    reference = run(seed=0, steps=40, ckpt_dir=tmp_path / "uninterrupted")
+    assert resumed["resumed_from"] is not None and resumed["resumed_from"] >= killed_at
+    assert resumed["step"] == reference["step"] == 40
+    assert _same(resumed["weights"], reference["weights"])
+    assert resumed["history"] == reference["history"]
+    assert resumed["metric"] == reference["metric"]
+    assert resumed["lr"] == reference["lr"]  # the scheduler resumed too
+
+
+def test_a_finished_checkpoint_is_not_retrained(tmp_path):
+    first = run(seed=1, steps=10, ckpt_dir=tmp_path, noise=False)
+    again = run(seed=1, steps=10, ckpt_dir=tmp_path, noise=False)
+    assert again["resumed_from"] == 10 and _same(first["weights"], again["weights"])
+    partial = run(seed=1, steps=10, ckpt_dir=tmp_path / "p", noise=False, stop_after=4)
+    assert partial["step"] == 4
+
+
+@pytest.fixture(scope="module")
+def torchrun_result(tmp_path_factory):
+    """One ``torchrun --nproc_per_node=2`` (gloo) run of the toy, shared by the two tests below."""
+    out = tmp_path_factory.mktemp("ddp") / "ddp.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),
+           "--steps", "20", "--batch-size", "7", "--no-noise", "--out", str(out)]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return torch.load(out, weights_only=False)
+
+
+def test_two_processes_reach_the_weights_of_one(torchrun_result):
+    single = run(seed=0, steps=20, batch_size=7, noise=False)
+    assert torchrun_result["world_size"] == 2
+    for k, v in single["weights"].items():
+        torch.testing.assert_close(torchrun_result["weights"][k], v, rtol=1e-5, atol=1e-6)
+    assert torchrun_result["history"] == pytest.approx(single["history"], rel=1e-5, abs=1e-7)
+    init = run(seed=0, steps=0)["weights"]
+    assert not torch.allclose(single["weights"]["net.0.weight"], init["net.0.weight"])
+
+
+def test_sharded_evaluation_counts_every_sample_once(torchrun_result):
+    single = run(seed=0, steps=20, batch_size=7, noise=False)
+    res = torchrun_result
+    assert res["n_samples"] == {"expected": 11, "evaluated": 11}
+    assert res["eval_indices"].tolist() == list(range(11))  # each sample once, original order
+    torch.testing.assert_close(res["eval_errors"], single["eval_errors"], rtol=1e-5, atol=1e-6)
+
+
+def test_shard_indices_partition_without_padding():
+    for n in (0, 1, 5, 11, 64):
+        for w in (1, 2, 3, 4):
+            shards = [D.shard_indices(n, w, r).tolist() for r in range(w)]
+            assert sum(shards, []) == list(range(n))
+            assert max(map(len, shards)) - min(map(len, shards)) <= 1
