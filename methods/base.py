@@ -120,6 +120,20 @@ class Method:
         """GMACs of one forward of each component where defined (fvcore); empty if none."""
         return {}
 
+    # -- benchmark hooks (optional; used by benchmarks/ for FLOPs, per-step latency, throughput) ----
+    def denoiser_example(self, batch: int = 1) -> tuple[nn.Module, tuple] | None:
+        """The module called once per sampling step/iteration and example inputs for it.
+
+        ``module(*inputs)`` must run; benchmarks count its FLOPs with fvcore and time it.
+        ``None`` when the method has no iterative sampler.
+        """
+        return None
+
+    def train_step_example(self, batch: int) -> Any:
+        """A zero-argument callable running one optimiser step on random data of ``batch``
+        samples (benchmarks time it for samples/s); ``None`` when not provided."""
+        return None
+
     def summary(self) -> dict[str, Any]:
         """The JSON model card printed by ``python -m methods summary NAME``."""
         params = {k: sum(p.numel() for p in m.parameters()) for k, m in self.components().items()}
