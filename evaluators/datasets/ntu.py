@@ -36,7 +36,6 @@ behaves like a read-only dict (``rec["joints"]``).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -269,3 +268,56 @@ def read_missing_list(path: str | os.PathLike) -> list[str]:
     if not names:
         raise DatasetError("no sample names (SsssCcccPpppRrrrAaaa) found in missing-skeleton list", p)
     return names
+
+
+# -- registered datasets -------------------------------------------------------------------------
+# name -> (split rule, classes, NTU-60 subset only, official npz file name, single-actor fill)
+# single-actor fill: NTU-60's seq_transformation.py pads actor 2 with zeros, NTU-120's copies actor 1.
+NTU_BENCHMARKS = {
+    "ntu60_xsub": ("ntu60_xsub", 60, True, "NTU60_XSub.npz", "zeros"),
+    "ntu60_xview": ("ntu60_xview", 60, True, "NTU60_XView.npz", "zeros"),
+    "ntu120_xsub": ("ntu120_xsub", 120, False, "NTU120_XSub.npz", "duplicate"),
+    "ntu120_xset": ("ntu120_xset", 120, False, "NTU120_XSet.npz", "duplicate"),
+}
+
+
+def load_ntu(cfg: dict):
+    """Load a registered NTU benchmark: from ``cfg['npz']``, an official npz in the root, or raw files."""
+    from evaluators.datasets.base import resolve_root
+    from evaluators.datasets.skeleton_build import load_ntu_like
+
+    rule, ncls, only60, npz_name, fill = NTU_BENCHMARKS[cfg["name"]]
+    cfg = dict(cfg)
+    root = None
+    if not cfg.get("npz"):
+        root = resolve_root(cfg)
+        if (root / npz_name).exists():
+            cfg["npz"] = str(root / npz_name)
+    return load_ntu_like(cfg, rule=rule, num_classes=ncls, ntu60_only=only60, single_actor=fill,
+                         source=cfg.get("source", "real"), root=root)
+
+
+def _register() -> None:
+    from evaluators.datasets.base import register_dataset
+
+    for name in NTU_BENCHMARKS:
+        register_dataset(name, task="skeleton_ssl", source="real")(load_ntu)
+
+
+_register()
+
+
+# -- `python -m evaluators.datasets inspect PATH` ---------------------------------------------------
+def _inspect(path: Path) -> dict | None:
+    from evaluators.datasets import skeleton_inspect
+
+    return skeleton_inspect.inspect_ntu(path)
+
+
+def _register_inspector() -> None:
+    from evaluators.datasets.base import register_inspector
+
+    register_inspector(_inspect)
+
+
+_register_inspector()

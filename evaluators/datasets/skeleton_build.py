@@ -1,0 +1,156 @@
+"""Build (and cache) the NTU-style arrays of a folder of ``.skeleton`` files, then split them.
+
+Shared by the real NTU RGB+D datasets and ``synth_ntu`` (which writes real ``.skeleton``
+files first), so both go through exactly the same reader and preprocessing.
+The cache (``cache_root()/ntu-arrays-<key>/``) is keyed by a hash of every source file's
+name, size and mtime plus the preprocessing options, and written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluators.datasets.base import DatasetError, resolve_root
+from evaluators.datasets.cache import cache_key, cache_root
+from evaluators.datasets.ntu import NAME_RE, parse_name, read_missing_list, read_skeleton
+from evaluators.datasets.ntu_preprocess import preprocess_skeleton, read_npz, rows_to_ctvm
+from evaluators.datasets.ntu_splits import in_ntu60, split_indices
+from evaluators.datasets.skeleton_base import MAX_FRAMES, SkeletonDataset, SkeletonSplit, check_labels
+from evaluators.io import atomic_open, atomic_write_text
+
+log = logging.getLogger(__name__)
+PIPELINE_VERSION = 1  # bump when the preprocessing changes, so old caches are not reused
+MISSING_LIST_NAMES = ("NTU_RGBD_samples_with_missing_skeletons.txt",
+                      "NTU_RGBD120_samples_with_missing_skeletons.txt")
+
+
+def find_skeleton_files(root: Path) -> dict[str, Path]:
+    """``{sample name: path}`` of every ``SsssCcccPpppRrrrAaaa.skeleton`` under ``root`` (recursive)."""
+    out: dict[str, Path] = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".skeleton") and NAME_RE.fullmatch(f[:-9]):
+                if f[:-9] in out:
+                    raise DatasetError(f"sample {f[:-9]} found twice (also at {out[f[:-9]]})", Path(dirpath) / f)
+                out[f[:-9]] = Path(dirpath) / f
+    return dict(sorted(out.items()))
+
+
+def missing_names(root: Path, cfg: dict) -> set[str]:
+    """Names to skip: ``cfg['missing_list']`` (path(s)) or the official list files found in ``root``."""
+    lists = cfg.get("missing_list")
+    if lists in (None, "auto"):
+        paths = [p for n in MISSING_LIST_NAMES for p in root.rglob(n)]
+        if not paths:
+            log.warning("%s: no missing-skeleton list found; samples with no skeleton will raise", root)
+    elif lists in ("none", False):
+        paths = []
+    else:
+        paths = [Path(p) for p in ([lists] if isinstance(lists, str | os.PathLike) else lists)]
+    names: set[str] = set()
+    for p in paths:
+        names.update(read_missing_list(p))
+    return names
+
+
+def build_arrays(files: dict[str, Path], *, max_frames: int = MAX_FRAMES, single_actor: str = "zeros",
+                 use_cache: bool = True) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Preprocess every file: ``(rows float32 [N, max_frames, 150], names, frames int64 [N])``."""
+    names = list(files)
+    opts = {"max_frames": max_frames, "single_actor": single_actor, "v": PIPELINE_VERSION}
+    stats = [(n, os.stat(p).st_size, os.stat(p).st_mtime_ns) for n, p in files.items()]
+    cdir = cache_root() / f"ntu-arrays-{cache_key(stats, opts)}"
+    if use_cache and (cdir / "meta.json").exists():
+        meta = json.loads((cdir / "meta.json").read_text())
+        if meta.get("names") == names:
+            return np.load(cdir / "rows.npy", mmap_mode="r"), names, np.asarray(meta["frames"], np.int64)
+    rows = np.zeros((len(names), max_frames, 150), np.float32)
+    frames = np.zeros(len(names), np.int64)
+    for i, p in enumerate(files.values()):
+        rows[i], frames[i] = preprocess_skeleton(read_skeleton(p), max_frames=max_frames,
+                                                 single_actor=single_actor)
+    if use_cache:
+        with atomic_open(cdir / "rows.npy", "wb") as fh:
+            np.save(fh, rows)
+        atomic_write_text(cdir / "meta.json", json.dumps({"names": names, "frames": frames.tolist(),
+                                                          "options": opts}))
+    return rows, names, frames
+
+
+def splits_from_rows(rows: np.ndarray, names: list[str], rule: str, num_classes: int,
+                     where: str, max_per_split: int | None = None) -> dict[str, SkeletonSplit]:
+    labels = np.array([parse_name(n)["action"] - 1 for n in names], np.int64)
+    check_labels(labels, num_classes, where)
+    out = {}
+    for split, idx in split_indices(names, rule).items():
+        if max_per_split and len(idx) > max_per_split:  # evenly spaced, deterministic (smoke runs)
+            idx = idx[np.linspace(0, len(idx) - 1, max_per_split).round().astype(np.int64)]
+        out[split] = SkeletonSplit.from_arrays(rows_to_ctvm(np.asarray(rows[idx])), labels[idx],
+                                               [names[i] for i in idx])
+    return out
+
+
+def load_ntu_like(cfg: dict, *, rule: str, num_classes: int, ntu60_only: bool,
+                  single_actor: str, source: str = "real", root: Path | None = None,
+                  info: dict[str, Any] | None = None) -> SkeletonDataset:
+    """A :class:`SkeletonDataset` from ``cfg`` (root of ``.skeleton`` files, or ``npz``)."""
+    name = cfg.get("name", rule)
+    benchmark = rule.split("_")[-1]
+    max_per = cfg.get("max_samples_per_split")
+    if cfg.get("npz"):
+        p = Path(cfg["npz"])
+        if not p.exists():
+            raise DatasetError(f"npz for dataset {name!r} not found", p)
+        arrays = read_npz(p, num_classes)
+
+        def from_npz() -> dict[str, SkeletonSplit]:
+            out = {}
+            for s, (x, y) in arrays.items():
+                check_labels(y, num_classes, str(p))
+                idx = np.arange(len(y))
+                if max_per and len(idx) > max_per:
+                    idx = idx[np.linspace(0, len(idx) - 1, max_per).round().astype(np.int64)]
+                # the npz holds no sample names; MAMP's feeder names them train_0, test_0, ...
+                out[s] = SkeletonSplit.from_arrays(rows_to_ctvm(np.asarray(x[idx])), y[idx],
+                                                   [f"{s}_{i}" for i in idx])
+            return out
+
+        return SkeletonDataset(name, source=source, benchmark=benchmark, num_classes=num_classes,
+                               splits=from_npz, root=str(p), info=info)
+    root = root if root is not None else resolve_root(cfg)
+    files = find_skeleton_files(root)
+    if not files:
+        raise DatasetError(f"no SsssCcccPpppRrrrAaaa.skeleton files under the root of dataset {name!r}", root)
+    skip = missing_names(root, cfg)
+    files = {n: p for n, p in files.items() if n not in skip and (not ntu60_only or in_ntu60(n))}
+    if cfg.get("sample_list"):
+        files = _restrict(files, Path(cfg["sample_list"]))
+    if not files:
+        raise DatasetError(f"no usable samples for {name!r} after the missing-skeleton filter", root)
+
+    def make() -> dict[str, SkeletonSplit]:
+        rows, names, _ = build_arrays(files, max_frames=int(cfg.get("max_frames", MAX_FRAMES)),
+                                      single_actor=cfg.get("single_actor", single_actor),
+                                      use_cache=bool(cfg.get("cache", True)))
+        return splits_from_rows(rows, names, rule, num_classes, str(root), max_per)
+
+    return SkeletonDataset(name, source=source, benchmark=benchmark, num_classes=num_classes,
+                           splits=make, root=str(root), info={"skipped_missing": len(skip), **(info or {})})
+
+
+def _restrict(files: dict[str, Path], list_path: Path) -> dict[str, Path]:
+    """Keep the samples a list file names (one per line); a name with no file is an error."""
+    if not list_path.exists():
+        raise DatasetError("sample list not found", list_path)
+    wanted = [ln.strip() for ln in list_path.read_text().splitlines() if ln.strip()]
+    unknown = [n for n in wanted if n not in files]
+    if unknown:
+        raise DatasetError(f"sample list names {len(unknown)} samples with no .skeleton file "
+                           f"(first: {unknown[0]})", list_path)
+    return {n: files[n] for n in sorted(set(wanted))}
