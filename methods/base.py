@@ -162,6 +162,24 @@ class Method:
             if k in state:
                 m.load_state_dict(state[k], strict=strict)
 
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Atomically write ``{"method", "state_dict", "cfg"}`` (the runner does this after training)."""
+        from evaluators.io import atomic_torch_save
+
+        atomic_torch_save({"method": self.registry_name, "state_dict": self.state_dict(), "cfg": self.cfg}, path)
+        return Path(path)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load a file written by :meth:`save_checkpoint` (or a bare ``state_dict()``).
+
+        Methods whose released official weights use another key layout override this and
+        convert them (each method folder has a small converter).
+        """
+        if not Path(path).exists():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        obj = torch.load(path, map_location="cpu", weights_only=False)  # our own file format
+        self.load_state_dict(obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj)
+
     def to(self, device: str | torch.device) -> Method:
         self.device = torch.device(device)
         for m in list(self.components().values()) + list(self.frozen_components().values()):
