@@ -226,3 +226,98 @@ def features_spec(feat_dim: int) -> SkeletonSpec:
         if spec.feat_dim == feat_dim:
             return spec
     raise ValueError(f"feature width {feat_dim} is neither 263 (HumanML3D) nor 251 (KIT-ML)")
+
+
+# -- dataset entry and inspectors -------------------------------------------------------------
+
+from .base import DatasetError, register_dataset, register_inspector, resolve_root  # noqa: E402
+
+
+def t2m_root(root):
+    """Accept either the folder holding ``new_joint_vecs/`` or its parent (``.../HumanML3D``)."""
+    from pathlib import Path
+
+    root = Path(root)
+    for cand in (root, root / "HumanML3D", root / "KIT-ML"):
+        if (cand / "new_joint_vecs").is_dir():
+            return cand
+    return root
+
+
+def load_motion_text(cfg: dict, *, joints_num: int, fps: float, min_len: int):
+    from .t2m_dataset import MotionTextDataset
+
+    return MotionTextDataset(t2m_root(resolve_root(cfg)), name=cfg["name"], source=cfg.get("source", "real"),
+                             fps=cfg.get("fps", fps), joints_num=joints_num,
+                             min_motion_length=cfg.get("min_motion_length", min_len),
+                             max_motion_length=cfg.get("max_motion_length", 196),
+                             unit_length=cfg.get("unit_length", 4), seed=cfg.get("seed", 0),
+                             missing=cfg.get("missing", "error"))
+
+
+@register_dataset("humanml3d", task="text2motion", source="real")
+def load(cfg: dict):
+    """HumanML3D in its published layout (root: the ``HumanML3D/`` folder or its parent)."""
+    return load_motion_text(cfg, joints_num=22, fps=HUMANML3D_FPS, min_len=40)
+
+
+@register_inspector
+def inspect_t2m_file(path):
+    """``new_joint_vecs`` [T, 263|251], ``new_joints`` [T, 22|21, 3] npy, or a ``texts/*.txt``."""
+    from .t2m_dataset import load_features
+    from .t2m_text import read_caption_file
+
+    if path.is_file() and path.suffix == ".npy" and path.parent.name in ("new_joint_vecs", "new_joints"):
+        if path.parent.name == "new_joint_vecs":
+            arr = load_features(path)
+            spec = features_spec(arr.shape[1])
+            return {"format": "humanml3d new_joint_vecs", "frames": int(arr.shape[0]), "feat_dim": int(arr.shape[1]),
+                    "joints": spec.joints_num, "dataset": "KIT-ML" if spec is KIT else "HumanML3D",
+                    "duration_s_at_fps": round(arr.shape[0] / (KIT_FPS if spec is KIT else HUMANML3D_FPS), 3),
+                    "foot_contact_fraction": float(arr[:, -4:].mean())}
+        try:
+            arr = np.load(path)
+        except Exception as exc:  # noqa: BLE001
+            raise DatasetError(f"not a readable .npy ({exc})", path=path) from None
+        if arr.ndim != 3 or arr.shape[1:] not in ((22, 3), (21, 3)):
+            raise DatasetError(f"wrong joint count: expected [T, 22|21, 3], got {arr.shape}", path=path)
+        if len(arr) == 0:
+            raise DatasetError("empty sequence (0 frames)", path=path)
+        if not np.isfinite(arr).all():
+            raise DatasetError("contains NaN or inf", path=path)
+        return {"format": "humanml3d new_joints", "frames": int(arr.shape[0]), "joints": int(arr.shape[1]),
+                "height_range": [float(arr[..., 1].min()), float(arr[..., 1].max())]}
+    if path.is_file() and path.suffix == ".txt" and path.parent.name == "texts":
+        caps = read_caption_file(path)
+        return {"format": "humanml3d caption file", "captions": len(caps),
+                "sub_clip_captions": sum(not c.whole_motion for c in caps),
+                "first": caps[0].caption, "tokens_first": caps[0].tokens}
+    return None
+
+
+@register_inspector
+def inspect_t2m_folder(path):
+    """A HumanML3D/KIT-ML layout folder: splits, sample counts, feature width."""
+    from .t2m_dataset import load_stat, read_split_file
+
+    root = t2m_root(path) if path.is_dir() else None
+    if root is None or not (root / "new_joint_vecs").is_dir():
+        return None
+    files = sorted((root / "new_joint_vecs").glob("*.npy"))
+    dim = None
+    if files:
+        dim = int(np.load(files[0], mmap_mode="r").shape[1])
+    mean = load_stat(root / "Mean.npy", dim) if (root / "Mean.npy").exists() else None
+    dim = dim or (int(mean.shape[0]) if mean is not None else None)
+    splits = {}
+    for name in ("train", "val", "test", "train_val", "all"):
+        for p in (root / f"{name}.txt", root / "splits" / f"{name}.txt"):
+            if p.is_file():
+                ids = read_split_file(p)
+                splits[name] = {"ids": len(ids), "mirrored_M": sum(i.startswith("M") for i in ids),
+                                "with_motion_file": sum((root / "new_joint_vecs" / f"{i}.npy").is_file() for i in ids)}
+                break
+    return {"format": "humanml3d-layout dataset folder", "root": str(root), "motion_files": len(files),
+            "caption_files": len(list((root / "texts").glob("*.txt"))) if (root / "texts").is_dir() else 0,
+            "feat_dim": dim, "joints": features_spec(dim).joints_num if dim in (263, 251) else None,
+            "has_mean_std": mean is not None and (root / "Std.npy").exists(), "splits": splits}
