@@ -1,0 +1,212 @@
+"""The T2M text-motion evaluator (Guo et al. 2022): config, official checkpoint I/O, embeddings.
+
+``T2MEvaluator`` bundles the three official networks (:mod:`evaluators.networks.t2m_modules`),
+the evaluator's own feature mean/std, and a word vectorizer. It embeds
+
+- captions -> ``[B, 512]`` (:meth:`T2MEvaluator.embed_text`), via ``word/POS`` tokens;
+- RAW motion features ``[B, T, D]`` (what ``MotionGenerator.generate`` returns) ->
+  ``[B, 512]`` (:meth:`T2MEvaluator.embed_motion`). The raw features are normalised with
+  the EVALUATOR's mean/std (never the generator's: the MLD FAQ pitfall, MLD ``renorm4t2m``),
+  zeroed beyond each length (the official loader zero-pads after normalising), the 4 foot-contact
+  channels are dropped, and the GRU runs over ``length // unit_length`` movement tokens.
+
+Configs (``humanml3d``: 263-d, 22 joints; ``kit``: 251-d, 21 joints) follow the official
+``EvaluatorModelWrapper`` constants and ``humanml_opt.txt`` / ``kit_opt.txt`` (dim_word 300,
+15 POS, text hidden 512, motion hidden 1024, co-embedding 512, movement 512/512, unit 4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from evaluators.networks.t2m_modules import MotionEncoderBiGRUCo, MovementConvEncoder, TextEncoderBiGRUCo
+from evaluators.networks.word_vectors import MAX_TEXT_LEN, POS_ENUMERATOR, default_vectorizer, tokenize_caption
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    """Sizes of the evaluator (defaults = the released HumanML3D / KIT evaluators)."""
+
+    dataset: str = "humanml3d"
+    dim_pose: int = 263
+    joints_num: int = 22
+    dim_word: int = 300
+    dim_pos_ohot: int = len(POS_ENUMERATOR)
+    dim_text_hidden: int = 512
+    dim_motion_hidden: int = 1024
+    dim_coemb_hidden: int = 512
+    dim_movement_enc_hidden: int = 512
+    dim_movement_latent: int = 512
+    unit_length: int = 4
+    max_text_len: int = MAX_TEXT_LEN
+    max_motion_length: int = 196
+
+
+CONFIGS = {
+    "humanml3d": EvaluatorConfig("humanml3d", 263, 22),
+    "kit": EvaluatorConfig("kit", 251, 21),
+}
+_ALIASES = {"t2m": "humanml3d", "humanml": "humanml3d", "kit_ml": "kit", "kitml": "kit", "kit-ml": "kit"}
+
+
+def evaluator_config(name_or_dim: str | int, **overrides) -> EvaluatorConfig:
+    """Config by dataset name (``humanml3d``/``t2m``, ``kit``) or feature dim (263 / 251)."""
+    if isinstance(name_or_dim, int):
+        base = next((c for c in CONFIGS.values() if c.dim_pose == name_or_dim), None)
+        if base is None:  # e.g. a synthetic set with another feature size
+            base = replace(CONFIGS["humanml3d"], dataset=f"dim{name_or_dim}", dim_pose=name_or_dim)
+    else:
+        key = _ALIASES.get(name_or_dim.lower(), name_or_dim.lower())
+        if key not in CONFIGS:
+            raise ValueError(f"unknown evaluator config {name_or_dim!r}; known: {sorted(CONFIGS)}")
+        base = CONFIGS[key]
+    return replace(base, **overrides) if overrides else base
+
+
+def read_opt_file(path: str | Path) -> dict[str, str]:
+    """Parse an official ``*_opt.txt`` (``key: value`` lines between the banner lines)."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        if ":" in line and not line.startswith("-"):
+            k, v = line.split(":", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def evaluator_std(std: np.ndarray, joints_num: int, feat_bias: float = 5.0) -> np.ndarray:
+    """Evaluator std from a dataset std: root (0:4) and foot-contact channels divided by feat_bias^2.
+
+    Measured on the released files: MDM's ``t2m_std.npy`` / HumanML3D ``Std.npy`` is ~25 on
+    the 4 root channels and the 4 foot contacts and ~1 elsewhere (the T2M loaders divide those
+    parts by ``feat_bias = 5``; the released meta std carries that factor twice).
+    """
+    s = np.array(std, dtype=np.float64, copy=True)
+    s[0:4] /= feat_bias ** 2
+    s[4 + (joints_num - 1) * 9 + joints_num * 3:] /= feat_bias ** 2
+    return s
+
+
+class T2MEvaluator(nn.Module):
+    """Frozen text/motion co-embedding networks + evaluator normalisation + word vectors."""
+
+    def __init__(self, cfg: EvaluatorConfig | str = "humanml3d", mean=None, std=None, vectorizer=None):
+        super().__init__()
+        self.cfg = evaluator_config(cfg) if isinstance(cfg, str) else cfg
+        c = self.cfg
+        self.text_encoder = TextEncoderBiGRUCo(c.dim_word, c.dim_pos_ohot, c.dim_text_hidden, c.dim_coemb_hidden)
+        self.movement_encoder = MovementConvEncoder(c.dim_pose - 4, c.dim_movement_enc_hidden, c.dim_movement_latent)
+        self.motion_encoder = MotionEncoderBiGRUCo(c.dim_movement_latent, c.dim_motion_hidden, c.dim_coemb_hidden)
+        self.register_buffer("mean", torch.zeros(c.dim_pose) if mean is None else torch.as_tensor(mean).float())
+        self.register_buffer("std", torch.ones(c.dim_pose) if std is None else torch.as_tensor(std).float())
+        self._vectorizer = vectorizer
+        self.meta: dict = {}
+
+    # -- official checkpoint layout ------------------------------------------------------------
+    def official_state_dict(self, epoch: int = 0) -> dict:
+        """``finest.tar`` layout: ``text_encoder``, ``movement_encoder``, ``motion_encoder``, ``epoch``."""
+        return {"text_encoder": self.text_encoder.state_dict(), "movement_encoder": self.movement_encoder.state_dict(),
+                "motion_encoder": self.motion_encoder.state_dict(), "epoch": epoch}
+
+    def load_official_state(self, ckpt: dict) -> None:
+        """Load a ``finest.tar`` dict strictly (raises on any missing / unexpected key or shape)."""
+        missing = [k for k in ("text_encoder", "movement_encoder", "motion_encoder") if k not in ckpt]
+        if missing:
+            raise KeyError(f"evaluator checkpoint lacks {missing}; has {sorted(ckpt)}")
+        self.text_encoder.load_state_dict(ckpt["text_encoder"], strict=True)
+        self.movement_encoder.load_state_dict(ckpt["movement_encoder"], strict=True)
+        self.motion_encoder.load_state_dict(ckpt["motion_encoder"], strict=True)
+
+    @classmethod
+    def from_official(cls, checkpoint: str | Path, cfg: EvaluatorConfig | str = "humanml3d",
+                      glove_dir: str | Path | None = None, mean_path: str | Path | None = None,
+                      std_path: str | Path | None = None) -> T2MEvaluator:
+        """The released evaluator: ``finest.tar`` + GloVe ``our_vab_*`` dir + evaluator mean/std ``.npy``."""
+        path = Path(checkpoint)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: evaluator checkpoint not found (text_mot_match/model/finest.tar)")
+        mean = np.load(mean_path) if mean_path else None
+        std = np.load(std_path) if std_path else None
+        ev = cls(cfg, mean=mean, std=std,
+                 vectorizer=default_vectorizer(str(glove_dir)) if glove_dir else None)
+        ev.load_official_state(torch.load(path, map_location="cpu", weights_only=False))
+        ev.meta = {"source": "official", "checkpoint": str(path), "word_vectors": "glove" if glove_dir else "minilm"}
+        return ev.eval()
+
+    def save(self, path: str | Path) -> None:
+        """Atomic save: official layout + our mean/std/config/meta."""
+        from evaluators.io import atomic_torch_save
+
+        state = self.official_state_dict()
+        state.update(mean=self.mean.cpu(), std=self.std.cpu(), config=asdict(self.cfg), meta=self.meta)
+        atomic_torch_save(state, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> T2MEvaluator:
+        state = torch.load(Path(path), map_location="cpu", weights_only=False)
+        ev = cls(EvaluatorConfig(**state["config"]), mean=state["mean"], std=state["std"])
+        ev.load_official_state(state)
+        ev.meta = dict(state.get("meta", {}))
+        return ev.eval()
+
+    # -- embeddings ----------------------------------------------------------------------------
+    @property
+    def vectorizer(self):
+        if self._vectorizer is None:
+            self._vectorizer = default_vectorizer(None)
+        return self._vectorizer
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def text_inputs(self, captions: Sequence[str | Sequence[str]]):
+        """Captions (strings, or ``word/POS`` token lists) -> ``word_embs, pos_ohot, cap_lens`` tensors."""
+        rows = [self.vectorizer.encode_tokens(tokenize_caption(c) if isinstance(c, str) else list(c),
+                                              self.cfg.max_text_len) for c in captions]
+        w = torch.from_numpy(np.stack([r[0] for r in rows])).to(self.device)
+        p = torch.from_numpy(np.stack([r[1] for r in rows])).to(self.device)
+        lens = torch.tensor([r[2] for r in rows], dtype=torch.int64)
+        return w, p, lens
+
+    def normalize(self, raw: torch.Tensor, lengths: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """RAW features ``[B, T, D]`` -> evaluator-normalised, zero beyond each length."""
+        raw = torch.as_tensor(raw, dtype=torch.float32, device=self.device)
+        if raw.ndim != 3 or raw.shape[-1] != self.cfg.dim_pose:
+            raise ValueError(f"motions must be [B, T, {self.cfg.dim_pose}], got {tuple(raw.shape)}")
+        x = (raw - self.mean) / self.std
+        lens = torch.as_tensor(lengths, device=self.device).view(-1, 1, 1)
+        return x * (torch.arange(x.shape[1], device=self.device).view(1, -1, 1) < lens)
+
+    def motion_embedding_normalized(self, motions: torch.Tensor, lengths) -> torch.Tensor:
+        """Evaluator-normalised ``[B, T, D]`` -> ``[B, 512]`` (official ``get_motion_embeddings``)."""
+        t = motions.shape[1] - motions.shape[1] % self.cfg.unit_length
+        movements = self.movement_encoder(motions[:, :t, :-4])
+        m_lens = torch.as_tensor(lengths).to("cpu", torch.int64) // self.cfg.unit_length
+        return self.motion_encoder(movements, m_lens.clamp(1, movements.shape[1]))
+
+    @torch.no_grad()
+    def embed_motion(self, raw: torch.Tensor, lengths) -> torch.Tensor:
+        """RAW motion features ``[B, T, D]`` + lengths -> motion embeddings ``[B, 512]`` (eval mode)."""
+        was = self.training
+        self.eval()
+        out = self.motion_embedding_normalized(self.normalize(raw, lengths), lengths)
+        self.train(was)
+        return out
+
+    @torch.no_grad()
+    def embed_text(self, captions) -> torch.Tensor:
+        """Captions -> text embeddings ``[B, 512]`` (eval mode)."""
+        was = self.training
+        self.eval()
+        out = self.text_encoder(*self.text_inputs(captions))
+        self.train(was)
+        return out

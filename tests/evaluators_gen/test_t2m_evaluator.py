@@ -1,0 +1,131 @@
+"""T2M evaluator: official key layout, renormalisation pitfall, training above chance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from evaluators.metrics.generation import r_precision
+from evaluators.networks.t2m_evaluator import CONFIGS, T2MEvaluator, evaluator_config, evaluator_std, read_opt_file
+from tests.evaluators_gen._tiny import TINY_EVAL_CFG, TinyT2M
+
+# parameter names and shapes of the released finest.tar (official networks/modules.py, hidden 512/1024)
+OFFICIAL_KEYS = {
+    "text_encoder": {"hidden": (2, 1, 512), "pos_emb.weight": (300, 15), "input_emb.weight": (512, 300),
+                     "gru.weight_ih_l0": (1536, 512), "gru.weight_hh_l0_reverse": (1536, 512),
+                     "output_net.0.weight": (512, 1024), "output_net.1.weight": (512,), "output_net.3.weight": (512, 512)},
+    "movement_encoder": {"main.0.weight": (512, 259, 4), "main.3.weight": (512, 512, 4), "out_net.weight": (512, 512)},
+    "motion_encoder": {"hidden": (2, 1, 1024), "input_emb.weight": (1024, 512), "gru.weight_ih_l0": (3072, 1024),
+                       "output_net.0.weight": (1024, 2048), "output_net.3.weight": (512, 1024)},
+}
+
+
+def _official_layout_state(dim_pose: int) -> dict:
+    """A randomly initialised checkpoint in the official layout, built from plain torch modules."""
+    import torch.nn as nn
+
+    def seq(i, h, o):
+        return nn.Sequential(nn.Linear(i, h), nn.LayerNorm(h), nn.LeakyReLU(0.2), nn.Linear(h, o))
+
+    text = nn.Module()
+    text.pos_emb, text.input_emb = nn.Linear(15, 300), nn.Linear(300, 512)
+    text.gru, text.output_net = nn.GRU(512, 512, batch_first=True, bidirectional=True), seq(1024, 512, 512)
+    text.hidden = nn.Parameter(torch.randn(2, 1, 512))
+    mov = nn.Module()
+    mov.main = nn.Sequential(nn.Conv1d(dim_pose - 4, 512, 4, 2, 1), nn.Dropout(0.2), nn.LeakyReLU(0.2),
+                             nn.Conv1d(512, 512, 4, 2, 1), nn.Dropout(0.2), nn.LeakyReLU(0.2))
+    mov.out_net = nn.Linear(512, 512)
+    mot = nn.Module()
+    mot.input_emb, mot.gru = nn.Linear(512, 1024), nn.GRU(1024, 1024, batch_first=True, bidirectional=True)
+    mot.output_net, mot.hidden = seq(2048, 1024, 512), nn.Parameter(torch.randn(2, 1, 1024))
+    return {"text_encoder": text.state_dict(), "movement_encoder": mov.state_dict(),
+            "motion_encoder": mot.state_dict(), "epoch": 7}
+
+
+@pytest.mark.parametrize("name,dim", [("humanml3d", 263), ("kit", 251)])
+def test_official_layout_loads_strictly(tmp_path, name, dim):
+    state = _official_layout_state(dim)
+    for part, keys in OFFICIAL_KEYS.items():
+        for k, shape in keys.items():
+            if part == "movement_encoder" and k == "main.0.weight":
+                shape = (512, dim - 4, 4)
+            assert tuple(state[part][k].shape) == shape
+    path = tmp_path / "finest.tar"
+    torch.save(state, path)
+    ev = T2MEvaluator.from_official(path, name)
+    assert ev.cfg.dim_pose == dim
+    for part in ("text_encoder", "movement_encoder", "motion_encoder"):
+        mine = getattr(ev, part).state_dict()
+        assert set(mine) == set(state[part])
+        for k in mine:
+            assert torch.equal(mine[k], state[part][k])
+    # a wrong layout is refused
+    bad = dict(state)
+    bad["text_encoder"] = {k.replace("input_emb", "inp"): v for k, v in state["text_encoder"].items()}
+    with pytest.raises(RuntimeError):
+        T2MEvaluator(name).load_official_state(bad)
+
+
+def test_configs_match_released_opt_files(shared_data):
+    root = shared_data / "humanml3d" / "evaluator_norms_mdm"
+    for name, opt in (("humanml3d", "humanml_opt.txt"), ("kit", "kit_opt.txt")):
+        o = read_opt_file(root / opt)
+        c = CONFIGS[name]
+        assert int(o["dim_text_hidden"]) == c.dim_text_hidden and int(o["unit_length"]) == c.unit_length
+        assert int(o["dim_movement_enc_hidden"]) == c.dim_movement_enc_hidden
+        assert int(o["dim_movement_latent"]) == c.dim_movement_latent and int(o["max_text_len"]) == c.max_text_len
+    assert np.load(root / "t2m_mean.npy").shape == (CONFIGS["humanml3d"].dim_pose,)
+    assert np.load(root / "kit_std.npy").shape == (CONFIGS["kit"].dim_pose,)
+    # our evaluator-std rule reproduces the released evaluator std from the dataset std
+    ours = evaluator_std(np.load(shared_data / "humanml3d" / "HumanML3D" / "Std.npy"), 22)
+    np.testing.assert_allclose(ours, np.load(root / "t2m_std.npy"), rtol=0.05)
+
+
+def test_generator_stats_instead_of_evaluator_stats_change_the_embedding():
+    """The MLD FAQ pitfall: normalising generated RAW motions with the generator's stats is wrong."""
+    torch.manual_seed(0)
+    cfg = evaluator_config("humanml3d", **TINY_EVAL_CFG)
+    rng = np.random.default_rng(0)
+    ev_mean, ev_std = rng.normal(size=263), rng.uniform(0.5, 2.0, 263)
+    gen_mean, gen_std = rng.normal(size=263), rng.uniform(0.5, 2.0, 263)
+    ev = T2MEvaluator(cfg, mean=ev_mean, std=ev_std).eval()
+    normed_by_generator = torch.from_numpy(rng.normal(size=(2, 48, 263))).float()
+    raw = normed_by_generator * torch.tensor(gen_std).float() + torch.tensor(gen_mean).float()  # de-normalised
+    right = ev.embed_motion(raw, [48, 40])
+    # the evaluator sees exactly (raw - ev_mean) / ev_std
+    expected = ev.motion_embedding_normalized(ev.normalize(raw, [48, 40]), [48, 40])
+    torch.testing.assert_close(right, expected)
+    wrong_ev = T2MEvaluator(cfg, mean=gen_mean, std=gen_std).eval()
+    wrong_ev.load_state_dict(ev.state_dict() | {"mean": torch.tensor(gen_mean).float(),
+                                                "std": torch.tensor(gen_std).float()})
+    wrong = wrong_ev.embed_motion(raw, [48, 40])
+    assert (right - wrong).norm() > 1e-2 * right.norm()
+    # padding beyond the length does not matter (zeroed after evaluator normalisation)
+    raw2 = raw.clone()
+    raw2[1, 40:] = 123.0
+    torch.testing.assert_close(ev.embed_motion(raw2, [48, 40]), right)
+
+
+def test_evaluator_trains_above_chance(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
+    from evaluators.networks.t2m_train import train_evaluator
+
+    torch.set_num_threads(1)
+    data = TinyT2M(n=96, k=8)
+    ev = train_evaluator(data, steps=150, batch_size=32, lr=1e-3, config_overrides=TINY_EVAL_CFG, seed=0)
+    test = data.split("test")
+    caps = [c[0] for c in test.captions]
+    t = ev.embed_text(caps).numpy()
+    from evaluators.networks.t2m_data import pad_batch
+
+    lens = [len(m) for m in test.motions]
+    m = ev.embed_motion(torch.from_numpy(pad_batch(test.motions)), lens).numpy()
+    r = r_precision(t, m, top_k=3, batch_size=32)
+    # chance R@3 in a batch of 32 is 3/32 ~ 0.094; 8 caption classes cap R@3 near 3/(32/8)=0.75
+    print("R-precision", r)
+    assert r[2] > 0.3, r
+    cached = list((tmp_path / "evaluators").glob("*.pt"))
+    assert len(cached) == 1
+    again = train_evaluator(data, steps=150, batch_size=32, lr=1e-3, config_overrides=TINY_EVAL_CFG, seed=0)
+    torch.testing.assert_close(again.embed_text(caps[:4]), ev.embed_text(caps[:4]))
