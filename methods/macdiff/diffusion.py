@@ -1,0 +1,145 @@
+"""MacDiff training loss, conditional DDIM sampling, masked reconstruction and data augmentation.
+
+Everything here works on ONE person per row: ``[N, T, V, C]`` skeletons already normalised with
+the per-axis mean/std (see :class:`MacDiffCore.normalise`). The method class folds persons into
+the batch (``[B, 3, T, V, M] -> [B*M, T, V, 3]``) before calling in.
+
+Training (official ``Transformer.forward``): t ~ U{0..T-1}; x_t = q_sample(x, t, eps) through the
+diffusers ``DDPMScheduler.add_noise``; the encoder sees a masked (and jittered) copy; the condition
+is zeroed for ``uncond_ratio`` of the rows; loss = masked-token MSE(eps_hat, eps) +
+``lambda_uni`` * token-uniformity of the encoder tokens.
+
+Sampling: diffusers ``DDIMScheduler`` (eta = 0) with the same betas; classifier-free guidance
+``eps_u + w (eps_c - eps_u)`` computed by ONE batched decoder call over ``[cond; uncond]`` (the
+unconditional branch is the zero condition, exactly what condition dropout trained).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .model import MacDiffDecoder, MacDiffEncoder, build_condition, patchify, token_uniformity_loss, unpatchify
+from .schedule import make_schedulers
+
+
+class MacDiffCore(nn.Module):
+    """Encoder + decoder + noise schedule. Hyper-parameters as plain keyword arguments."""
+
+    def __init__(self, *, model: dict, diffusion: dict | None = None, mask_ratio: float = 0.9,
+                 uncond_ratio: float = 0.1, lambda_uni: float = 0.02, fusion: bool = True,
+                 input_mean=(0.0, 0.0, 0.0), input_var=(1.0, 1.0, 1.0)) -> None:
+        super().__init__()
+        diffusion = dict(diffusion or {})
+        self.model_cfg = dict(model)
+        self.encoder = MacDiffEncoder(**model)
+        self.decoder = MacDiffDecoder(**model)
+        self.t_patch = int(model.get("t_patch_size", 4))
+        self.patch = int(model.get("patch_size", 1))
+        self.mask_ratio, self.uncond_ratio, self.lambda_uni, self.fusion = mask_ratio, uncond_ratio, lambda_uni, fusion
+        self.num_steps = int(diffusion.get("steps", 1000))
+        self.noise_sched, self.ddim = make_schedulers(diffusion.get("schedule", "inverse_cosine"), self.num_steps,
+                                                      float(diffusion.get("tau", 1.0)))
+        # not persistent: the official model keeps them as python lists, outside its state dict
+        self.register_buffer("mean", torch.tensor(input_mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("std", torch.tensor(input_var, dtype=torch.float32).sqrt(), persistent=False)
+
+    # -- data space ------------------------------------------------------------------------------
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw coordinates ``[..., 3]`` -> normalised (per-axis mean/std of the pretraining set)."""
+        return (x - self.mean) / self.std
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+    # -- training ----------------------------------------------------------------------------------
+    def loss(self, x: torch.Tensor, x_aug: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """``x``: clean target, ``x_aug``: encoder input; both normalised ``[N, T, V, C]``."""
+        n = x.shape[0]
+        t = torch.randint(0, self.num_steps, (n,), device=x.device)
+        eps = torch.randn_like(x)
+        x_t = self.noise_sched.add_noise(x, eps, t)
+        latent, mask, ids_restore = self.encoder.forward_masked(x_aug, self.mask_ratio)
+        z = build_condition(latent, ids_restore, self.fusion)
+        keep = (torch.rand(n, device=x.device) >= self.uncond_ratio).float()
+        pred = self.decoder(x_t, t, z * keep[:, None, None])
+        per_tok = (pred - patchify(eps, self.t_patch, self.patch)).pow(2).mean(dim=-1)  # [N, L]
+        if self.mask_ratio > 0:
+            loss_diff = ((per_tok * mask).sum(-1) / mask.sum(-1)).mean()
+        else:  # nothing is masked (0% ablation): the official masked mean would be 0/0; use all tokens
+            loss_diff = per_tok.mean()
+        loss_uni = token_uniformity_loss(latent)
+        loss = loss_diff + self.lambda_uni * loss_uni
+        return loss, {"loss_diff": float(loss_diff.detach()), "loss_uni": float(loss_uni.detach())}
+
+    # -- conditioning --------------------------------------------------------------------------------
+    def condition(self, x: torch.Tensor, mask_ratio: float | None = None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """Encode a (masked) normalised skeleton into the per-token condition ``[N, L, D]``."""
+        ratio = self.mask_ratio if mask_ratio is None else mask_ratio
+        latent, _, ids_restore = self.encoder.forward_masked(x, ratio, generator=generator)
+        return build_condition(latent, ids_restore, self.fusion)
+
+    def _eps(self, x_t: torch.Tensor, t: int, z: torch.Tensor, guidance: float) -> torch.Tensor:
+        tt = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
+        if guidance == 1.0:
+            pred = self.decoder(x_t, tt, z)
+        else:  # classifier-free guidance: one batched forward over [cond; uncond]
+            both = self.decoder(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([z, torch.zeros_like(z)]))
+            cond, unc = both.chunk(2)
+            pred = unc + guidance * (cond - unc)
+        return unpatchify(pred, self.t_patch, x_t.shape[2], self.patch, x_t.shape[3])
+
+    @torch.inference_mode()
+    def sample(self, z: torch.Tensor, steps: int = 50, guidance: float = 1.0, x_start: torch.Tensor | None = None,
+               t_start: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Conditional DDIM (eta 0) -> normalised skeletons ``[N, T, V, C]``.
+
+        From pure noise by default; with ``x_start`` and ``t_start`` it starts from
+        ``q_sample(x_start, t_start)`` and runs only the DDIM steps at or below ``t_start``
+        (the partial-noise path used by diffusion data augmentation).
+        """
+        n = z.shape[0]
+        shape = (n, self.encoder.num_frames, self.encoder.num_joints, 3)
+        self.ddim.set_timesteps(steps, device=z.device)
+        timesteps = self.ddim.timesteps
+        noise = torch.randn(shape, generator=generator, device="cpu").to(z.device)
+        if x_start is not None and t_start is not None:
+            timesteps = timesteps[timesteps <= t_start]
+            if len(timesteps) == 0:
+                return x_start.clone()
+            x = self.noise_sched.add_noise(x_start, noise, timesteps[:1].repeat(n))
+        else:
+            x = noise
+        for t in timesteps:
+            eps = self._eps(x, int(t), z, guidance)
+            x = self.ddim.step(eps, t, x, eta=0.0).prev_sample
+        return x
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor, steps: int = 50, guidance: float = 1.0,
+                    mask_ratio: float | None = None, seed: int = 0) -> torch.Tensor:
+        """Masked reconstruction: encode a masked view of ``x`` (normalised) and sample from noise."""
+        gen = torch.Generator().manual_seed(seed)
+        z = self.condition(x, mask_ratio, generator=_device_gen(gen, x.device, seed))
+        return self.sample(z, steps=steps, guidance=guidance, generator=gen)
+
+    @torch.inference_mode()
+    def generate_like(self, x: torch.Tensor, steps: int, guidance: float, t_start: int | None,
+                      z_noise_std: float = 0.0, mask_ratio: float | None = None, seed: int = 0) -> torch.Tensor:
+        """A generated variant of each row of ``x`` (normalised): condition on its masked encoding
+        (plus optional Gaussian noise on the condition) and denoise from ``q_sample(x, t_start)``
+        (or from pure noise when ``t_start`` is None)."""
+        gen = torch.Generator().manual_seed(seed)
+        z = self.condition(x, mask_ratio, generator=_device_gen(gen, x.device, seed))
+        if z_noise_std > 0:
+            z = z + z_noise_std * torch.randn(z.shape, generator=gen).to(z.device)
+        return self.sample(z, steps=steps, guidance=guidance, x_start=x if t_start is not None else None,
+                           t_start=t_start, generator=gen)
+
+
+def _device_gen(gen: torch.Generator, device: torch.device, seed: int) -> torch.Generator:
+    """A generator on ``device`` (masking noise is drawn there); the CPU one when on CPU."""
+    if device.type == "cpu":
+        return gen
+    return torch.Generator(device=device).manual_seed(seed + 1)

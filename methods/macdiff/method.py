@@ -1,0 +1,248 @@
+"""The registered MacDiff method: pretraining, features, reconstruction, augmentation, fine-tune model.
+
+Skeleton tensors follow ``methods.base``: ``[B, 3, T, V=25, M=2]`` raw coordinates (feeder
+windows, ``T`` = the model's ``num_frames``). Persons are folded into the batch for the
+networks (``[B*M, T, V, 3]``); pretraining uses person 1 only (official ``one_person=True``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from methods.base import Method
+from methods.registry import register_method
+
+from . import convert
+from .diffusion import MacDiffCore
+from .finetune_model import MacDiffClassifier
+
+log = logging.getLogger(__name__)
+
+POOLINGS = ("joint", "mean")
+
+
+def fold_persons(x: torch.Tensor) -> torch.Tensor:
+    """``[B, 3, T, V, M] -> [B*M, T, V, 3]`` (official ``permute(0, 4, 2, 3, 1)``)."""
+    if x.ndim != 5 or x.shape[1] != 3:
+        raise ValueError(f"skeletons must be [B, 3, T, V, M], got {tuple(x.shape)}")
+    b, c, t, v, m = x.shape
+    return x.permute(0, 4, 2, 3, 1).reshape(b * m, t, v, c)
+
+
+def unfold_persons(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Inverse of :func:`fold_persons`."""
+    bm, t, v, c = x.shape
+    return x.reshape(bm // m, m, t, v, c).permute(0, 4, 2, 3, 1)
+
+
+def pretrain_lr_lambda(step: int, *, total: int, warmup: int, hold: int, lr: float, min_lr: float) -> float:
+    """Multiplier of ``lr`` at ``step``: linear warmup, half-cosine to ``min_lr``, then ``min_lr``
+    for the last ``hold`` steps (official ``util/lr_sched.py`` with ``min_lr_epochs``, per step)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(total - warmup - hold, 1)
+    if step >= warmup + span:
+        return min_lr / lr
+    cur = min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / span))
+    return cur / lr
+
+
+@register_method("macdiff")
+class MacDiff(Method):
+    """Masked conditional diffusion (Wu et al., ECCV 2024) for skeleton representation learning."""
+
+    task = "skeleton_ssl"
+
+    def __init__(self, cfg: dict | None = None, **kw: Any) -> None:
+        super().__init__(cfg, **kw)
+        c = self.cfg
+        torch.manual_seed(self.seed)
+        self.core = MacDiffCore(model=dict(c.get("model", {})), diffusion=c.get("diffusion"),
+                                mask_ratio=float(c.get("mask_ratio", 0.9)),
+                                uncond_ratio=float(c.get("uncond_ratio", 0.1)),
+                                lambda_uni=float(c.get("lambda_uni", 0.02)), fusion=bool(c.get("fusion", True)),
+                                input_mean=tuple(c.get("input_mean", (0.0, 0.0, 0.0))),
+                                input_var=tuple(c.get("input_var", (1.0, 1.0, 1.0)))).to(self.device)
+        if c.get("checkpoint"):
+            self.load_checkpoint(c["checkpoint"])
+
+    # -- model card --------------------------------------------------------------------------------
+    def components(self) -> dict[str, nn.Module]:
+        return {"encoder": self.core.encoder, "decoder": self.core.decoder}
+
+    @property
+    def window(self) -> int:
+        return self.core.encoder.num_frames
+
+    # -- pretraining ----------------------------------------------------------------------------------
+    def pretrain(self, dataset: Any) -> Any:
+        """Self-supervised pretraining on ``dataset.split("train")`` through the shared train loop.
+
+        ``dataset``: a :class:`~evaluators.datasets.skeleton_base.SkeletonDataset`. The feeder
+        yields ``(x, x_aug)`` pairs (random crop p in [0.5, 1], resize to the model window;
+        ``x_aug`` adds N(0, 0.005) joint noise, optionally a random rotation).
+        """
+        from methods.common.training import train
+
+        p = dict(self.cfg.get("pretrain", {}))
+        feeder = dataset.feeder("train", train=True, window=self.window, pair=True, one_person=True,
+                                noise_std=float(p.get("noise_std", 0.005)), source_rot=bool(p.get("source_rot", False)))
+        bs = int(p.get("batch_size", 128))
+        steps_per_epoch = max(len(feeder) // bs, 1)
+        total = int(p.get("total_steps") or int(p.get("epochs", 400)) * steps_per_epoch)
+        warmup = int(round(float(p.get("warmup_epochs", 20)) * steps_per_epoch))
+        hold = int(round(float(p.get("min_lr_epochs", 20)) * steps_per_epoch))
+        lr, min_lr = float(p.get("lr", 1e-3)), float(p.get("min_lr", 1e-5))
+        opt = torch.optim.AdamW(self._param_groups(float(p.get("weight_decay", 0.05))), lr=lr,
+                                betas=tuple(p.get("betas", (0.9, 0.95))))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: pretrain_lr_lambda(
+            s, total=total, warmup=warmup, hold=hold, lr=lr, min_lr=min_lr))
+        core = self.core
+
+        def step_fn(batch, step):
+            x, x_aug = batch[0].to(self.device), batch[1].to(self.device)
+            x0 = core.normalise(fold_persons(x[..., :1]))
+            xa = core.normalise(fold_persons(x_aug[..., :1]))
+            return core.loss(x0, xa)
+
+        ckpt_dir = Path(p["ckpt_dir"]) if p.get("ckpt_dir") else (self.workdir / "pretrain" if self.workdir else None)
+        state = train(modules={"core": core}, optimizer=opt, dataset=feeder, batch_size=bs, total_steps=total,
+                      step_fn=step_fn, ckpt_dir=ckpt_dir, seed=self.seed, desc="macdiff-pretrain",
+                      lr_scheduler=sched, grad_clip=p.get("grad_clip"), ckpt_every=int(p.get("ckpt_every", 200)),
+                      stop_after=p.get("stop_after"))
+        core.eval()
+        return state
+
+    def _param_groups(self, wd: float) -> list[dict]:
+        # timm add_weight_decay (official main_pretrain.py): no decay for 1-D params and biases
+        decay, no_decay = [], []
+        for name, prm in self.core.named_parameters():
+            (no_decay if prm.ndim <= 1 or name.endswith(".bias") else decay).append(prm)
+        return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": wd}]
+
+    # -- representation ---------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, skeletons: torch.Tensor, pooling: str = "joint", batch_size: int = 256) -> torch.Tensor:
+        """Frozen unmasked features ``[B, 3, T, V, M]`` -> ``[B, V*D]`` (``joint``, MacDiff
+        linprobe2: mean over persons and time) or ``[B, D]`` (``mean``, MAMP: also over joints)."""
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.core.eval()
+        out = []
+        for chunk in torch.split(skeletons, batch_size):
+            b, m = chunk.shape[0], chunk.shape[-1]
+            f = self.core.encoder(self.core.normalise(fold_persons(chunk.to(self.device).float())))
+            f = f.reshape(b, m, *f.shape[1:])  # [B, M, TP, VP, D]
+            f = f.mean(dim=(1, 2)).reshape(b, -1) if pooling == "joint" else f.mean(dim=(1, 2, 3))
+            out.append(f.float().cpu())
+        return torch.cat(out)
+
+    def finetune_model(self, num_classes: int, drop_path: float = 0.3, head_dropout: float = 0.3) -> nn.Module:
+        """A fresh classifier (encoder copy with drop-path + MacDiff fine-tune head) initialised
+        from the pretrained encoder; see :class:`MacDiffClassifier`."""
+        model = MacDiffClassifier(self.core.model_cfg, num_classes, drop_path=drop_path, head_dropout=head_dropout,
+                                  mean=self.core.mean, std=self.core.std)
+        model.encoder.load_state_dict(self.core.encoder.state_dict())
+        return model.to(self.device)
+
+    # -- generation --------------------------------------------------------------------------------------
+    def _sampling(self) -> dict:
+        return dict(self.cfg.get("sampling", {}))
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor, steps: int | None = None, guidance: float | None = None,
+                    mask_ratio: float | None = None, seed: int | None = None) -> torch.Tensor:
+        """Masked reconstruction ``[B, 3, T, V, M] -> [B, 3, T, V, M]`` (raw coordinates).
+
+        Each person is encoded from a randomly masked view (``mask_ratio``, default the training
+        ratio) and re-generated by conditional DDIM from pure noise; absent (all-zero) persons
+        stay zero.
+        """
+        s = self._sampling()
+        self.core.eval()
+        m = x.shape[-1]
+        rows = fold_persons(x.to(self.device).float())
+        out = self.core.reconstruct(self.core.normalise(rows), steps=int(steps or s.get("ddim_steps", 50)),
+                                    guidance=float(guidance if guidance is not None else s.get("guidance", 1.0)),
+                                    mask_ratio=mask_ratio if mask_ratio is not None else s.get("mask_ratio"),
+                                    seed=self.seed if seed is None else seed)
+        out = self.core.denormalise(out) * (rows.abs().sum(dim=(1, 2, 3)) > 0).float()[:, None, None, None]
+        return unfold_persons(out, m).cpu()
+
+    @torch.inference_mode()
+    def augment(self, x: torch.Tensor, y: torch.Tensor | np.ndarray, ratio: float,
+                seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Diffusion data augmentation: ``round(ratio * N)`` label-preserving generated windows.
+
+        ``x [N, 3, T, V, M]`` labelled windows, ``y [N]``. Sample ``i`` of the output is a variant
+        of input ``idx[i]`` (the labelled set repeated ``floor(ratio)`` times, then a seeded random
+        subset for the fractional part) with label ``y[idx[i]]``: encode a masked view, optionally
+        perturb the condition (``z_noise_std``), noise the window to ``t_start`` and denoise with
+        DDIM (official ``feeder_ntu_semi.expand_dataset`` / ``random_modify``).
+        """
+        a = dict(self.cfg.get("augment", {}))
+        n = len(x)
+        y = torch.as_tensor(np.asarray(y), dtype=torch.long)
+        n_gen = int(round(ratio * n))
+        if n_gen <= 0 or n == 0:
+            return x.new_zeros((0, *x.shape[1:])), y.new_zeros((0,))
+        seed = self.seed if seed is None else seed
+        rng = np.random.RandomState(seed)
+        idx = np.concatenate([np.tile(np.arange(n), n_gen // n), rng.permutation(n)[: n_gen % n]]).astype(np.int64)
+        t_start = a.get("t_start", 400)
+        outs, bs = [], int(a.get("batch_size", 64))
+        for k, part in enumerate(np.array_split(idx, max(1, math.ceil(len(idx) / bs)))):
+            xb = x[torch.from_numpy(part)].to(self.device).float()
+            m = xb.shape[-1]
+            rows = fold_persons(xb)
+            gen = self.core.generate_like(self.core.normalise(rows), steps=int(a.get("ddim_steps", 50)),
+                                          guidance=float(a.get("guidance", 1.0)),
+                                          t_start=None if t_start is None else int(t_start),
+                                          z_noise_std=float(a.get("z_noise_std", 0.0)),
+                                          mask_ratio=a.get("mask_ratio"), seed=seed + 7919 * k)
+            gen = self.core.denormalise(gen) * (rows.abs().sum(dim=(1, 2, 3)) > 0).float()[:, None, None, None]
+            outs.append(unfold_persons(gen, m).cpu())
+        return torch.cat(outs), y[torch.from_numpy(idx)]
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load our checkpoints (``state_dict()`` files or the train loop's ``last.pt``) or an official
+        MacDiff/MAMP checkpoint (converted by :mod:`methods.macdiff.convert`). Official
+        pretraining checkpoints load strictly; encoder-only (downstream) ones load the encoder."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # official files pickle argparse args; only for files the user points at
+            log.warning("%s is not a weights-only file; loading it with full unpickling", path)
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        self.load_state_any(obj, source=str(path))
+
+    def load_state_any(self, obj: Any, source: str = "<state>") -> None:
+        if isinstance(obj, dict) and "modules" in obj and "core" in obj.get("modules", {}):
+            self.core.load_state_dict(obj["modules"]["core"])
+            return
+        if isinstance(obj, dict) and "encoder" in obj and isinstance(obj["encoder"], dict):
+            self.core.encoder.load_state_dict(obj["encoder"])
+            if "decoder" in obj:
+                self.core.decoder.load_state_dict(obj["decoder"])
+            return
+        flat = convert.unwrap(obj)
+        if not convert.is_official(flat):
+            raise ValueError(f"{source}: neither our checkpoint layout nor the official MacDiff/MAMP one")
+        enc, dec, head = convert.convert_official(flat)
+        self.core.encoder.load_state_dict(enc, strict=True)
+        if dec:
+            self.core.decoder.load_state_dict(dec, strict=True)
+        else:
+            log.info("%s: encoder-only (downstream) checkpoint; decoder left as is", source)
+        if head:
+            log.info("%s: ignoring %d classification-head tensors", source, len(head))
