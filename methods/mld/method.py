@@ -1,0 +1,287 @@
+"""MLD (Chen et al., CVPR 2023): motion VAE + conditional latent diffusion, registered as ``mld``.
+
+``fit(dataset)`` trains the VAE (reconstruction + KL), freezes it, then trains the latent
+denoiser with ε-prediction and 10 % condition dropping (classifier-free guidance), both
+through the shared loop ``methods.common.training.train``. ``generate`` runs CFG DDIM in the
+latent space and decodes with the VAE; ``reconstruct`` decodes the posterior mean.
+
+Config: see ``configs/method/mld.yaml`` (keys documented there). Sizes at ``scale=paper`` are
+the official HumanML3D configuration (MLD-1: latent 1x256, 9+9 VAE layers, 9 denoiser layers,
+4 heads, FF 1024). Faithfulness and deviations: ``methods/mld/README.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from evaluators.io import atomic_torch_save
+from methods.base import Method
+from methods.mld import convert
+from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
+from methods.mld.denoiser import LatentDenoiser
+from methods.mld.diffusion import ddim_sample, diffusion_loss, make_train_scheduler
+from methods.mld.vae import MotionVAE, vae_loss
+from methods.registry import register_method
+
+log = logging.getLogger(__name__)
+
+_VAE_ARCH = ("latent_size", "latent_dim", "ff_size", "num_layers", "num_heads", "dropout", "activation",
+             "normalize_before")
+_DEN_ARCH = ("ff_size", "num_layers", "num_heads", "dropout", "activation", "normalize_before", "arch",
+             "skip_connect")
+
+
+@register_method("mld")
+class MLD(Method):
+    """Motion Latent Diffusion: ``MotionGenerator`` + ``Reconstructor`` (text or action conditions)."""
+
+    task = "text2motion"
+
+    def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
+        super().__init__(cfg, device=device, seed=seed, workdir=workdir)
+        c = self.cfg
+        self.condition = c.get("condition", "text")
+        if self.condition not in ("text", "action"):
+            raise ValueError(f"mld: condition must be 'text' or 'action', got {self.condition!r}")
+        if self.condition == "action":
+            self.task = "action2motion"
+        self.diff_cfg = dict(c.get("diffusion") or {})
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
+        self._text_encoder: nn.Module | None = None
+        torch.manual_seed(seed)
+        self._build(int(c.get("nfeats", 263)), int(c.get("nclasses", 0) or 0))
+
+    # -- construction ---------------------------------------------------------------------
+    def _build(self, nfeats: int, nclasses: int) -> None:
+        v, d = dict(self.cfg.get("vae") or {}), dict(self.cfg.get("denoiser") or {})
+        self.nfeats, self.nclasses = nfeats, nclasses
+        self.vae = MotionVAE(nfeats, **{k: v[k] for k in _VAE_ARCH if k in v}).to(self.device)
+        text_dim = self._text_dim() if self.condition == "text" else 0
+        self.denoiser = LatentDenoiser(
+            latent_size=self.vae.latent_size, latent_dim=self.vae.latent_dim, condition=self.condition,
+            text_encoded_dim=text_dim, nclasses=nclasses, **{k: d[k] for k in _DEN_ARCH if k in d},
+        ).to(self.device)
+
+    def _text_dim(self) -> int:
+        te = dict(self.cfg.get("text_encoder") or {})
+        if "dim" in te and te["dim"]:
+            return int(te["dim"])
+        return 768 if te.get("kind", "minilm") == "clip" else 384  # CLIP-L projection / MiniLM
+
+    @property
+    def text_encoder(self) -> nn.Module:
+        if self._text_encoder is None:
+            from methods.mld.text_encoder import FrozenTextEncoder
+
+            te = dict(self.cfg.get("text_encoder") or {})
+            self._text_encoder = FrozenTextEncoder(te.get("kind", "minilm"), te.get("clip_path")).to(self.device)
+            if self._text_encoder.dim != self.denoiser.text_encoded_dim:
+                raise ValueError(f"text encoder gives {self._text_encoder.dim}-d embeddings, the denoiser expects "
+                                 f"{self.denoiser.text_encoded_dim} (set text_encoder.dim)")
+        return self._text_encoder
+
+    def components(self) -> dict[str, nn.Module]:
+        return {"vae": self.vae, "denoiser": self.denoiser}
+
+    def frozen_components(self) -> dict[str, nn.Module]:
+        return {"text_encoder": self.text_encoder.model} if self.condition == "text" else {}
+
+    def sampler_settings(self) -> dict[str, Any]:
+        """What a run record should say about sampling."""
+        return {"sampler": "ddim", "steps": int(self.diff_cfg.get("steps", 50)),
+                "guidance_scale": float(self.diff_cfg.get("guidance_scale", 7.5)),
+                "eta": float(self.diff_cfg.get("eta", 0.0)), "timestep_spacing": "leading", "steps_offset": 1,
+                "latent_shape": [self.vae.latent_size, self.vae.latent_dim]}
+
+    # -- conditions -----------------------------------------------------------------------------
+    def encode_conditions(self, conditions: Sequence[Any] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (cond, uncond) inputs of the denoiser for ``n`` samples; ``None`` entries are empty."""
+        if conditions is not None and len(conditions) != n:
+            raise ValueError(f"got {len(conditions)} conditions for {n} lengths")
+        conds = list(conditions) if conditions is not None else [None] * n
+        if self.condition == "text":
+            texts = ["" if c is None else str(c) for c in conds]  # official: "" is the empty condition
+            return self.text_encoder(texts), self.text_encoder([""] * n)
+        ids = torch.tensor([-1 if c is None else int(c) for c in conds], device=self.device)
+        return ids, torch.full_like(ids, -1)  # official EmbedAction: zero vector = no action
+
+    def _train_cond(self, conds: list) -> torch.Tensor:
+        p = float(self.diff_cfg.get("guidance_uncondp", 0.1))
+        drop = (torch.rand(len(conds)) < p).tolist()  # global RNG: resumable through train()'s RNG state
+        if self.condition == "text":
+            return self.text_encoder(["" if dr else c for c, dr in zip(conds, drop)])
+        return torch.tensor([-1 if dr else int(c) for c, dr in zip(conds, drop)], device=self.device)
+
+    # -- normalisation ----------------------------------------------------------------------------
+    def set_normalization(self, mean, std) -> None:
+        self.mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(-1).to(self.device)
+        self.std = torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(-1).to(self.device)
+
+    def _need_stats(self) -> None:
+        if self.mean is None or self.std is None:
+            raise RuntimeError("mld: no Mean/Std yet - call fit(dataset) (it also loads cfg.checkpoint) or "
+                               "set_normalization(mean, std) before generate/reconstruct")
+
+    # -- training -------------------------------------------------------------------------------------
+    def fit(self, dataset) -> None:
+        """Train the VAE, then the denoiser (or load ``cfg.checkpoint`` and take Mean/Std from ``dataset``)."""
+        from methods.mld.support import dataset_parts
+
+        base, mean, std, nclasses = dataset_parts(dataset, self.condition)
+        if mean is None:
+            mean, std = feature_stats(base)
+        if len(mean) != self.nfeats or (self.condition == "action" and nclasses != self.nclasses):
+            log.info("mld: rebuilding for %d features / %d classes", len(mean), nclasses)
+            self._build(len(mean), nclasses)
+        self.set_normalization(mean, std)
+        if self.cfg.get("checkpoint"):
+            self.load_checkpoint(self.cfg["checkpoint"])
+            return
+        view = NormalizedView(base, mean, std, self.condition, self.cfg.get("max_motion_len"))
+        self._fit_vae(view)
+        self._fit_denoiser(view)
+        if self.workdir is not None:
+            self.save_checkpoint(self.workdir / "mld.pt")
+            from methods.mld.support import render_demo
+
+            render_demo(self, self.workdir / "samples", base)
+
+    def _steps(self, stage: dict, n: int) -> int:
+        if stage.get("steps"):
+            return int(stage["steps"])
+        return int(stage.get("epochs", 1)) * max(1, n // int(stage.get("batch_size", 64)))
+
+    def _train(self, module: nn.Module, stage: dict, view, step_fn, name: str) -> None:
+        from methods.common.training import train
+
+        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=float(stage.get("lr", 1e-4)))
+        ckpt = self.workdir / name if self.workdir is not None else None
+        module.train()
+        state = train(modules={name: module}, optimizer=opt, dataset=view, batch_size=int(stage.get("batch_size", 64)),
+                      total_steps=self._steps(stage, len(view)), step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
+                      desc=f"mld-{name}", collate_fn=collate, grad_clip=stage.get("grad_clip"),
+                      ckpt_every=int(stage.get("ckpt_every", 200)))
+        module.eval()
+        log.info("mld-%s: %d steps, last logs %s", name, state.step, state.logs)
+
+    def _fit_vae(self, view) -> None:
+        v = dict(self.cfg.get("vae") or {})
+
+        def step_fn(batch, step):
+            x, lengths = batch["motion"].to(self.device), batch["length"].to(self.device)
+            x_hat, mu, logvar = self.vae(x, lengths)
+            return vae_loss(x_hat, x, lengths, mu, logvar, float(v.get("kl_weight", 1e-4)), v.get("rec_loss", "mse"))
+
+        self._train(self.vae, v, view, step_fn, "vae")
+
+    def _fit_denoiser(self, view) -> None:
+        d = dict(self.cfg.get("denoiser") or {})
+        sched = make_train_scheduler(self.diff_cfg)
+        self.vae.eval().requires_grad_(False)
+
+        def step_fn(batch, step):
+            x, lengths = batch["motion"].to(self.device), batch["length"].to(self.device)
+            with torch.no_grad():  # official: diffusion on a posterior SAMPLE of the frozen VAE
+                z0, _, _ = self.vae.encode(x, lengths)
+            loss = diffusion_loss(self.denoiser, sched, z0, self._train_cond(batch["cond"]))
+            return loss, {"eps_mse": float(loss.detach())}
+
+        self._train(self.denoiser, d, view, step_fn, "denoiser")
+
+    # -- inference ----------------------------------------------------------------------------------
+    def sample_latents(self, cond: torch.Tensor, uncond: torch.Tensor | None, z_T: torch.Tensor,
+                       steps: int | None = None, guidance_scale: float | None = None,
+                       eta: float | None = None) -> torch.Tensor:
+        """CFG DDIM from a given initial latent ``z_T [B, n, d]`` -> ``z_0`` (deterministic for η = 0)."""
+        self.denoiser.eval()
+        return ddim_sample(self.denoiser, cond, uncond, z_T.to(self.device),
+                           steps=int(steps or self.diff_cfg.get("steps", 50)),
+                           guidance_scale=float(self.diff_cfg.get("guidance_scale", 7.5) if guidance_scale is None
+                                                else guidance_scale),
+                           eta=float(self.diff_cfg.get("eta", 0.0) if eta is None else eta),
+                           scheduler_cfg=self.diff_cfg)
+
+    def _denorm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None])[..., None]
+        return (x * self.std + self.mean) * mask
+
+    def generate(self, conditions: Sequence[Any] | None, lengths: Sequence[int], steps: int | None = None,
+                 z_T: torch.Tensor | None = None) -> torch.Tensor:
+        """Captions / action ids / ``None`` + lengths -> RAW motions ``[B, max(lengths), D]`` (zero-padded).
+
+        Action-conditioned models return ``[B, T, J, 3]`` (the action datasets' representation).
+        ``z_T`` (optional, ``[B, n, d]``) fixes the initial noise; otherwise it is drawn from the
+        global torch RNG (so a protocol's seed fixes it).
+        """
+        self._need_stats()
+        lengths_t = torch.as_tensor(list(lengths), dtype=torch.long, device=self.device)
+        if len(lengths_t) == 0:
+            return torch.zeros(0, 0, self.nfeats)
+        B, T = len(lengths_t), int(lengths_t.max())
+        chunk = int(self.cfg.get("gen_batch_size", 256))
+        if z_T is None:
+            z_T = torch.randn(B, self.vae.latent_size, self.vae.latent_dim)
+        outs = []
+        self.vae.eval()
+        with torch.inference_mode():
+            for s in range(0, B, chunk):
+                sl = slice(s, min(B, s + chunk))
+                sub = None if conditions is None else list(conditions)[sl]
+                cond, uncond = self.encode_conditions(sub, sl.stop - sl.start)
+                z0 = self.sample_latents(cond, uncond, z_T[sl], steps)
+                x = self.vae.decode(z0, lengths_t[sl], max_len=T)
+                outs.append(self._denorm(x, lengths_t[sl]).cpu())
+        out = torch.cat(outs)
+        return out.reshape(B, T, -1, 3) if self.condition == "action" else out
+
+    def reconstruct(self, x: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
+        """RAW zero-padded motions ``[B, T, D]`` (or ``[B, T, J, 3]``) -> VAE reconstruction from μ, same shape."""
+        self._need_stats()
+        shape = x.shape
+        x = x.reshape(shape[0], shape[1], -1).float().to(self.device)
+        lengths_t = (infer_lengths(x) if lengths is None else torch.as_tensor(list(lengths))).to(self.device)
+        self.vae.eval()
+        with torch.inference_mode():
+            z, _, _ = self.vae.encode((x - self.mean) / self.std, lengths_t, sample=False)
+            out = self._denorm(self.vae.decode(z, lengths_t, max_len=shape[1]), lengths_t)
+        return out.reshape(shape).cpu()
+
+    # -- checkpoints / model card -------------------------------------------------------------------
+    def save_checkpoint(self, path: str | Path) -> None:
+        extra = {"mean": None if self.mean is None else self.mean.cpu(),
+                 "std": None if self.std is None else self.std.cpu(),
+                 "nfeats": self.nfeats, "nclasses": self.nclasses, "condition": self.condition}
+        atomic_torch_save({"components": self.state_dict(), "extra": extra}, path)
+
+    def load_checkpoint(self, path: str | Path) -> dict[str, Any]:
+        """Load our checkpoint or the authors' Lightning checkpoint (via ``convert.py``), strictly."""
+        comps, info = convert.load_any(path)
+        sizes = info.get("sizes") or {}
+        extra = info.get("extra") or {}
+        nfeats = int(sizes.get("nfeats", extra.get("nfeats", self.nfeats)))
+        nclasses = int(sizes.get("nclasses", extra.get("nclasses", self.nclasses)) or 0)
+        if "text_encoded_dim" in sizes and sizes["text_encoded_dim"] != self.denoiser.text_encoded_dim:
+            raise ValueError(f"{path}: the denoiser was trained on {sizes['text_encoded_dim']}-d text embeddings "
+                             f"but text_encoder gives {self.denoiser.text_encoded_dim}-d; for the official weights "
+                             "use text_encoder.kind=clip text_encoder.clip_path=<local CLIP ViT-L/14>")
+        if nfeats != self.nfeats or nclasses != self.nclasses:
+            self._build(nfeats, nclasses)
+        self.load_state_dict(comps, strict=True)
+        if extra.get("mean") is not None:
+            self.set_normalization(extra["mean"], extra["std"])
+        self.vae.eval()
+        self.denoiser.eval()
+        return info
+
+    def gmacs(self) -> dict[str, float]:
+        from methods.mld.support import count_gmacs
+
+        return count_gmacs(self)

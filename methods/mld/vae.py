@@ -1,0 +1,114 @@
+"""MLD motion VAE: transformer encoder/decoder with long skip connections (paper Sec. 3.1).
+
+Follows ``mld/models/architectures/mld_vae.py`` (``MldVae``, ``arch=encoder_decoder``,
+``PE_TYPE=mld``, ``MLP_DIST=False``) of the official code:
+
+- encoder: ``2n`` learnable distribution tokens (``global_motion_token``, the first ``n`` give
+  μ, the last ``n`` give log σ²) are prepended to the embedded frames (``skel_embedding``);
+  learned positions are added to the whole sequence; a skip-connected transformer encoder
+  with padding masked; z = μ + σ·ε (``latent [B, n, d]``; MLD-n has ``n`` latent tokens).
+- decoder: ``T`` zero queries plus learned positions attend to the latent ``z`` (memory) in a
+  skip-connected transformer decoder, so any output length can be produced; ``final_layer``
+  maps back to the feature width; padded frames are set to zero.
+
+Key names equal the official ones (prefix ``vae.`` in the Lightning checkpoint).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from methods.mld.layers import (
+    LearnedPositionalEncoding,
+    SkipTransformerDecoder,
+    SkipTransformerEncoder,
+    TransformerDecoderLayer,
+    TransformerEncoderLayer,
+    lengths_to_mask,
+)
+
+
+class MotionVAE(nn.Module):
+    """features ``[B, T, nfeats]`` + lengths <-> latent ``[B, n, d]``.
+
+    Args:
+        nfeats: per-frame feature width (263 HumanML3D, 251 KIT).
+        latent_size: number of latent tokens ``n`` (MLD-1: 1, MLD-7: 7).
+        latent_dim: token width ``d`` (256 in the paper).
+        ff_size, num_layers, num_heads, dropout, activation, normalize_before: transformer sizes
+            (paper: 1024, 9, 4, 0.1, gelu, post-norm).
+        max_len: size of the learned positional tables (official 500).
+    """
+
+    def __init__(self, nfeats: int, latent_size: int = 1, latent_dim: int = 256, ff_size: int = 1024,
+                 num_layers: int = 9, num_heads: int = 4, dropout: float = 0.1, activation: str = "gelu",
+                 normalize_before: bool = False, max_len: int = 500) -> None:
+        super().__init__()
+        self.nfeats, self.latent_size, self.latent_dim = nfeats, latent_size, latent_dim
+        d = latent_dim
+        self.query_pos_encoder = LearnedPositionalEncoding(d, max_len)
+        self.query_pos_decoder = LearnedPositionalEncoding(d, max_len)
+        enc_layer = TransformerEncoderLayer(d, num_heads, ff_size, dropout, activation, normalize_before)
+        self.encoder = SkipTransformerEncoder(enc_layer, num_layers, nn.LayerNorm(d))
+        dec_layer = TransformerDecoderLayer(d, num_heads, ff_size, dropout, activation, normalize_before)
+        self.decoder = SkipTransformerDecoder(dec_layer, num_layers, nn.LayerNorm(d))
+        self.global_motion_token = nn.Parameter(torch.randn(2 * latent_size, d))
+        self.skel_embedding = nn.Linear(nfeats, d)
+        self.final_layer = nn.Linear(d, nfeats)
+
+    def encode_dist(self, features: torch.Tensor, lengths) -> tuple[torch.Tensor, torch.Tensor]:
+        """features ``[B, T, nfeats]`` -> (mu, logvar), each ``[B, n, d]``."""
+        B, T, _ = features.shape
+        mask = lengths_to_mask(lengths, T, features.device)
+        x = self.skel_embedding(features)
+        dist = self.global_motion_token[None].expand(B, -1, -1)
+        xseq = self.query_pos_encoder(torch.cat([dist, x], dim=1))
+        pad = torch.cat([torch.zeros(B, dist.shape[1], dtype=torch.bool, device=x.device), ~mask], dim=1)
+        out = self.encoder(xseq, src_key_padding_mask=pad)[:, : dist.shape[1]]
+        return out[:, : self.latent_size], out[:, self.latent_size:]
+
+    def encode(self, features: torch.Tensor, lengths, sample: bool = True,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (z, mu, logvar) ``[B, n, d]``; ``sample=False`` returns z = mu (deterministic)."""
+        mu, logvar = self.encode_dist(features, lengths)
+        if not sample:
+            return mu, mu, logvar
+        std = (0.5 * logvar).exp()
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + std * eps, mu, logvar
+
+    def decode(self, z: torch.Tensor, lengths, max_len: int | None = None) -> torch.Tensor:
+        """latent ``[B, n, d]`` -> features ``[B, T, nfeats]`` (T = max(lengths)), zero beyond each length."""
+        lengths_t = torch.as_tensor(lengths, device=z.device)
+        T = int(max_len if max_len is not None else lengths_t.max())
+        mask = lengths_to_mask(lengths_t, T, z.device)
+        queries = self.query_pos_decoder(torch.zeros(z.shape[0], T, self.latent_dim, device=z.device, dtype=z.dtype))
+        out = self.final_layer(self.decoder(queries, z, tgt_key_padding_mask=~mask))
+        return out * mask[..., None].to(out.dtype)
+
+    def forward(self, features: torch.Tensor, lengths) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction pass for training: -> (x_hat ``[B, T, nfeats]``, mu, logvar)."""
+        z, mu, logvar = self.encode(features, lengths)
+        return self.decode(z, lengths, max_len=features.shape[1]), mu, logvar
+
+
+def vae_loss(x_hat: torch.Tensor, x: torch.Tensor, lengths, mu: torch.Tensor, logvar: torch.Tensor,
+             kl_weight: float = 1e-4, rec_loss: str = "mse") -> tuple[torch.Tensor, dict[str, float]]:
+    """Reconstruction + λ_KL · KL(N(mu, σ²) || N(0, I)) (paper: "MSE-loss and KL-loss").
+
+    The reconstruction term is averaged over valid frames only. ``rec_loss="smooth_l1"``
+    reproduces the official code's choice (``MLDLosses``: ``SmoothL1Loss`` on features);
+    the KL is averaged over latent elements as ``kl_divergence(q, p).mean()`` there.
+    """
+    mask = lengths_to_mask(lengths, x.shape[1], x.device)[..., None].to(x.dtype)
+    if rec_loss == "mse":
+        err = (x_hat - x) ** 2
+    elif rec_loss == "smooth_l1":
+        err = torch.nn.functional.smooth_l1_loss(x_hat, x, reduction="none")
+    else:
+        raise ValueError(f"vae.rec_loss must be 'mse' or 'smooth_l1', got {rec_loss!r}")
+    rec = (err * mask).sum() / (mask.sum() * x.shape[-1]).clamp_min(1)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+    loss = rec + kl_weight * kl
+    return loss, {"rec": float(rec.detach()), "kl": float(kl.detach())}
