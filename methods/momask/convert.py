@@ -1,0 +1,118 @@
+"""Load MoMask weights: our ``<method>.pt`` or the official release layout.
+
+Official layout (EricGuo5513/momask-codes, ``checkpoints/<t2m|kit>/<run>/model/*.tar``):
+
+- tokenizer run: ``net_best_fid.tar`` with the RVQVAE state dict under ``vq_model`` (or ``net``);
+- masked-transformer run: ``net_best_fid.tar`` / ``latest.tar`` under ``t2m_transformer`` (or ``trans``);
+- residual-transformer run: ``net_best_fid.tar`` under ``res_transformer``;
+- dataset statistics, when shipped: ``<run>/meta/mean.npy`` and ``std.npy``.
+
+Our modules keep the official key names, so the mapping only (a) drops the frozen
+``clip_model.*`` entries, (b) adds the EMA statistics our quantizer keeps as buffers
+(``code_sum = codebook``, ``code_count = 1``, ``initted = True``: the state the official
+``init_codebook`` leaves, so further training continues as the official code would).
+Loading is strict: every other key and shape must match.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+ROLE_KEYS = {"tokenizer": ("vq_model", "net"), "mask_transformer": ("t2m_transformer", "trans"),
+             "residual_transformer": ("res_transformer",)}
+PREFERRED = ("net_best_fid.tar", "latest.tar")
+
+
+def convert_tokenizer(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official RVQVAE state dict -> ours (adds EMA buffers per quantizer layer)."""
+    out = dict(sd)
+    for k, v in sd.items():
+        if k.startswith("quantizer.layers.") and k.endswith(".codebook"):
+            base = k[: -len("codebook")]
+            out.setdefault(base + "code_sum", v.clone())
+            out.setdefault(base + "code_count", torch.ones(v.shape[0], dtype=v.dtype))
+            out.setdefault(base + "initted", torch.ones((), dtype=torch.bool))
+    return out
+
+
+def convert_transformer(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official MaskTransformer / ResidualTransformer state dict -> ours (drops frozen CLIP)."""
+    return {k: v for k, v in sd.items() if not k.startswith("clip_model.")}
+
+
+CONVERTERS = {"tokenizer": convert_tokenizer, "mask_transformer": convert_transformer,
+              "residual_transformer": convert_transformer}
+
+
+def _role(ckpt: dict) -> tuple[str, str] | None:
+    for role, keys in ROLE_KEYS.items():
+        for key in keys:
+            if key in ckpt:
+                return role, key
+    return None
+
+
+def find_official(root: Path) -> dict[str, tuple[Path, str]]:
+    """Map role -> (file, key) for the official ``*.tar`` files under ``root`` (best-FID preferred)."""
+    found: dict[str, tuple[Path, str]] = {}
+    files = sorted(root.rglob("*.tar"), key=lambda p: (PREFERRED.index(p.name) if p.name in PREFERRED else 9, str(p)))
+    for f in files:
+        ckpt = torch.load(f, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict):
+            continue
+        r = _role(ckpt)
+        if r is not None and r[0] not in found:
+            found[r[0]] = (f, r[1])
+    return found
+
+
+def load_official(method, root: Path) -> list[str]:
+    """Load every official component found under ``root`` into ``method``; returns the roles loaded."""
+    found = find_official(root)
+    if "tokenizer" not in found or "mask_transformer" not in found:
+        raise FileNotFoundError(f"{root}: no official MoMask tokenizer/transformer checkpoints found "
+                                f"(expected */model/net_best_fid.tar with keys {ROLE_KEYS}); found {sorted(found)}")
+    comps = method.components()
+    for role, (f, key) in found.items():
+        if role not in comps:
+            log.warning("%s: %s present but this method has no %s", f, key, role)
+            continue
+        sd = CONVERTERS[role](torch.load(f, map_location="cpu", weights_only=False)[key])
+        try:
+            comps[role].load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"{f} [{key}] does not match the configured {role} (check scale=paper and "
+                             f"text_encoder kind=clip dim=512 for the released weights): {e}") from e
+        log.info("loaded %s from %s [%s]", role, f, key)
+    for d in [found["tokenizer"][0].parents[1] / "meta", *root.rglob("meta")]:
+        if (d / "mean.npy").exists() and (d / "std.npy").exists():
+            method.mean = torch.from_numpy(np.load(d / "mean.npy")).float()
+            method.std = torch.from_numpy(np.load(d / "std.npy")).float()
+            break
+    else:
+        log.warning("%s: no meta/mean.npy,std.npy; keeping the dataset statistics", root)
+    return sorted(found)
+
+
+def load_into(method, path: Path) -> None:
+    """Load ``path``: our checkpoint file, a folder holding one, or an official release folder."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    ours = path if path.is_file() else path / f"{method.registry_name}.pt"
+    if ours.is_file():
+        ckpt = torch.load(ours, map_location="cpu", weights_only=False)
+        if isinstance(ckpt, dict) and str(ckpt.get("format", "")).startswith("motionrepro-"):
+            method.load_state_dict(ckpt["state"])
+            method.to(method.device)
+            return
+        if path.is_file():
+            raise ValueError(f"{path}: not a motionrepro checkpoint (no 'format' key); pass the official folder")
+    load_official(method, path if path.is_dir() else path.parent)
+    method.to(method.device)

@@ -1,0 +1,110 @@
+"""Mask schedules, BERT-style corruption and confidence-based iterative decoding (MoMask Sec. 3.2).
+
+Source of every number: EricGuo5513/momask-codes ``models/mask_transformer/{tools,transformer}.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def cosine_schedule(t: torch.Tensor) -> torch.Tensor:
+    """Mask ratio ``gamma(t) = cos(pi t / 2)`` for ``t`` in [0, 1]."""
+    return torch.cos(t * math.pi * 0.5)
+
+
+def lengths_to_pad(lengths: torch.Tensor, n: int) -> torch.Tensor:
+    """``[B]`` token lengths -> ``[B, n]`` bool, True = padding."""
+    return torch.arange(n, device=lengths.device)[None] >= lengths[:, None]
+
+
+def num_masked(ratio: torch.Tensor, n: int | torch.Tensor) -> torch.Tensor:
+    """Official count ``round(n * ratio)`` clamped to >= 1 (``n`` = padded length in training)."""
+    return (n * ratio).round().clamp(min=1)
+
+
+def random_mask(pad: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """Random positions to mask ``[B, N]`` bool: the ``round(N * ratio)`` first of a random
+    permutation, restricted to non-pad positions (official training masking)."""
+    b, n = pad.shape
+    count = num_masked(ratio, n)
+    ranks = torch.rand(b, n, device=pad.device).argsort(-1).argsort(-1)
+    return (ranks < count[:, None]) & ~pad
+
+
+def bert_corrupt(ids: torch.Tensor, mask: torch.Tensor, num_tokens: int, mask_id: int,
+                 p_random: float = 0.1, p_mask_of_rest: float = 0.88) -> torch.Tensor:
+    """Input ids for masked positions: 10% a random code, 88% of the rest ``[MASK]``, the rest unchanged."""
+    rand_sel = (torch.rand(mask.shape, device=ids.device) < p_random) & mask
+    x = torch.where(rand_sel, torch.randint_like(ids, num_tokens), ids)
+    mask_sel = (torch.rand(mask.shape, device=ids.device) < p_mask_of_rest) & mask & ~rand_sel
+    return torch.where(mask_sel, torch.full_like(ids, mask_id), x)
+
+
+def masked_token_ce(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy on masked positions: (mean loss, per-token loss ``[B, N]`` (0 where unmasked))."""
+    target = torch.where(mask, ids, torch.zeros_like(ids))  # unmasked/pad targets are ignored
+    per = F.cross_entropy(logits.transpose(1, 2), target, reduction="none") * mask
+    return per.sum() / mask.sum().clamp(min=1), per
+
+
+def top_k_filter(logits: torch.Tensor, thres: float = 0.9) -> torch.Tensor:
+    """Keep the top ``ceil((1 - thres) K)`` logits, ``-inf`` elsewhere (official ``top_k``)."""
+    k = max(1, math.ceil((1 - thres) * logits.shape[-1]))
+    val, ind = logits.topk(k, dim=-1)
+    return torch.full_like(logits, float("-inf")).scatter_(-1, ind, val)
+
+
+def sample_ids(logits: torch.Tensor, temperature: float = 1.0, topk_thres: float = 0.9, gumbel: bool = False,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample ``[B, N]`` ids from ``logits [B, N, K]`` after top-k filtering.
+
+    Categorical on ``softmax(filtered)/temperature`` (official default), or Gumbel-max.
+    """
+    filt = top_k_filter(logits, topk_thres)
+    if gumbel:
+        u = torch.rand(filt.shape, generator=generator, device=filt.device).clamp_(1e-20, 1.0)
+        return (filt / max(temperature, 1e-10) - torch.log(-torch.log(u).clamp(min=1e-20))).argmax(-1)
+    probs = F.softmax(filt / max(temperature, 1e-10), dim=-1)
+    flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
+    return flat.view(probs.shape[:-1])
+
+
+LogitsFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@torch.inference_mode()
+def iterative_decode(logits_fn: LogitsFn, lengths: torch.Tensor, n: int, steps: int, mask_id: int, pad_id: int,
+                     temperature: float = 1.0, topk_thres: float = 0.9, gumbel: bool = False,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Confidence-based parallel decoding (MaskGIT as in MoMask ``MaskTransformer.generate``).
+
+    Start all-[MASK]; at step ``k`` of ``steps`` re-mask the ``round(cos(pi/2 * k/(steps-1)) * len)``
+    lowest-confidence positions (at least one), predict them, and keep the probability of the
+    sampled id as its confidence (positions not re-masked get +inf). ``logits_fn(ids, k)``
+    returns (guided) logits ``[B, N, K]``; HGM3 switches its condition with ``k``.
+    Returns ids ``[B, n]`` with -1 beyond each length.
+    """
+    pad = lengths_to_pad(lengths, n)
+    ids = torch.where(pad, pad_id, mask_id)
+    scores = torch.where(pad, 1e5, 0.0).float()
+    for k, t in enumerate(torch.linspace(0, 1, steps, device=lengths.device)):
+        count = (cosine_schedule(t) * lengths).round().clamp(min=1)
+        is_mask = scores.argsort(-1).argsort(-1) < count[:, None]
+        ids = torch.where(is_mask, mask_id, ids)
+        logits = logits_fn(ids, k)
+        pred = sample_ids(logits, temperature, topk_thres, gumbel, generator)
+        ids = torch.where(is_mask, pred, ids)
+        conf = logits.softmax(-1).gather(-1, pred[..., None])[..., 0]
+        scores = conf.masked_fill(~is_mask, 1e5)
+    return torch.where(pad, -1, ids)
+
+
+def residual_schedule(bs: int, nq: int, device=None) -> torch.Tensor:
+    """Layer ``j`` to train, in ``[1, nq-1]``: ``round((1 - cos(pi u/2)) (nq - 2)) + 1`` (official ``q_schedule``)."""
+    u = torch.rand(bs, device=device)
+    return (1 - cosine_schedule(u)).mul(nq - 2).round().long() + 1

@@ -1,0 +1,376 @@
+"""MoMask (Guo et al., CVPR 2024): residual VQ tokenizer + masked + residual transformers.
+
+``fit`` trains the three stages in order through the shared loop
+(:func:`methods.common.training.train`, resumable, seeded, DDP-ready); ``generate``
+runs confidence-based iterative decoding of layer 0 with CFG, then the residual
+transformer (one guided pass per residual layer), then the RVQ decoder, and returns
+RAW (de-normalised) features ``[B, T, D]`` zero beyond each length.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from methods.base import Method
+from methods.momask import masking as M
+from methods.momask.data import MotionWindows, TextMotionCrops, collate_text_motion, text_motion_split
+from methods.momask.text import TextEncoder
+from methods.momask.tokenizer import RVQVAE, tokenizer_losses
+from methods.momask.transformer import MaskTransformer, ResidualTransformer
+from methods.registry import register_method
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "d_in": 263, "max_motion_length": 196,
+    "text_encoder": {"kind": "minilm", "clip_path": None, "dim": 384},
+    "tokenizer": {"nb_code": 512, "code_dim": 512, "down_t": 2, "width": 512, "depth": 3,
+                  "dilation_growth_rate": 3, "num_quantizers": 6, "quantize_dropout_prob": 0.2, "mu": 0.99,
+                  "batch_size": 256, "window": 64, "epochs": 50, "steps": None, "lr": 2e-4, "warmup": 2000,
+                  "milestones": [150000, 250000], "gamma": 0.05, "weight_decay": 0.0,
+                  "w_explicit": 0.5, "w_commit": 0.02},
+    "mask_transformer": {"latent_dim": 384, "ff_size": 1024, "num_layers": 8, "num_heads": 6, "dropout": 0.2,
+                         "cond_drop_prob": 0.1, "batch_size": 64, "epochs": 500, "steps": None, "lr": 2e-4,
+                         "warmup": 2000, "milestones": [50000], "gamma": 0.1, "weight_decay": 1e-5},
+    "residual_transformer": {"latent_dim": 384, "ff_size": 1024, "num_layers": 8, "num_heads": 6,
+                             "dropout": 0.2, "cond_drop_prob": 0.2, "share_weight": True, "batch_size": 64,
+                             "epochs": 500, "steps": None, "lr": 2e-4, "warmup": 2000, "milestones": [50000],
+                             "gamma": 0.1, "weight_decay": 1e-5},
+    "sampler": {"iterations": 10, "cond_scale": 4.0, "res_cond_scale": 5.0, "temperature": 1.0,
+                "topk_thres": 0.9, "gumbel": False},
+    "ckpt_every": 500,
+}
+
+
+def merge(base: dict, over: dict | None) -> dict:
+    """Recursive dict merge (``over`` wins)."""
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def lr_lambda(warmup: int, milestones: Sequence[int], gamma: float):
+    """Official schedule: linear warm-up ``(s+1)/(warmup+1)``, then x``gamma`` at each milestone."""
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return gamma ** sum(step >= m for m in milestones)
+    return f
+
+
+def joints_from_dim(d: int) -> int | None:
+    """HumanML3D-style feature size ``12 J - 1`` -> ``J`` (263 -> 22, 251 -> 21); None otherwise."""
+    return (d + 1) // 12 if (d + 1) % 12 == 0 else None
+
+
+@register_method("momask")
+class MoMask(Method):
+    """MotionGenerator + Reconstructor. Components: tokenizer, mask_transformer, residual_transformer."""
+
+    task = "text2motion"
+
+    def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
+        super().__init__(cfg, device=device, seed=seed, workdir=workdir)
+        self.c = merge(DEFAULTS, self.cfg)
+        self._text: TextEncoder | None = None
+        self.mean = torch.zeros(self.c["d_in"])
+        self.std = torch.ones(self.c["d_in"])
+        self._build(self.c["d_in"])
+
+    # -- construction -----------------------------------------------------------------------------
+    def _build(self, d_in: int) -> None:
+        t, m, r = self.c["tokenizer"], self.c["mask_transformer"], self.c["residual_transformer"]
+        cond_dim = int(self.c["text_encoder"]["dim"])
+        self.vq = RVQVAE(d_in, t["nb_code"], t["code_dim"], t["down_t"], t["width"], t["depth"],
+                         t["dilation_growth_rate"], t["num_quantizers"], t["quantize_dropout_prob"], t["mu"])
+        self.mtrans = MaskTransformer(t["nb_code"], t["code_dim"], m["latent_dim"], m["ff_size"], m["num_layers"],
+                                      m["num_heads"], m["dropout"], cond_dim, m["cond_drop_prob"],
+                                      pe_over_condition=self._pe_over_condition())
+        self.rtrans = ResidualTransformer(t["nb_code"], t["num_quantizers"], t["code_dim"], r["latent_dim"],
+                                          r["ff_size"], r["num_layers"], r["num_heads"], r["dropout"], cond_dim,
+                                          r["cond_drop_prob"], r["share_weight"]) if t["num_quantizers"] > 1 else None
+        self.mean, self.std = torch.zeros(d_in), torch.ones(d_in)
+        for mod in self.components().values():
+            mod.to(self.device)
+
+    def _pe_over_condition(self) -> bool:
+        return False
+
+    @property
+    def text(self) -> TextEncoder:
+        """The frozen text encoder, loaded on first use."""
+        if self._text is None:
+            te = self.c["text_encoder"]
+            self._text = TextEncoder(te["kind"], te.get("clip_path")).to(self.device)
+            if self._text.dim != int(te["dim"]):
+                raise ValueError(f"text_encoder.dim={te['dim']} but the {te['kind']} encoder gives {self._text.dim}")
+        return self._text
+
+    def components(self) -> dict[str, nn.Module]:
+        out = {"tokenizer": self.vq, "mask_transformer": self.mtrans}
+        if self.rtrans is not None:
+            out["residual_transformer"] = self.rtrans
+        return out
+
+    def frozen_components(self) -> dict[str, nn.Module]:
+        return {"text_encoder": self._text.model} if self._text is not None else {}
+
+    def gmacs(self) -> dict[str, float]:
+        """GMACs of one forward of each network (fvcore) on a 196-frame / 49-token sample."""
+        from fvcore.nn import FlopCountAnalysis
+
+        n, dev = self.c["max_motion_length"] // self.vq.unit_length, self.device
+        ids = torch.zeros(1, n, dtype=torch.long, device=dev)
+        pad = torch.zeros(1, n, dtype=torch.bool, device=dev)
+        cond = torch.zeros(1, 1, int(self.c["text_encoder"]["dim"]), device=dev)
+        out = {}
+        with torch.no_grad():
+            for name, mod, args in [
+                ("tokenizer", _VQRoundTrip(self.vq), (torch.zeros(1, n * self.vq.unit_length, self.vq.d_in, device=dev),)),
+                ("mask_transformer", self.mtrans, (ids, cond, pad)),
+            ]:
+                mod.eval()
+                fl = FlopCountAnalysis(mod, args)
+                fl.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+                out[name] = fl.total() / 1e9
+        return out
+
+    # -- normalisation ------------------------------------------------------------------------------
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x)) / self.std.to(x)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std.to(x) + self.mean.to(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "stats": {"mean": self.mean.clone(), "std": self.std.clone()}}
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        stats = state.get("stats")
+        super().load_state_dict({k: v for k, v in state.items() if k != "stats"}, strict=strict)
+        if stats is not None:
+            self.mean, self.std = stats["mean"].float().cpu(), stats["std"].float().cpu()
+
+    # -- training ------------------------------------------------------------------------------------
+    def _stage_dir(self, name: str) -> Path | None:
+        return None if self.workdir is None else self.workdir / name
+
+    def _train_stage(self, name: str, modules: dict[str, nn.Module], dataset, sc: dict, step_fn, collate=None):
+        from methods.common.training import train
+
+        params = [p for mod in modules.values() for p in mod.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=sc["lr"], betas=(0.9, 0.99), weight_decay=sc["weight_decay"])
+        steps = sc["steps"] or max(1, int(sc["epochs"]) * max(1, len(dataset) // sc["batch_size"]))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(sc["warmup"], sc["milestones"], sc["gamma"]))
+        log.info("momask stage %s: %d steps, %d samples", name, steps, len(dataset))
+        return train(modules=modules, optimizer=opt, dataset=dataset, batch_size=sc["batch_size"],
+                     total_steps=int(steps), step_fn=step_fn, ckpt_dir=self._stage_dir(name), seed=self.seed,
+                     desc=f"{self.registry_name}-{name}", lr_scheduler=sched, collate_fn=collate,
+                     ckpt_every=int(self.c["ckpt_every"]))
+
+    def fit(self, dataset) -> None:
+        """Train tokenizer, then masked transformer, then residual transformer on ``dataset``'s train split."""
+        from methods.common.training import seed_everything
+
+        seed_everything(self.seed)
+        data = text_motion_split(dataset, "train")
+        if data.dim != self.vq.d_in:
+            self.c["d_in"] = data.dim
+            self._build(data.dim)
+        self.mean, self.std = torch.from_numpy(data.mean).float(), torch.from_numpy(data.std).float()
+        self.fit_tokenizer(data)
+        crops = TextMotionCrops(data, self.vq.unit_length, self.c["max_motion_length"])
+        self.text.encode(sorted({c for caps in data.captions for c in caps}))  # cache frozen embeddings
+        self.prepare_text(sorted({c for caps in data.captions for c in caps}))
+        self.fit_mask_transformer(crops)
+        if self.rtrans is not None:
+            self.fit_residual_transformer(crops)
+        self.save_checkpoint()
+
+    def fit_tokenizer(self, data) -> None:
+        t = self.c["tokenizer"]
+        windows = MotionWindows(data, t["window"])
+        joints = joints_from_dim(data.dim)
+        w_exp = t["w_explicit"] if joints else 0.0
+
+        def step_fn(batch, step):
+            self.vq.train()
+            loss, logs = tokenizer_losses(self.vq, batch.to(self.device), joints or 1, w_exp, t["w_commit"])
+            return loss, logs
+
+        self._train_stage("tokenizer", {"tokenizer": self.vq}, windows, t, step_fn)
+        self.vq.eval()
+
+    def prepare_text(self, captions: list[str]) -> None:
+        """Hook: precompute frozen text features (HGM3 parses graphs here)."""
+
+    def conditions(self, captions: list[str]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Condition levels for the masked transformer: ``[(cond [B, Lc, Dc], cond_pad [B, Lc] | None)]``.
+
+        MoMask: one level, the sentence embedding as a single token.
+        """
+        return [(self.text.encode(captions).to(self.device)[:, None], None)]
+
+    def _tokens(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tokenise a crop batch: ids ``[B, N, Q]`` (pad where beyond length), lengths ``[B]``, pad ``[B, N]``."""
+        self.vq.eval()
+        ids = self.vq.encode(batch["motion"].to(self.device))
+        lens = batch["length"].to(self.device) // self.vq.unit_length
+        pad = M.lengths_to_pad(lens, ids.shape[1])
+        return ids, lens, pad
+
+    def mask_loss(self, ids0: torch.Tensor, pad: torch.Tensor, captions: list[str], step: int):
+        """MoMask training loss of the base layer: cosine-ratio random mask, BERT corruption, CE on masked."""
+        mt = self.mtrans
+        ids0 = torch.where(pad, mt.pad_id, ids0)
+        ratio = M.cosine_schedule(torch.rand(ids0.shape[0], device=ids0.device))
+        mask = M.random_mask(pad, ratio)
+        x = M.bert_corrupt(ids0, mask, mt.num_tokens, mt.mask_id)
+        total, logs = 0.0, {}
+        for lvl, (cond, cpad) in enumerate(self.conditions(captions)):
+            loss, _ = M.masked_token_ce(mt(x, cond, pad, cpad), ids0, mask)
+            total = total + loss
+            logs[f"ce{lvl}"] = float(loss.detach())
+        return total, logs
+
+    def _mask_modules(self) -> dict[str, nn.Module]:
+        return {"mask_transformer": self.mtrans}
+
+    def fit_mask_transformer(self, crops) -> None:
+        def step_fn(batch, step):
+            for mod in self._mask_modules().values():
+                mod.train()
+            ids, _, pad = self._tokens(batch)
+            return self.mask_loss(ids[..., 0], pad, batch["caption"], step)
+
+        self._train_stage("mask_transformer", self._mask_modules(), crops, self.c["mask_transformer"], step_fn,
+                          collate_text_motion)
+
+    def fit_residual_transformer(self, crops) -> None:
+        rt = self.rtrans
+
+        def step_fn(batch, step):
+            rt.train()
+            ids, _, pad = self._tokens(batch)
+            ids = torch.where(pad[..., None], rt.pad_id, ids)
+            j = M.residual_schedule(ids.shape[0], rt.nq, ids.device)
+            cond = self.text.encode(batch["caption"]).to(self.device)
+            logits = rt(rt.history(ids, j), j, cond, pad)
+            target = ids[torch.arange(ids.shape[0], device=ids.device), :, j]
+            loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=rt.pad_id)
+            return loss, {"ce": float(loss.detach())}
+
+        self._train_stage("residual_transformer", {"residual_transformer": rt}, crops,
+                          self.c["residual_transformer"], step_fn, collate_text_motion)
+
+    # -- inference ------------------------------------------------------------------------------------
+    def sampler_settings(self) -> dict[str, Any]:
+        return dict(self.c["sampler"])
+
+    def level_at(self, k: int, steps: int, n_levels: int) -> int:
+        """Condition level used at decoding iteration ``k`` (MoMask: the only one)."""
+        return 0
+
+    @torch.inference_mode()
+    def generate_tokens(self, captions: list[str], token_lens: torch.Tensor, steps: int) -> torch.Tensor:
+        """Layer-0 decoding then residual layers: ids ``[B, N, Q]`` (-1 beyond length)."""
+        s, mt = self.c["sampler"], self.mtrans
+        mt.eval()
+        levels = self.conditions(captions)
+        n = int(token_lens.max())
+
+        def logits_fn(ids, k):
+            cond, cpad = levels[self.level_at(k, steps, len(levels))]
+            return mt.cfg_logits(ids, cond, pad, cpad, s["cond_scale"])
+
+        pad = M.lengths_to_pad(token_lens, n)
+        ids0 = M.iterative_decode(logits_fn, token_lens, n, steps, mt.mask_id, mt.pad_id, s["temperature"],
+                                  s["topk_thres"], s["gumbel"])
+        return self.residual_tokens(ids0, captions, token_lens)
+
+    @torch.inference_mode()
+    def residual_tokens(self, ids0: torch.Tensor, captions: list[str], token_lens: torch.Tensor) -> torch.Tensor:
+        """Residual layers 1..Q-1 from layer-0 ids ``[B, N]`` (official ``ResidualTransformer.generate``)."""
+        rt, s = self.rtrans, self.c["sampler"]
+        if rt is None:
+            return ids0[..., None]
+        rt.eval()
+        pad = M.lengths_to_pad(token_lens, ids0.shape[1])
+        cond = self.text.encode(captions).to(self.device)
+        emb, _ = rt.embed_tables()
+        cur = torch.where(pad, rt.pad_id, ids0)
+        out, hist = [cur], 0
+        for q in range(1, rt.nq):
+            hist = hist + emb[q - 1][cur]
+            logits = rt.cfg_logits(hist, q, cond, pad, s["res_cond_scale"])
+            cur = torch.where(pad, rt.pad_id, M.sample_ids(logits, s["temperature"], s["topk_thres"], gumbel=True))
+            out.append(cur)
+        ids = torch.stack(out, -1)
+        return torch.where(ids == rt.pad_id, -1, ids)
+
+    @torch.inference_mode()
+    def generate(self, conditions, lengths, steps: int | None = None) -> torch.Tensor:
+        """Captions + frame lengths -> raw motions ``[B, max(lengths), D]`` (zeros beyond each length)."""
+        if conditions is None or len(conditions) != len(lengths):
+            raise ValueError("momask.generate needs one caption per length")
+        steps = int(steps or self.c["sampler"]["iterations"])
+        lens = torch.as_tensor(list(lengths), dtype=torch.long, device=self.device)
+        unit = self.vq.unit_length
+        tok = ((lens + unit - 1) // unit).clamp(min=1)  # eval lengths are multiples of 4 (floor == ceil)
+        ids = self.generate_tokens([str(c) for c in conditions], tok, steps)
+        self.vq.eval()
+        x = self.denormalize(self.vq.decode(ids))
+        t = int(lens.max())
+        out = torch.zeros(len(lens), t, x.shape[-1], device=x.device)
+        out[:, :min(t, x.shape[1])] = x[:, :t]
+        keep = torch.arange(t, device=x.device)[None] < lens[:, None]
+        return (out * keep[..., None]).cpu()
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor, num_layers: int | None = None) -> torch.Tensor:
+        """Raw motions ``[B, T, D]`` -> tokenizer round trip ``[B, T, D]`` (raw); ``num_layers`` ablates RVQ depth."""
+        self.vq.eval()
+        t, unit = x.shape[1], self.vq.unit_length
+        xn = self.normalize(x.to(self.device).float())
+        padn = (-t) % unit
+        if padn:
+            xn = torch.cat([xn, xn[:, -1:].expand(-1, padn, -1)], 1)
+        ids = self.vq.encode(xn, num_layers=num_layers)
+        return self.denormalize(self.vq.decode(ids))[:, :t].cpu()
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
+        from evaluators.io import atomic_torch_save
+
+        if path is None:
+            if self.workdir is None:
+                return None
+            path = self.workdir / f"{self.registry_name}.pt"
+        atomic_torch_save({"format": f"motionrepro-{self.registry_name}", "cfg": self.c,
+                           "state": self.state_dict()}, path)
+        return Path(path)
+
+    def load_checkpoint(self, path_or_dir: str | Path) -> None:
+        """Load ours (``<name>.pt``) or the official MoMask layout (see :mod:`methods.momask.convert`)."""
+        from methods.momask.convert import load_into
+
+        load_into(self, Path(path_or_dir))
+
+
+class _VQRoundTrip(nn.Module):
+    """encode -> decode of the RVQ-VAE as one module (for fvcore)."""
+
+    def __init__(self, vq: RVQVAE) -> None:
+        super().__init__()
+        self.vq = vq
+
+    def forward(self, x):
+        return self.vq.decode(self.vq.encode(x))
+
