@@ -6,8 +6,10 @@ which accepts any of these shapes (so the evaluators do not depend on one loader
 - ``data.split(name)`` returning an object with ``motions`` (list of RAW ``[T_i, D]`` arrays)
   and ``captions`` (list of lists of strings) or ``texts``; optional ``tokens`` (list of
   lists of ``word/POS`` lists, aligned with ``captions``) and ``names``;
-- or an object / sequence of dict items with ``motion`` and ``captions`` / ``texts`` keys
-  (a caption may itself be a dict with ``caption`` and ``tokens``).
+- or a sequence of items, either dicts with ``motion`` and ``captions`` / ``texts`` keys, or
+  objects with ``motion`` / ``texts`` attributes (``MotionTextDataset.split`` returns
+  ``MotionTextSample(name, motion, texts=[Caption(caption, tokens, ...)])``); a caption may be
+  a string, a dict with ``caption`` and ``tokens``, or an object with those attributes.
 
 :func:`crop_like_official` reproduces the length handling of ``Text2MotionDatasetV2``
 (T2M ``data/dataset.py``): length rounded down to a multiple of ``unit_length`` and, with
@@ -54,6 +56,9 @@ def _caption_fields(caps: Any) -> tuple[list[str], list[list[str]] | None]:
         if isinstance(c, dict):
             texts.append(str(c.get("caption", c.get("text", ""))))
             toks.append(list(c["tokens"]) if c.get("tokens") else [])
+        elif hasattr(c, "caption"):
+            texts.append(str(c.caption))
+            toks.append(list(getattr(c, "tokens", None) or []))
         else:
             texts.append(str(c))
             toks.append([])
@@ -79,6 +84,9 @@ def t2m_split(data: Any, split: str = "test") -> T2MSplit:
                         list(getattr(s, "names", []) or []))
     if isinstance(s, Sequence) or hasattr(s, "__getitem__"):
         items = [s[i] for i in range(len(s))]
+        if items and not isinstance(items[0], dict) and hasattr(items[0], "motion"):
+            items = [{"motion": it.motion, "captions": getattr(it, "texts", None) or getattr(it, "captions", []),
+                      "name": getattr(it, "name", str(i))} for i, it in enumerate(items)]
         if items and isinstance(items[0], dict):
             fields = [_caption_fields(it.get("captions", it.get("texts", it.get("caption")))) for it in items]
             return T2MSplit([np.asarray(it["motion"], np.float32) for it in items], [f[0] for f in fields],

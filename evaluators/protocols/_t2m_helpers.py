@@ -1,0 +1,176 @@
+"""Building blocks of the text2motion protocol: evaluator choice, one repetition, MM, AITS.
+
+Kept apart from ``text2motion.py`` so each stays small. Sources are cited in that module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch
+
+log = logging.getLogger(__name__)
+
+try:  # methods.common.distributed is written by another engineer; fall back to one process
+    from methods.common.distributed import gather_concat, shard_indices
+except ImportError:  # pragma: no cover - exercised only before that module lands
+    def shard_indices(n: int, num_shards=None, shard=None) -> np.ndarray:
+        return np.arange(int(n), dtype=np.int64)
+
+    def gather_concat(x):
+        return x
+
+
+def build_evaluator(data: Any, ecfg: dict, ctx) -> Any:
+    """The released evaluator when ``ecfg['checkpoint']`` is set, else one trained on the train split (cached).
+
+    ``ctx.extra['t2m_evaluator']`` (an already-built :class:`T2MEvaluator`) takes precedence,
+    so a runner evaluating several protocols or methods builds it once.
+    """
+    from evaluators.networks.t2m_evaluator import T2MEvaluator
+
+    ev = (ctx.extra or {}).get("t2m_evaluator")
+    if ev is None and ecfg.get("checkpoint"):
+        ev = T2MEvaluator.from_official(ecfg["checkpoint"], ecfg.get("config") or "humanml3d",
+                                        glove_dir=ecfg.get("glove_dir"), mean_path=ecfg.get("mean"),
+                                        std_path=ecfg.get("std"))
+    if ev is None:
+        from evaluators.networks.t2m_train import train_evaluator
+
+        ev = train_evaluator(data, split=ecfg.get("train_split", "train"), config=ecfg.get("config"),
+                             **dict(ecfg.get("train") or {}))
+    dev = torch.device(ctx.device if ctx.device not in (None, "auto") else "cpu")
+    return ev.to(dev).eval()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def call_generate(method, captions: list[str], lengths: list[int], steps: int | None) -> torch.Tensor:
+    """``method.generate`` under inference mode; returns a CPU float tensor ``[B, T, D]`` (raw features)."""
+    with torch.inference_mode():
+        out = method.generate(captions, lengths, steps) if steps is not None else method.generate(captions, lengths)
+    out = torch.as_tensor(out).detach().float().cpu()
+    if out.ndim != 3 or out.shape[0] != len(captions):
+        raise ValueError(f"{type(method).__name__}.generate returned shape {tuple(out.shape)}, expected "
+                         f"[{len(captions)}, T, D]")
+    return out
+
+
+@dataclass
+class RepetitionDraw:
+    """One repetition's loader pass: shuffled order (drop_last batches), captions and crops."""
+
+    order: np.ndarray              # [n_eval] test indices in evaluation order
+    cap_inputs: list               # evaluator input per sample (tokens or caption string)
+    captions: list[str]            # caption string per sample (what the generator sees)
+    crops: list[np.ndarray]        # GT crop per sample [m_len, D] (raw)
+    lengths: list[int]             # GT lengths (multiples of unit_length)
+    extra: dict = field(default_factory=dict)
+
+
+def draw_repetition(split: T2MSplit, rng: np.random.Generator, batch_size: int, unit_length: int,
+                    max_len: int) -> RepetitionDraw:
+    """``DataLoader(shuffle=True, drop_last=True)`` + Text2MotionDatasetV2 item draws, seeded."""
+    n_eval = (len(split) // batch_size) * batch_size
+    if n_eval == 0:
+        raise ValueError(f"test split has {len(split)} motions, fewer than one batch of {batch_size}")
+    order = rng.permutation(len(split))[:n_eval]
+    cap_inputs, captions, crops, lengths = [], [], [], []
+    for i in order:
+        j = int(rng.integers(len(split.captions[i])))
+        cap_inputs.append(split.caption_input(int(i), j))
+        captions.append(split.captions[i][j])
+        crop, m_len = crop_like_official(split.motions[i], rng, unit_length, max_len)
+        crops.append(crop)
+        lengths.append(m_len)
+    return RepetitionDraw(order, cap_inputs, captions, crops, lengths)
+
+
+def embed_batches(ev, draw: RepetitionDraw, batch_size: int, motion_fn, text: bool = True):
+    """Embed this rank's batches (sharded by batch), gather in order.
+
+    ``motion_fn(batch_indices) -> raw motions [B, T, D]`` gives the motions to embed (GT crops
+    or generations). Returns ``(text_emb or None, motion_emb, n_local)`` as numpy arrays.
+    """
+    n_batches = len(draw.order) // batch_size
+    mine = shard_indices(n_batches)
+    t_parts, m_parts = [], []
+    for b in mine:
+        idx = list(range(int(b) * batch_size, (int(b) + 1) * batch_size))
+        lens = [draw.lengths[i] for i in idx]
+        m_parts.append(ev.embed_motion(motion_fn(idx), lens).cpu().numpy())
+        if text:
+            t_parts.append(ev.embed_text([draw.cap_inputs[i] for i in idx]).cpu().numpy())
+    dim = ev.cfg.dim_coemb_hidden
+    m_local = np.concatenate(m_parts) if m_parts else np.zeros((0, dim), np.float32)
+    t_local = (np.concatenate(t_parts) if t_parts else np.zeros((0, dim), np.float32)) if text else None
+    m_all = gather_concat(m_local)
+    t_all = gather_concat(t_local) if text else None
+    return t_all, m_all, len(mine) * batch_size
+
+
+def gt_motion_fn(draw: RepetitionDraw, max_len: int):
+    def fn(idx):
+        return torch.from_numpy(pad_batch([draw.crops[i] for i in idx], max_len))
+    return fn
+
+
+def gen_motion_fn(method, draw: RepetitionDraw, steps: int | None):
+    def fn(idx):
+        return call_generate(method, [draw.captions[i] for i in idx], [draw.lengths[i] for i in idx], steps)
+    return fn
+
+
+def multimodality_embeddings(method, ev, split: T2MSplit, rng: np.random.Generator, mcfg: dict, draw: RepetitionDraw,
+                             batch_size: int, steps: int | None) -> np.ndarray:
+    """``[C, K, 512]`` embeddings of K generations for each of C prompts.
+
+    ``mode: t2m`` (T2M / MLD): ``num_samples`` (100) prompts drawn at random from the evaluated
+    pass, ``num_repeats`` (30) generations each. ``mode: momask``: the first ``num_batches`` (3)
+    batches of the pass (3 x 32 prompts), ``num_repeats`` generations each.
+    """
+    k = int(mcfg.get("num_repeats", 30))
+    if mcfg.get("mode", "t2m") == "momask":
+        chosen = np.arange(min(len(draw.order), int(mcfg.get("num_batches", 3)) * batch_size))
+    else:
+        chosen = rng.choice(len(draw.order), min(len(draw.order), int(mcfg.get("num_samples", 100))), replace=False)
+    mine = shard_indices(len(chosen))
+    parts = []
+    for c in chosen[mine]:
+        gen = call_generate(method, [draw.captions[c]] * k, [draw.lengths[c]] * k, steps)
+        parts.append(ev.embed_motion(gen, [draw.lengths[c]] * k).cpu().numpy()[None])
+    local = np.concatenate(parts) if parts else np.zeros((0, k, ev.cfg.dim_coemb_hidden), np.float32)
+    return gather_concat(local)
+
+
+def measure_aits(method, split: T2MSplit, n: int | None, steps: int | None, device: str, warmup: int = 1,
+                 seed: int = 0) -> dict:
+    """Average inference time per sentence at batch 1 over the first ``n`` test captions (MLD ``COUNT_TIME``).
+
+    Wall clock around ``method.generate([caption], [length])`` with ``torch.cuda.synchronize``
+    on GPU before and after; ``warmup`` untimed calls first (CUDA/kernel initialisation).
+    """
+    rng = np.random.default_rng(seed)
+    count = len(split) if n is None else min(int(n), len(split))
+    dev = torch.device(device if device not in (None, "auto") else "cpu")
+    items = [(split.captions[i][0], crop_like_official(split.motions[i], rng)[1]) for i in range(count)]
+    for cap, m_len in items[:warmup]:
+        call_generate(method, [cap], [m_len], steps)
+    times = []
+    for cap, m_len in items:
+        _sync(dev)
+        t0 = time.perf_counter()
+        call_generate(method, [cap], [m_len], steps)
+        _sync(dev)
+        times.append(time.perf_counter() - t0)
+    return {"aits_s": float(np.mean(times)), "calls": len(times), "warmup": warmup,
+            "median_s": float(np.median(times))}
