@@ -127,8 +127,9 @@ class MLD(Method):
 
     def _need_stats(self) -> None:
         if self.mean is None or self.std is None:
-            raise RuntimeError("mld: no Mean/Std yet - call fit(dataset) (it also loads cfg.checkpoint) or "
-                               "set_normalization(mean, std) before generate/reconstruct")
+            raise RuntimeError("mld: no Mean/Std yet - call fit(dataset), or with the authors' checkpoint set "
+                               "method_cfg.stats_dir=<folder with the dataset's Mean.npy/Std.npy> (or call "
+                               "set_normalization(mean, std)) before generate/reconstruct")
 
     # -- training -------------------------------------------------------------------------------------
     def fit(self, dataset) -> None:
@@ -148,8 +149,7 @@ class MLD(Method):
         view = NormalizedView(base, mean, std, self.condition, self.cfg.get("max_motion_len"))
         self._fit_vae(view)
         self._fit_denoiser(view)
-        if self.workdir is not None:
-            self.save_checkpoint(self.workdir / "mld.pt")
+        if self.workdir is not None:  # the runner saves the weights (save_checkpoint); we add the demo
             from methods.mld.support import render_demo
 
             render_demo(self, self.workdir / "samples", base)
@@ -277,6 +277,10 @@ class MLD(Method):
         self.load_state_dict(comps, strict=True)
         if extra.get("mean") is not None:
             self.set_normalization(extra["mean"], extra["std"])
+        elif self.cfg.get("stats_dir"):  # official checkpoints carry no Mean/Std: the dataset's files
+            from methods.mld.support import load_stats
+
+            self.set_normalization(*load_stats(self.cfg["stats_dir"]))
         self.vae.eval()
         self.denoiser.eval()
         return info

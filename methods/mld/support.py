@@ -24,7 +24,12 @@ def dataset_parts(dataset: Any, condition: str, split: str = "train") -> tuple[A
     Accepts a dataset object exposing ``torch_dataset(split)`` (the evaluators' dataset API)
     or any map-style dataset of item dicts (see ``methods/mld/data.py``).
     """
-    base = _call_split(dataset.torch_dataset, split) if hasattr(dataset, "torch_dataset") else dataset
+    if hasattr(dataset, "torch_dataset"):  # MotionTextDataset API: raw features, we normalise ourselves
+        fn = dataset.torch_dataset
+        params = inspect.signature(fn).parameters
+        base = fn(split, normalise=False) if "normalise" in params else _call_split(fn, split)
+    else:
+        base = dataset
     mean = getattr(dataset, "mean", None)
     std = getattr(dataset, "std", None)
     if callable(mean):
@@ -46,6 +51,16 @@ def dataset_parts(dataset: Any, condition: str, split: str = "train") -> tuple[A
 
                 nclasses = 1 + max(int(condition_of(base[i], "action")) for i in range(len(base)))
     return base, mean, std, nclasses
+
+
+def load_stats(stats_dir) -> tuple[np.ndarray, np.ndarray]:
+    """``Mean.npy`` / ``Std.npy`` of a dataset folder (HumanML3D layout) as float32 [D]."""
+    d = Path(stats_dir)
+    paths = [d / "Mean.npy", d / "Std.npy"]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"mld stats_dir: missing {missing} (the dataset's Mean.npy/Std.npy)")
+    return tuple(np.load(p).astype(np.float32).reshape(-1) for p in paths)
 
 
 def _sdpa_macs(inputs, outputs) -> int:
