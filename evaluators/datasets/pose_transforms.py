@@ -265,7 +265,8 @@ def topdown_sample(img: np.ndarray, inst: dict[str, Any], input_size, heatmap_si
 
     ``aug`` (train only): ``flip`` prob, ``scale`` (lo, hi) factor, ``rot`` max degrees and
     ``rot_prob`` — a reduced version of MMPose RandomFlip + RandomBBoxTransform.
-    Returns img ``[3, H, W]``, target ``[K, h, w]``, target_weight ``[K]`` and meta.
+    Returns img ``[3, H, W]``, target ``[K, h, w]``, target_weight ``[K]``, keypoints_hm
+    ``[K, 2]`` (heatmap pixels) and meta.
     """
     aspect = input_size[0] / input_size[1]
     if "center" in inst and inst.get("center") is not None:
@@ -296,4 +297,5 @@ def topdown_sample(img: np.ndarray, inst: dict[str, Any], input_size, heatmap_si
             "bbox_score": np.float32(inst.get("bbox_score", 1.0)), "image_id": int(inst.get("image_id", -1)),
             "area": np.float32(inst.get("area", 0.0)), "head_size": np.float32(inst.get("head_size", 0.0))}
     return {"img": normalize_image(crop), "target": torch.from_numpy(target),
-            "target_weight": torch.from_numpy(weight), "meta": meta}
+            "target_weight": torch.from_numpy(weight),
+            "keypoints_hm": torch.from_numpy((kin / stride).astype(np.float32)), "meta": meta}

@@ -1,0 +1,218 @@
+"""HRNet backbone (W32 / W48 / a tiny smoke variant) and the plain convolutional heatmap head.
+
+Written here because timm / torchvision cannot be installed in this suite. Architecture of
+Sun et al., "Deep High-Resolution Representation Learning for Human Pose Estimation"
+(CVPR 2019), as in the official ``deep-high-resolution-net.pytorch`` ``pose_hrnet.py`` and
+MMPose ``backbones/hrnet.py``: a stride-4 stem, stage 1 of 4 Bottlenecks (64 -> 256
+channels), then stages 2-4 with 2/3/4 parallel branches of BasicBlocks (widths C, 2C, 4C,
+8C; 1/4/3 modules, 4 blocks per branch) exchanging information through fuse layers; the
+last module returns only the highest-resolution branch ``[B, C, H/4, W/4]``. With the
+SimpleBaseline final 1x1 conv this is the 28.5M-parameter HRNet-W32 pose network
+(W48: 63.6M) of the HRNet paper's Table 1.
+
+The parameter names follow the official layout (``conv1``, ``layer1``, ``transition1``,
+``stage2.0.branches.0.0.conv1`` ...), so an ImageNet checkpoint from the HRNet authors loads
+with :func:`load_imagenet` (from a local file only; nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+HRNET_CONFIGS = {
+    # stem width, stage-1 blocks, branch widths, modules per stage, blocks per branch
+    "w32": {"stem": 64, "stage1_blocks": 4, "widths": [32, 64, 128, 256], "modules": [1, 4, 3], "blocks": 4},
+    "w48": {"stem": 64, "stage1_blocks": 4, "widths": [48, 96, 192, 384], "modules": [1, 4, 3], "blocks": 4},
+    # CPU smoke variant: same topology, tiny widths and depth
+    "tiny": {"stem": 16, "stage1_blocks": 1, "widths": [16, 32, 64, 128], "modules": [1, 1, 1], "blocks": 1},
+}
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, momentum=0.1)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = _bn(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = _bn(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        res = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + res)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = _bn(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = _bn(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = _bn(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        res = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + res)
+
+
+def _make_layer(block, cin: int, planes: int, n: int) -> nn.Sequential:
+    down = None
+    if cin != planes * block.expansion:
+        down = nn.Sequential(nn.Conv2d(cin, planes * block.expansion, 1, bias=False), _bn(planes * block.expansion))
+    layers = [block(cin, planes, 1, down)] + [block(planes * block.expansion, planes) for _ in range(n - 1)]
+    return nn.Sequential(*layers)
+
+
+class HighResolutionModule(nn.Module):
+    """Parallel branches of BasicBlocks followed by all-to-all fusion (official ``HighResolutionModule``)."""
+
+    def __init__(self, widths: list[int], blocks: int, multi_scale_output: bool = True):
+        super().__init__()
+        nb = len(widths)
+        self.branches = nn.ModuleList([_make_layer(BasicBlock, w, w, blocks) for w in widths])
+        self.fuse_layers = nn.ModuleList()
+        self.relu = nn.ReLU(inplace=True)
+        for i in range(nb if multi_scale_output else 1):
+            row = nn.ModuleList()
+            for j in range(nb):
+                if j > i:  # lower resolution -> 1x1 conv, nearest upsampling
+                    row.append(nn.Sequential(nn.Conv2d(widths[j], widths[i], 1, bias=False), _bn(widths[i]),
+                                             nn.Upsample(scale_factor=2 ** (j - i), mode="nearest")))
+                elif j == i:
+                    row.append(nn.Identity())
+                else:  # higher resolution -> chain of stride-2 3x3 convs
+                    convs = []
+                    for k in range(i - j):
+                        last = k == i - j - 1
+                        cout = widths[i] if last else widths[j]
+                        seq = [nn.Conv2d(widths[j], cout, 3, 2, 1, bias=False), _bn(cout)]
+                        if not last:
+                            seq.append(nn.ReLU(inplace=True))
+                        convs.append(nn.Sequential(*seq))
+                    row.append(nn.Sequential(*convs))
+            self.fuse_layers.append(row)
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        xs = [b(x) for b, x in zip(self.branches, xs)]
+        out = []
+        for row in self.fuse_layers:
+            y = None
+            for j, f in enumerate(row):
+                z = f(xs[j])
+                y = z if y is None else _add(y, z)
+            out.append(self.relu(y))
+        return out
+
+
+def _add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if a.shape[-2:] != b.shape[-2:]:  # inputs whose size is not a multiple of 32
+        b = nn.functional.interpolate(b, size=a.shape[-2:], mode="nearest")
+    return a + b
+
+
+class HRNet(nn.Module):
+    """HRNet feature extractor: image ``[B, 3, H, W]`` -> ``[B, C, H/4, W/4]`` (highest branch)."""
+
+    def __init__(self, arch: str = "w32"):
+        super().__init__()
+        if arch not in HRNET_CONFIGS:
+            raise ValueError(f"unknown HRNet arch {arch!r}; known: {sorted(HRNET_CONFIGS)}")
+        cfg = HRNET_CONFIGS[arch]
+        s, w = cfg["stem"], cfg["widths"]
+        self.out_channels = w[0]
+        self.conv1 = nn.Conv2d(3, s, 3, 2, 1, bias=False)
+        self.bn1 = _bn(s)
+        self.conv2 = nn.Conv2d(s, s, 3, 2, 1, bias=False)
+        self.bn2 = _bn(s)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = _make_layer(Bottleneck, s, s, cfg["stage1_blocks"])
+        pre = [s * Bottleneck.expansion]
+        for k, n_mod in enumerate(cfg["modules"]):
+            cur = w[: k + 2]
+            setattr(self, f"transition{k + 1}", self._transition(pre, cur))
+            last_stage = k == len(cfg["modules"]) - 1
+            mods = [HighResolutionModule(cur, cfg["blocks"], multi_scale_output=not (last_stage and m == n_mod - 1))
+                    for m in range(n_mod)]
+            setattr(self, f"stage{k + 2}", nn.ModuleList(mods))
+            pre = cur
+
+    @staticmethod
+    def _transition(pre: list[int], cur: list[int]) -> nn.ModuleList:
+        layers = nn.ModuleList()
+        for i, c in enumerate(cur):
+            if i < len(pre):
+                layers.append(nn.Identity() if pre[i] == c else nn.Sequential(
+                    nn.Conv2d(pre[i], c, 3, 1, 1, bias=False), _bn(c), nn.ReLU(inplace=True)))
+            else:
+                convs = []
+                for j in range(i + 1 - len(pre)):
+                    cin = pre[-1]
+                    cout = c if j == i - len(pre) else cin
+                    convs.append(nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), _bn(cout), nn.ReLU(inplace=True)))
+                layers.append(nn.Sequential(*convs))
+        return layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        xs = [self.layer1(x)]
+        for k in range(1, 4):
+            trans = getattr(self, f"transition{k}")
+            # new branches start from the lowest-resolution output of the previous stage
+            xs = [t(xs[i] if i < len(xs) else xs[-1]) for i, t in enumerate(trans)]
+            for mod in getattr(self, f"stage{k + 1}"):
+                xs = mod(xs)
+        return xs[0]
+
+
+class HeatmapHead(nn.Module):
+    """SimpleBaseline/HRNet final layer: 1x1 conv from backbone features to ``K`` heatmaps."""
+
+    def __init__(self, cin: int, num_keypoints: int):
+        super().__init__()
+        self.final_layer = nn.Conv2d(cin, num_keypoints, 1)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.final_layer(feats)
+
+
+def load_imagenet(backbone: HRNet, path: str | Path) -> None:
+    """Load ImageNet-pretrained HRNet weights from a LOCAL file (official ``hrnetv2_w32_imagenet``
+    / ``hrnet_w32-36af842e.pth`` layouts: classification-only keys are ignored)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"ImageNet weights {path} not found (they are never downloaded; "
+                                "point `pretrained=` at a local copy)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+    own = backbone.state_dict()
+    # official checkpoints use `stageN.M.*` for modules; ours the same names
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    missing = sorted(set(own) - set(matched))
+    backbone.load_state_dict(matched, strict=False)
+    log.info("loaded %d/%d backbone tensors from %s (%d missing)", len(matched), len(own), path, len(missing))
+    if len(matched) < 0.9 * len(own):
+        raise ValueError(f"{path}: only {len(matched)} of {len(own)} HRNet tensors matched; wrong architecture?")

@@ -1,0 +1,159 @@
+"""Shared plumbing of the top-down heatmap pose methods (DiffusionPose and its baseline).
+
+Config (``configs/method/{diffusionpose,heatmap_baseline}.yaml``, resolved at a scale):
+``arch`` (HRNet w32/w48/tiny), ``input_size`` [w, h], ``heatmap_stride`` (4 = 1/4
+resolution), ``sigma``, ``keypoint_format`` (coco/mpii; switched to the dataset's in
+``fit``), ``flip_test``, ``shift_heatmap``, ``refine`` (quarter/dark), ``pretrained``
+(local ImageNet HRNet file or null), ``train`` {batch_size, total_steps or epochs, lr,
+milestones (fractions of training), grad_clip}, ``aug``.
+
+Training follows the MMPose HRNet recipe (Adam 5e-4, x0.1 at epochs 170 and 200 of 210,
+flip / scale / rotation augmentation); the loop is :func:`methods.common.training.train`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from evaluators.datasets.pose_transforms import (
+    COCO_FLIP_PAIRS,
+    COCO_SKELETON,
+    MPII_FLIP_PAIRS,
+    MPII_SKELETON,
+    box_to_center_scale,
+    crop_to_image,
+    decode_heatmaps,
+    flip_heatmaps,
+    get_warp_matrix,
+    normalize_image,
+    warp_image,
+)
+from methods.base import Method
+
+log = logging.getLogger(__name__)
+FORMATS = {"coco": (17, COCO_FLIP_PAIRS, COCO_SKELETON), "mpii": (16, MPII_FLIP_PAIRS, MPII_SKELETON)}
+
+
+class TopDownPoseMethod(Method):
+    """Base for methods whose network maps a crop to heatmaps (``net.heatmaps(img, steps)``).
+
+    Subclasses define ``build_net() -> nn.Module`` (with ``backbone``, ``loss(batch, gen)`` and
+    ``heatmaps(img, steps)``) using ``self.num_keypoints`` / ``self.skeleton``.
+    """
+
+    task = "pose2d"
+    default_steps: int | None = None
+
+    def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
+        super().__init__(cfg, device=device, seed=seed, workdir=workdir)
+        self.input_size = tuple(int(v) for v in self.cfg.get("input_size", (192, 256)))
+        self.stride = int(self.cfg.get("heatmap_stride", 4))
+        self.heatmap_size = (self.input_size[0] // self.stride, self.input_size[1] // self.stride)
+        self._set_format(self.cfg.get("keypoint_format", "coco"))
+
+    # -- building ---------------------------------------------------------------------------
+    def _set_format(self, fmt: str) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"keypoint_format must be one of {sorted(FORMATS)}, got {fmt!r}")
+        self.fmt = fmt
+        self.num_keypoints, self.flip_pairs, self.skeleton = FORMATS[fmt]
+        torch.manual_seed(self.seed)
+        self.net = self.build_net().to(self.device)
+        if self.cfg.get("pretrained"):
+            from methods.diffusionpose.backbone import load_imagenet
+
+            load_imagenet(self.net.backbone, self.cfg["pretrained"])
+
+    def components(self) -> dict[str, nn.Module]:
+        return {"model": self.net}
+
+    # -- training ---------------------------------------------------------------------------
+    def fit(self, dataset: Any) -> None:
+        """Train on ``dataset.instances('train')`` (a :class:`PoseDataset`)."""
+        from methods.common.training import train
+
+        if getattr(dataset, "fmt", self.fmt) != self.fmt:
+            log.info("switching keypoint format %s -> %s for dataset %s", self.fmt, dataset.fmt, dataset.name)
+            self.cfg["keypoint_format"] = dataset.fmt
+            self._set_format(dataset.fmt)
+        tcfg = dict(self.cfg.get("train", {}))
+        aug = self.cfg.get("aug")
+        if aug is not None:
+            aug = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(aug).items()}
+        tds = dataset.top_down_dataset("train", self.input_size, self.heatmap_size, float(self.cfg.get("sigma", 2.0)),
+                                       train=True, aug=aug, seed=self.seed)
+        bs = int(tcfg.get("batch_size", 32))
+        steps = int(tcfg.get("total_steps") or max(1, int(tcfg.get("epochs", 210)) * len(tds) // bs))
+        opt = torch.optim.Adam(self.net.parameters(), lr=float(tcfg.get("lr", 5e-4)))
+        miles = [int(f * steps) for f in tcfg.get("milestones", [170 / 210, 200 / 210])]
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, miles, gamma=0.1)
+        gen = torch.Generator(device=self.device).manual_seed(self.seed)
+
+        def step_fn(batch, step):
+            self.net.train()
+            batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            return self.net.loss(batch, gen)
+
+        ckpt = (self.workdir / f"{self.registry_name}_train") if self.workdir is not None else None
+        self.train_state = train(modules={"model": self.net}, optimizer=opt, dataset=tds, batch_size=bs,
+                                 total_steps=steps, step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
+                                 desc=self.registry_name, lr_scheduler=sched, grad_clip=tcfg.get("grad_clip"),
+                                 ckpt_every=int(tcfg.get("ckpt_every", 500)))
+        self.net.eval()
+
+    # -- inference --------------------------------------------------------------------------
+    def crops(self, images: Sequence[np.ndarray], boxes) -> tuple[torch.Tensor, list]:
+        """Affine crops ``[B, 3, H, W]`` of COCO xywh ``boxes`` (padding 1.25) and their (centre, scale)."""
+        aspect = self.input_size[0] / self.input_size[1]
+        out, cs = [], []
+        for img, box in zip(images, np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
+            c, s = box_to_center_scale(box, aspect)
+            out.append(normalize_image(warp_image(np.asarray(img), get_warp_matrix(c, s, 0.0, self.input_size), self.input_size)))
+            cs.append((c, s))
+        return torch.stack(out) if out else torch.zeros(0, 3, self.input_size[1], self.input_size[0]), cs
+
+    @torch.inference_mode()
+    def heatmaps(self, x: torch.Tensor, steps: int | None = None, flip: bool | None = None) -> torch.Tensor:
+        """Heatmaps ``[B, K, h, w]`` of normalised crops, with the flip test when enabled."""
+        self.net.eval()
+        flip = self.cfg.get("flip_test", True) if flip is None else flip
+        steps = self.default_steps if steps is None else steps
+        x = x.to(self.device)
+        hm = self.net.heatmaps(x, steps)
+        if flip:
+            hf = self.net.heatmaps(x.flip(-1), steps)
+            hm = (hm + flip_heatmaps(hf, self.flip_pairs, shift=self.cfg.get("shift_heatmap", True))) / 2
+        return hm
+
+    @torch.inference_mode()
+    def predict(self, images: Sequence[np.ndarray], boxes, steps: int | None = None, flip: bool | None = None,
+                batch_size: int = 64) -> torch.Tensor:
+        """Images (``HxWx3`` uint8 RGB) + COCO xywh boxes ``[B, 4]`` -> keypoints ``[B, K, 3]`` (x, y, score)."""
+        out = []
+        for i in range(0, len(images), batch_size):
+            x, cs = self.crops(images[i:i + batch_size], np.asarray(boxes)[i:i + batch_size])
+            hm = self.heatmaps(x, steps, flip).float().cpu()
+            xy, score = decode_heatmaps(hm, self.cfg.get("refine", "quarter"))
+            xy_in = xy.numpy() * np.array([self.input_size[0] / hm.shape[-1], self.input_size[1] / hm.shape[-2]])
+            for j, (c, s) in enumerate(cs):
+                img_xy = crop_to_image(xy_in[j], c, s, self.input_size)
+                out.append(np.concatenate([img_xy, score[j].numpy()[:, None]], axis=1))
+        return torch.from_numpy(np.stack(out).astype(np.float32)) if out else torch.zeros(0, self.num_keypoints, 3)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load a checkpoint written by ``save_checkpoint`` (switching keypoint format if needed)."""
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+        fmt = (obj.get("cfg") or {}).get("keypoint_format") if isinstance(obj, dict) else None
+        if fmt and fmt != self.fmt:
+            self.cfg["keypoint_format"] = fmt
+            self._set_format(fmt)
+        super().load_checkpoint(path)
+        self.net.eval()

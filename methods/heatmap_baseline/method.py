@@ -1,0 +1,24 @@
+"""The registered heatmap baseline (``get_method("heatmap_baseline")``): HRNet + 1x1 conv head.
+
+The SimpleBaseline / HRNet top-down recipe (Gaussian heatmap MSE, flip test, quarter-offset
+decoding), sharing the backbone, head, training loop and inference code with DiffusionPose
+(``methods/diffusionpose``) so that the two differ only in the diffusion decoder.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from methods.diffusionpose.network import HeatmapNet
+from methods.diffusionpose.pose_method import TopDownPoseMethod
+from methods.registry import register_method
+
+
+@register_method("heatmap_baseline")
+class HeatmapBaseline(TopDownPoseMethod):
+    """HRNet-W32/W48 heatmap regression (Sun et al. 2019), the DiffusionPose baseline."""
+
+    default_steps = None
+
+    def build_net(self) -> nn.Module:
+        return HeatmapNet(self.num_keypoints, arch=self.cfg.get("arch", "w32"))
