@@ -37,13 +37,16 @@ from evaluators.datasets.skeleton_synth_body import (
 )
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULTS = {
     "seed": 0, "num_actions": 12, "subjects": [1, 2, 4, 5, 8, 3, 6, 7, 10, 11], "cameras": [1, 2, 3],
     "setups": [1, 2, 3], "replications": [1], "frames": [48, 96], "sensor_noise": 0.012,
     "style_noise": 1.0, "p_inferred": 0.03, "p_drop_frame": 0.02, "p_id_switch": 0.05,
-    "p_spurious": 0.12, "missing_samples": 2,
+    "p_spurious": 0.12, "missing_samples": 2, "p_distractor": 0.5, "p_left_handed": 0.3,
+    "heading_std": 0.4,
 }
+# single-person, in-place actions that may be blended in faintly as a distractor motion
+DISTRACTORS = ("wave_right_hand", "clap", "raise_both_hands", "kick", "bow", "punch", "drink")
 CAM_YAW = {1: 0.0, 2: np.pi / 4, 3: -np.pi / 4}  # NTU: three cameras at -45, 0, +45 degrees
 # children for joint orientations (bone parent -> child); leaves get (0, 0, 0, 0) as in NTU files
 CHILD = {0: 1, 1: 20, 20: 2, 2: 3, 4: 5, 5: 6, 6: 7, 7: 21, 8: 9, 9: 10, 10: 11, 11: 23,
@@ -56,6 +59,15 @@ def _opts(cfg: dict) -> dict:
     if not 1 <= int(o["num_actions"]) <= len(ACTIONS):
         raise ValueError(f"synth_ntu num_actions must be in 1..{len(ACTIONS)}, got {o['num_actions']}")
     return o
+
+
+def mirror(pose: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Swap left and right limbs (a left-handed subject waves, kicks, drinks with the other side)."""
+    out = {}
+    for k, v in pose.items():
+        out[("r_" + k[2:]) if k.startswith("l_") else ("l_" + k[2:]) if k.startswith("r_") else k] = v
+    out["twist"], out["roll"] = -pose["twist"], -pose["roll"]
+    return out
 
 
 def _rot_y(a: float) -> np.ndarray:
@@ -72,7 +84,8 @@ def perform(action: int, performer: int, rep: int, setup: int, o: dict) -> list[
     lo, hi = o["frames"]
     T = int(rng.integers(lo, hi + 1))
     name, fn, persons, takes_root = ACTIONS[action - 1]
-    heading = np.pi + (0.45 if rep % 2 else -0.45) + rng.normal(0, 0.25)
+    left_handed = srng.random() < o["p_left_handed"]
+    heading = np.pi + (0.45 if rep % 2 else -0.45) + rng.normal(0, o["heading_std"])
     out = []
     for who in range(persons):
         b, st = (bones, style) if who == 0 else (subject_bones(rng), subject_style(rng))
@@ -85,6 +98,12 @@ def perform(action: int, performer: int, rep: int, setup: int, o: dict) -> list[
         root = np.zeros((T, 3))
         args = (pose, t, u, e, rng, a, f) + ((who,) if persons == 2 else ()) + ((root,) if takes_root else ())
         fn(*args)
+        if rng.random() < o["p_distractor"]:  # a faint, partial second motion (people fidget)
+            dname = DISTRACTORS[int(rng.integers(len(DISTRACTORS)))]
+            dfn = next(x[1] for x in ACTIONS if x[0] == dname)
+            dfn(pose, t, u, envelope(u, rng) * rng.uniform(0.25, 0.6), rng, a, f)
+        if left_handed and who == 0:
+            pose = mirror(pose)
         J = forward_kinematics(pose, b)
         J[..., 1] -= J[:, FOOT_JOINTS, 1].min(axis=1, keepdims=True) - 0.05  # feet on the ground
         if persons == 1:
