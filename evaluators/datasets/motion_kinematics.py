@@ -60,7 +60,14 @@ def qbetween(v0: np.ndarray, v1: np.ndarray) -> np.ndarray:
     xyz = np.cross(v0, v1)
     w = np.sqrt((v0 ** 2).sum(-1, keepdims=True) * (v1 ** 2).sum(-1, keepdims=True)) + (v0 * v1).sum(-1, keepdims=True)
     q = np.concatenate([w, xyz], axis=-1)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+    norm = np.linalg.norm(q, axis=-1, keepdims=True)
+    bad = norm[..., 0] < 1e-12
+    if bad.any():  # anti-parallel: any 180° turn about an axis ⟂ v0 (the official code gives NaN here)
+        a = np.broadcast_to(v0, q.shape[:-1] + (3,))[bad]
+        axis = np.cross(a, np.where(np.abs(a[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]]))
+        q[bad] = np.concatenate([np.zeros((len(axis), 1)), axis], axis=-1)
+        norm = np.linalg.norm(q, axis=-1, keepdims=True)
+    return q / norm
 
 
 def qfix(q: np.ndarray) -> np.ndarray:
