@@ -1,0 +1,134 @@
+"""Action-recognition evaluator: data access, training (cached), feature extraction.
+
+An action-to-motion dataset is read through :func:`action_split`, which accepts
+``data.split(name)`` returning either an object with ``motions`` (list of ``[T_i, J, C]``)
+and ``labels`` (ints), or a sequence of items with ``motion`` / ``label`` (attributes or dict
+keys). Class count: ``data.num_classes`` or ``max(label) + 1``.
+
+Training follows ACTOR's recognition training (``src/train/train_stgcn.py``: cross-entropy,
+AdamW) for both recognisers; lr 1e-4 and batch 64 are our defaults (ACTOR's parser defaults were
+not verified); the released HumanAct12 GRU recogniser comes
+from Action2Motion and can instead be loaded with ``checkpoint=PATH`` (its state dict, or a dict
+holding it under ``model``). Trained recognisers are cached at
+``cache_root()/evaluators/<cache_key>.pt`` (atomic write).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from evaluators.networks.action_recognition import build_recognizer
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {"kind": "a2m_gru", "steps": 2000, "batch_size": 64, "lr": 1e-4, "seed": 0, "network": {}}
+
+
+@dataclass
+class ActionSplit:
+    motions: list[np.ndarray]  # [T_i, J, C]
+    labels: np.ndarray  # int64 [N]
+
+    def __len__(self) -> int:
+        return len(self.motions)
+
+
+def action_split(data: Any, split: str) -> ActionSplit:
+    """Read ``split`` of an action-to-motion dataset (see module docstring)."""
+    s = data.split(split) if hasattr(data, "split") and callable(data.split) else data
+    if isinstance(s, ActionSplit):
+        return s
+    if getattr(s, "motions", None) is not None:
+        return ActionSplit([np.asarray(m, np.float32) for m in s.motions], np.asarray(s.labels, np.int64))
+    items = [s[i] for i in range(len(s))]
+    get = (lambda it, k: it[k]) if items and isinstance(items[0], dict) else getattr
+    return ActionSplit([np.asarray(get(it, "motion"), np.float32) for it in items],
+                       np.asarray([int(get(it, "label")) for it in items], np.int64))
+
+
+def num_classes(data: Any, split: ActionSplit) -> int:
+    return int(getattr(data, "num_classes", None) or int(split.labels.max()) + 1)
+
+
+def pad_motions(motions: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[T_i, J, C]`` list -> zero-padded ``[B, T_max, J, C]`` and lengths ``[B]``."""
+    t = max(len(m) for m in motions)
+    out = np.zeros((len(motions), t, *motions[0].shape[1:]), np.float32)
+    for i, m in enumerate(motions):
+        out[i, :len(m)] = m
+    return torch.from_numpy(out), torch.tensor([len(m) for m in motions])
+
+
+@torch.no_grad()
+def recognizer_outputs(net: nn.Module, motions, lengths, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits [N, K], features [N, F])`` of ``motions [N, T, J, C]`` in eval mode."""
+    net.eval()
+    dev = next(net.parameters()).device
+    logits, feats = [], []
+    motions = torch.as_tensor(motions)
+    lengths = torch.as_tensor(lengths)
+    for i in range(0, len(motions), batch_size):
+        lo, fe = net(motions[i:i + batch_size].to(dev), lengths[i:i + batch_size].to(dev))
+        logits.append(lo.cpu().numpy())
+        feats.append(fe.cpu().numpy())
+    return np.concatenate(logits), np.concatenate(feats)
+
+
+def _build(kind: str, sample: np.ndarray, n_cls: int, network: dict) -> nn.Module:
+    _, j, c = sample.shape
+    if kind == "a2m_gru":
+        return build_recognizer(kind, input_size=j * c, output_size=n_cls, **network)
+    layout = network.pop("layout", "smpl" if j == 24 else "ntu-rgb+d" if j == 25 else "chain")
+    return build_recognizer(kind, in_channels=c, num_class=n_cls, layout=layout, num_node=j, **network)
+
+
+def load_recognizer(checkpoint: str, kind: str, sample: np.ndarray, n_cls: int, network: dict | None = None):
+    """A released / saved recogniser state dict (strict) for motions shaped like ``sample [T, J, C]``."""
+    net = _build(kind, sample, n_cls, dict(network or {}))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **kwargs) -> nn.Module:
+    """Train (or load from cache) the recognition evaluator of ``data``; returns it in eval mode."""
+    from evaluators.datasets.cache import cache_key, cache_root
+    from evaluators.io import atomic_torch_save
+
+    hp = {**DEFAULTS, **kwargs}
+    tr = action_split(data, split)
+    n_cls = num_classes(data, tr)
+    digest = round(float(sum(float(np.asarray(m, np.float64).sum()) for m in tr.motions)), 4)
+    key = cache_key("action_recognizer", getattr(data, "name", type(data).__name__), len(tr), n_cls,
+                    list(tr.motions[0].shape[1:]), digest, hp)
+    path = cache_root() / "evaluators" / f"{key}.pt"
+    net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]))
+    if cache and path.exists():
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+        return net.eval()
+    torch.manual_seed(hp["seed"])
+    rng = np.random.default_rng(hp["seed"])
+    opt = torch.optim.AdamW(net.parameters(), lr=hp["lr"])
+    crit = nn.CrossEntropyLoss()
+    net.train()
+    for step in range(int(hp["steps"])):
+        idx = rng.choice(len(tr), min(hp["batch_size"], len(tr)), replace=False)
+        x, lens = pad_motions([tr.motions[i] for i in idx])
+        logits, _ = net(x, lens)
+        loss = crit(logits, torch.from_numpy(tr.labels[idx]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 200 == 0:
+            log.info("recognizer %s step %d loss %.4f", hp["kind"], step, loss.item())
+    net.eval()
+    if cache:
+        atomic_torch_save({"model": net.state_dict(), "kind": hp["kind"], "num_classes": n_cls, "hparams": hp}, path)
+    return net

@@ -1,0 +1,134 @@
+"""Action-to-motion protocol (HumanAct12 / UESTC), as ACTOR and MLD evaluate it.
+
+Source: ACTOR ``src/evaluate/action2motion/evaluate.py`` / ``stgcn_eval.py`` (``a2m`` and
+``stgcn`` evaluations), MLD ``mld/models/metrics/uncond.py`` / ``HUMANACT12Metrics``. Per
+repetition r (seed ``ctx.seed + r``; torch seeded too, because the HumanAct12 GRU recogniser
+draws a random initial state per call, as the official one does):
+
+- generated set: one generation per test motion, with that motion's action label and length
+  (``method.generate(labels, lengths, steps)`` -> ``[B, T, J, 3]`` motions);
+- ``accuracy``: the recogniser's top-1 accuracy on the generated motions w.r.t. the labels they
+  were conditioned on;
+- ``fid_train`` / ``fid_test``: FID between the recogniser features of the generated set and of
+  the training / test motions (``fid_test`` only when the dataset has a test split distinct from
+  the training split; HumanAct12 has none and reports FID_train only);
+- ``diversity`` (200 pairs, with replacement) and ``multimodality`` (20 same-label pairs per
+  action) of the generated features.
+
+The real row (variant ``real``) evaluates the reference motions themselves. Every metric is the
+mean with 1.96 std / sqrt(R) over R repetitions (ACTOR/MLD use 20).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluators.metrics import action as A
+from evaluators.metrics.generation import confidence_interval
+from evaluators.networks.action_train import (action_split, load_recognizer, num_classes, pad_motions,
+                                              recognizer_outputs, train_recognizer)
+from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "train_split": "train", "test_split": "test", "repetitions": 20, "steps": None, "batch_size": 64,
+    "diversity_times": A.DIVERSITY_PAIRS_A2M, "multimodality_times": A.MULTIMODALITY_PAIRS_A2M, "real_row": True,
+    "recognizer": {"kind": "a2m_gru", "checkpoint": None, "network": {}, "train": {}},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = _merge(base[k], v) if isinstance(base.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+def _has_split(data, name: str) -> bool:
+    names = getattr(data, "split_names", None)
+    if names is not None:
+        return name in names
+    try:
+        data.split(name)
+        return True
+    except (KeyError, ValueError, FileNotFoundError):
+        return False
+
+
+def _generate(method, labels: np.ndarray, lengths: list[int], steps, bs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(labels), bs):
+            lab = [int(v) for v in labels[i:i + bs]]
+            ln = lengths[i:i + bs]
+            out = method.generate(lab, ln, steps) if steps is not None else method.generate(lab, ln)
+            outs.append([o[:n] for o, n in zip(torch.as_tensor(out).float().cpu().numpy(), ln)])
+    flat = [m for part in outs for m in part]
+    return pad_motions(flat)
+
+
+def _row(logits, feats, labels, ref_train, ref_test, n_cls, seed, c) -> dict[str, float]:
+    row = {"accuracy": A.accuracy(logits, labels), "fid_train": A.fid_train(ref_train, feats),
+           "diversity": A.diversity_a2m(feats, int(c["diversity_times"]), seed=seed),
+           "multimodality": A.multimodality_a2m(feats, labels, n_cls, int(c["multimodality_times"]), seed=seed)}
+    if ref_test is not None:
+        row["fid_test"] = A.fid_test(ref_test, feats)
+    return row
+
+
+@register_protocol("action2motion", needs="MotionGenerator", tasks="action2motion")
+def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
+    """Action-conditioned generation: FID_train / FID_test, accuracy, diversity, multimodality (± 95% CI)."""
+    c = _merge(DEFAULTS, cfg or {})
+    train = action_split(data, c["train_split"])
+    has_test = c["test_split"] != c["train_split"] and _has_split(data, c["test_split"])
+    test = action_split(data, c["test_split"]) if has_test else train
+    n_cls = num_classes(data, train)
+    rc = c["recognizer"]
+    net = (ctx.extra or {}).get("action_recognizer")
+    if net is None and rc.get("checkpoint"):
+        net = load_recognizer(rc["checkpoint"], rc["kind"], train.motions[0], n_cls, rc.get("network"))
+    if net is None:
+        net = train_recognizer(data, split=c["train_split"], kind=rc["kind"], network=dict(rc.get("network") or {}),
+                               **dict(rc.get("train") or {}))
+    dev = torch.device(ctx.device if ctx.device not in (None, "auto") else "cpu")
+    net = net.to(dev).eval()
+    bs = int(c["batch_size"])
+    lengths = [len(m) for m in test.motions]
+    real_rows, gen_rows = [], []
+    for r in range(int(c["repetitions"])):
+        seed = int(ctx.seed) + r
+        torch.manual_seed(seed)
+        _, f_train = recognizer_outputs(net, *pad_motions(train.motions))
+        lo_test, f_test = recognizer_outputs(net, *pad_motions(test.motions)) if has_test else (None, None)
+        ref_test = f_test if has_test else None
+        if c["real_row"]:
+            ref = test if has_test else train
+            lo_real, f_real = (lo_test, f_test) if has_test else recognizer_outputs(net, *pad_motions(ref.motions))
+            real_rows.append(_row(lo_real, f_real, ref.labels, f_train, None, n_cls, seed, c))
+        gx, glen = _generate(method, test.labels, lengths, c["steps"], bs)
+        lo_gen, f_gen = recognizer_outputs(net, gx, glen)
+        gen_rows.append(_row(lo_gen, f_gen, test.labels, f_train, ref_test, n_cls, seed, c))
+        log.info("action2motion repetition %d: %s", r + 1, {k: round(v, 4) for k, v in gen_rows[-1].items()})
+
+    def summary(rows):
+        return {k: dict(zip(("value", "ci95"), confidence_interval([row[k] for row in rows]))) for k in rows[0]}
+
+    n_samples = {"expected": len(test), "evaluated": len(test)}
+    common = {"repetitions": int(c["repetitions"]), "recognizer": rc["kind"], "num_classes": n_cls,
+              "fid_test_reported": has_test, "diversity_times": c["diversity_times"],
+              "multimodality_times": c["multimodality_times"]}
+    out = []
+    if c["real_row"]:
+        out.append(ProtocolResult(summary(real_rows), split=c["test_split"] if has_test else c["train_split"],
+                                  n_samples=n_samples, variant="real", extra={**common, "per_repetition": real_rows}))
+    sampler = method.sampler_settings() if hasattr(method, "sampler_settings") else {}
+    out.append(ProtocolResult(summary(gen_rows), split=c["test_split"] if has_test else c["train_split"],
+                              n_samples=n_samples, extra={**common, "per_repetition": gen_rows,
+                                                          "sampler": {**dict(sampler or {}), "steps": c["steps"]}}))
+    return out
