@@ -96,12 +96,13 @@ def read_split_file(path: str | Path) -> list[str]:
     return [t.strip() for t in lines[1].split(",") if t.strip()]
 
 
-def instances(seq: np.ndarray, labels: np.ndarray, video: str, max_frames: int = MAX_FRAMES):
+def instances(seq: np.ndarray, labels: np.ndarray, video: str, max_frames: int = MAX_FRAMES,
+              path: str | Path | None = None):
     """Yield (name, rows [max_frames, 150], label0) per labelled instance of one video."""
     for k, (a, s, e) in enumerate(labels):
         if s >= len(seq):
             raise DatasetError(f"label row {k + 1}: start frame {s} beyond the {len(seq)}-frame sequence",
-                               video)
+                               path or video)
         clip = seq[s:e]
         if clip.sum() == 0:  # pku_gendata.py: "Find all zero instance." -> skipped
             log.info("%s_%d: all-zero instance skipped", video, k)
@@ -149,7 +150,7 @@ def load_pku(cfg: dict, version: int, benchmark: str) -> SkeletonDataset:
                 raise DatasetError(f"no label file for video {v}", lab_path)
             seq = read_pku_skeleton(skel_dir / f"{v}.txt")
             b = buckets["train" if v in train_set else "test"]
-            for n, rows, y in instances(seq, read_pku_labels(lab_path), str(skel_dir / f"{v}.txt"), max_frames):
+            for n, rows, y in instances(seq, read_pku_labels(lab_path), v, max_frames, lab_path):
                 b[0].append(rows)
                 b[1].append(y)
                 b[2].append(n)
