@@ -164,7 +164,8 @@ def load_pku(cfg: dict, version: int, benchmark: str) -> SkeletonDataset:
 
     return SkeletonDataset(name, source=cfg.get("source", "real"), benchmark=benchmark,
                            num_classes=NUM_CLASSES, splits=make, root=str(root),
-                           info={"videos": len(videos), "train_videos": len(train_set & set(videos))})
+                           info={"videos": len(videos), "train_videos": len(train_set & set(videos))},
+                           feeder_defaults=cfg.get("feeder"))
 
 
 def _make_loader(version: int, benchmark: str):

@@ -67,11 +67,14 @@ class SkeletonDataset:
 
     def __init__(self, name: str, *, source: str, benchmark: str, num_classes: int,
                  splits: dict[str, SkeletonSplit] | Callable[[], dict[str, SkeletonSplit]],
-                 root: str | None = None, info: dict[str, Any] | None = None) -> None:
+                 root: str | None = None, info: dict[str, Any] | None = None,
+                 feeder_defaults: dict[str, Any] | None = None) -> None:
         self.name, self.source, self.benchmark = name, source, benchmark
         self.num_classes = int(num_classes)
         self.root = root
         self.info = dict(info or {})
+        # config ``feeder: {train_p_interval, test_p_interval}``: crop ratios used when the caller gives none
+        self.feeder_defaults = dict(feeder_defaults or {})
         self._splits = splits if isinstance(splits, dict) else None
         self._make = None if isinstance(splits, dict) else splits
 
@@ -94,6 +97,9 @@ class SkeletonDataset:
         from evaluators.datasets.skeleton_feeder import SkeletonFeeder
 
         sp = self.split(split) if isinstance(split, str) else split
+        key = "train_p_interval" if train else "test_p_interval"
+        if aug.get("p_interval") is None and self.feeder_defaults.get(key) is not None:
+            aug["p_interval"] = tuple(self.feeder_defaults[key])
         return SkeletonFeeder(sp, train=train, window=window, **aug)
 
     def summary(self) -> dict[str, Any]:

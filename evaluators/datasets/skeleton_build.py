@@ -122,7 +122,7 @@ def load_ntu_like(cfg: dict, *, rule: str, num_classes: int, ntu60_only: bool,
             return out
 
         return SkeletonDataset(name, source=source, benchmark=benchmark, num_classes=num_classes,
-                               splits=from_npz, root=str(p), info=info)
+                               splits=from_npz, root=str(p), info=info, feeder_defaults=cfg.get("feeder"))
     root = root if root is not None else resolve_root(cfg)
     files = find_skeleton_files(root)
     if not files:
@@ -141,7 +141,8 @@ def load_ntu_like(cfg: dict, *, rule: str, num_classes: int, ntu60_only: bool,
         return splits_from_rows(rows, names, rule, num_classes, str(root), max_per)
 
     return SkeletonDataset(name, source=source, benchmark=benchmark, num_classes=num_classes,
-                           splits=make, root=str(root), info={"skipped_missing": len(skip), **(info or {})})
+                           splits=make, root=str(root), info={"skipped_missing": len(skip), **(info or {})},
+                           feeder_defaults=cfg.get("feeder"))
 
 
 def _restrict(files: dict[str, Path], list_path: Path) -> dict[str, Path]:
