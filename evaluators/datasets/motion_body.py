@@ -37,6 +37,8 @@ PHRASES = {
     "side_left": ["steps to the left", "walks sideways to the left"],
 }
 PRIMITIVES = tuple(PHRASES)
+# extra primitives used only by synth_action (HumanAct12 classes without a caption template)
+ACTION_ONLY = ("warm_up", "drink", "lift_dumbbell", "eat", "steering", "phone", "boxing", "throw")
 
 
 def _bump(n: int) -> np.ndarray:
@@ -108,11 +110,54 @@ def primitive(name: str, n: int, rng: np.random.Generator, speed: float = 1.0) -
         b = np.clip(np.minimum(t, t[::-1]) * 2.5, 0, 1)
         tr["l_arm_ab"][:] = tr["r_arm_ab"][:] = 0.12 + 2.7 * b
         tr["l_fore_ab"][:] = tr["r_fore_ab"][:] = 0.12 + 2.8 * b
+    elif name in ACTION_ONLY:
+        _action_tracks(name, tr, t, speed, rng)
     elif name == "stand":
         tr["lean"][:] = 0.03 * np.sin(2 * np.pi * 0.3 * t + phase)
     else:
         raise ValueError(f"unknown primitive {name!r}; known: {PRIMITIVES}")
     return tr
+
+
+def _action_tracks(name: str, tr: dict, t: np.ndarray, speed: float, rng: np.random.Generator) -> None:
+    """Arm-driven primitives of the HumanAct12 classes (hand to mouth/ear, punches, throws...)."""
+    env = np.clip(np.minimum(t, t[::-1]) * 4.0, 0, 1)
+    osc = np.sin(2 * np.pi * speed * t * rng.uniform(0.8, 1.2))
+    if name == "warm_up":  # arm circles with a bounce
+        tr["l_arm"][:] = tr["r_arm"][:] = 1.6 + 1.4 * osc * env
+        tr["l_knee"][:] = tr["r_knee"][:] = 0.25 * (1 + osc) * env
+        tr["l_thigh"][:] = tr["r_thigh"][:] = 0.12 * (1 + osc) * env
+    elif name in ("drink", "eat"):  # right hand to the mouth (repeatedly for eat)
+        lift = env if name == "drink" else env * (0.6 + 0.4 * np.abs(osc))
+        tr["r_arm"][:] = 0.5 * lift
+        tr["r_elbow"][:] = 0.15 + 2.4 * lift
+        if name == "eat":
+            tr["l_arm"][:], tr["l_elbow"][:] = 0.5, 1.4
+    elif name == "phone":  # right hand held at the ear
+        tr["r_arm_ab"][:] = 0.12 + 0.6 * env
+        tr["r_fore_ab"][:] = 0.12 + 2.5 * env
+        tr["r_arm"][:] = 0.2 * env
+    elif name == "lift_dumbbell":  # biceps curls
+        tr["l_elbow"][:] = tr["r_elbow"][:] = 0.15 + 1.1 * (1 - np.cos(2 * np.pi * 0.7 * speed * t)) * env
+    elif name == "steering":  # arms forward, rotating a wheel
+        tr["l_arm"][:] = tr["r_arm"][:] = 1.1 * env
+        tr["l_elbow"][:] = tr["r_elbow"][:] = 0.5 * env
+        tr["l_arm_ab"][:] = 0.12 + 0.35 * (1 + osc) * env
+        tr["r_arm_ab"][:] = 0.12 + 0.35 * (1 - osc) * env
+    elif name == "boxing":  # alternating punches, guard up
+        p = np.maximum(0, np.sin(2 * np.pi * 1.3 * speed * t))
+        q = np.maximum(0, -np.sin(2 * np.pi * 1.3 * speed * t))
+        tr["l_arm"][:], tr["r_arm"][:] = (0.9 + 0.6 * p) * env, (0.9 + 0.6 * q) * env
+        tr["l_elbow"][:], tr["r_elbow"][:] = (1.6 - 1.5 * p) * env, (1.6 - 1.5 * q) * env
+        tr["l_knee"][:] = tr["r_knee"][:] = 0.3 * env
+    elif name == "throw":  # wind up behind, throw forward-up
+        u = np.clip(t / max(t[-1], 1e-6), 0, 1)
+        wind = np.sin(np.pi * np.clip(u * 2, 0, 1))
+        fling = np.sin(np.pi * np.clip(u * 2 - 1, 0, 1))
+        tr["r_arm"][:] = -1.0 * wind + 2.4 * fling
+        tr["r_elbow"][:] = 1.5 * wind
+        tr["lean"][:] = -0.15 * wind + 0.3 * fling
+        tr["l_thigh"][:] = 0.4 * fling
 
 
 def _swing(f: np.ndarray, ab: np.ndarray, side: float) -> np.ndarray:
