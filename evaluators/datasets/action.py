@@ -52,6 +52,11 @@ class ActionSample:
     joints: np.ndarray  # float32 [T, J, 3]
     label: int
 
+    @property
+    def motion(self) -> np.ndarray:
+        """Alias of ``joints`` (the name the generation protocols read)."""
+        return self.joints
+
 
 def _load_pickle(path: Path):
     if not path.is_file():

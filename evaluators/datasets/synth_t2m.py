@@ -137,7 +137,7 @@ def generate(out_dir: str | Path, cfg: dict | None = None) -> Path:
     tokens = iter(tag_captions([c for *_, cs in records for c, _, _ in cs]))
     for sub in ("new_joint_vecs", "new_joints", "texts"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    for split, sid, feats, cs in records:
+    for _split, sid, feats, cs in records:
         atomic_np_save(out / "new_joint_vecs" / f"{sid}.npy", feats)
         atomic_np_save(out / "new_joints" / f"{sid}.npy", recover_from_ric(feats, 22))
         lines = [format_caption_line(Caption(c, next(tokens), float(s), float(e))) for c, s, e in cs]

@@ -21,7 +21,7 @@ API that methods and protocols code against (stable)::
     ds.split(name) -> list[MotionTextSample]    # MotionTextSample(name, motion float32 [T, D] raw
                                                 #   features, texts: list[Caption(caption, tokens
                                                 #   ["word/POS"], start, end)])
-    ds.torch_dataset(split, normalise=True, max_len=196, seed=0) -> torch Dataset of dicts
+    ds.torch_dataset(split, normalise=True, max_len=196, seed=0) -> torch Dataset of dicts  (alias normalize=)
         {"name", "caption": str, "tokens": list[str], "motion": float32 Tensor [max_len, D]
          (normalised with mean/std, zero-padded), "length": int}
     ds.collate(list_of_items) -> {"name": list, "caption": list, "tokens": list,
@@ -230,7 +230,11 @@ class MotionTextDataset:
 
         return recover_from_ric(x, self.joints_num)
 
-    def torch_dataset(self, split: str, normalise: bool = True, max_len: int | None = None, seed: int | None = None):
+    def torch_dataset(self, split: str, normalise: bool = True, max_len: int | None = None, seed: int | None = None,
+                      normalize: bool | None = None):
+        """Items of ``split`` (see module docstring); ``normalize`` is accepted as a US-spelling alias."""
+        if normalize is not None:
+            normalise = normalize
         return MotionTextTorchDataset(self, split, normalise=normalise,
                                       max_len=max_len or self.max_motion_length,
                                       seed=self.seed if seed is None else seed)
