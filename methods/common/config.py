@@ -12,6 +12,7 @@ scale block would be merged afterwards and silently undo them).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +23,29 @@ CONFIG_DIR = REPO / "configs"
 SCALES = ("paper", "smoke")
 
 
-def config_path(group: str, name: str, config_dir: str | Path | None = None) -> Path:
-    """``configs/<group>/<name>.yaml`` (raises FileNotFoundError listing the group's names)."""
-    d = Path(config_dir) if config_dir is not None else CONFIG_DIR
-    path = d / group / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in (d / group).glob("*.yaml")) if (d / group).is_dir() else []
-        raise FileNotFoundError(f"no config {path} (available in {group}/: {', '.join(known) or 'none'})")
-    return path
+def config_dirs(config_dir: str | Path | None = None) -> list[Path]:
+    """Folders searched for group configs: ``config_dir`` if given, else the folders in
+    ``$MOTIONREPRO_CONFIG_PATH`` (``:``-separated, searched first) followed by ``configs/``."""
+    if config_dir is not None:
+        return [Path(config_dir)]
+    extra = [Path(p) for p in os.environ.get("MOTIONREPRO_CONFIG_PATH", "").split(os.pathsep) if p]
+    return [*extra, CONFIG_DIR]
 
 
 def list_configs(group: str, config_dir: str | Path | None = None) -> list[str]:
-    """Names of the yaml files in ``configs/<group>/``."""
-    d = (Path(config_dir) if config_dir is not None else CONFIG_DIR) / group
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+    """Names of the yaml files in ``<config dir>/<group>/`` over every searched folder."""
+    return sorted({p.stem for d in config_dirs(config_dir) if (d / group).is_dir() for p in (d / group).glob("*.yaml")})
+
+
+def config_path(group: str, name: str, config_dir: str | Path | None = None) -> Path:
+    """``configs/<group>/<name>.yaml`` (raises FileNotFoundError listing the group's names)."""
+    for d in config_dirs(config_dir):
+        path = d / group / f"{name}.yaml"
+        if path.exists():
+            return path
+    known = list_configs(group, config_dir)
+    raise FileNotFoundError(f"no config {group}/{name}.yaml under {', '.join(map(str, config_dirs(config_dir)))} "
+                            f"(available in {group}/: {', '.join(known) or 'none'})")
 
 
 def resolve_scale(cfg: Any, scale: str, *, source: str = "<config>") -> DictConfig:

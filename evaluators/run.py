@@ -1,0 +1,361 @@
+"""The runner: ``python -m evaluators.run +experiment=METHOD_DATASET [overrides]``.
+
+Data flow (DESIGN.md "Data flow of the main job"): hydra composes ``configs/run.yaml`` with an
+experiment (``method``, ``datasets``, ``protocols``, the paper's settings) and a scale; for each
+dataset the runner loads ``configs/dataset/<name>.yaml`` at that scale, loads the data, builds
+the method, trains it (``pretrain`` for a RepresentationLearner, else ``fit``) or loads
+``checkpoint=PATH``, runs every protocol and writes one run record per result, then
+regenerates the leaderboards under ``${runs_dir}/leaderboards`` and prints a short table.
+
+Override scheme (group configs are resolved here, not by hydra, so a user override is
+applied AFTER the ``scales`` block and always wins):
+
+- ``method_cfg.KEY=V``            -> the method config
+- ``dataset.root=/data/ntu``      -> every dataset of the run (any dataset key, e.g. ``dataset.n=10``)
+- ``protocol_cfg.NAME.KEY=V``     -> protocol NAME's config
+- ``scale=smoke``, ``seed=1``, ``device=cuda``, ``checkpoint=PATH``, ``runs_dir=...``
+
+Extra config folders (searched before ``configs/``) and plugin modules (imported first, e.g.
+to register an outside method) come from ``$MOTIONREPRO_CONFIG_PATH`` and
+``$MOTIONREPRO_PLUGINS`` (``:``/``,``-separated). Errors a user can fix (unknown names, a real
+dataset not on disk, a protocol the method cannot serve) exit 2 with the message and nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from methods.common.config import CONFIG_DIR, config_dirs, list_configs, load_config
+
+log = logging.getLogger("evaluators.run")
+REPO = Path(__file__).resolve().parents[1]
+GROUP_PREFIXES = {"method_cfg.": "method", "dataset.": "dataset", "protocol_cfg.": "protocol"}
+
+
+class ConfigError(Exception):
+    """A mistake in the command line or the configs (exit code 2, message printed as is)."""
+
+
+# -- names -------------------------------------------------------------------------------------------
+def load_plugins() -> None:
+    """Import ``methods`` and every module named in ``$MOTIONREPRO_PLUGINS``."""
+    import methods  # noqa: F401  (registers every method)
+
+    for mod in filter(None, os.environ.get("MOTIONREPRO_PLUGINS", "").replace(",", ":").split(":")):
+        importlib.import_module(mod.strip())
+
+
+def experiments_by_method() -> dict[str, list[str]]:
+    """``{method: [dataset alias, ...]}`` from ``configs/experiment/<method>_<alias>.yaml``."""
+    out: dict[str, list[str]] = {}
+    for name in list_configs("experiment"):
+        if "_" in name:
+            m, alias = name.split("_", 1)
+            out.setdefault(m, []).append(alias)
+    return out
+
+
+def experiment_name(method: str, dataset: str) -> str:
+    """Validate ``METHOD DATASET`` and return the experiment config name; ConfigError otherwise."""
+    from methods.registry import UnknownNameError, get_method, unknown_name_message
+
+    try:
+        get_method(method)
+    except UnknownNameError as e:
+        raise ConfigError(str(e)) from None
+    aliases = experiments_by_method().get(method, [])
+    for cand in (dataset, dataset.replace("-", "_"), dataset.replace("_", "-")):
+        if cand in aliases:
+            return f"{method}_{cand}"
+    raise ConfigError(unknown_name_message(f"dataset for method {method!r}", dataset, aliases))
+
+
+def check_experiment_override(overrides: list[str]) -> None:
+    """Fail early, in one line, on ``+experiment=NAME`` naming an unknown method or dataset."""
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key == "experiment" and value and value not in list_configs("experiment"):
+            method, _, dataset = value.partition("_")
+            experiment_name(method, dataset)  # raises the one-line message
+            raise ConfigError(f"no experiment config experiment/{value}.yaml")
+
+
+def group_overrides(overrides: list[str]) -> dict[str, Any]:
+    """Split command-line overrides addressed to group configs: ``{"method": [...], "dataset": [...],
+    "protocol": {name: [...]}}`` as OmegaConf dotlists (the prefix removed)."""
+    out: dict[str, Any] = {"method": [], "dataset": [], "protocol": {}}
+    for o in overrides:
+        o = o.lstrip("+")
+        for prefix, group in GROUP_PREFIXES.items():
+            if o.startswith(prefix) and "=" in o:
+                rest = o[len(prefix):]
+                if group == "protocol":
+                    name, _, rest = rest.partition(".")
+                    out["protocol"].setdefault(name, []).append(rest)
+                else:
+                    out[group].append(rest)
+    return out
+
+
+def _upsert(arg: str) -> str:
+    """``method_cfg.K=V`` -> ``++method_cfg.K=V``: group overrides may add keys without a ``+``."""
+    if "=" in arg and not arg.startswith(("+", "~", "-")) and arg.startswith(tuple(GROUP_PREFIXES)):
+        return "++" + arg
+    return arg
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return "cpu"
+
+
+# -- planning: everything that can fail cheaply, before any data is read or model built -----------------
+def plan(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """Resolve the method, dataset and protocol configs and check they fit together.
+
+    Raises ConfigError (unknown names, capability/task mismatch) or DatasetError (a real
+    dataset missing on disk) before anything is built or trained.
+    """
+    from evaluators.datasets import dataset_info, resolve_root
+    from evaluators.protocols import get_protocol
+    from methods.base import capabilities_of
+    from methods.registry import UnknownNameError, get_method
+
+    for key in ("method", "datasets", "protocols"):
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"no {key!r} given: run an experiment (+experiment=METHOD_DATASET, see --list) "
+                              f"or set method=, datasets=[...], protocols=[...]")
+    scale = str(cfg.scale)
+    ov = group_overrides(overrides)
+    try:
+        cls = get_method(str(cfg.method))
+        specs = [get_protocol(str(p)) for p in cfg.protocols]
+    except UnknownNameError as e:
+        raise ConfigError(str(e)) from None
+    caps = set(capabilities_of(cls))
+    mcfg = _load("method", str(cfg.method), scale, ov["method"], cfg.get("method_cfg"))
+    pcfgs = {}
+    for spec in specs:
+        missing = [c for c in spec.needs if c not in caps]
+        if missing:
+            raise ConfigError(f"protocol {spec.name!r} needs {', '.join(missing)}, which method {cfg.method!r} "
+                              f"does not implement (it has: {', '.join(sorted(caps)) or 'none'})")
+        patch = (cfg.get("protocol_cfg") or {}).get(spec.name)
+        pcfgs[spec.name] = _load("protocol", spec.name, scale, ov["protocol"].get(spec.name, []), patch,
+                                 optional=True)
+    dataset_patch = {k: v for k, v in OmegaConf.to_container(cfg.get("dataset") or {}).items() if v is not None}
+    dcfgs = []
+    for name in cfg.datasets:
+        dcfg = _load("dataset", str(name), scale, ov["dataset"], dataset_patch)
+        try:
+            info = dataset_info(dcfg["name"])
+        except UnknownNameError as e:
+            raise ConfigError(f"configs/dataset/{name}.yaml: {e}") from None
+        dcfg.setdefault("task", info["task"])
+        dcfg.setdefault("source", info["source"])
+        for spec in specs:
+            if spec.tasks and dcfg["task"] not in spec.tasks:
+                raise ConfigError(f"protocol {spec.name!r} serves tasks {list(spec.tasks)}, dataset {name!r} is "
+                                  f"{dcfg['task']!r}")
+        if dcfg["source"] == "real":
+            resolve_root(dcfg)  # DatasetError with layout, env var / override and URL: stop at once
+        dcfgs.append(dcfg)
+    return {"cls": cls, "method_cfg": mcfg, "datasets": dcfgs, "specs": specs, "protocol_cfgs": pcfgs}
+
+
+def _load(group: str, name: str, scale: str, overrides: list[str], patch: Any, optional: bool = False) -> dict:
+    patch = OmegaConf.to_container(patch, resolve=True) if isinstance(patch, DictConfig) else patch
+    try:
+        return load_config(group, name, scale, overrides or None, patch=patch or None)
+    except FileNotFoundError as e:
+        if optional:  # a registered protocol without a config file runs with its defaults
+            log.warning("%s; using the protocol's defaults", e)
+            return load_config_dict(name, scale, overrides, patch)
+        raise ConfigError(str(e)) from None
+
+
+def load_config_dict(name: str, scale: str, overrides: list[str], patch: Any) -> dict:
+    from methods.common.config import resolve_scale
+
+    cfg = resolve_scale(patch or {}, scale)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    out = OmegaConf.to_container(cfg, resolve=True)
+    out.setdefault("name", name)
+    return out
+
+
+# -- running ---------------------------------------------------------------------------------------------
+def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[dict]:
+    """Run a composed config end to end; returns the records written (on the main rank)."""
+    from evaluators.datasets import load_dataset
+    from evaluators.protocols import RunContext
+    from evaluators.records import make_record, write_record
+    from methods.base import RepresentationLearner
+    from methods.common import distributed as D
+    from methods.common.seeding import seed_everything
+
+    overrides = list(overrides or [])
+    p = plan(cfg, overrides)
+    D.init_distributed()
+    device, seed, scale = resolve_device(str(cfg.device)), int(cfg.seed), str(cfg.scale)
+    runs_dir = Path(str(cfg.runs_dir))
+    records: list[dict] = []
+    run_cfg = OmegaConf.to_container(cfg, resolve=True)
+    for dcfg in p["datasets"]:
+        t0 = time.perf_counter()
+        ds_name = dcfg["name"]
+        workdir = Path(str(cfg.workdir)) / ds_name if cfg.get("workdir") else \
+            runs_dir / "work" / str(cfg.method) / ds_name / f"{scale}_s{seed}"
+        log.info("dataset %s (%s, %s) -> workdir %s", ds_name, dcfg["source"], scale, workdir)
+        seed_everything(seed)
+        data = load_dataset(dcfg)
+        method = p["cls"](dict(p["method_cfg"]), device=device, seed=seed, workdir=workdir)
+        if cfg.get("checkpoint"):
+            method.load_checkpoint(str(cfg.checkpoint))
+            ckpt = str(cfg.checkpoint)
+        else:
+            (method.pretrain if isinstance(method, RepresentationLearner) else method.fit)(data)
+            ckpt = str(workdir / "method.pt")
+            if D.is_main() and hasattr(method, "save_checkpoint"):
+                method.save_checkpoint(ckpt)
+            D.barrier()
+        train_s = time.perf_counter() - t0
+        ctx = RunContext(seed=seed, device=device, workdir=workdir, data_source=dcfg["source"], scale=scale,
+                         rank=D.rank(), world_size=D.world_size(),
+                         extra={"dataset_cfg": dcfg, "method_cfg": p["method_cfg"]})
+        for spec in p["specs"]:
+            pcfg = p["protocol_cfgs"][spec.name]
+            t1 = time.perf_counter()
+            seed_everything(seed)
+            out = spec.fn(method, data, pcfg, ctx)
+            proto_s = time.perf_counter() - t1
+            if not D.is_main():
+                continue
+            for res in out if isinstance(out, list) else [out]:
+                if not res.n_samples:
+                    log.warning("protocol %s returned no n_samples (expected vs evaluated)", spec.name)
+                rec = make_record(
+                    method=str(cfg.method), dataset=ds_name, protocol=spec.name, metrics=res.metrics,
+                    data=dcfg["source"], scale=scale, seed=seed, split=res.split, variant=res.variant,
+                    n_samples=res.n_samples, wall_s=train_s + proto_s,
+                    config={"run": run_cfg, "method": p["method_cfg"], "dataset": dcfg, "protocol": pcfg},
+                    extra={**res.extra, "train_wall_s": train_s, "protocol_wall_s": proto_s, "checkpoint": ckpt,
+                           "device": device, "world_size": D.world_size()})
+                path = write_record(rec, Path(str(cfg.records_dir)))
+                log.info("wrote %s", path)
+                records.append(rec)
+    return records
+
+
+def finish(records: list[dict], runs_dir: Path, regenerate: bool = True) -> str:
+    """Regenerate ``runs_dir/leaderboards`` from published + local records; the summary table."""
+    try:
+        from leaderboards.make_tables import regenerate as regen
+        from leaderboards.make_tables import summary_table
+    except ImportError as e:
+        raise ConfigError(f"leaderboards.make_tables is not importable ({e}); records were written to "
+                          f"{runs_dir / 'records'}") from None
+    if regenerate:
+        regen(results_dirs=[REPO / "leaderboards" / "results", runs_dir / "records"],
+              out_dir=runs_dir / "leaderboards")
+        log.info("leaderboards regenerated under %s", runs_dir / "leaderboards")
+    return summary_table(records)
+
+
+# -- entry points ------------------------------------------------------------------------------------------
+def _hydra_main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from methods.common import distributed as D
+
+    overrides = list(HydraConfig.get().overrides.task)
+    records = _guard(lambda: run_experiment(cfg, overrides))
+    if D.is_main():
+        print(_guard(lambda: finish(records, Path(str(cfg.runs_dir)), bool(cfg.leaderboards))))
+
+
+def _guard(fn):
+    """Turn user-fixable errors into ``exit 2`` with their message only."""
+    from evaluators.datasets import DatasetError
+
+    try:
+        return fn()
+    except (ConfigError, DatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The composed run config for ``overrides`` (hydra's compose API; no output dir, no logging setup)."""
+    from hydra import compose as h_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return h_compose("run", overrides=[*overrides, *_searchpath_override()])
+
+
+def _searchpath_override() -> list[str]:
+    extra = [d for d in config_dirs() if d != CONFIG_DIR]
+    return [f"hydra.searchpath=[{','.join('file://' + str(d.resolve()) for d in extra)}]"] if extra else []
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: ``--list``, ``--demo [--only M]``, ``--cfg job``, else the hydra run (``-m`` for sweeps)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
+    load_plugins()
+    if argv[:1] == ["--list"]:
+        from evaluators.run_demo import listing
+
+        print(listing())
+        return
+    if argv[:1] == ["--demo"]:
+        from evaluators.run_demo import demo
+
+        sys.exit(demo(argv[1:]))
+    argv = [_upsert(a) for a in argv]
+    overrides = [a for a in argv if not a.startswith("-")]
+    _guard(lambda: check_experiment_override(overrides))
+    if "--cfg" in argv or "-c" in argv:
+        flag = argv.index("--cfg") if "--cfg" in argv else argv.index("-c")
+        if argv[flag + 1:flag + 2] == ["job"]:
+            cfg = compose([o for o in overrides if o != "job"])
+            print(_guard(lambda: describe(cfg, overrides)))
+            return
+    import hydra
+
+    sys.argv = [sys.argv[0], *argv, *_searchpath_override()]
+    hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="run")(_hydra_main)()
+
+
+def describe(cfg: DictConfig, overrides: list[str]) -> str:
+    """``--cfg job``: the composed run config plus the resolved group configs it will use."""
+    text = OmegaConf.to_yaml(cfg, resolve=False)
+    try:
+        p = plan(cfg, overrides)
+    except Exception as e:  # still show the composition; say why resolution stopped
+        return text + f"# resolved group configs unavailable: {e}\n"
+    resolved = {"method": p["method_cfg"], "datasets": {d["name"]: d for d in p["datasets"]},
+                "protocols": p["protocol_cfgs"]}
+    return text + "# resolved at scale=" + str(cfg.scale) + " (what the run uses)\n" + \
+        OmegaConf.to_yaml({"resolved": resolved})
+
+
+if __name__ == "__main__":
+    main()
