@@ -29,11 +29,19 @@ def is_initialized() -> bool:
 def init_distributed(timeout_s: float = 1800.0) -> tuple[int, int]:
     """Join the process group described by the torchrun environment; returns ``(rank, world_size)``.
 
-    Does nothing (and returns ``(0, 1)``) when ``WORLD_SIZE`` is unset or 1. Idempotent.
+    Does nothing (and returns ``(0, 1)``) when ``WORLD_SIZE`` is unset or 1. Idempotent. Under
+    the submitit SLURM launcher with several tasks, the torchrun variables are derived from
+    the SLURM environment first.
     Backend: nccl when CUDA is available (each process takes GPU ``LOCAL_RANK``), gloo otherwise.
     """
     if is_initialized():
         return rank(), world_size()
+    if "WORLD_SIZE" not in os.environ and os.environ.get("SUBMITIT_EXECUTOR") == "slurm" \
+            and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        # hydra/launcher=slurm with tasks_per_node > 1: each submitit task is one rank
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export()
     ws = int(os.environ.get("WORLD_SIZE", "1"))
     if ws <= 1:
         return 0, 1
