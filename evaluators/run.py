@@ -75,7 +75,8 @@ def experiment_name(method: str, dataset: str) -> str:
     for cand in (dataset, dataset.replace("-", "_"), dataset.replace("_", "-")):
         if cand in aliases:
             return f"{method}_{cand}"
-    raise ConfigError(unknown_name_message(f"dataset for method {method!r}", dataset, aliases))
+    msg = unknown_name_message("dataset", dataset, aliases)
+    raise ConfigError(msg.replace(f"dataset {dataset!r}", f"dataset {dataset!r} for method {method!r}", 1))
 
 
 def check_experiment_override(overrides: list[str]) -> None:
@@ -316,7 +317,8 @@ def _searchpath_override() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: ``--list``, ``--demo [--only M]``, ``--cfg job``, else the hydra run (``-m`` for sweeps)."""
+    """CLI: ``--list``, ``--demo [--only M]``, ``--experiment METHOD DATASET [overrides]``, ``--cfg job``,
+    else the hydra run (``-m`` for sweeps)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
     load_plugins()
@@ -329,6 +331,11 @@ def main(argv: list[str] | None = None) -> None:
         from evaluators.run_demo import demo
 
         sys.exit(demo(argv[1:]))
+    if argv[:1] == ["--experiment"]:  # ./reproduce.sh METHOD DATASET [overrides]
+        if len(argv) < 3:
+            print("error: usage: --experiment METHOD DATASET [overrides]", file=sys.stderr)
+            sys.exit(2)
+        argv = [f"+experiment={_guard(lambda: experiment_name(argv[1], argv[2]))}", *argv[3:]]
     argv = [_upsert(a) for a in argv]
     overrides = [a for a in argv if not a.startswith("-")]
     _guard(lambda: check_experiment_override(overrides))

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# motionrepro entry point. Bootstraps .venv on first use, then:
+#   ./reproduce.sh demo [--only METHOD ...] [overrides]   every method, smoke scale, bundled synthetic data
+#   ./reproduce.sh test [pytest args]                     the test suite (benchmarks skipped)
+#   ./reproduce.sh METHOD DATASET [hydra overrides]       one paper's runs (python -m evaluators.run)
+#   ./reproduce.sh --help                                 this text + methods, datasets, protocols
+#   ./reproduce.sh bootstrap                              only create/update .venv
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="${MOTIONREPRO_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+TORCH_VERSION="2.13.0"
+STAMP="$VENV/.motionrepro-stamp"
+
+log() { printf '[reproduce.sh] %s\n' "$*" >&2; }
+
+has_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+
+# A CPU build of torch lying on disk (pip's find-links folders or $MOTIONREPRO_TORCH_WHEEL).
+local_cpu_wheel() {
+    if [ -n "${MOTIONREPRO_TORCH_WHEEL:-}" ] && [ -f "$MOTIONREPRO_TORCH_WHEEL" ]; then
+        echo "$MOTIONREPRO_TORCH_WHEEL"; return 0
+    fi
+    local dirs d f
+    dirs="${PIP_FIND_LINKS:-} $("$PY" -m pip config get global.find-links 2>/dev/null || true)"
+    for d in $dirs; do
+        d="${d#file://}"
+        for f in "$d"/torch-"$TORCH_VERSION"+cpu-*.whl; do
+            [ -f "$f" ] && { echo "$f"; return 0; }
+        done
+    done
+    return 1
+}
+
+install_torch() {
+    if has_gpu; then
+        log "GPU found: pip install torch==$TORCH_VERSION"
+        "$PY" -m pip install "torch==$TORCH_VERSION"
+        return
+    fi
+    # No GPU: never let pip pick a multi-GB CUDA build.
+    local wheel
+    if wheel="$(local_cpu_wheel)"; then
+        log "no GPU: installing the CPU build on disk ($wheel)"
+        "$PY" -m pip install "$wheel"
+    else
+        log "no GPU: installing torch==$TORCH_VERSION from the PyTorch CPU index"
+        "$PY" -m pip install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
+    fi
+}
+
+bootstrap() {
+    local want
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ -x "$PY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+        return 0
+    fi
+    if [ ! -x "$PY" ]; then
+        log "creating $VENV"
+        python3 -m venv "$VENV"
+    fi
+    if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+        install_torch  # FIRST, so that the project's torch range is already satisfied
+    fi
+    log "pip install -e '.[dev]' (first use or pyproject.toml changed; a few minutes the first time)"
+    "$PY" -m pip install --quiet -e '.[dev]'
+    echo "$want" >"$STAMP"
+}
+
+usage() {
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    cat <<'EOF'
+
+Hydra overrides (after METHOD DATASET): scale=smoke|paper  seed=1  device=cuda  checkpoint=PATH
+  dataset.root=/path/to/data  method_cfg.KEY=V  protocol_cfg.PROTOCOL.KEY=V  --cfg job  -m seed=0,1,2
+  -m hydra/launcher=slurm ...   (see README.md)
+EOF
+}
+
+cmd="${1:-}"
+case "$cmd" in
+    "" )
+        usage; exit 2 ;;
+    -h|--help|help )
+        usage; echo
+        bootstrap
+        exec "$PY" -m evaluators.run --list ;;
+    bootstrap )
+        bootstrap; log "ready: $PY" ;;
+    demo )
+        shift; bootstrap
+        start=$(date +%s)
+        set +e
+        "$PY" -m evaluators.run --demo "$@"
+        rc=$?
+        set -e
+        log "demo finished in $(( $(date +%s) - start )) s (exit $rc)"
+        exit $rc ;;
+    test )
+        shift; bootstrap
+        set +e
+        "$PY" -m pytest "$@"
+        rc=$?
+        set -e
+        if [ $rc -eq 5 ]; then log "no tests ran: failing"; exit 1; fi
+        exit $rc ;;
+    -* )
+        log "unknown option $cmd"; usage; exit 2 ;;
+    * )
+        if [ $# -lt 2 ] || [[ "$2" == *=* ]] || [[ "$2" == -* ]]; then
+            log "usage: ./reproduce.sh METHOD DATASET [hydra overrides]  (see ./reproduce.sh --help)"; exit 2
+        fi
+        bootstrap
+        exec "$PY" -m evaluators.run --experiment "$@" ;;
+esac
