@@ -105,14 +105,33 @@ def load_into(method, path: Path) -> None:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ours = path if path.is_file() else path / f"{method.registry_name}.pt"
-    if ours.is_file():
+    candidates = [path] if path.is_file() else [path / f"{method.registry_name}.pt", path / "method.pt"]
+    for ours in candidates:
+        if not ours.is_file():
+            continue
         ckpt = torch.load(ours, map_location="cpu", weights_only=False)
         if isinstance(ckpt, dict) and str(ckpt.get("format", "")).startswith("motionrepro-"):
+            d_in = int(ckpt.get("cfg", {}).get("d_in", method.vq.d_in))
+            if d_in != method.vq.d_in:  # trained on another feature width than the config default
+                method.c["d_in"] = d_in
+                method._build(d_in)
             method.load_state_dict(ckpt["state"])
             method.to(method.device)
             return
         if path.is_file():
             raise ValueError(f"{path}: not a motionrepro checkpoint (no 'format' key); pass the official folder")
     load_official(method, path if path.is_dir() else path.parent)
+    stats = method.c.get("stats_dir")
+    if stats:
+        load_stats(method, Path(stats))
     method.to(method.device)
+
+
+def load_stats(method, folder: Path) -> None:
+    """Feature mean/std from ``folder`` (``Mean.npy``/``Std.npy`` or ``mean.npy``/``std.npy``)."""
+    for m, s in (("Mean.npy", "Std.npy"), ("mean.npy", "std.npy")):
+        if (folder / m).exists() and (folder / s).exists():
+            method.mean = torch.from_numpy(np.load(folder / m)).float()
+            method.std = torch.from_numpy(np.load(folder / s)).float()
+            return
+    raise FileNotFoundError(f"stats_dir {folder}: no Mean.npy/Std.npy (or mean.npy/std.npy)")

@@ -47,20 +47,27 @@ def _get(item, *names):
 def text_motion_split(dataset, split: str = "train") -> TextMotionSplit:
     """Read ``split`` of a text-motion dataset object into a :class:`TextMotionSplit`.
 
-    Uses ``dataset.torch_dataset(split, normalize=False)`` items (``motion [T_max, D]``,
-    ``length``, ``captions`` or ``text``) and ``dataset.mean`` / ``dataset.std``.
+    Uses the ``MotionTextDataset`` API (``evaluators/datasets/t2m_dataset.py``):
+    ``dataset.split(name)`` -> samples with raw ``motion [T, D]`` and ``texts`` (``.caption``),
+    plus ``dataset.mean`` / ``dataset.std``. Objects without ``split`` but with
+    ``torch_dataset(split, normalize=False)`` items (``motion``, ``length``, ``captions``) also work.
     """
     if isinstance(dataset, TextMotionSplit):
         return dataset
-    tds = dataset.torch_dataset(split, normalize=False)
     motions, caps = [], []
-    for i in range(len(tds)):
-        item = tds[i]
-        m = np.asarray(_get(item, "motion"), dtype=np.float32)
-        n = int(_get(item, "length"))
-        motions.append(m[:n])
-        c = _get(item, "captions", "texts", "text", "caption")
-        caps.append([c] if isinstance(c, str) else [str(x) for x in c])
+    if hasattr(dataset, "split") and callable(dataset.split):
+        for s in dataset.split(split):
+            texts = [t.caption if hasattr(t, "caption") else str(t) for t in s.texts]
+            if texts:
+                motions.append(np.asarray(s.motion, dtype=np.float32))
+                caps.append(texts)
+    else:
+        tds = dataset.torch_dataset(split, normalize=False)
+        for i in range(len(tds)):
+            item = tds[i]
+            motions.append(np.asarray(_get(item, "motion"), dtype=np.float32)[: int(_get(item, "length"))])
+            c = _get(item, "captions", "texts", "text", "caption")
+            caps.append([c] if isinstance(c, str) else [str(x) for x in c])
     if not motions:
         raise ValueError(f"dataset split {split!r} is empty")
     return TextMotionSplit(motions, caps, np.asarray(dataset.mean, np.float32), np.asarray(dataset.std, np.float32))

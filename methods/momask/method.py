@@ -193,6 +193,25 @@ class MoMask(Method):
         if self.rtrans is not None:
             self.fit_residual_transformer(crops)
         self.save_checkpoint()
+        self.render_samples(dataset, data)
+
+    def render_samples(self, dataset, data) -> list[Path]:
+        """Stick-figure GIFs of ``render.n`` generated samples (training captions) under ``workdir/samples``."""
+        n = int((self.c.get("render") or {}).get("n", 0))
+        to_joints = getattr(dataset, "features_to_joints", None)
+        if n <= 0 or self.workdir is None or to_joints is None:
+            return []
+        from evaluators.datasets.render import render_motion
+
+        caps = [c[0] for c in data.captions[:n]]
+        lens = [min(len(m), self.c["max_motion_length"]) // 4 * 4 for m in data.motions[:n]]
+        out = self.generate(caps, lens).numpy()
+        paths = []
+        for i, (c, m, n_f) in enumerate(zip(caps, out, lens)):
+            paths.append(render_motion(to_joints(m[:n_f]), self.workdir / "samples" / f"sample_{i:02d}.gif", title=c,
+                                       kinematic_chain=getattr(dataset, "kinematic_chain", None),
+                                       fps=float(self.c["render"].get("fps", 20))))
+        return paths
 
     def fit_tokenizer(self, data) -> None:
         t = self.c["tokenizer"]
@@ -227,18 +246,29 @@ class MoMask(Method):
         return ids, lens, pad
 
     def mask_loss(self, ids0: torch.Tensor, pad: torch.Tensor, captions: list[str], step: int):
-        """MoMask training loss of the base layer: cosine-ratio random mask, BERT corruption, CE on masked."""
+        """MoMask training loss of the base layer: cosine-ratio random mask, BERT corruption, CE on masked.
+
+        With several condition levels (HGM3) the levels run as one batched forward and the
+        per-level losses are summed.
+        """
         mt = self.mtrans
         ids0 = torch.where(pad, mt.pad_id, ids0)
         ratio = M.cosine_schedule(torch.rand(ids0.shape[0], device=ids0.device))
         mask = M.random_mask(pad, ratio)
         x = M.bert_corrupt(ids0, mask, mt.num_tokens, mt.mask_id)
-        total, logs = 0.0, {}
-        for lvl, (cond, cpad) in enumerate(self.conditions(captions)):
-            loss, _ = M.masked_token_ce(mt(x, cond, pad, cpad), ids0, mask)
-            total = total + loss
-            logs[f"ce{lvl}"] = float(loss.detach())
-        return total, logs
+        ces, _ = self.level_ce(x, ids0, pad, mask, self.conditions(captions))
+        return sum(ces), {f"ce{lvl}": float(ce.detach()) for lvl, ce in enumerate(ces)}
+
+    def level_ce(self, x, ids0, pad, mask, levels):
+        """Student CE per level from one forward over ``L x B`` rows: (list of L losses, per-token ``[L, B, N]``)."""
+        n_lv = len(levels)
+        cond = torch.cat([c for c, _ in levels])
+        cpad = None if levels[0][1] is None else torch.cat([p for _, p in levels])
+        logits = self.mtrans(x.repeat(n_lv, 1), cond, pad.repeat(n_lv, 1), cpad)
+        _, per = M.masked_token_ce(logits, ids0.repeat(n_lv, 1), mask.repeat(n_lv, 1))
+        per = per.view(n_lv, *ids0.shape)
+        denom = mask.sum().clamp(min=1)
+        return [per[i].sum() / denom for i in range(n_lv)], per
 
     def _mask_modules(self) -> dict[str, nn.Module]:
         return {"mask_transformer": self.mtrans}
