@@ -137,11 +137,12 @@ def train_classifier(model: nn.Module, train_ds, test_ds, cfg: dict, device: tor
             "wall_s": time.perf_counter() - t0}
 
 
-def draw_subset(n: int, ratio: float, seed: int) -> np.ndarray:
+def draw_subset(n: int, ratio: float, seed: int, min_count: int = 0) -> np.ndarray:
     """The labelled subset of the semi-supervised protocol: first ``int(n * ratio)`` indices of a
     permutation drawn with ``np.random.RandomState(seed)`` (MAMP ``random_select_data`` rule, but
-    with an explicit seed shared by all ranks instead of numpy's global ``seed + rank`` state)."""
-    k = int(n * ratio)
+    with an explicit seed shared by all ranks instead of numpy's global ``seed + rank`` state).
+    ``min_count`` (0 = off, the official rule) raises the count for tiny smoke-scale sets."""
+    k = min(n, max(int(n * ratio), int(min_count)))
     if k <= 0:
         raise ValueError(f"ratio {ratio} of {n} training samples selects no sample")
     return np.sort(np.random.RandomState(seed).permutation(n)[:k])

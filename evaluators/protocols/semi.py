@@ -58,10 +58,21 @@ def augmented_split(method, data, sub, ratio: float, window: int, seed: int):
                          list(sub.names) + list(gen.names), np.concatenate([sub.valid_frames, gen.valid_frames]))
 
 
-@register_protocol("semi", needs="RepresentationLearner", tasks="skeleton_ssl")
+@register_protocol("semi1", needs="RepresentationLearner", tasks="skeleton_ssl")
+def semi1(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
+    """Semi-supervised fine-tuning with 1% labels (5 repeats, mean +- 95% CI, augmentation on/off)."""
+    return semi(method, data, {"label_ratio": 0.01, **cfg}, ctx)
+
+
+@register_protocol("semi10", needs="RepresentationLearner", tasks="skeleton_ssl")
+def semi10(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
+    """Semi-supervised fine-tuning with 10% labels (5 repeats, mean +- 95% CI, augmentation on/off)."""
+    return semi(method, data, {"label_ratio": 0.1, **cfg}, ctx)
+
+
 def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
-    """Fine-tune on a 1% / 10% labelled subset, 5 repeats, mean +- 95% CI; with/without augmentation."""
-    ratio = float(cfg.get("label_ratio", 0.01))
+    """Fine-tune on a ``cfg["label_ratio"]`` labelled subset, ``repeats`` times; with/without augmentation."""
+    ratio = float(cfg["label_ratio"])
     repeats = int(cfg.get("repeats", 5))
     device = device_of(method, ctx)
     window = window_of(method, cfg)
@@ -79,7 +90,8 @@ def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
         t0 = time.perf_counter()
         tops, lasts, sizes = [], [], []
         for r in range(repeats):
-            idx = draw_subset(len(train), ratio, int(cfg.get("subset_seed", ctx.seed)) + r)
+            idx = draw_subset(len(train), ratio, int(cfg.get("subset_seed", ctx.seed)) + r,
+                              int(cfg.get("min_labelled", 0)))
             sub = train.subset(idx)
             if aug and aug_ratio > 0:
                 sub = augmented_split(method, data, sub, aug_ratio, window, ctx.seed + r)

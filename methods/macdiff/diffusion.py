@@ -28,7 +28,7 @@ class MacDiffCore(nn.Module):
 
     def __init__(self, *, model: dict, diffusion: dict | None = None, mask_ratio: float = 0.9,
                  uncond_ratio: float = 0.1, lambda_uni: float = 0.02, fusion: bool = True,
-                 input_mean=(0.0, 0.0, 0.0), input_var=(1.0, 1.0, 1.0)) -> None:
+                 input_mean=(0.0, 0.0, 0.0), input_var=(1.0, 1.0, 1.0), self_shift: bool = False) -> None:
         super().__init__()
         diffusion = dict(diffusion or {})
         self.model_cfg = dict(model)
@@ -40,17 +40,27 @@ class MacDiffCore(nn.Module):
         self.num_steps = int(diffusion.get("steps", 1000))
         self.noise_sched, self.ddim = make_schedulers(diffusion.get("schedule", "inverse_cosine"), self.num_steps,
                                                       float(diffusion.get("tau", 1.0)))
-        # not persistent: the official model keeps them as python lists, outside its state dict
+        # not persistent: the official model keeps them as python lists, outside its state dict.
+        # self_shift (official PKU configs): subtract each row's own mean over (T, V) and use mean 0
+        self.self_shift = bool(self_shift)
+        if self.self_shift:
+            input_mean = (0.0, 0.0, 0.0)
         self.register_buffer("mean", torch.tensor(input_mean, dtype=torch.float32), persistent=False)
         self.register_buffer("std", torch.tensor(input_var, dtype=torch.float32).sqrt(), persistent=False)
 
     # -- data space ------------------------------------------------------------------------------
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw coordinates ``[..., 3]`` -> normalised (per-axis mean/std of the pretraining set)."""
-        return (x - self.mean) / self.std
+    def shift(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-row offset ``[N, 1, 1, 3]`` removed before normalising (zeros unless ``self_shift``)."""
+        if self.self_shift:
+            return x.mean(dim=(1, 2), keepdim=True)
+        return torch.zeros_like(x[:, :1, :1])
 
-    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
+    def normalise(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw rows ``[N, T, V, 3]`` -> normalised (per-axis mean/std of the pretraining set)."""
+        return (x - (self.shift(x) if shift is None else shift) - self.mean) / self.std
+
+    def denormalise(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        return x * self.std + self.mean + (0.0 if shift is None else shift)
 
     # -- training ----------------------------------------------------------------------------------
     def loss(self, x: torch.Tensor, x_aug: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

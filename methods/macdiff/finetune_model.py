@@ -40,7 +40,7 @@ class MacDiffClassifier(nn.Module):
     """Raw skeletons ``[N, 3, T, V, M]`` -> logits ``[N, classes]`` (normalises internally)."""
 
     def __init__(self, model_cfg: dict, num_classes: int, drop_path: float = 0.3, head_dropout: float = 0.3,
-                 mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
+                 mean: torch.Tensor | None = None, std: torch.Tensor | None = None, self_shift: bool = False) -> None:
         super().__init__()
         self.encoder = MacDiffEncoder(**{**model_cfg, "drop_path": drop_path})
         self.head = FinetuneHead(self.encoder.dim_feat, self.encoder.vp, num_classes, dropout=head_dropout)
@@ -51,6 +51,7 @@ class MacDiffClassifier(nn.Module):
         self.register_buffer("mean", (mean if mean is not None else torch.zeros(3)).clone().float(), persistent=False)
         self.register_buffer("std", (std if std is not None else torch.ones(3)).clone().float(), persistent=False)
         self.num_layers = len(self.encoder.blocks) + 1
+        self.self_shift = self_shift
 
     def layer_id(self, name: str) -> int:
         """Layer index of parameter ``name`` for layer-wise lr decay (see module docstring)."""
@@ -65,5 +66,7 @@ class MacDiffClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v, m = x.shape
         rows = x.permute(0, 4, 2, 3, 1).reshape(n * m, t, v, c)
+        if self.self_shift:  # official downstream model: per-row mean over (T, V) removed
+            rows = rows - rows.mean(dim=(1, 2), keepdim=True)
         feat = self.encoder((rows - self.mean) / self.std)  # [N*M, TP, VP, D]
         return self.head(feat.reshape(n, m, *feat.shape[1:]))

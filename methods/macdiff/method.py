@@ -69,7 +69,8 @@ class MacDiff(Method):
                                 uncond_ratio=float(c.get("uncond_ratio", 0.1)),
                                 lambda_uni=float(c.get("lambda_uni", 0.02)), fusion=bool(c.get("fusion", True)),
                                 input_mean=tuple(c.get("input_mean", (0.0, 0.0, 0.0))),
-                                input_var=tuple(c.get("input_var", (1.0, 1.0, 1.0)))).to(self.device)
+                                input_var=tuple(c.get("input_var", (1.0, 1.0, 1.0))),
+                                self_shift=bool(c.get("self_shift", False))).to(self.device)
         if c.get("checkpoint"):
             self.load_checkpoint(c["checkpoint"])
 
@@ -108,8 +109,10 @@ class MacDiff(Method):
 
         def step_fn(batch, step):
             x, x_aug = batch[0].to(self.device), batch[1].to(self.device)
-            x0 = core.normalise(fold_persons(x[..., :1]))
-            xa = core.normalise(fold_persons(x_aug[..., :1]))
+            r0 = fold_persons(x[..., :1])
+            mu = core.shift(r0)  # official self_shift uses the clean sequence's mean for both views
+            x0 = core.normalise(r0, mu)
+            xa = core.normalise(fold_persons(x_aug[..., :1]), mu)
             return core.loss(x0, xa)
 
         ckpt_dir = Path(p["ckpt_dir"]) if p.get("ckpt_dir") else (self.workdir / "pretrain" if self.workdir else None)
@@ -148,7 +151,7 @@ class MacDiff(Method):
         """A fresh classifier (encoder copy with drop-path + MacDiff fine-tune head) initialised
         from the pretrained encoder; see :class:`MacDiffClassifier`."""
         model = MacDiffClassifier(self.core.model_cfg, num_classes, drop_path=drop_path, head_dropout=head_dropout,
-                                  mean=self.core.mean, std=self.core.std)
+                                  mean=self.core.mean, std=self.core.std, self_shift=self.core.self_shift)
         model.encoder.load_state_dict(self.core.encoder.state_dict())
         return model.to(self.device)
 
@@ -169,11 +172,12 @@ class MacDiff(Method):
         self.core.eval()
         m = x.shape[-1]
         rows = fold_persons(x.to(self.device).float())
-        out = self.core.reconstruct(self.core.normalise(rows), steps=int(steps or s.get("ddim_steps", 50)),
+        mu = self.core.shift(rows)
+        out = self.core.reconstruct(self.core.normalise(rows, mu), steps=int(steps or s.get("ddim_steps", 50)),
                                     guidance=float(guidance if guidance is not None else s.get("guidance", 1.0)),
                                     mask_ratio=mask_ratio if mask_ratio is not None else s.get("mask_ratio"),
                                     seed=self.seed if seed is None else seed)
-        out = self.core.denormalise(out) * (rows.abs().sum(dim=(1, 2, 3)) > 0).float()[:, None, None, None]
+        out = self.core.denormalise(out, mu) * (rows.abs().sum(dim=(1, 2, 3)) > 0).float()[:, None, None, None]
         return unfold_persons(out, m).cpu()
 
     @torch.inference_mode()
@@ -202,16 +206,23 @@ class MacDiff(Method):
             xb = x[torch.from_numpy(part)].to(self.device).float()
             m = xb.shape[-1]
             rows = fold_persons(xb)
-            gen = self.core.generate_like(self.core.normalise(rows), steps=int(a.get("ddim_steps", 50)),
+            mu = self.core.shift(rows)
+            gen = self.core.generate_like(self.core.normalise(rows, mu), steps=int(a.get("ddim_steps", 50)),
                                           guidance=float(a.get("guidance", 1.0)),
                                           t_start=None if t_start is None else int(t_start),
                                           z_noise_std=float(a.get("z_noise_std", 0.0)),
                                           mask_ratio=a.get("mask_ratio"), seed=seed + 7919 * k)
-            gen = self.core.denormalise(gen) * (rows.abs().sum(dim=(1, 2, 3)) > 0).float()[:, None, None, None]
+            gen = self.core.denormalise(gen, mu) * (rows.abs().sum(dim=(1, 2, 3)) > 0).float()[:, None, None, None]
             outs.append(unfold_persons(gen, m).cpu())
         return torch.cat(outs), y[torch.from_numpy(idx)]
 
     # -- checkpoints ---------------------------------------------------------------------------------------
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Write ``{"encoder", "decoder", "config"}`` atomically (reloadable by :meth:`load_checkpoint`)."""
+        from evaluators.io import atomic_torch_save
+
+        atomic_torch_save({**self.state_dict(), "config": self.cfg}, Path(path))
+
     def load_checkpoint(self, path: str | Path) -> None:
         """Load our checkpoints (``state_dict()`` files or the train loop's ``last.pt``) or an official
         MacDiff/MAMP checkpoint (converted by :mod:`methods.macdiff.convert`). Official
