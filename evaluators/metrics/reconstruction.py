@@ -27,9 +27,16 @@ def _pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
     return p, g
 
 
-def mpjpe(pred, gt) -> float:
-    """Mean per-joint position error of ``pred`` vs ``gt`` (``[..., J, 3]``), in input units."""
+def mpjpe(pred, gt, align_root: bool = False, root: int = 0) -> float:
+    """Mean per-joint position error of ``pred`` vs ``gt`` (``[..., J, 3]``), in input units.
+
+    ``align_root``: subtract each pose's ``root`` joint from both first (MLD ``MRMetrics``
+    ``align_root=True``, ``calc_mpjpe(..., align_inds=[0])``).
+    """
     p, g = _pair(pred, gt)
+    if align_root:
+        p = p - p[..., root:root + 1, :]
+        g = g - g[..., root:root + 1, :]
     return float(np.linalg.norm(p - g, axis=-1).mean())
 
 

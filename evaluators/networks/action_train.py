@@ -3,7 +3,8 @@
 An action-to-motion dataset is read through :func:`action_split`, which accepts
 ``data.split(name)`` returning either an object with ``motions`` (list of ``[T_i, J, C]``)
 and ``labels`` (ints), or a sequence of items with ``motion`` / ``label`` (attributes or dict
-keys). Class count: ``data.num_classes`` or ``max(label) + 1``.
+keys; ``joints`` is accepted for ``motion``, as ``evaluators/datasets/action.py`` names it).
+Class count: ``data.num_classes`` or ``max(label) + 1``.
 
 Training follows ACTOR's recognition training (``src/train/train_stgcn.py``: cross-entropy,
 AdamW) for both recognisers; lr 1e-4 and batch 64 are our defaults (ACTOR's parser defaults were
@@ -47,7 +48,12 @@ def action_split(data: Any, split: str) -> ActionSplit:
     if getattr(s, "motions", None) is not None:
         return ActionSplit([np.asarray(m, np.float32) for m in s.motions], np.asarray(s.labels, np.int64))
     items = [s[i] for i in range(len(s))]
-    get = (lambda it, k: it[k]) if items and isinstance(items[0], dict) else getattr
+    if items and isinstance(items[0], dict):
+        def get(it, k):
+            return it["joints"] if k == "motion" and "motion" not in it else it[k]
+    else:  # evaluators/datasets/action.py ActionSample(name, joints [T, J, 3], label)
+        def get(it, k):
+            return getattr(it, "joints") if k == "motion" and not hasattr(it, "motion") else getattr(it, k)
     return ActionSplit([np.asarray(get(it, "motion"), np.float32) for it in items],
                        np.asarray([int(get(it, "label")) for it in items], np.int64))
 

@@ -45,7 +45,8 @@ class RetrievalGenerator:
 def tiny():
     torch.set_num_threads(1)
     data = TinyT2M(n=70, k=8, seed=1)
-    ev = train_evaluator(data, steps=60, lr=1e-3, config_overrides=TINY_EVAL_CFG, seed=0, cache=False)
+    ev = train_evaluator(data, steps=40, lr=1e-3, config_overrides={**TINY_EVAL_CFG, "max_motion_length": 64},
+                         seed=0, cache=False)
     return data, ev
 
 

@@ -107,25 +107,41 @@ def test_generator_stats_instead_of_evaluator_stats_change_the_embedding():
     torch.testing.assert_close(ev.embed_motion(raw2, [48, 40]), right)
 
 
-def test_evaluator_trains_above_chance(tmp_path, monkeypatch):
-    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
+@pytest.fixture(scope="module")
+def synth_t2m():
+    """A small synth_t2m set (generated once into the suite cache, then reused)."""
+    from evaluators.datasets.base import load_dataset
+
+    return load_dataset({"name": "synth_t2m", "n_train": 60, "n_val": 5, "n_test": 40, "seed": 0})
+
+
+def test_evaluator_trains_above_chance_on_synth_t2m(synth_t2m):
+    from evaluators.networks.t2m_data import pad_batch, t2m_split
     from evaluators.networks.t2m_train import train_evaluator
 
     torch.set_num_threads(1)
-    data = TinyT2M(n=96, k=8)
-    ev = train_evaluator(data, steps=150, batch_size=32, lr=1e-3, config_overrides=TINY_EVAL_CFG, seed=0)
-    test = data.split("test")
-    caps = [c[0] for c in test.captions]
-    t = ev.embed_text(caps).numpy()
-    from evaluators.networks.t2m_data import pad_batch
-
-    lens = [len(m) for m in test.motions]
-    m = ev.embed_motion(torch.from_numpy(pad_batch(test.motions)), lens).numpy()
+    cfg = {**TINY_EVAL_CFG, "max_motion_length": 100}
+    ev = train_evaluator(synth_t2m, steps=100, lr=1e-3, config_overrides=cfg, seed=0, cache=False)
+    test = t2m_split(synth_t2m, "test")
+    t = ev.embed_text([test.caption_input(i, 0) for i in range(len(test))]).numpy()
+    lens = [min(len(m), 100) for m in test.motions]
+    m = ev.embed_motion(torch.from_numpy(pad_batch([x[:100] for x in test.motions], 100)), lens).numpy()
     r = r_precision(t, m, top_k=3, batch_size=32)
-    # chance R@3 in a batch of 32 is 3/32 ~ 0.094; 8 caption classes cap R@3 near 3/(32/8)=0.75
-    print("R-precision", r)
+    # chance R@3 in a batch of 32 is 3/32 ~ 0.094 (measured here: ~0.59 after 100 steps)
     assert r[2] > 0.3, r
+
+
+def test_train_evaluator_caches_atomically(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
+    from evaluators.networks.t2m_train import train_evaluator
+
+    data = TinyT2M(n=40, k=4)
+    ev = train_evaluator(data, steps=3, config_overrides=TINY_EVAL_CFG, seed=0)
     cached = list((tmp_path / "evaluators").glob("*.pt"))
-    assert len(cached) == 1
-    again = train_evaluator(data, steps=150, batch_size=32, lr=1e-3, config_overrides=TINY_EVAL_CFG, seed=0)
-    torch.testing.assert_close(again.embed_text(caps[:4]), ev.embed_text(caps[:4]))
+    assert len(cached) == 1 and not list((tmp_path / "evaluators").glob(".*.tmp"))
+    again = train_evaluator(data, steps=3, config_overrides=TINY_EVAL_CFG, seed=0)
+    assert again.meta["cache_key"] == ev.meta["cache_key"]
+    caps = [c[0] for c in data.split("test").captions[:4]]
+    torch.testing.assert_close(again.embed_text(caps), ev.embed_text(caps))
+    other = train_evaluator(data, steps=4, config_overrides=TINY_EVAL_CFG, seed=0)
+    assert other.meta["cache_key"] != ev.meta["cache_key"]
