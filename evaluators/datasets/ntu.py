@@ -36,6 +36,7 @@ behaves like a read-only dict (``rec["joints"]``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -147,8 +148,10 @@ def parse_skeleton_text(text: str, path: str | os.PathLike = "<text>") -> Skelet
         raise DatasetError(f"empty sequence: frame count is {num_frames}", path)
 
     ids: dict[str, int] = {}
-    per_frame: list[list[tuple[int, list[str], np.ndarray]]] = []
     counts = np.zeros(num_frames, np.int32)
+    where: list[tuple[int, int, int]] = []  # (frame, body index, first joint line) per body block
+    infos: list[list[str]] = []
+    tokens: list[str] = []  # every joint value of the file, converted to float once at the end
     for f in range(num_frames):
         tok = take(f"body count of frame {f + 1}")
         if len(tok) != 1:
@@ -158,7 +161,7 @@ def parse_skeleton_text(text: str, path: str | os.PathLike = "<text>") -> Skelet
         if nb < 0:
             raise DatasetError(f"line {pos}: negative body count {nb}", path)
         counts[f] = nb
-        bodies = []
+        seen: set[int] = set()
         for _ in range(nb):
             info = take("a body info line")
             if len(info) != BODY_FIELDS:
@@ -171,47 +174,62 @@ def parse_skeleton_text(text: str, path: str | os.PathLike = "<text>") -> Skelet
             if pos + NUM_JOINTS > n_lines:
                 raise DatasetError(f"truncated file: frame {f + 1} needs {NUM_JOINTS} joint lines from line "
                                    f"{pos + 1}, file has {n_lines} lines", path)
-            block = [lines[i].split() for i in range(pos, pos + NUM_JOINTS)]
-            for k, row in enumerate(block):
+            for k in range(pos, pos + NUM_JOINTS):
+                row = lines[k].split()
                 if len(row) != JOINT_FIELDS:
-                    raise DatasetError(f"line {pos + k + 1}: joint line has {len(row)} fields, expected "
-                                       f"{JOINT_FIELDS}", path)
-            try:
-                vals = np.array(block, dtype=np.float64)
-            except ValueError:
-                raise DatasetError(f"lines {pos + 1}-{pos + NUM_JOINTS}: non-numeric joint value", path) from None
-            if not np.isfinite(vals).all():
-                bad = int(np.argwhere(~np.isfinite(vals))[0][0])
-                raise DatasetError(f"line {pos + bad + 1}: NaN/inf joint value", path)
-            pos += NUM_JOINTS
+                    raise DatasetError(f"line {k + 1}: joint line has {len(row)} fields, expected {JOINT_FIELDS}",
+                                       path)
+                tokens += row
             bid = info[0]
-            if bid not in ids:
-                ids[bid] = len(ids)
-            if any(b == ids[bid] for b, _, _ in bodies):
+            b = ids.setdefault(bid, len(ids))
+            if b in seen:
                 raise DatasetError(f"frame {f + 1}: body id {bid} appears twice", path)
-            bodies.append((ids[bid], info, vals))
-        per_frame.append(bodies)
+            seen.add(b)
+            where.append((f, b, pos))
+            infos.append(info)
+            pos += NUM_JOINTS
     if pos != n_lines:
         raise DatasetError(f"line {pos + 1}: unexpected trailing content after {num_frames} frames "
                            f"({n_lines - pos} extra lines)", path)
-    return _assemble(path, per_frame, list(ids), counts)
+    vals = _floats(tokens, path, [w[2] for w in where], "joint").reshape(len(where), NUM_JOINTS, JOINT_FIELDS)
+    info = _floats([t for i in infos for t in i[1:]], path, [w[2] - 1 for w in where], "body info")
+    return _assemble(path, where, vals, info.reshape(len(where), BODY_FIELDS - 1), list(ids), counts)
 
 
-def _assemble(path: str, per_frame: list, body_ids: list[str], counts: np.ndarray) -> SkeletonFile:
-    F, B = len(per_frame), len(body_ids)
-    joints = np.zeros((F, B, NUM_JOINTS, JOINT_FIELDS), np.float64)
-    info = np.zeros((F, B, BODY_FIELDS - 1), np.float64)
-    present = np.zeros((F, B), bool)
-    for f, bodies in enumerate(per_frame):
-        for b, inf, vals in bodies:
-            joints[f, b] = vals
+def _floats(tokens: list[str], path: str, first_lines: list[int], what: str) -> np.ndarray:
+    """Strings -> float64; on a non-numeric or NaN/inf value, name its line (slow path only on error)."""
+    try:
+        arr = np.array(list(map(float, tokens)), dtype=np.float64)
+    except ValueError:
+        arr = None
+    if arr is not None and np.isfinite(arr).all():
+        return arr
+    per = len(tokens) // max(len(first_lines), 1)
+    for blk, first in enumerate(first_lines):
+        for k, t in enumerate(tokens[blk * per:(blk + 1) * per]):
             try:
-                info[f, b] = np.array(inf[1:], dtype=np.float64)
+                ok = math.isfinite(float(t))
             except ValueError:
-                raise DatasetError(f"frame {f + 1}: non-numeric body info {' '.join(inf)!r}", path) from None
-            present[f, b] = True
-    if not np.isfinite(info).all():
-        raise DatasetError("NaN/inf in a body info line", path)
+                raise DatasetError(f"line {first + k // JOINT_FIELDS + 1 if what == 'joint' else first}: "
+                                   f"non-numeric {what} value {t!r}", path) from None
+            if not ok:
+                raise DatasetError(f"line {first + k // JOINT_FIELDS + 1 if what == 'joint' else first}: "
+                                   f"NaN/inf {what} value", path)
+    raise DatasetError(f"malformed {what} values", path)
+
+
+def _assemble(path: str, where: list, vals: np.ndarray, info: np.ndarray, body_ids: list[str],
+              counts: np.ndarray) -> SkeletonFile:
+    F, B = len(counts), len(body_ids)
+    joints = np.zeros((F, B, NUM_JOINTS, JOINT_FIELDS), np.float64)
+    binfo = np.zeros((F, B, BODY_FIELDS - 1), np.float64)
+    present = np.zeros((F, B), bool)
+    if where:
+        fi = np.array([w[0] for w in where])
+        bi = np.array([w[1] for w in where])
+        joints[fi, bi] = vals
+        binfo[fi, bi] = info
+        present[fi, bi] = True
     i8 = lambda a: a.astype(np.int8)  # noqa: E731 - tracking states / confidences are 0..2
     return SkeletonFile(
         path=path,
@@ -221,14 +239,14 @@ def _assemble(path: str, per_frame: list, body_ids: list[str], counts: np.ndarra
         color_xy=joints[..., 5:7].astype(np.float32),
         orientation=joints[..., 7:11].astype(np.float32),
         joint_tracking=i8(joints[..., 11]),
-        clipped_edges=info[..., 0].astype(np.int32),
-        hand_left_conf=i8(info[..., 1]),
-        hand_left_state=i8(info[..., 2]),
-        hand_right_conf=i8(info[..., 3]),
-        hand_right_state=i8(info[..., 4]),
-        restricted=i8(info[..., 5]),
-        lean_xy=info[..., 6:8].astype(np.float32),
-        body_tracking=i8(info[..., 8]),
+        clipped_edges=binfo[..., 0].astype(np.int32),
+        hand_left_conf=i8(binfo[..., 1]),
+        hand_left_state=i8(binfo[..., 2]),
+        hand_right_conf=i8(binfo[..., 3]),
+        hand_right_state=i8(binfo[..., 4]),
+        restricted=i8(binfo[..., 5]),
+        lean_xy=binfo[..., 6:8].astype(np.float32),
+        body_tracking=i8(binfo[..., 8]),
         present=present,
         bodies_per_frame=counts,
     )

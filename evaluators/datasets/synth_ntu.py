@@ -37,10 +37,10 @@ from evaluators.datasets.skeleton_synth_body import (
 )
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 DEFAULTS = {
     "seed": 0, "num_actions": 12, "subjects": [1, 2, 4, 5, 8, 3, 6, 7, 10, 11], "cameras": [1, 2, 3],
-    "setups": [1, 2, 3], "replications": [1], "frames": [48, 96], "sensor_noise": 0.012,
+    "setups": [1, 2, 3], "replications": [1], "frames": [40, 80], "sensor_noise": 0.012,
     "style_noise": 1.0, "p_inferred": 0.03, "p_drop_frame": 0.02, "p_id_switch": 0.05,
     "p_spurious": 0.12, "missing_samples": 2, "p_distractor": 0.5, "p_left_handed": 0.3,
     "heading_std": 0.4,
@@ -150,14 +150,13 @@ def _quat(J: np.ndarray) -> np.ndarray:
 _JOINT_FMT = ("%.7g " * 11 + "%d\r\n") * 25
 
 
-def _body_block(bid: str, Jf: np.ndarray, qf: np.ndarray, state: np.ndarray, rng) -> str:
+def _body_block(bid: str, Jf: np.ndarray, qf: np.ndarray, state: np.ndarray, hands, lean) -> str:
+    """One body in one frame: the info line, "25", and 25 joint lines (Kinect v2 projections)."""
     z = np.maximum(Jf[:, 2], 0.3)
-    depth = np.stack([256 + 365.0 * Jf[:, 0] / z * -1, 212 - 365.0 * Jf[:, 1] / z], -1)
+    depth = np.stack([256 - 365.0 * Jf[:, 0] / z, 212 - 365.0 * Jf[:, 1] / z], -1)
     color = np.stack([960 - 1081.0 * Jf[:, 0] / z, 540 - 1081.0 * Jf[:, 1] / z], -1)
     rows = np.concatenate([Jf, depth, color, qf, state[:, None]], -1)
-    lean = np.clip(rng.normal(0, 0.1, 2), -1, 1)
-    info = (f"{bid} 0 1 {int(rng.integers(0, 4))} 1 {int(rng.integers(0, 4))} 0 "
-            f"{lean[0]:.7g} {lean[1]:.7g} 2\r\n25\r\n")
+    info = f"{bid} 0 1 {hands[0]} 1 {hands[1]} 0 {lean[0]:.7g} {lean[1]:.7g} 2\r\n25\r\n"
     return info + _JOINT_FMT % tuple(rows.ravel().tolist())
 
 
@@ -190,18 +189,21 @@ def render_file(bodies: list[np.ndarray], camera: int, setup: int, key: list[int
     dropped = rng.random(T) < o["p_drop_frame"]
     dropped[0] = False
     sigma = float(o["sensor_noise"])
+    blocks = []  # per track: the text block of each frame, sensor effects applied to the whole track at once
+    for ids, J, _ in tracks:
+        Jn = J + rng.normal(0, sigma, J.shape)
+        inferred = rng.random((T, 25)) < o["p_inferred"]
+        Jn[inferred] += rng.normal(0, 3 * sigma, (int(inferred.sum()), 3))
+        state = np.where(inferred, 1, 2)
+        q = _quat(Jn)
+        hands = rng.integers(0, 4, (T, 2))
+        lean = np.clip(rng.normal(0, 0.1, (T, 2)), -1, 1)
+        blocks.append([_body_block(ids[f], Jn[f], q[f], state[f], hands[f], lean[f]) for f in range(T)])
     parts = [f"{T}\r\n"]
     for f in range(T):
         alive = [] if dropped[f] else [k for k, tr in enumerate(tracks) if tr[2][f]]
         parts.append(f"{len(alive)}\r\n")
-        for k in alive:
-            ids, J, _ = tracks[k]
-            Jf = J[f] + rng.normal(0, sigma, (25, 3))
-            state = np.full(25, 2)
-            inf = rng.random(25) < o["p_inferred"]
-            state[inf] = 1
-            Jf[inf] += rng.normal(0, 3 * sigma, (int(inf.sum()), 3))
-            parts.append(_body_block(ids[f], Jf, _quat(Jf[None])[0], state, rng))
+        parts.extend(blocks[k][f] for k in alive)
     return "".join(parts)
 
 
