@@ -1,0 +1,188 @@
+"""Reconstruction protocol: MPJPE / PA-MPJPE / ACCL in mm (and FID for motion VAEs / tokenizers).
+
+Dispatches on the dataset's task:
+
+- ``text2motion`` (MLD VAE Tables 4-5, MoMask RVQ): each test motion is cropped as the T2M test
+  loader does (seeded), ``method.reconstruct(x)`` gets RAW features ``[B, L, D]`` (batches of equal
+  length ``L``) and returns RAW features; both are turned into joints with
+  ``recover_from_ric`` (the dataset's ``features_to_joints`` when it has one). Metrics follow
+  MLD ``MRMetrics``: root-aligned MPJPE (``align_root``), per-pose similarity-Procrustes
+  PA-MPJPE, acceleration error over all frames of all sequences, metres -> mm (x1000). FID
+  between the T2M-evaluator embeddings of the GT crops and of the reconstructions (the
+  evaluator of the text2motion protocol; ``fid.enabled``).
+- ``skeleton_ssl`` (MacDiff masked-input reconstruction): test clips through the dataset's
+  deterministic test feeder (``window`` frames, ``[B, 3, T, 25, 2]``); ``method.reconstruct(x)``
+  returns ``x_hat`` of the same shape, or ``{"x_hat", "mask"}`` where ``mask`` marks the
+  masked (hidden) positions ``[B, T, 25]`` (or ``[B, T, 25, M]``); errors are averaged over the
+  bodies present in the input (non-zero joints), and, when a mask is returned, also over the
+  masked joints only (``mpjpe_masked_mm``: the error on what the model had to infer). NTU
+  coordinates are metres.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluators.metrics.generation import fid as fid_metric
+from evaluators.metrics.reconstruction import accel_error, mpjpe, procrustes_align
+from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "split": "test", "batch_size": 32, "max_samples": None, "unit_to_mm": 1000.0, "align_root": None,
+    "window": 120, "fid": {"enabled": True}, "evaluator": {},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = _merge(base[k], v) if isinstance(base.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+class _Acc:
+    """Running sums for MPJPE / PA-MPJPE (per joint) and ACCL (per acceleration frame)."""
+
+    def __init__(self):
+        self.err = self.pa = 0.0
+        self.n = 0
+        self.acc = 0.0
+        self.n_acc = 0
+
+    def add(self, pred: np.ndarray, gt: np.ndarray, align_root: bool) -> None:
+        """``pred, gt [T, J, 3]`` of one sequence."""
+        t, j = gt.shape[:2]
+        self.err += mpjpe(pred, gt, align_root=align_root) * t * j
+        self.pa += float(np.linalg.norm(procrustes_align(pred, gt) - gt, axis=-1).sum())
+        self.n += t * j
+        if t >= 3:
+            self.acc += accel_error(pred, gt) * (t - 2) * j
+            self.n_acc += (t - 2) * j
+
+    def metrics(self, scale: float) -> dict[str, float]:
+        out = {"mpjpe_mm": scale * self.err / self.n, "pa_mpjpe_mm": scale * self.pa / self.n}
+        if self.n_acc:
+            out["accel_mm"] = scale * self.acc / self.n_acc
+        return out
+
+
+def _to_joints(data, dim: int):
+    if hasattr(data, "features_to_joints"):
+        return lambda x: np.asarray(data.features_to_joints(x))
+    from evaluators.datasets.humanml3d import recover_from_ric
+
+    joints_num = {263: 22, 251: 21}.get(dim)
+    if joints_num is None:
+        raise ValueError(f"cannot convert {dim}-d features to joints (HumanML3D 263 or KIT 251 expected)")
+    return lambda x: np.asarray(recover_from_ric(x, joints_num))
+
+
+def _reconstruct(method, x: torch.Tensor):
+    with torch.inference_mode():
+        out = method.reconstruct(x)
+    mask = None
+    if isinstance(out, dict):
+        out, mask = out["x_hat"], out.get("mask")
+    elif isinstance(out, (tuple, list)):
+        out, mask = out[0], (out[1] if len(out) > 1 else None)
+    out = torch.as_tensor(out).detach().float().cpu()
+    if out.shape != x.shape:
+        raise ValueError(f"{type(method).__name__}.reconstruct returned {tuple(out.shape)} for input {tuple(x.shape)}")
+    return out.numpy(), (None if mask is None else torch.as_tensor(mask).detach().cpu().numpy())
+
+
+def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
+    from evaluators.networks.t2m_data import crop_like_official, t2m_split
+
+    split = t2m_split(data, c["split"])
+    n = len(split) if c["max_samples"] is None else min(len(split), int(c["max_samples"]))
+    rng = np.random.default_rng(int(ctx.seed))
+    crops = [crop_like_official(split.motions[i], rng)[0] for i in range(n)]
+    to_joints = _to_joints(data, split.dim)
+    align = True if c["align_root"] is None else bool(c["align_root"])
+    acc = _Acc()
+    recon = [None] * n
+    by_len: dict[int, list[int]] = {}
+    for i, m in enumerate(crops):
+        by_len.setdefault(len(m), []).append(i)
+    for length, idx in sorted(by_len.items()):
+        for s in range(0, len(idx), int(c["batch_size"])):
+            chunk = idx[s:s + int(c["batch_size"])]
+            x = torch.from_numpy(np.stack([crops[i] for i in chunk]))
+            out, _ = _reconstruct(method, x)
+            for k, i in enumerate(chunk):
+                recon[i] = out[k]
+                acc.add(to_joints(out[k]), to_joints(crops[i]), align)
+    metrics = acc.metrics(float(c["unit_to_mm"]))
+    extra: dict[str, Any] = {"align_root": align, "task": "text2motion", "crop": "T2M test loader (seeded)"}
+    if c["fid"]["enabled"]:
+        from evaluators.protocols._t2m_helpers import build_evaluator
+
+        ev = build_evaluator(data, c["evaluator"], ctx)
+        lens = [len(m) for m in crops]
+        emb = []
+        for src in (crops, recon):
+            parts = []
+            for s in range(0, n, 64):
+                sl = slice(s, s + 64)
+                pad = np.zeros((len(src[sl]), ev.cfg.max_motion_length, split.dim), np.float32)
+                for k, m in enumerate(src[sl]):
+                    pad[k, :len(m)] = m[:ev.cfg.max_motion_length]
+                parts.append(ev.embed_motion(torch.from_numpy(pad), lens[sl]).cpu().numpy())
+            emb.append(np.concatenate(parts))
+        metrics["fid"] = fid_metric(emb[0], emb[1])
+        extra["evaluator"] = {"config": ev.cfg.dataset, **{k: v for k, v in ev.meta.items() if k != "hparams"}}
+    return ProtocolResult(metrics, split=c["split"], n_samples={"expected": len(split), "evaluated": n}, extra=extra)
+
+
+def _skeleton(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
+    sp = data.split(c["split"])
+    n_total = len(sp)
+    n = n_total if c["max_samples"] is None else min(n_total, int(c["max_samples"]))
+    feeder = data.feeder(sp, train=False, window=int(c["window"])) if hasattr(data, "feeder") else None
+    align = False if c["align_root"] is None else bool(c["align_root"])
+    acc, masked_err, masked_n = _Acc(), 0.0, 0
+    bs = int(c["batch_size"])
+    for s in range(0, n, bs):
+        idx = range(s, min(n, s + bs))
+        if feeder is not None:
+            x = torch.stack([torch.as_tensor(feeder[i][0]) for i in idx]).float()
+        else:
+            x = torch.as_tensor(np.stack([sp.data[i] for i in idx])).float()
+        out, mask = _reconstruct(method, x)
+        gt = x.numpy().transpose(0, 4, 2, 3, 1)  # [B, M, T, V, 3]
+        pred = out.transpose(0, 4, 2, 3, 1)
+        for b in range(len(gt)):
+            for m in range(gt.shape[1]):
+                present = np.abs(gt[b, m]).sum(axis=(1, 2)) > 0  # frames where this body exists
+                if present.sum() == 0:
+                    continue
+                acc.add(pred[b, m][present], gt[b, m][present], align)
+                if mask is not None:
+                    mk_b = np.asarray(mask[b], bool)
+                    mk = (mk_b[..., m] if mk_b.ndim == 3 else np.broadcast_to(mk_b, gt.shape[2:4]))[present]
+                    err = np.linalg.norm(pred[b, m][present] - gt[b, m][present], axis=-1)
+                    masked_err += float(err[mk].sum())
+                    masked_n += int(mk.sum())
+    metrics = acc.metrics(float(c["unit_to_mm"]))
+    if masked_n:
+        metrics["mpjpe_masked_mm"] = float(c["unit_to_mm"]) * masked_err / masked_n
+    return ProtocolResult(metrics, split=c["split"], n_samples={"expected": n_total, "evaluated": n},
+                          extra={"align_root": align, "task": "skeleton_ssl", "window": int(c["window"]),
+                                 "input": "deterministic test feeder" if feeder is not None else "raw split"})
+
+
+@register_protocol("reconstruction", needs="Reconstructor", tasks=("text2motion", "skeleton_ssl"))
+def reconstruction(method, data, cfg: dict, ctx: RunContext) -> ProtocolResult:
+    """MPJPE / PA-MPJPE / ACCL (mm) of ``method.reconstruct`` on the test split (+ FID for text2motion)."""
+    c = _merge(DEFAULTS, cfg or {})
+    task = getattr(data, "task", None) or getattr(method, "task", "")
+    if task == "text2motion" or (task != "skeleton_ssl" and not hasattr(data, "feeder")):
+        return _text2motion(method, data, c, ctx)
+    return _skeleton(method, data, c, ctx)
