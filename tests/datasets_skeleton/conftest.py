@@ -1,0 +1,32 @@
+"""Fixtures for the skeleton dataset tests: one synthetic NTU set generated per session."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.datasets_skeleton.helpers import CacheEnv
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory):
+    """The default (smoke) synth_ntu dataset, generated once into a temporary cache."""
+    from evaluators.datasets import load_dataset
+
+    cache = tmp_path_factory.mktemp("skel_cache")
+    with CacheEnv(cache):
+        t0 = time.perf_counter()
+        ds = load_dataset({"name": "synth_ntu"})
+        gen_s = time.perf_counter() - t0
+        ds.split("train"), ds.split("test")  # materialise (the arrays cache goes to `cache` too)
+    ds.gen_seconds = gen_s
+    ds.cache_dir = cache
+    return ds
+
+
+@pytest.fixture
+def cache_env(tmp_path):
+    """A fresh cache root for one test."""
+    with CacheEnv(tmp_path / "cache"):
+        yield tmp_path / "cache"
