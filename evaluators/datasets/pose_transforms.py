@@ -131,8 +131,8 @@ def gaussian_heatmaps(heatmap_size, keypoints: np.ndarray, visible: np.ndarray, 
     k = keypoints.shape[0]
     heat = np.zeros((k, h, w), dtype=np.float32)
     weight = (np.asarray(visible) > 0).astype(np.float32)
-    radius = sigma * 3
-    size = int(2 * radius + 1)
+    radius = int(np.ceil(sigma * 3))  # = MMPose's sigma * 3 for integer 3-sigma (e.g. sigma 2)
+    size = 2 * radius + 1
     g1 = np.arange(size, dtype=np.float32)
     gauss = np.exp(-((g1[None, :] - radius) ** 2 + (g1[:, None] - radius) ** 2) / (2 * sigma ** 2))
     for j in range(k):

@@ -5,7 +5,7 @@ an articulated 2D body (torso lean, arm/leg joint angles, head) at several scale
 positions, limbs drawn with thickness (left limbs in warm colours, right limbs in cool ones,
 as a real person's sides look different), and random occluding rectangles. Keypoints behind
 an occluder get v=1 (labeled, occluded), outside the image v=0, otherwise v=2; ``area`` is
-the figure's painted pixel count (COCO areas come from the segmentation). A detection file
+0.42 x the box area (see ``AREA_RATIO``). A detection file
 holds jittered GT boxes with scores, a few misses and low-score false positives.
 
 The files are exactly what :mod:`evaluators.datasets.coco` / :mod:`evaluators.datasets.mpii`
@@ -29,13 +29,17 @@ from evaluators.datasets.base import register_dataset
 from evaluators.datasets.cache import cache_key, cache_root
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 # MPII joint i taken from COCO-style body points (see _body): indices into the extended body array
 _MPII_FROM_BODY = [16, 14, 12, 11, 13, 15, 17, 18, 19, 20, 10, 8, 6, 5, 7, 9]
 _LIMBS = [  # (a, b, width fraction of body height, colour id); body indices as in _body
     (11, 13, 0.055, 0), (13, 15, 0.045, 0), (12, 14, 0.055, 1), (14, 16, 0.045, 1),
     (5, 7, 0.045, 2), (7, 9, 0.038, 2), (6, 8, 0.045, 3), (8, 10, 0.038, 3), (18, 19, 0.05, 4),
 ]
+# COCO `area` is the segmentation area; a stick figure paints far less than a clothed person, which
+# would make OKS unrealistically strict, so we store a typical person-area / box-area ratio
+# (median of the 14 real annotations in shared/data/coco/test_coco.json is 0.42).
+AREA_RATIO = 0.42
 _PALETTE = np.array([[230, 60, 40], [40, 90, 230], [250, 170, 30], [30, 200, 200], [200, 160, 130]])
 
 
@@ -190,7 +194,7 @@ def generate(out: Path, seed: int = 0, n_train: int = 240, n_val: int = 60, imag
                 kp_out = np.concatenate([np.round(kp, 2) * (vis[:, None] > 0), vis[:, None]], 1)
                 anns.append({"id": ann_id, "image_id": img_id, "category_id": 1, "iscrowd": 0,
                              "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                             "area": float(len(xs)), "num_keypoints": int((vis > 0).sum()),
+                             "area": round(AREA_RATIO * (x1 - x0) * (y1 - y0), 2), "num_keypoints": int((vis > 0).sum()),
                              "keypoints": [float(v) for v in kp_out.reshape(-1)]})
                 ann_id += 1
                 if rng.random() > 0.05:  # 5% missed by the "detector"
@@ -221,7 +225,10 @@ def generate(out: Path, seed: int = 0, n_train: int = 240, n_val: int = 60, imag
             atomic_write_text(out / "person_detection_results" / "COCO_val2017_detections_synth.json", json.dumps(dets))
             buf = io.BytesIO()
             savemat(buf, {"headboxes_src": np.transpose(np.asarray(heads, np.float64), (1, 2, 0))})
-            atomic_write_bytes(out / "mpii" / "annotations" / "mpii_gt_val.mat", buf.getvalue())
+            mat = buf.getvalue()
+            # the 116-byte text header carries a creation time: fix it so files are byte-identical per seed
+            header = b"MATLAB 5.0 MAT-file, written by motionrepro synth_coco".ljust(116, b" ")
+            atomic_write_bytes(out / "mpii" / "annotations" / "mpii_gt_val.mat", header + mat[116:])
     for split in ("train", "val"):  # MPII images live next to its annotations (images/<split>2017/...)
         os.makedirs(out / "mpii" / "images", exist_ok=True)
         os.symlink(os.path.join("..", "..", f"{split}2017"), out / "mpii" / "images" / f"{split}2017")

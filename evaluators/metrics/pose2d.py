@@ -88,10 +88,12 @@ def pckh(pred, gt, visible, head_size, thresholds: Sequence[float] = (0.5, 0.1))
     return out
 
 
-def oks_ap(results: list[dict], gt_json_path: str | os.PathLike, sigmas: np.ndarray | None = None) -> dict[str, float]:
+def oks_ap(results: list[dict], gt_json_path: str | os.PathLike, sigmas: np.ndarray | None = None,
+           image_ids: Sequence[int] | None = None) -> dict[str, float]:
     """COCO keypoint AP/AR of ``results`` against ``gt_json_path`` via pycocotools COCOeval.
 
-    results: ``[{"image_id", "category_id": 1, "keypoints": [x, y, s] * K, "score"}]``.
+    results: ``[{"image_id", "category_id": 1, "keypoints": [x, y, s] * K, "score"}]``;
+    ``image_ids`` restricts the evaluation to those images (default: every image of the json).
     Returns ``{AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl}`` (fractions in [0, 1]).
     """
     from pycocotools.coco import COCO
@@ -109,6 +111,8 @@ def oks_ap(results: list[dict], gt_json_path: str | os.PathLike, sigmas: np.ndar
         if sigmas is not None:
             ev.params.kpt_oks_sigmas = np.asarray(sigmas)
         ev.params.useSegm = None
+        if image_ids is not None:
+            ev.params.imgIds = sorted(int(i) for i in image_ids)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
