@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     """CLI: ``--list``, ``--demo [--only M]``, ``--experiment METHOD DATASET [overrides]``, ``--cfg job``,
     else the hydra run (``-m`` for sweeps)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
     load_plugins()
     if argv[:1] == ["--list"]:

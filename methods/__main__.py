@@ -1,0 +1,48 @@
+"""``python -m methods list`` and ``python -m methods summary NAME [--scale paper|smoke]``.
+
+``summary`` builds the method from ``configs/method/NAME.yaml`` at the scale (no training, no
+data) and prints its JSON model card (:meth:`methods.base.Method.summary`): parameter count of
+each trained component and their ``total``, frozen pretrained parts listed separately and left
+out of the total, and GMACs of one forward where the method defines them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
+    ap = argparse.ArgumentParser(prog="python -m methods", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="registered methods, one per line")
+    s = sub.add_parser("summary", help="print the JSON model card of a method")
+    s.add_argument("name")
+    s.add_argument("--scale", choices=("paper", "smoke"), default="paper")
+    s.add_argument("overrides", nargs="*", help="method config overrides, KEY=VALUE")
+    args = ap.parse_args(argv)
+
+    from methods import get_method, list_methods
+    from methods.common.config import load_config
+    from methods.registry import UnknownNameError
+
+    if args.cmd == "list":
+        print("\n".join(list_methods()))
+        return 0
+    try:
+        cls = get_method(args.name)
+        cfg = load_config("method", args.name, args.scale, args.overrides or None)
+    except (UnknownNameError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    card = cls(cfg, device="cpu", seed=0, workdir=None).summary()
+    card["scale"] = args.scale
+    print(json.dumps(card, indent=2, sort_keys=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
