@@ -53,7 +53,7 @@ def action_split(data: Any, split: str) -> ActionSplit:
             return it["joints"] if k == "motion" and "motion" not in it else it[k]
     else:  # evaluators/datasets/action.py ActionSample(name, joints [T, J, 3], label)
         def get(it, k):
-            return getattr(it, "joints") if k == "motion" and not hasattr(it, "motion") else getattr(it, k)
+            return it.joints if k == "motion" and not hasattr(it, "motion") else getattr(it, k)
     return ActionSplit([np.asarray(get(it, "motion"), np.float32) for it in items],
                        np.asarray([int(get(it, "label")) for it in items], np.int64))
 
@@ -111,7 +111,9 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     hp = {**DEFAULTS, **kwargs}
     tr = action_split(data, split)
     n_cls = num_classes(data, tr)
-    digest = round(float(sum(float(np.asarray(m, np.float64).sum()) for m in tr.motions)), 4)
+    from evaluators.networks.t2m_train import data_digest
+
+    digest = data_digest(tr.motions, [[str(v)] for v in tr.labels])
     key = cache_key("action_recognizer", getattr(data, "name", type(data).__name__), len(tr), n_cls,
                     list(tr.motions[0].shape[1:]), digest, hp)
     path = cache_root() / "evaluators" / f"{key}.pt"

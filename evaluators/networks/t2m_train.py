@@ -28,11 +28,24 @@ from torch import nn
 from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch, t2m_split
 from evaluators.networks.t2m_evaluator import T2MEvaluator, evaluator_config, evaluator_std
 from evaluators.networks.t2m_modules import ContrastiveLoss, MovementConvDecoder
+from evaluators.networks.word_vectors import PROJECTION_SEED
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {"steps": 2000, "batch_size": 32, "lr": 1e-4, "margin": 10.0, "movement_pretrain_steps": 0,
             "movement_lr": 1e-4, "grad_clip": 0.5, "seed": 0, "config_overrides": {}}
+
+
+def data_digest(motions, captions=None) -> str:
+    """sha256 of the training motions' float32 bytes (and captions): part of the cache key."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for m in motions:
+        h.update(np.ascontiguousarray(m, dtype=np.float32).tobytes())
+    for caps in captions or []:
+        h.update("\x1f".join(caps).encode())
+    return h.hexdigest()[:16]
 
 
 def _stats(split: T2MSplit, data: Any, joints_num: int, dim: int):
@@ -88,7 +101,7 @@ def fit_evaluator(ev: T2MEvaluator, split: T2MSplit, *, steps: int, batch_size: 
     losses = []
     from tqdm import tqdm
 
-    for step in tqdm(range(steps), desc="t2m-evaluator", disable=steps < 50, leave=False):
+    for _ in tqdm(range(steps), desc="t2m-evaluator", disable=steps < 50, leave=False):
         ev.train()
         if not joint:
             ev.movement_encoder.eval()
@@ -132,9 +145,8 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
     cfg = evaluator_config(config or dim, **hp["config_overrides"])
     if cfg.dim_pose != dim:
         raise ValueError(f"evaluator config {cfg.dataset} expects {cfg.dim_pose}-d motions, data has {dim}")
-    digest = float(sum(float(np.asarray(m, np.float64).sum()) for m in tr.motions))
-    key = cache_key("t2m_evaluator", getattr(dataset, "name", type(dataset).__name__), len(tr), dim, round(digest, 4),
-                    [c[:2] for c in tr.captions[:50]], hp, "minilm-proj-%d" % 20221)
+    key = cache_key("t2m_evaluator", getattr(dataset, "name", type(dataset).__name__), len(tr), dim,
+                    data_digest(tr.motions, tr.captions), hp, f"minilm-proj-{PROJECTION_SEED}")
     path = cache_root() / "evaluators" / f"{key}.pt"
     if cache and path.exists():
         log.info("loading cached evaluator %s", path)

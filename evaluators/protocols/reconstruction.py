@@ -111,7 +111,7 @@ def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
     by_len: dict[int, list[int]] = {}
     for i, m in enumerate(crops):
         by_len.setdefault(len(m), []).append(i)
-    for length, idx in sorted(by_len.items()):
+    for _length, idx in sorted(by_len.items()):
         for s in range(0, len(idx), int(c["batch_size"])):
             chunk = idx[s:s + int(c["batch_size"])]
             x = torch.from_numpy(np.stack([crops[i] for i in chunk]))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from evaluators.networks.action_recognition import STGCN, Graph, MotionDiscriminatorA2M
-from evaluators.networks.action_train import action_split, recognizer_outputs, pad_motions, train_recognizer
+from evaluators.networks.action_train import action_split, pad_motions, recognizer_outputs, train_recognizer
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.records import make_record
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluators.metrics import action, generation as G
+from evaluators.metrics import action
+from evaluators.metrics import generation as G
 
 
 def _fid_eig(x, y):
