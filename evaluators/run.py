@@ -54,13 +54,28 @@ def load_plugins() -> None:
 
 
 def experiments_by_method() -> dict[str, list[str]]:
-    """``{method: [dataset alias, ...]}`` from ``configs/experiment/<method>_<alias>.yaml``."""
+    """``{method: [dataset alias, ...]}`` from ``configs/experiment/<method>_<alias>.yaml``.
+
+    Registered names are matched first (longest first: a method name may contain ``_``, as
+    ``heatmap_baseline``); otherwise the part before the first ``_`` is taken as the method.
+    """
     out: dict[str, list[str]] = {}
     for name in list_configs("experiment"):
-        if "_" in name:
-            m, alias = name.split("_", 1)
-            out.setdefault(m, []).append(alias)
+        method, alias = split_experiment(name)
+        if alias:
+            out.setdefault(method, []).append(alias)
     return out
+
+
+def split_experiment(name: str) -> tuple[str, str]:
+    """``"heatmap_baseline_synth-coco"`` -> ``("heatmap_baseline", "synth-coco")``."""
+    from methods.registry import _METHODS
+
+    for m in sorted(_METHODS, key=len, reverse=True):
+        if name.startswith(m + "_"):
+            return m, name[len(m) + 1:]
+    method, _, alias = name.partition("_")
+    return method, alias
 
 
 def experiment_name(method: str, dataset: str) -> str:
@@ -84,7 +99,7 @@ def check_experiment_override(overrides: list[str]) -> None:
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
         if key == "experiment" and value and value not in list_configs("experiment"):
-            method, _, dataset = value.partition("_")
+            method, dataset = split_experiment(value)
             experiment_name(method, dataset)  # raises the one-line message
             raise ConfigError(f"no experiment config experiment/{value}.yaml")
 
@@ -124,7 +139,7 @@ def resolve_device(device: str) -> str:
 
 
 # -- planning: everything that can fail cheaply, before any data is read or model built -----------------
-def plan(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict[str, Any]:
     """Resolve the method, dataset and protocol configs and check they fit together.
 
     Raises ConfigError (unknown names, capability/task mismatch) or DatasetError (a real
@@ -171,7 +186,7 @@ def plan(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
             if spec.tasks and dcfg["task"] not in spec.tasks:
                 raise ConfigError(f"protocol {spec.name!r} serves tasks {list(spec.tasks)}, dataset {name!r} is "
                                   f"{dcfg['task']!r}")
-        if dcfg["source"] == "real":
+        if dcfg["source"] == "real" and check_data:
             resolve_root(dcfg)  # DatasetError with layout, env var / override and URL: stop at once
         dcfgs.append(dcfg)
     return {"cls": cls, "method_cfg": mcfg, "datasets": dcfgs, "specs": specs, "protocol_cfgs": pcfgs}
@@ -356,7 +371,7 @@ def describe(cfg: DictConfig, overrides: list[str]) -> str:
     """``--cfg job``: the composed run config plus the resolved group configs it will use."""
     text = OmegaConf.to_yaml(cfg, resolve=False)
     try:
-        p = plan(cfg, overrides)
+        p = plan(cfg, overrides, check_data=False)
     except Exception as e:  # still show the composition; say why resolution stopped
         return text + f"# resolved group configs unavailable: {e}\n"
     resolved = {"method": p["method_cfg"], "datasets": {d["name"]: d for d in p["datasets"]},

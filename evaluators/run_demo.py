@@ -31,7 +31,7 @@ def listing() -> str:
     lines = ["Methods (./reproduce.sh METHOD DATASET):"]
     for m in list_methods():
         cls = get_method(m)
-        lines.append(f"  {m:<14} task={cls.task or '?':<14} datasets: {', '.join(exps.get(m, [])) or '(no experiment yet)'}"
+        lines.append(f"  {m:<17} task={cls.task or '?':<14} datasets: {', '.join(exps.get(m, [])) or '(no experiment yet)'}"
                      f"  [{', '.join(capabilities_of(cls))}]")
     lines.append("Datasets (configs/dataset/, registered loaders):")
     for d in list_datasets():
