@@ -57,7 +57,10 @@ class MLD(Method):
         self.std: torch.Tensor | None = None
         self._text_encoder: nn.Module | None = None
         torch.manual_seed(seed)
-        self._build(int(c.get("nfeats", 263)), int(c.get("nclasses", 0) or 0))
+        nclasses = int(c.get("nclasses", 0) or 0)
+        if self.condition == "action" and nclasses <= 0:
+            nclasses = 1  # placeholder until fit() reads the dataset's class count
+        self._build(int(c.get("nfeats", 263)), nclasses)
 
     # -- construction ---------------------------------------------------------------------
     def _build(self, nfeats: int, nclasses: int) -> None:
