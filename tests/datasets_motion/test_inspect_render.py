@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-
 import numpy as np
 from PIL import Image
 
 from evaluators.datasets.base import inspect_path
 from evaluators.datasets.render import render_motion
-from tests.conftest import REPO, need_shared
+from tests.conftest import need_shared
 
 
 def test_inspect_real_files():
@@ -38,11 +35,12 @@ def test_inspect_synthetic_formats(synth_t2m, tmp_path):
     assert summary["clips"] == 24 and list(summary["clips_per_class"].values()) == [2] * 12
 
 
-def test_inspect_cli_json(tmp_path):
+def test_inspect_cli_json(capsys):
+    from evaluators.datasets.__main__ import main
+
     path = need_shared("humanml3d", "HumanML3D", "new_joint_vecs", "012314.npy")
-    out = subprocess.run([sys.executable, "-m", "evaluators.datasets", "inspect", str(path)], cwd=REPO,
-                         capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout)["format"] == "humanml3d new_joint_vecs"
+    assert main(["inspect", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["format"] == "humanml3d new_joint_vecs"
 
 
 def test_render_motion_gif(tmp_path, synth_t2m):
