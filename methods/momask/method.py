@@ -20,7 +20,7 @@ from torch import nn
 from methods.base import Method
 from methods.momask import masking as M
 from methods.momask.data import MotionWindows, TextMotionCrops, collate_text_motion, text_motion_split
-from methods.momask.text import TextEncoder
+from methods.momask.text import TextEncoder, shared_text_encoder
 from methods.momask.tokenizer import RVQVAE, tokenizer_losses
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
 from methods.registry import register_method
@@ -108,7 +108,7 @@ class MoMask(Method):
         """The frozen text encoder, loaded on first use."""
         if self._text is None:
             te = self.c["text_encoder"]
-            self._text = TextEncoder(te["kind"], te.get("clip_path")).to(self.device)
+            self._text = shared_text_encoder(te["kind"], te.get("clip_path")).to(self.device)
             if self._text.dim != int(te["dim"]):
                 raise ValueError(f"text_encoder.dim={te['dim']} but the {te['kind']} encoder gives {self._text.dim}")
         return self._text
@@ -206,6 +206,7 @@ class MoMask(Method):
         caps = [c[0] for c in data.captions[:n]]
         lens = [min(len(m), self.c["max_motion_length"]) // 4 * 4 for m in data.motions[:n]]
         out = self.generate(caps, lens).numpy()
+        (self.workdir / "samples").mkdir(parents=True, exist_ok=True)
         paths = []
         for i, (c, m, n_f) in enumerate(zip(caps, out, lens)):
             paths.append(render_motion(to_joints(m[:n_f]), self.workdir / "samples" / f"sample_{i:02d}.gif", title=c,

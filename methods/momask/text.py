@@ -85,3 +85,15 @@ class TextEncoder(nn.Module):
             for c, e in zip(chunk, sent):
                 self._cache[c] = e
         return torch.stack([self._cache[c] for c in captions]) if captions else torch.zeros(0, self.dim)
+
+
+_SHARED: dict[tuple[str, str | None], TextEncoder] = {}
+
+
+def shared_text_encoder(kind: str = "minilm", clip_path: str | None = None) -> TextEncoder:
+    """One frozen encoder per (kind, path) in the process (methods and tests share it; it is never trained)."""
+    key = (kind, str(clip_path) if clip_path else None)
+    if key not in _SHARED:
+        _SHARED[key] = TextEncoder(kind, clip_path)
+    return _SHARED[key]
+

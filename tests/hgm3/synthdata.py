@@ -20,7 +20,11 @@ CAPTIONS = [
 
 def make_motion(cls: int, length: int, rng: np.random.Generator, dim: int = 263) -> np.ndarray:
     t = np.arange(length, dtype=np.float32)[:, None]
-    x = 0.05 * rng.standard_normal((length, dim)).astype(np.float32)
+    # smooth per-sample background (random mixtures of 4 slow sinusoids) + small noise
+    freqs = rng.uniform(0.02, 0.12, size=4)
+    basis = np.sin(freqs[None] * t + rng.uniform(0, 2 * np.pi, size=4)[None])  # [T, 4]
+    mix = np.random.default_rng(1234).standard_normal((4, dim))  # one mixing matrix for the whole set
+    x = (0.3 * basis @ mix + 0.01 * rng.standard_normal((length, dim))).astype(np.float32)
     group = slice(4 + cls * 16, 4 + (cls + 1) * 16)
     freq = 0.15 + 0.1 * cls
     phase = rng.uniform(0, 2 * np.pi)
