@@ -178,17 +178,20 @@ def test_npz_round_trip_and_bad_npz(synth, tmp_path):
         load_dataset({**_cfg("ntu60_xsub"), "npz": str(tmp_path / "absent.npz")})
 
 
-def test_sample_list_naming_unknown_samples_raises(synth, tmp_path):
+def test_sample_list_restricts_and_unknown_names_raise(tmp_path, cache_env):
+    root = tmp_path / "ntu"
+    root.mkdir()
+    for name in ("S001C001P001R001A011", "S002C001P003R001A003"):
+        src = need_shared("ntu_rgbd", f"{name}.skeleton")
+        (root / src.name).write_bytes(src.read_bytes())
     lst = tmp_path / "samples.txt"
-    lst.write_text("S001C001P001R001A001\nS009C001P001R001A001\n")
+    lst.write_text("S001C001P001R001A011\n")
+    ds = load_dataset({**_cfg("ntu60_xsub"), "root": str(root), "sample_list": str(lst)})
+    assert ds.split("train").names == ["S001C001P001R001A011"] and len(ds.split("test")) == 0
+    lst.write_text("S001C001P001R001A011\nS009C001P001R001A001\n")
     with pytest.raises(DatasetError, match="S009C001P001R001A001") as ei:
-        load_dataset({"name": "synth_ntu", "sample_list": str(lst), "cache": False,
-                      **_gen_opts(synth)})
+        load_dataset({**_cfg("ntu60_xsub"), "root": str(root), "sample_list": str(lst)})
     assert str(lst) in str(ei.value)
-
-
-def _gen_opts(ds) -> dict:
-    return dict(ds.info["generator"])
 
 
 def test_truncated_file_in_dataset_folder_names_the_file(tmp_path, cache_env):
