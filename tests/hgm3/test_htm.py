@@ -75,7 +75,7 @@ def test_loss_predictor_ranks_held_out_tokens_better_than_chance(tmp_path):
     test = TextMotionCrops(text_motion_split(ds, "test"))
     torch.manual_seed(1)
     taus = []
-    for rep in range(3):
+    for _rep in range(3):
         batch = collate_text_motion([test[i] for i in range(len(test))])
         ids, _, pad = m._tokens(batch)
         per, scores, mask = m.token_losses(ids[..., 0], pad, batch["caption"], ratio=0.5)

@@ -11,8 +11,7 @@ from methods.momask import convert
 from methods.momask.method import MoMask
 from methods.momask.tokenizer import RVQVAE
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
-from tests.hgm3.official_reference import (OfficialMaskTransformer, OfficialResidualTransformer,
-                                           official_rvq_shapes)
+from tests.hgm3.official_reference import OfficialMaskTransformer, OfficialResidualTransformer, official_rvq_shapes
 
 PAPER_CLIP = {"text_encoder": {"kind": "clip", "clip_path": None, "dim": 512}}
 

@@ -39,7 +39,7 @@ def test_three_levels(parser, caption, actions, specifics, links):
     assert {s.text: s.role for s in g.specifics} == specifics
     got = {(g.actions[a].text, g.specifics[e].text) for a, e, _ in g.relations}
     assert links <= got
-    for a, e, role in g.relations:
+    for _a, e, role in g.relations:
         assert role == g.specifics[e].role or role == "ARG0"
         assert caption[g.specifics[e].start:g.specifics[e].end] == g.specifics[e].text
 
