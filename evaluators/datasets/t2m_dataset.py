@@ -302,3 +302,25 @@ class MotionTextTorchDataset:
         out[:m_len] = motion
         return {"name": s.name, "caption": cap.caption, "tokens": list(cap.tokens),
                 "motion": torch.from_numpy(out), "length": m_len}
+
+
+def read_humanml3d_index(path: str | Path) -> list[dict]:
+    """HumanML3D ``index.csv`` (source_path, start_frame, end_frame, new_name): which AMASS /
+    HumanAct12 file and frame range (end -1 = to the end) each HumanML3D id was cut from."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError("index file missing", path=path)
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames != ["source_path", "start_frame", "end_frame", "new_name"]:
+            raise DatasetError(f"unexpected header {reader.fieldnames}", path=path)
+        for k, row in enumerate(reader, start=2):
+            try:
+                rows.append({"source_path": row["source_path"], "start_frame": int(row["start_frame"]),
+                             "end_frame": int(row["end_frame"]), "id": Path(row["new_name"]).stem})
+            except (TypeError, ValueError):
+                raise DatasetError(f"line {k}: malformed row {row}", path=path) from None
+    return rows

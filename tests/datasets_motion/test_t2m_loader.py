@@ -161,3 +161,18 @@ def test_kit_folder_with_tmr_annotations(tmp_path):
 def test_caption_line_format_is_the_humanml3d_one():
     line = format_caption_line(Caption("a man walks.", ["a/DET", "man/NOUN", "walk/VERB"], 0.0, 0.0))
     assert line == "a man walks.#a/DET man/NOUN walk/VERB#0.0#0.0"
+
+
+def test_real_index_csv_and_remaining_split_files():
+    from evaluators.datasets.t2m_dataset import read_humanml3d_index
+
+    rows = read_humanml3d_index(need_shared("humanml3d", "index.csv"))
+    ids = [r["id"] for r in rows]
+    assert len(rows) == 14616 and len(set(ids)) == len(ids)
+    all_ids = read_split_file(need_shared("humanml3d", "HumanML3D", "all.txt"))
+    plain = {i for i in all_ids if not i.startswith("M")}
+    assert plain <= set(ids) and {i[1:] for i in all_ids if i.startswith("M")} == plain
+    assert all(r["end_frame"] == -1 or r["end_frame"] > r["start_frame"] for r in rows)
+    kit = need_shared("kitml", "splits")
+    sizes = {p.stem: len(read_split_file(p)) for p in sorted(kit.glob("*.txt"))}
+    assert sizes["nsim_test"] == 101 and sizes["train_tiny"] == sizes["val_tiny"] == sizes["test_tiny"] == 10
