@@ -21,7 +21,10 @@ positions; ``new_joints/X.npy`` = recover_from_ric(new_joint_vecs/X.npy), i.e. t
 frame is not lost: the local velocity of frame T-1 is P[T] − P[T-1] in the facing frame, so
 :func:`recover_full_positions` rebuilds all T+1 frames, and
 ``extract_features(recover_full_positions(vecs))`` reproduces the vecs (tested on the real
-sample ``012314``).
+sample ``012314``: continuous features to 2e-6 measured / 2e-5 asserted, foot contacts exactly;
+this needs the frame-0 root rotation forced to identity in the IK, see ``motion_kinematics``).
+From ``new_joints`` alone (T frames) the last ~80 frames differ slightly (the σ=20 facing
+smoothing sees one frame fewer); frames before that match to 2e-5.
 """
 
 from __future__ import annotations
