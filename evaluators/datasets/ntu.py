@@ -14,13 +14,19 @@ Dataset object API (what methods and protocols code against)
   M=2 actors; the MAMP/MacDiff feeder layout, centred on the first-frame spine),
   ``labels`` int64 ``[N]`` (0-based action id, ``A001`` -> 0),
   ``names`` ``list[str]`` (``SsssCcccPpppRrrrAaaa``), ``valid_frames`` int64 ``[N]``
-  (number of leading non-zero frames; frames beyond it are zero padding).
+  (non-zero frames, counted as MAMP's feeder does; crops are taken within the first
+  ``valid_frames`` frames). Both classes live in :mod:`skeleton_base` (re-exported here).
 - ``feeder(split, train: bool, window=120, **aug) -> torch.utils.data.Dataset`` yielding
   ``(x float32 tensor [3, window, 25, 2], label int, index int)``: MAMP ``valid_crop_resize``
   (train: random crop ratio p ~ U[0.5, 1], at least 64 frames; test: centre crop p=0.95),
-  bilinear resize to ``window`` frames; ``aug`` keys: ``p_interval`` (override the crop
-  ratios), ``random_rot`` (bool, MAMP ``random_rot`` theta 0.3 rad), ``noise_std``
-  (Gaussian joint noise, MacDiff uses 0.005), ``one_person`` (zero the second actor).
+  bilinear resize to ``window`` frames. ``split`` is a name or a :class:`SkeletonSplit`
+  (e.g. ``ds.split("train").subset(idx)`` for the semi-supervised protocol). ``aug`` keys
+  (:class:`~evaluators.datasets.skeleton_feeder.SkeletonFeeder`): ``p_interval`` (override
+  the crop ratios), ``random_rot`` (MAMP ``random_rot``, theta ``rot_theta`` = 0.3 rad),
+  ``noise_std`` (Gaussian joint noise, MacDiff uses 0.005) or ``joint_noise=(p, std)``,
+  ``one_person`` (zero the second actor), ``pair=True`` (yield ``(x, x_aug, label, index)``
+  with the noise / ``source_rot`` only on ``x_aug``, as MacDiff's pretraining feeder).
+- ``summary()`` (JSON-able sizes), ``info`` (e.g. synth_ntu's action names), ``root``.
 
 Raw reader (a DESIGN.md contract): ``read_skeleton(path) -> SkeletonFile`` with
 ``joints`` float32 ``[frames, bodies, 25, 3]`` (zeros where a body is absent in a frame),
@@ -46,6 +52,10 @@ from pathlib import Path
 import numpy as np
 
 from evaluators.datasets.base import DatasetError
+from evaluators.datasets.skeleton_base import SkeletonDataset, SkeletonSplit
+
+__all__ = ["SkeletonDataset", "SkeletonSplit", "SkeletonFile", "read_skeleton", "parse_skeleton_text",
+           "parse_name", "read_missing_list", "load_ntu", "NTU_BENCHMARKS"]
 
 log = logging.getLogger(__name__)
 

@@ -218,6 +218,7 @@ def generate(cfg: dict) -> Path:
     try:
         _write_all(stage, o)
         (stage / "DONE").write_text("ok\n")
+        os.chmod(stage, 0o755)  # mkdtemp makes it private; the finished dataset is shared
         try:
             os.replace(stage, root)
         except OSError:  # another process finished first: keep its copy

@@ -203,3 +203,21 @@ def test_truncated_file_in_dataset_folder_names_the_file(tmp_path, cache_env):
     with pytest.raises(DatasetError) as ei:
         ds.split("train")
     assert str(Path(root / src.name)) in str(ei.value) and "truncated" in str(ei.value)
+
+
+def test_inspect_npz_and_synthetic_folder(synth, tmp_path):
+    from evaluators.datasets import inspect_path
+
+    tr = synth.split("train")
+    p = tmp_path / "NTU60_XSub.npz"
+    np.savez(p, x_train=ctvm_to_rows(tr.data[:4]), y_train=one_hot(tr.labels[:4], 60),
+             x_test=ctvm_to_rows(tr.data[4:6]), y_test=one_hot(tr.labels[4:6], 60))
+    s = inspect_path(p)
+    assert s["format"] == "ntu_npz" and s["train"]["samples"] == 4 and s["test"]["values_per_frame"] == 150
+    assert s["train"]["mean_valid_frames"] == pytest.approx(float(tr.valid_frames[:4].mean()))
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))
+    with pytest.raises(DatasetError, match="not a format"):
+        inspect_path(other)
+    folder = inspect_path(next(synth.cache_dir.glob("synth_ntu-*")))
+    assert folder["samples"] == 360 and folder["splits"]["ntu60_xsub"] == {"train": 180, "test": 180}
