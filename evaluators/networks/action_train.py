@@ -117,6 +117,7 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     key = cache_key("action_recognizer", getattr(data, "name", type(data).__name__), len(tr), n_cls,
                     list(tr.motions[0].shape[1:]), digest, hp)
     path = cache_root() / "evaluators" / f"{key}.pt"
+    torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]))
     if cache and path.exists():
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])

@@ -152,6 +152,7 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
         log.info("loading cached evaluator %s", path)
         return T2MEvaluator.load(path)
     mean, std = _stats(tr, dataset, cfg.joints_num, dim)
+    torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     ev = T2MEvaluator(cfg, mean=mean, std=std)
     losses = fit_evaluator(ev, tr, steps=hp["steps"], batch_size=hp["batch_size"], lr=hp["lr"], margin=hp["margin"],
                            movement_pretrain_steps=hp["movement_pretrain_steps"], movement_lr=hp["movement_lr"],
