@@ -40,9 +40,15 @@ def load(cfg: dict):
 
 @register_inspector
 def inspect_annotations(path):
-    """TMR ``annotations.json``: motions, captions, durations."""
+    """TMR ``annotations.json`` (or a folder holding it and ``splits/``): motions, captions, durations."""
     from .t2m_text import read_tmr_annotations
 
+    splits = {}
+    if path.is_dir() and (path / "annotations.json").is_file() and not (path / "new_joint_vecs").is_dir():
+        from .t2m_dataset import read_split_file
+
+        splits = {p.stem: len(read_split_file(p)) for p in sorted((path / "splits").glob("*.txt"))}
+        path = path / "annotations.json"
     if not (path.is_file() and path.name == "annotations.json"):
         return None
     ann = read_tmr_annotations(path)
@@ -50,4 +56,5 @@ def inspect_annotations(path):
     durs = np.array([v["duration"] for v in ann.values()])
     return {"format": "TMR annotations.json (KIT-ML/HumanML3D captions)", "motions": len(ann),
             "captions": int(sum(n_caps)), "motions_without_caption": int(sum(n == 0 for n in n_caps)),
-            "duration_s": {"min": float(durs.min()), "mean": round(float(durs.mean()), 3), "max": float(durs.max())}}
+            "duration_s": {"min": float(durs.min()), "mean": round(float(durs.mean()), 3), "max": float(durs.max())},
+            **({"splits": splits} if splits else {})}

@@ -22,6 +22,8 @@ def test_inspect_real_files():
     assert folder["splits"]["all"]["ids"] == 29228 and folder["splits"]["test"]["mirrored_M"] == 2192
     ann = inspect_path(need_shared("kitml", "annotations.json"))
     assert ann["motions"] == 5766 and ann["captions"] >= 5766
+    folder = inspect_path(need_shared("kitml"))
+    assert folder["splits"]["test"] == 786 and folder["motions"] == 5766
 
 
 def test_inspect_synthetic_formats(synth_t2m, tmp_path):
