@@ -33,6 +33,17 @@ class DiffusionPose(TopDownPoseMethod):
             width=int(dec.get("width", 64)), mults=tuple(dec.get("mults", (1, 1, 2, 2))), blocks=int(dec.get("blocks", 2)),
             heads=int(sca.get("heads", 4)), window=int(sca.get("window", 7)))
 
+    def gmac_examples(self) -> dict[str, tuple]:
+        """Backbone + coarse head once, and one reverse step (masks -> SC-CA condition -> SGDD)."""
+        import torch
+
+        w, h = self.heatmap_size
+        c = self.net.backbone.out_channels
+        fea = torch.zeros(1, c, h, w)
+        y = torch.rand(1, self.num_keypoints, 2) * torch.tensor([w - 1.0, h - 1.0])
+        step = (lambda f, yy: self.net.denoise(f, yy, torch.zeros(1, dtype=torch.long)), (fea, y))
+        return {**super().gmac_examples(), "reverse_step": step}
+
     def denoiser_example(self, batch: int = 1):
         """The SGDD decoder (called once per reverse step) with example inputs, for benchmarks."""
         import torch

@@ -38,6 +38,34 @@ from evaluators.datasets.pose_transforms import (
 from methods.base import Method
 
 log = logging.getLogger(__name__)
+class _Call(nn.Module):
+    """Wrap a callable as a module so fvcore can trace it."""
+
+    def __init__(self, fn, owner: nn.Module):
+        super().__init__()
+        self.fn, self.owner = fn, owner  # owner registered so its parameters are traced as such
+
+    def forward(self, *args):
+        return self.fn(*args)
+
+
+def _fvcore_gmacs(fn, inputs, owner: nn.Module) -> float:
+    import logging as _logging
+
+    from fvcore.nn import FlopCountAnalysis
+
+    level = _logging.getLogger("fvcore").level
+    _logging.getLogger("fvcore").setLevel(_logging.ERROR)
+    try:
+        with torch.no_grad():
+            fca = FlopCountAnalysis(_Call(fn, owner).eval(), inputs)
+            fca.unsupported_ops_warnings(False)
+            fca.uncalled_modules_warnings(False)
+            return float(fca.total()) / 1e9
+    finally:
+        _logging.getLogger("fvcore").setLevel(level)
+
+
 FORMATS = {"coco": (17, COCO_FLIP_PAIRS, COCO_SKELETON), "mpii": (16, MPII_FLIP_PAIRS, MPII_SKELETON)}
 
 
@@ -73,6 +101,14 @@ class TopDownPoseMethod(Method):
 
     def components(self) -> dict[str, nn.Module]:
         return {"model": self.net}
+
+    def gmacs(self) -> dict[str, float]:
+        """GMACs (fvcore; conv/linear/BN multiply-adds) of one forward per component at batch 1."""
+        return {k: _fvcore_gmacs(fn, inputs, self.net) for k, (fn, inputs) in self.gmac_examples().items()}
+
+    def gmac_examples(self) -> dict[str, tuple]:
+        w, h = self.input_size
+        return {"backbone_head": (lambda x: self.net.head(self.net.backbone(x)), (torch.zeros(1, 3, h, w),))}
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, dataset: Any) -> None:
@@ -149,8 +185,26 @@ class TopDownPoseMethod(Method):
 
     # -- checkpoints ------------------------------------------------------------------------
     def load_checkpoint(self, path: str | Path) -> None:
-        """Load a checkpoint written by ``save_checkpoint`` (switching keypoint format if needed)."""
+        """Load a checkpoint written by ``save_checkpoint`` (switching keypoint format if needed), or a
+        released HRNet pose checkpoint (official / MMPose layout, see ``heatmap_baseline/convert.py``:
+        backbone and head are loaded, DiffusionPose's decoder keeps its initialisation)."""
         obj = torch.load(path, map_location="cpu", weights_only=False)
+        from methods.heatmap_baseline.convert import convert_official, is_official_layout
+
+        flat = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
+        if isinstance(flat, dict) and is_official_layout(flat):  # released HRNet / MMPose weights
+            state = convert_official(flat)
+            k = state["head.final_layer.weight"].shape[0] if "head.final_layer.weight" in state else self.num_keypoints
+            if k != self.num_keypoints:
+                self.cfg["keypoint_format"] = "mpii" if k == 16 else "coco"
+                self._set_format(self.cfg["keypoint_format"])
+            missing, unexpected = self.net.load_state_dict(state, strict=False)
+            if unexpected or any(m.startswith(("backbone.", "head.")) for m in missing):
+                raise ValueError(f"{path}: official checkpoint does not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            log.info("loaded official HRNet weights from %s (%d tensors; not in it: %s)", path, len(state),
+                     sorted({m.split('.')[0] for m in missing}) or "none")
+            self.net.eval()
+            return
         fmt = (obj.get("cfg") or {}).get("keypoint_format") if isinstance(obj, dict) else None
         if fmt and fmt != self.fmt:
             self.cfg["keypoint_format"] = fmt

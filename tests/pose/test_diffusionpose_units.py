@@ -140,3 +140,20 @@ def test_predict_maps_heatmap_peak_back_to_the_box_and_flip_shift():
     m.cfg["flip_test"] = True  # mirrored peak lands at x = 11 - 6 = 5; the 1-px shift puts it back at 6
     np.testing.assert_allclose(m.predict([img], np.array([[100.0, 50.0, 60.0, 80.0]]))[0, :, :2].numpy(),
                                out[0, :, :2].numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["official", "mmpose0"])
+def test_released_hrnet_layouts_load(tmp_path, layout):
+    from methods import get_method
+
+    src = get_method("heatmap_baseline")({"arch": "tiny"}, seed=1)
+    ours = src.net.state_dict()
+    if layout == "official":  # deep-high-resolution-net.pytorch: top-level backbone keys + final_layer
+        state = {k.removeprefix("backbone.").removeprefix("head."): v for k, v in ours.items()}
+    else:
+        state = {k.replace("head.final_layer", "keypoint_head.final_layer"): v for k, v in ours.items()}
+    torch.save({"state_dict": state}, tmp_path / "w.pth")
+    dst = get_method("heatmap_baseline")({"arch": "tiny"}, seed=2)
+    dst.load_checkpoint(tmp_path / "w.pth")
+    for k, v in dst.net.state_dict().items():
+        assert torch.equal(v, ours[k]), k
