@@ -8,21 +8,30 @@ name, size and mtime plus the preprocessing options, and written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from evaluators.datasets.base import DatasetError, resolve_root
 from evaluators.datasets.cache import cache_key, cache_root
 from evaluators.datasets.ntu import NAME_RE, parse_name, read_missing_list, read_skeleton
 from evaluators.datasets.ntu_preprocess import preprocess_skeleton, read_npz, rows_to_ctvm
 from evaluators.datasets.ntu_splits import in_ntu60, split_indices
-from evaluators.datasets.skeleton_base import MAX_FRAMES, SkeletonDataset, SkeletonSplit, check_labels
-from evaluators.io import atomic_open, atomic_write_text
+from evaluators.datasets.skeleton_base import (
+    MAX_FRAMES,
+    SkeletonDataset,
+    SkeletonSplit,
+    check_labels,
+    count_valid_frames,
+)
+from evaluators.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 PIPELINE_VERSION = 1  # bump when the preprocessing changes, so old caches are not reused
@@ -61,38 +70,87 @@ def missing_names(root: Path, cfg: dict) -> set[str]:
 
 def build_arrays(files: dict[str, Path], *, max_frames: int = MAX_FRAMES, single_actor: str = "zeros",
                  use_cache: bool = True) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Preprocess every file: ``(rows float32 [N, max_frames, 150], names, frames int64 [N])``."""
+    """Preprocess every file: ``(rows float32 [N, max_frames, 150], names, frames int64 [N])``.
+
+    With the cache on, rows are written straight into a memory-mapped ``.npy`` (a temporary
+    name renamed into place when complete), so the full NTU-120 array (about 20 GB, as the
+    official npz) never has to fit in RAM; the returned array is then a read-only memmap.
+    """
     names = list(files)
     opts = {"max_frames": max_frames, "single_actor": single_actor, "v": PIPELINE_VERSION}
     stats = [(n, os.stat(p).st_size, os.stat(p).st_mtime_ns) for n, p in files.items()]
     cdir = cache_root() / f"ntu-arrays-{cache_key(stats, opts)}"
-    if use_cache and (cdir / "meta.json").exists():
+    if use_cache and (cdir / "meta.json").exists() and (cdir / "rows.npy").exists():
         meta = json.loads((cdir / "meta.json").read_text())
         if meta.get("names") == names:
             return np.load(cdir / "rows.npy", mmap_mode="r"), names, np.asarray(meta["frames"], np.int64)
-    rows = np.zeros((len(names), max_frames, 150), np.float32)
+    shape = (len(names), max_frames, 150)
     frames = np.zeros(len(names), np.int64)
-    for i, p in enumerate(files.values()):
-        rows[i], frames[i] = preprocess_skeleton(read_skeleton(p), max_frames=max_frames,
-                                                 single_actor=single_actor)
-    if use_cache:
-        with atomic_open(cdir / "rows.npy", "wb") as fh:
-            np.save(fh, rows)
-        atomic_write_text(cdir / "meta.json", json.dumps({"names": names, "frames": frames.tolist(),
-                                                          "options": opts}))
-    return rows, names, frames
+    with _staged_npy(cdir / "rows.npy", shape) if use_cache else _in_memory(shape) as rows:
+        for i, p in enumerate(tqdm(files.values(), desc="ntu preprocess", disable=len(files) < 2000)):
+            rows[i], frames[i] = preprocess_skeleton(read_skeleton(p), max_frames=max_frames,
+                                                     single_actor=single_actor)
+    if not use_cache:
+        return rows, names, frames
+    atomic_write_text(cdir / "meta.json", json.dumps({"names": names, "frames": frames.tolist(), "options": opts}))
+    return np.load(cdir / "rows.npy", mmap_mode="r"), names, frames
+
+
+@contextlib.contextmanager
+def _staged_npy(path: Path, shape: tuple[int, ...]):
+    """An ``open_memmap`` on a temporary sibling of ``path``, renamed onto it only on success
+    (the memmap needs a real file name, so :func:`evaluators.io.atomic_open` cannot be used)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
+    os.close(fd)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        yield arr
+        arr.flush()
+        del arr
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _in_memory(shape: tuple[int, ...]):
+    yield np.zeros(shape, np.float32)
+
+
+def _split_arrays(rows: np.ndarray, idx: np.ndarray, tag: str, lean: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(data [n, 3, T, 25, 2], valid_frames [n])`` of ``rows[idx]``; a memmap view when ``lean``."""
+    if not lean:
+        data = rows_to_ctvm(np.asarray(rows[idx]))
+        return data, count_valid_frames(data)
+    path = Path(rows.filename).parent / f"split-{tag}.npy"
+    if not path.exists():
+        with _staged_npy(path, (len(idx),) + rows.shape[1:]) as out:
+            for s in range(0, len(idx), 2048):
+                out[s:s + 2048] = rows[idx[s:s + 2048]]
+    sub = np.load(path, mmap_mode="r")
+    valid = np.concatenate([count_valid_frames(rows_to_ctvm(np.asarray(sub[s:s + 2048])))
+                            for s in range(0, len(sub), 2048)]) if len(sub) else np.zeros(0, np.int64)
+    n, t, _ = sub.shape
+    # the same reshape/transpose MAMP's feeder applies to its mmap'ed npz: a view, no copy
+    return sub.reshape(n, t, 2, 25, 3).transpose(0, 4, 1, 3, 2), valid
 
 
 def splits_from_rows(rows: np.ndarray, names: list[str], rule: str, num_classes: int,
-                     where: str, max_per_split: int | None = None) -> dict[str, SkeletonSplit]:
+                     where: str, max_per_split: int | None = None,
+                     in_memory_max: int = 20000) -> dict[str, SkeletonSplit]:
+    """Official split of the cached rows. Splits larger than ``in_memory_max`` samples stay on disk."""
     labels = np.array([parse_name(n)["action"] - 1 for n in names], np.int64)
     check_labels(labels, num_classes, where)
     out = {}
     for split, idx in split_indices(names, rule).items():
         if max_per_split and len(idx) > max_per_split:  # evenly spaced, deterministic (smoke runs)
             idx = idx[np.linspace(0, len(idx) - 1, max_per_split).round().astype(np.int64)]
-        out[split] = SkeletonSplit.from_arrays(rows_to_ctvm(np.asarray(rows[idx])), labels[idx],
-                                               [names[i] for i in idx])
+        lean = isinstance(rows, np.memmap) and len(idx) > in_memory_max
+        data, valid = _split_arrays(rows, idx, f"{rule}-{split}-{max_per_split}", lean)
+        out[split] = SkeletonSplit(data, labels[idx], [names[i] for i in idx], valid)
     return out
 
 
@@ -138,7 +196,8 @@ def load_ntu_like(cfg: dict, *, rule: str, num_classes: int, ntu60_only: bool,
         rows, names, _ = build_arrays(files, max_frames=int(cfg.get("max_frames", MAX_FRAMES)),
                                       single_actor=cfg.get("single_actor", single_actor),
                                       use_cache=bool(cfg.get("cache", True)))
-        return splits_from_rows(rows, names, rule, num_classes, str(root), max_per)
+        return splits_from_rows(rows, names, rule, num_classes, str(root), max_per,
+                                int(cfg.get("in_memory_max_samples", 20000)))
 
     return SkeletonDataset(name, source=source, benchmark=benchmark, num_classes=num_classes,
                            splits=make, root=str(root), info={"skipped_missing": len(skip), **(info or {})},

@@ -118,3 +118,19 @@ def test_raw_joint_classifier_is_clearly_above_chance_and_below_perfect(synth):
     chance = 1 / synth.num_classes
     assert train_acc > 0.9  # the probe can fit; the gap to test comes from unseen subjects
     assert 3 * chance < acc < 0.95, acc
+
+
+def test_large_splits_stay_memory_mapped_with_identical_content(synth):
+    """Splits above ``in_memory_max_samples`` are views of an on-disk array (no 20 GB copy)."""
+    from tests.datasets_skeleton.helpers import CacheEnv
+
+    with CacheEnv(synth.cache_dir):
+        lean = load_dataset({"name": "synth_ntu", "in_memory_max_samples": 10})
+        tr = lean.split("train")
+    assert isinstance(tr.data.base, np.memmap) or isinstance(tr.data, np.memmap)
+    ref = synth.split("train")
+    np.testing.assert_array_equal(np.asarray(tr.data), ref.data)
+    np.testing.assert_array_equal(tr.valid_frames, ref.valid_frames)
+    assert tr.names == ref.names
+    x, y, i = lean.feeder(tr, train=False)[3]
+    assert x.shape == (3, 120, 25, 2) and y == ref.labels[3]
