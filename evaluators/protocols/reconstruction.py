@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "split": "test", "batch_size": 32, "max_samples": None, "unit_to_mm": 1000.0, "align_root": None,
-    "window": 120, "fid": {"enabled": True}, "evaluator": {},
+    "window": 120, "fid": {"enabled": True},
+    "evaluator": {"checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
+                  "train_split": "train", "train": {}},
 }
 
 

@@ -42,7 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "mm": {"enabled": True, "mode": "t2m", "num_samples": 100, "num_repeats": 30, "num_times": 10, "num_batches": 3},
     "aits": {"enabled": True, "num_captions": None, "warmup": 1},
     "steps": None, "steps_sweep": None, "real_row": True,
-    "evaluator": {"checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None, "train": {}},
+    "evaluator": {"checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
+                  "train_split": "train", "train": {}},
 }
 
 
