@@ -124,3 +124,16 @@ def test_inspect_pku(tmp_path):
     assert f["format"] == "pku_mmd_skeleton" and f["frames"] == 400 and f["bodies"] == 1
     assert f["actions"] == [1, 5, 51]
     json.dumps(s), json.dumps(f)
+
+
+def test_pku_npz_in_root_is_used(tmp_path):
+    from evaluators.datasets.ntu_preprocess import one_hot
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((3, 300, 150), np.float32)
+    x[:, :50] = rng.normal(size=(3, 50, 150))
+    np.savez(tmp_path / "PKUv2_XView.npz", x_train=x[:2], y_train=one_hot(np.array([0, 50]), 51),
+             x_test=x[2:], y_test=one_hot(np.array([7]), 51))
+    ds = load_dataset({"name": "pku2_xview", "root": str(tmp_path)})
+    assert ds.split("train").labels.tolist() == [0, 50] and ds.split("test").valid_frames.tolist() == [50]
+    np.testing.assert_array_equal(ds.split("test").data[0, :, :, :, 0], x[2, :, :75].reshape(300, 25, 3).transpose(2, 0, 1))

@@ -134,3 +134,15 @@ def test_large_splits_stay_memory_mapped_with_identical_content(synth):
     assert tr.names == ref.names
     x, y, i = lean.feeder(tr, train=False)[3]
     assert x.shape == (3, 120, 25, 2) and y == ref.labels[3]
+
+
+def test_max_samples_per_split_takes_evenly_spaced_rows(synth):
+    from tests.datasets_skeleton.helpers import CacheEnv
+
+    with CacheEnv(synth.cache_dir):
+        small = load_dataset({"name": "synth_ntu", "max_samples_per_split": 20})
+        tr = small.split("train")
+    ref = synth.split("train")
+    want = np.linspace(0, len(ref) - 1, 20).round().astype(int)
+    assert tr.names == [ref.names[i] for i in want]
+    np.testing.assert_array_equal(tr.data, ref.data[want])
