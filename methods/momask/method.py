@@ -120,7 +120,12 @@ class MoMask(Method):
         return out
 
     def frozen_components(self) -> dict[str, nn.Module]:
-        return {"text_encoder": self._text.model} if self._text is not None else {}
+        """The frozen text encoder (loaded here if needed; absent when a CLIP path is missing)."""
+        try:
+            return {"text_encoder": self.text.model}
+        except (ValueError, OSError) as e:
+            log.warning("text encoder unavailable for the model card: %s", e)
+            return {}
 
     def gmacs(self) -> dict[str, float]:
         """GMACs of one forward of each network (fvcore) on a 196-frame / 49-token sample."""
