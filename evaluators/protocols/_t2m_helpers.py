@@ -45,8 +45,46 @@ def build_evaluator(data: Any, ecfg: dict, ctx) -> Any:
 
         ev = train_evaluator(data, split=ecfg.get("train_split", "train"), config=ecfg.get("config"),
                              **dict(ecfg.get("train") or {}))
-    dev = torch.device(ctx.device if ctx.device not in (None, "auto") else "cpu")
-    return ev.to(dev).eval()
+    return ev.to(resolve_device(ctx.device)).eval()
+
+
+def resolve_device(device) -> torch.device:
+    """``auto``/None -> this process's CUDA device when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(device)
+
+
+_GT_CACHE: dict = {}
+_GT_CACHE_MAX = 64
+
+
+def cached_gt_embeddings(ev, split: T2MSplit, draw: RepetitionDraw, key: tuple, batch_size: int, max_len: int):
+    """GT text/motion embeddings of one repetition's pass, cached in-process.
+
+    They depend only on the evaluator, the split, the seed and the batch size, never on the
+    method, so evaluating several methods (or step counts) reuses them. ``key`` must identify
+    the evaluator, the split and the seed.
+    """
+    hit = _GT_CACHE.get(key)
+    if hit is None:
+        hit = embed_batches(ev, draw, batch_size, gt_motion_fn(draw, max_len))
+        if len(_GT_CACHE) >= _GT_CACHE_MAX:
+            _GT_CACHE.pop(next(iter(_GT_CACHE)))
+        _GT_CACHE[key] = hit
+    return hit
+
+
+def split_fingerprint(split: T2MSplit) -> str:
+    """Cheap identity of a split for cache keys: names (or sizes) and caption counts."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for i, m in enumerate(split.motions):
+        name = split.names[i] if i < len(split.names) else str(i)
+        h.update(f"{name}:{m.shape}:{len(split.captions[i])};".encode())
+        h.update(np.ascontiguousarray(m[:2], dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _sync(device: torch.device) -> None:
@@ -161,7 +199,7 @@ def measure_aits(method, split: T2MSplit, n: int | None, steps: int | None, devi
     """
     rng = np.random.default_rng(seed)
     count = len(split) if n is None else min(int(n), len(split))
-    dev = torch.device(device if device not in (None, "auto") else "cpu")
+    dev = resolve_device(device)
     items = [(split.captions[i][0], crop_like_official(split.motions[i], rng)[1]) for i in range(count)]
     for cap, m_len in items[:warmup]:
         call_generate(method, [cap], [m_len], steps)

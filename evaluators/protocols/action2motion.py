@@ -29,8 +29,14 @@ import torch
 
 from evaluators.metrics import action as A
 from evaluators.metrics.generation import confidence_interval
-from evaluators.networks.action_train import (action_split, load_recognizer, num_classes, pad_motions,
-                                              recognizer_outputs, train_recognizer)
+from evaluators.networks.action_train import (
+    action_split,
+    load_recognizer,
+    num_classes,
+    pad_motions,
+    recognizer_outputs,
+    train_recognizer,
+)
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
 
 log = logging.getLogger(__name__)
@@ -96,7 +102,9 @@ def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResu
     if net is None:
         net = train_recognizer(data, split=c["train_split"], kind=rc["kind"], network=dict(rc.get("network") or {}),
                                **dict(rc.get("train") or {}))
-    dev = torch.device(ctx.device if ctx.device not in (None, "auto") else "cpu")
+    from evaluators.protocols._t2m_helpers import resolve_device
+
+    dev = resolve_device(ctx.device)
     net = net.to(dev).eval()
     bs = int(c["batch_size"])
     lengths = [len(m) for m in test.motions]

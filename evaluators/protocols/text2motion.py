@@ -94,12 +94,14 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     real_rows: list[dict] = []
     gen_rows: dict[Any, list[dict]] = {s: [] for s in step_list}
     evaluated = 0
+    fingerprint = H.split_fingerprint(split)
     for r in range(reps):
         seed = int(ctx.seed) + r
         rng = np.random.default_rng(seed)
         draw = H.draw_repetition(split, rng, bs, unit, max_len)
         # GT embeddings: computed once per repetition, reused by the real row and every variant
-        text_emb, gt_emb, n_local = H.embed_batches(ev, draw, bs, H.gt_motion_fn(draw, max_len))
+        key = (id(ev), ev.meta.get("cache_key") or ev.meta.get("checkpoint"), fingerprint, seed, bs)
+        text_emb, gt_emb, _ = H.cached_gt_embeddings(ev, split, draw, key, bs, max_len)
         evaluated = len(gt_emb)
         if c["real_row"]:
             draw2 = H.draw_repetition(split, np.random.default_rng(10_000 + seed), bs, unit, max_len)

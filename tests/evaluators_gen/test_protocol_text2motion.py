@@ -80,19 +80,31 @@ def test_text2motion_end_to_end(tiny, tmp_path):
     assert "multimodality" not in results[2].metrics and "aits_s" in results[2].metrics
     # the class-faithful generator retrieves well above chance (3/32)
     assert main.metrics["r_precision_top3"]["value"] > 0.2
+    from evaluators.records import read_record, write_record
+
     for r in results:
         rec = make_record(method="retrieval_gen", dataset="tiny_t2m", protocol="text2motion", metrics=r.metrics,
                           data="synthetic", scale="smoke", seed=0, config=cfg, variant=r.variant,
                           n_samples=r.n_samples, extra=r.extra)
         validate_record(rec)
         assert rec["metrics"]["fid"]["higher_is_better"] is False
+        back = read_record(write_record(rec, tmp_path))
+        assert back["metrics"]["fid"]["ci95"] == pytest.approx(r.metrics["fid"]["ci95"])
+        assert len(back["extra"]["per_repetition"]) == 2
 
 
-def test_text2motion_real_row_and_gen_fid_order(tiny):
-    """GT-as-generation gives FID close to the real row; a noisy generator is worse."""
+def test_text2motion_gen_fid_order_and_gt_embedding_cache(tiny, monkeypatch):
+    """A noisy generator scores a worse FID; GT embeddings are computed once per (evaluator, split, seed)."""
+    from evaluators.protocols import _t2m_helpers as H
+
     data, ev = tiny
+    calls = []
+    orig = H.gt_motion_fn
+    monkeypatch.setattr(H, "gt_motion_fn", lambda *a: calls.append(1) or orig(*a))
     ctx = RunContext(seed=3, extra={"t2m_evaluator": ev})
-    cfg = {"repetitions": 1, "mm": {"enabled": False}, "aits": {"enabled": False}, "diversity_times": 20}
-    good = get_protocol("text2motion").fn(RetrievalGenerator(data, 0.0), data, cfg, ctx)[1]
-    bad = get_protocol("text2motion").fn(RetrievalGenerator(data, 3.0), data, cfg, ctx)[1]
+    cfg = {"repetitions": 1, "mm": {"enabled": False}, "aits": {"enabled": False}, "diversity_times": 20,
+           "real_row": False}
+    good = get_protocol("text2motion").fn(RetrievalGenerator(data, 0.0), data, cfg, ctx)[0]
+    bad = get_protocol("text2motion").fn(RetrievalGenerator(data, 3.0), data, cfg, ctx)[0]
     assert bad.metrics["fid"]["value"] > good.metrics["fid"]["value"]
+    assert len(calls) == 1  # the second method reused the GT embeddings of the same repetition
