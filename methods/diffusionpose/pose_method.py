@@ -110,6 +110,24 @@ class TopDownPoseMethod(Method):
         w, h = self.input_size
         return {"backbone_head": (lambda x: self.net.head(self.net.backbone(x)), (torch.zeros(1, 3, h, w),))}
 
+    def train_step_example(self, batch: int):
+        """A callable running one optimiser step on random crops of ``batch`` samples (benchmarks)."""
+        (w, h), (hw, hh) = self.input_size, self.heatmap_size
+        dev, k = self.device, self.num_keypoints
+        data = {"img": torch.randn(batch, 3, h, w, device=dev), "target": torch.rand(batch, k, hh, hw, device=dev),
+                "target_weight": torch.ones(batch, k, device=dev),
+                "keypoints_hm": torch.rand(batch, k, 2, device=dev) * torch.tensor([hw - 1.0, hh - 1.0], device=dev)}
+        opt = torch.optim.Adam(self.net.parameters(), lr=1e-4)
+
+        def step() -> None:
+            self.net.train()
+            loss, _ = self.net.loss(data)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return step
+
     # -- training ---------------------------------------------------------------------------
     def fit(self, dataset: Any) -> None:
         """Train on ``dataset.instances('train')`` (a :class:`PoseDataset`)."""
