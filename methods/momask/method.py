@@ -318,7 +318,8 @@ class MoMask(Method):
     def generate_tokens(self, captions: list[str], token_lens: torch.Tensor, steps: int) -> torch.Tensor:
         """Layer-0 decoding then residual layers: ids ``[B, N, Q]`` (-1 beyond length)."""
         s, mt = self.c["sampler"], self.mtrans
-        mt.eval()
+        for mod in self.components().values():  # incl. HGM3's graph encoder (dropout off)
+            mod.eval()
         levels = self.conditions(captions)
         n = int(token_lens.max())
 

@@ -24,8 +24,8 @@ def synth():
 
 @pytest.fixture(scope="module")
 def evaluator(synth):
-    from methods.common.config import load_config
     from evaluators.networks.t2m_train import train_evaluator
+    from methods.common.config import load_config
 
     train = load_config("protocol", "text2motion", "smoke")["evaluator"]["train"]
     return train_evaluator(synth, **train).eval()
