@@ -137,6 +137,9 @@ class TopDownPoseMethod(Method):
             log.info("switching keypoint format %s -> %s for dataset %s", self.fmt, dataset.fmt, dataset.name)
             self.cfg["keypoint_format"] = dataset.fmt
             self._set_format(dataset.fmt)
+        if "train" not in getattr(dataset, "splits", {"train": None}):
+            raise ValueError(f"dataset {dataset.name!r} has no train split (its train annotation file is missing); "
+                             "to evaluate saved or released weights pass checkpoint=PATH")
         tcfg = dict(self.cfg.get("train", {}))
         aug = self.cfg.get("aug")
         if aug is not None:
