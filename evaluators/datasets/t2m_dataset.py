@@ -280,7 +280,12 @@ class MotionTextTorchDataset:
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        """Reset the caption/crop generator to a state determined by (seed, epoch)."""
+        """Reset the caption/crop generator to a state determined by (seed, epoch).
+
+        The generator is consumed per access; DataLoader worker processes each get a copy, so
+        with workers the draws are reproducible but repeat across workers (call ``set_epoch``
+        per epoch and use ``num_workers=0`` for the single-process stream).
+        """
         self.rng = np.random.default_rng([self.seed, epoch])
 
     def __len__(self) -> int:
