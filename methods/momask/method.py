@@ -140,7 +140,9 @@ class MoMask(Method):
             for name, mod, args in [
                 ("tokenizer", _VQRoundTrip(self.vq), (torch.zeros(1, n * self.vq.unit_length, self.vq.d_in, device=dev),)),
                 ("mask_transformer", self.mtrans, (ids, cond, pad)),
-            ]:
+            ] + ([("residual_transformer", self.rtrans,
+                   (torch.zeros(1, n, self.vq.code_dim, device=dev), torch.ones(1, dtype=torch.long, device=dev),
+                    cond[:, 0], pad))] if self.rtrans is not None else []):
                 mod.eval()
                 fl = FlopCountAnalysis(mod, args)
                 fl.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
