@@ -157,3 +157,15 @@ def test_released_hrnet_layouts_load(tmp_path, layout):
     dst.load_checkpoint(tmp_path / "w.pth")
     for k, v in dst.net.state_dict().items():
         assert torch.equal(v, ours[k]), k
+
+
+def test_high_resolution_sgdd_heatmap_scale_2():
+    net = DiffusionPoseNet(16, [(0, 1), (1, 2)], arch="tiny", heatmap_size=(24, 32), sigma=2.0, width=8,
+                           mults=(1, 2), blocks=1, heads=2, window=4)
+    img = torch.randn(2, 3, 64, 48)  # s = 2: heatmaps at 32 x 24 while HRNet features are 16 x 12
+    fea, coarse = net.features(img)
+    assert fea.shape[-2:] == (32, 24) and coarse.shape == (2, 16, 32, 24)
+    batch = {"img": img, "target": torch.rand(2, 16, 32, 24), "target_weight": torch.ones(2, 16),
+             "keypoints_hm": torch.rand(2, 16, 2) * 20}
+    assert torch.isfinite(net.loss(batch)[0])
+    assert net.eval().heatmaps(img, 2).shape == (2, 16, 32, 24)

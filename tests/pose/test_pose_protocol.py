@@ -75,3 +75,12 @@ def test_step_sweep_and_mpii_pckh_on_synthetic(tmp_path, monkeypatch):
     (r,) = _run("mpii_pckh", mpii, {"overlays": 1}, tmp_path)
     assert r.metrics["pckh_0.5"] == pytest.approx(100.0) and r.metrics["pckh_0.1"] == pytest.approx(100.0)
     assert r.metrics["pck_0.2"] == pytest.approx(100.0) and len(r.extra["pckh_0.5_per_joint"]) == 16
+
+
+def test_mpii_real_samples_without_head_boxes_report_pck_and_overlays(tmp_path):
+    root = need_shared("mpii")
+    data = load_dataset({"name": "mpii", "root": str(root), "ann_files": {"val": "test_mpii.json"}, "image_dir": "."})
+    (r,) = _run("mpii_pckh", data, {"overlays": 5, "real_samples": None}, tmp_path)
+    assert "pckh_0.5" not in r.metrics  # no mpii_gt_val.mat -> no head sizes -> no PCKh
+    assert r.metrics["pck_0.2"] == pytest.approx(100.0)
+    assert len(r.extra["overlays"]) == 5
