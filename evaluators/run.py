@@ -218,6 +218,7 @@ def load_config_dict(name: str, scale: str, overrides: list[str], patch: Any) ->
 def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[dict]:
     """Run a composed config end to end; returns the records written (on the main rank)."""
     from evaluators.datasets import load_dataset
+    from evaluators.datasets.cache import cache_key
     from evaluators.protocols import RunContext
     from evaluators.records import make_record, write_record
     from methods.base import RepresentationLearner
@@ -234,8 +235,10 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
     for dcfg in p["datasets"]:
         t0 = time.perf_counter()
         ds_name = dcfg["name"]
-        workdir = Path(str(cfg.workdir)) / ds_name if cfg.get("workdir") else \
-            runs_dir / "work" / str(cfg.method) / ds_name / f"{scale}_s{seed}"
+        # the settings' hash keeps resume safe: a changed config never resumes another's checkpoint
+        tag = f"{scale}_s{seed}_{cache_key(p['method_cfg'], dcfg)[:8]}"
+        workdir = Path(str(cfg.workdir)) / ds_name / tag if cfg.get("workdir") else \
+            runs_dir / "work" / str(cfg.method) / ds_name / tag
         log.info("dataset %s (%s, %s) -> workdir %s", ds_name, dcfg["source"], scale, workdir)
         seed_everything(seed)
         data = load_dataset(dcfg)
