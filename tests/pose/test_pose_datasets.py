@@ -64,6 +64,10 @@ def test_bad_coco_inputs_name_the_file(tmp_path):
     p = _write(tmp_path, "bad_kpts.json", bad)
     with pytest.raises(DatasetError, match=r"bad_kpts\.json.*16 keypoints, expected 17"):
         parse_coco_keypoints(p, None)
+    nan = json.loads(json.dumps(raw))
+    nan["annotations"][1]["keypoints"][4] = float("nan")
+    with pytest.raises(DatasetError, match=r"nan\.json.*NaN/inf"):
+        parse_coco_keypoints(_write(tmp_path, "nan.json", nan), None)
     p = _write(tmp_path, "trunc.json", json.dumps(raw)[:500])
     with pytest.raises(DatasetError, match=r"trunc\.json.*malformed JSON"):
         parse_coco_keypoints(p, None)
