@@ -38,6 +38,7 @@ order needs no saved generator: it is a pure function of ``(seed, epoch)``.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -222,8 +223,9 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
     end = total_steps if stop_after is None else min(total_steps, stop_after)
     batches_per_epoch = len(global_batches(n, batch_size, seed, 0))
     t0 = time.perf_counter()
+    # in a log file (not a terminal) refresh rarely, so logs stay readable
     bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=not D.is_main(), dynamic_ncols=True,
-               mininterval=1.0)
+               mininterval=1.0 if sys.stderr.isatty() else 30.0)
     samples, t_rate = 0, time.perf_counter()
     try:
         while state.step < end:

@@ -41,6 +41,11 @@ def test_same_seed_gives_bit_identical_weights():
     assert not torch.equal(a["weights"]["net.0.weight"], init["net.0.weight"])
 
 
+def test_dataloader_workers_do_not_change_the_run():
+    a, b = run(seed=2, steps=12), run(seed=2, steps=12, num_workers=2)
+    assert _same(a["weights"], b["weights"]) and a["history"] == b["history"]
+
+
 def test_data_order_covers_each_sample_once_per_epoch_and_splits_global_batch():
     batches = global_batches(50, 7, seed=0, epoch=2)
     flat = torch.cat(batches).tolist()

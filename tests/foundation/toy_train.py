@@ -38,7 +38,7 @@ class Toy(nn.Module):
 
 
 def run(seed: int = 0, steps: int = 30, batch_size: int = 7, ckpt_dir: Path | None = None, noise: bool = True,
-        sleep: float = 0.0, ckpt_every: int = 5, stop_after: int | None = None) -> dict:
+        sleep: float = 0.0, ckpt_every: int = 5, stop_after: int | None = None, num_workers: int = 0) -> dict:
     """Train the toy and return its final state, history and the sharded eval metric."""
     seed_everything(seed)
     model = Toy()
@@ -57,7 +57,7 @@ def run(seed: int = 0, steps: int = 30, batch_size: int = 7, ckpt_dir: Path | No
 
     state = train({"model": model}, opt, ds, batch_size=batch_size, total_steps=steps, step_fn=step_fn,
                   ckpt_dir=ckpt_dir, seed=seed, desc="toy", lr_scheduler=sched, grad_clip=1.0,
-                  ckpt_every=ckpt_every, stop_after=stop_after)
+                  ckpt_every=ckpt_every, stop_after=stop_after, num_workers=num_workers)
     # sharded evaluation: each rank scores its slice, gathered back in order
     idx = D.shard_indices(len(xe))
     with torch.no_grad():
