@@ -84,3 +84,31 @@ def test_mpii_real_samples_without_head_boxes_report_pck_and_overlays(tmp_path):
     assert "pckh_0.5" not in r.metrics  # no mpii_gt_val.mat -> no head sizes -> no PCKh
     assert r.metrics["pck_0.2"] == pytest.approx(100.0)
     assert len(r.extra["overlays"]) == 5
+
+
+@pytest.mark.slow
+def test_pose_protocol_under_torchrun_matches_one_process(tmp_path, monkeypatch):
+    """Sharded evaluation over 2 gloo ranks gives the same AP/PCK as one process (each instance once)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.pose.ddp_pose_eval import evaluate
+
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path / "cache"))
+    single = evaluate(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    script = Path(__file__).with_name("ddp_pose_eval.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           "--out", str(tmp_path / "ddp.json")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads((tmp_path / "ddp.json").read_text())
+    assert ddp["world_size"] == 2
+    for a, b in zip(single, ddp["results"]):
+        assert a["variant"] == b["variant"] and a["n_samples"] == b["n_samples"]
+        for k in ("ap", "ap50", "ar"):
+            assert a["metrics"][k] == pytest.approx(b["metrics"][k])
