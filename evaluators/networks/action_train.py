@@ -28,7 +28,20 @@ from evaluators.networks.action_recognition import build_recognizer
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"kind": "a2m_gru", "steps": 2000, "batch_size": 64, "lr": 1e-4, "seed": 0, "network": {}}
+DEFAULTS = {"kind": "a2m_gru", "steps": 2000, "batch_size": 64, "lr": 1e-4, "seed": 0, "network": {},
+            "num_frames": 60}
+
+
+def actor_clip(motion: np.ndarray, num_frames: int | None, rng) -> np.ndarray:
+    """ACTOR's "conseq" clip of ``num_frames`` (padded with the last frame when too short; None =
+    whole motion), with the first frame's root joint moved to the origin, as the action datasets'
+    ``torch_dataset`` yields. ``rng`` is a ``random.Random``."""
+    m = np.asarray(motion, np.float32)
+    if num_frames:
+        from evaluators.datasets.action import actor_frame_indices
+
+        m = m[actor_frame_indices(len(m), int(num_frames), rng)]
+    return m - m[:1, :1]
 
 
 @dataclass
@@ -122,14 +135,17 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     if cache and path.exists():
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
         return net.eval()
+    import random
+
     torch.manual_seed(hp["seed"])
     rng = np.random.default_rng(hp["seed"])
+    clip_rng = random.Random(hp["seed"])
     opt = torch.optim.AdamW(net.parameters(), lr=hp["lr"])
     crit = nn.CrossEntropyLoss()
     net.train()
     for step in range(int(hp["steps"])):
         idx = rng.choice(len(tr), min(hp["batch_size"], len(tr)), replace=False)
-        x, lens = pad_motions([tr.motions[i] for i in idx])
+        x, lens = pad_motions([actor_clip(tr.motions[i], hp["num_frames"], clip_rng) for i in idx])
         logits, _ = net(x, lens)
         loss = crit(logits, torch.from_numpy(tr.labels[idx]))
         opt.zero_grad()

@@ -5,8 +5,12 @@ Source: ACTOR ``src/evaluate/action2motion/evaluate.py`` / ``stgcn_eval.py`` (``
 repetition r (seed ``ctx.seed + r``; torch seeded too, because the HumanAct12 GRU recogniser
 draws a random initial state per call, as the official one does):
 
-- generated set: one generation per test motion, with that motion's action label and length
-  (``method.generate(labels, lengths, steps)`` -> ``[B, T, J, 3]`` motions);
+- reference clips: ACTOR's "conseq" sampling of ``num_frames`` (60) consecutive frames per
+  motion (padded with the last frame when shorter; ``num_frames: null`` = whole motions), first
+  frame's root at the origin (as the action datasets' ``torch_dataset``);
+- generated set: one generation per test clip, with that clip's action label and length
+  (``method.generate(labels, lengths, steps)`` -> ``[B, T, J, 3]`` motions, root-centred the same
+  way);
 - ``accuracy``: the recogniser's top-1 accuracy on the generated motions w.r.t. the labels they
   were conditioned on;
 - ``fid_train`` / ``fid_test``: FID between the recogniser features of the generated set and of
@@ -22,6 +26,7 @@ mean with 1.96 std / sqrt(R) over R repetitions (ACTOR/MLD use 20).
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import numpy as np
@@ -31,6 +36,7 @@ from evaluators.metrics import action as A
 from evaluators.metrics.generation import confidence_interval
 from evaluators.networks.action_train import (
     action_split,
+    actor_clip,
     load_recognizer,
     num_classes,
     pad_motions,
@@ -43,6 +49,7 @@ log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "train_split": "train", "test_split": "test", "repetitions": 20, "steps": None, "batch_size": 64,
+    "num_frames": 60,
     "diversity_times": A.DIVERSITY_PAIRS_A2M, "multimodality_times": A.MULTIMODALITY_PAIRS_A2M, "real_row": True,
     "recognizer": {"kind": "a2m_gru", "checkpoint": None, "network": {}, "train": {}},
 }
@@ -73,7 +80,8 @@ def _generate(method, labels: np.ndarray, lengths: list[int], steps, bs: int) ->
             lab = [int(v) for v in labels[i:i + bs]]
             ln = lengths[i:i + bs]
             out = method.generate(lab, ln, steps) if steps is not None else method.generate(lab, ln)
-            outs.append([o[:n] for o, n in zip(torch.as_tensor(out).float().cpu().numpy(), ln)])
+            # same representation as the reference clips: first-frame root at the origin
+            outs.append([actor_clip(o[:n], None, None) for o, n in zip(torch.as_tensor(out).float().cpu().numpy(), ln)])
     flat = [m for part in outs for m in part]
     return pad_motions(flat)
 
@@ -101,24 +109,30 @@ def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResu
         net = load_recognizer(rc["checkpoint"], rc["kind"], train.motions[0], n_cls, rc.get("network"))
     if net is None:
         net = train_recognizer(data, split=c["train_split"], kind=rc["kind"], network=dict(rc.get("network") or {}),
-                               **dict(rc.get("train") or {}))
+                               **{"num_frames": c["num_frames"], **dict(rc.get("train") or {})})
     from evaluators.protocols._t2m_helpers import resolve_device
 
     dev = resolve_device(ctx.device)
     net = net.to(dev).eval()
     bs = int(c["batch_size"])
-    lengths = [len(m) for m in test.motions]
     real_rows, gen_rows = [], []
     for r in range(int(c["repetitions"])):
         seed = int(ctx.seed) + r
         torch.manual_seed(seed)
-        _, f_train = recognizer_outputs(net, *pad_motions(train.motions))
-        lo_test, f_test = recognizer_outputs(net, *pad_motions(test.motions)) if has_test else (None, None)
+        clip_rng = random.Random(seed)
+        # reference clips of this repetition (ACTOR "conseq" sampling of num_frames, root-centred)
+        tr_clips = [actor_clip(m, c["num_frames"], clip_rng) for m in train.motions]
+        te_clips = [actor_clip(m, c["num_frames"], clip_rng) for m in test.motions] if has_test else tr_clips
+        lengths = [len(m) for m in te_clips]
+        _, f_train = recognizer_outputs(net, *pad_motions(tr_clips))
+        lo_test, f_test = recognizer_outputs(net, *pad_motions(te_clips)) if has_test else (None, None)
         ref_test = f_test if has_test else None
         if c["real_row"]:
-            ref = test if has_test else train
-            lo_real, f_real = (lo_test, f_test) if has_test else recognizer_outputs(net, *pad_motions(ref.motions))
-            real_rows.append(_row(lo_real, f_real, ref.labels, f_train, None, n_cls, seed, c))
+            ref_labels = test.labels if has_test else train.labels
+            # without a test split the real row re-encodes the training clips (a second pass, as
+            # ACTOR compares two GT loaders); its fid_train then measures the evaluator's noise
+            lo_real, f_real = (lo_test, f_test) if has_test else recognizer_outputs(net, *pad_motions(tr_clips))
+            real_rows.append(_row(lo_real, f_real, ref_labels, f_train, None, n_cls, seed, c))
         gx, glen = _generate(method, test.labels, lengths, c["steps"], bs)
         lo_gen, f_gen = recognizer_outputs(net, gx, glen)
         gen_rows.append(_row(lo_gen, f_gen, test.labels, f_train, ref_test, n_cls, seed, c))

@@ -81,7 +81,7 @@ def test_recognizer_trains_above_chance(tmp_path, monkeypatch, kind, network):
     monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
     torch.set_num_threads(1)
     data = TinyAction()
-    net = train_recognizer(data, kind=kind, steps=60, lr=3e-3, batch_size=32, network=network)
+    net = train_recognizer(data, kind=kind, steps=60, lr=3e-3, batch_size=32, network=network, num_frames=24)
     test = action_split(data, "test")
     torch.manual_seed(0)
     logits, feats = recognizer_outputs(net, *pad_motions(test.motions))
@@ -94,9 +94,9 @@ def test_action2motion_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
     torch.set_num_threads(1)
     data = TinyAction()
-    net = train_recognizer(data, kind="a2m_gru", steps=60, lr=3e-3, batch_size=32)
+    net = train_recognizer(data, kind="a2m_gru", steps=60, lr=3e-3, batch_size=32, num_frames=24)
     ctx = RunContext(seed=0, extra={"action_recognizer": net})
-    cfg = {"repetitions": 2, "diversity_times": 50, "multimodality_times": 5}
+    cfg = {"repetitions": 2, "diversity_times": 50, "multimodality_times": 5, "num_frames": 24}
     spec = get_protocol("action2motion")
     real, gen = spec.fn(ClassGenerator(data), data, cfg, ctx)
     _, wrong = spec.fn(ClassGenerator(data, shuffle_labels=True), data, cfg, ctx)
