@@ -356,18 +356,39 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         argv = [f"+experiment={_guard(lambda: experiment_name(argv[1], argv[2]))}", *argv[3:]]
     argv = [_upsert(a) for a in argv]
-    overrides = [a for a in argv if not a.startswith("-")]
+    flags, overrides = split_flags(argv)
     _guard(lambda: check_experiment_override(overrides))
-    if "--cfg" in argv or "-c" in argv:
-        flag = argv.index("--cfg") if "--cfg" in argv else argv.index("-c")
-        if argv[flag + 1:flag + 2] == ["job"]:
-            cfg = compose([o for o in overrides if o != "job"])
-            print(_guard(lambda: describe(cfg, overrides)))
+    for i, f in enumerate(flags):
+        if f in ("--cfg", "-c") and flags[i + 1:i + 2] == ["job"]:
+            composed = compose(overrides)
+            print(_guard(lambda c=composed: describe(c, overrides)))
             return
     import hydra
 
-    sys.argv = [sys.argv[0], *argv, *_searchpath_override()]
+    # hydra's parser wants its flags before the overrides (``... +experiment=x -m seed=0,1`` works too)
+    sys.argv = [sys.argv[0], *flags, *overrides, *_searchpath_override()]
     hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="run")(_hydra_main)()
+
+
+_VALUED_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                 "-cd", "--experimental-rerun"}
+
+
+def split_flags(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate hydra's command-line flags (with their values) from the overrides."""
+    flags, overrides = [], []
+    it = iter(range(len(argv)))
+    for i in it:
+        a = argv[i]
+        if not a.startswith("-"):
+            overrides.append(a)
+            continue
+        flags.append(a)
+        if (a in _VALUED_FLAGS or (a == "--info" and i + 1 < len(argv) and "=" not in argv[i + 1])) \
+                and i + 1 < len(argv):
+            flags.append(argv[i + 1])
+            next(it, None)
+    return flags, overrides
 
 
 def describe(cfg: DictConfig, overrides: list[str]) -> str:

@@ -139,6 +139,14 @@ def test_list_and_demo_only(cfg_dir, tmp_path):
     assert rec["scale"] == "smoke"
 
 
+def test_multirun_sweep_writes_one_record_per_seed(cfg_dir, tmp_path):
+    p = runner(["+experiment=tinyrepro_synth", "scale=smoke", "-m", "seed=0,1", "leaderboards=false"], cfg_dir, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    recs = read_records(tmp_path / "records")
+    assert sorted(r["seed"] for r in recs) == [0, 1]
+    assert len(list((tmp_path / "multirun").glob("*/*/[01]"))) == 2
+
+
 def test_torchrun_runner_writes_one_record_counting_each_sample_once(single_run, cfg_dir, tmp_path):
     p = runner(["+experiment=tinyrepro_synth", "scale=smoke", "method_cfg.steps=7", "leaderboards=false"], cfg_dir,
                tmp_path, torchrun=True)
