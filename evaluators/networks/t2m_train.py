@@ -51,8 +51,9 @@ def data_digest(motions, captions=None) -> str:
 def _stats(split: T2MSplit, data: Any, joints_num: int, dim: int):
     mean, std = getattr(data, "mean", None), getattr(data, "std", None)
     if mean is not None and std is not None and np.shape(mean)[-1] == dim:
-        return np.asarray(mean, np.float64), evaluator_std(np.asarray(std, np.float64), joints_num) \
-            if dim in (263, 251) else np.asarray(std, np.float64)
+        std = np.asarray(std, np.float64)
+        std = evaluator_std(std, joints_num) if dim in (263, 251) else std
+        return np.asarray(mean, np.float64), np.maximum(std, 1e-6)  # a constant channel must not divide by 0
     allf = np.concatenate(split.motions, axis=0).astype(np.float64)
     return allf.mean(0), np.maximum(allf.std(0), 1e-3)
 
