@@ -248,6 +248,7 @@ class MLD(Method):
     def reconstruct(self, x: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
         """RAW zero-padded motions ``[B, T, D]`` (or ``[B, T, J, 3]``) -> VAE reconstruction from μ, same shape."""
         self._need_stats()
+        x = torch.as_tensor(x)
         shape = x.shape
         x = x.reshape(shape[0], shape[1], -1).float().to(self.device)
         lengths_t = (infer_lengths(x) if lengths is None else torch.as_tensor(list(lengths))).to(self.device)
