@@ -94,14 +94,16 @@ def local_slice(batch_idx: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     return batch_idx[start:stop]
 
 
-def _trainable(modules: dict[str, nn.Module]) -> list[nn.Parameter]:
+def _trainable(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> list[nn.Parameter]:
+    """Parameters whose gradients are averaged: the modules' trainable ones plus any other
+    tensor the optimizer updates (deduplicated, in a fixed order identical on every rank)."""
     seen: set[int] = set()
     out = []
-    for name in sorted(modules):
-        for p in modules[name].parameters():
-            if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
-                out.append(p)
+    extra = [p for g in optimizer.param_groups for p in g["params"]]
+    for p in [*(q for name in sorted(modules) for q in modules[name].parameters()), *extra]:
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
     return out
 
 
@@ -183,10 +185,15 @@ def _load(path: Path, modules, optimizer, lr_scheduler, seed: int, batch_size: i
                       resumed_from=int(ck["step"]))
 
 
-def _to_float(v: Any) -> float:
-    if isinstance(v, torch.Tensor):
-        return float(v.detach().float().mean().item())
-    return float(v)
+def _floats(logs: dict | None) -> dict[str, float]:
+    """The numeric entries of a step's logs as floats (tensors averaged); others dropped."""
+    out = {}
+    for k, v in (logs or {}).items():
+        if isinstance(v, torch.Tensor):
+            out[k] = float(v.detach().float().mean().item())
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = float(v)
+    return out
 
 
 def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, dataset, batch_size: int,
@@ -208,7 +215,7 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
     if batch_size < world:
         raise ValueError(f"{desc}: batch_size {batch_size} is smaller than the number of processes {world}")
     collate = collate_fn or default_collate
-    params = _trainable(modules)
+    params = _trainable(modules, optimizer)
     ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
 
     if ckpt is not None and ckpt.exists():
@@ -258,7 +265,7 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
                 state.step += 1
                 gl = D.all_reduce_sum(loss.detach().float().reshape(1) * w).item() if world > 1 else loss.item()
                 state.history.append(gl)
-                state.logs = {"loss": gl, **{k: _to_float(v) for k, v in (logs or {}).items()}}
+                state.logs = {"loss": gl, **_floats(logs)}
                 samples += len(gb)
                 bar.update(1)
                 now = time.perf_counter()
