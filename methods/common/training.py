@@ -54,6 +54,9 @@ from evaluators.io import atomic_torch_save
 from methods.common import distributed as D
 from methods.common.seeding import get_rng_state, seed_everything, set_rng_state
 
+__all__ = ["TrainState", "train", "seed_everything", "epoch_permutation", "global_batches", "local_slice",
+           "average_gradients"]
+
 log = logging.getLogger(__name__)
 
 CKPT_NAME = "last.pt"
