@@ -199,8 +199,12 @@ class MoMask(Method):
         self.fit_mask_transformer(crops)
         if self.rtrans is not None:
             self.fit_residual_transformer(crops)
-        self.save_checkpoint()
-        self.render_samples(dataset, data)
+        from methods.common import distributed as D
+
+        if D.is_main():  # one writer under torchrun
+            self.save_checkpoint()
+            self.render_samples(dataset, data)
+        D.barrier()
 
     def render_samples(self, dataset, data) -> list[Path]:
         """Stick-figure GIFs of ``render.n`` generated samples (training captions) under ``workdir/samples``."""
