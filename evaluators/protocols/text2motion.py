@@ -128,14 +128,16 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     evaluator_meta = {"config": ev.cfg.dataset, "dim_pose": ev.cfg.dim_pose, **{k2: v for k2, v in ev.meta.items()
                                                                                if k2 != "hparams"}}
     common = {"repetitions": reps, "batch_size": bs, "test_motions": len(split), "evaluator": evaluator_meta,
-              "mm": c["mm"], "diversity_times": c["diversity_times"]}
+              "mm": c["mm"], "diversity_times": c["diversity_times"],
+              "diversity_pairs_used": _diversity_pairs(evaluated, int(c["diversity_times"]))}
     results = []
     if c["real_row"]:
         results.append(ProtocolResult(metrics=_summarise(real_rows), split=c["split"], n_samples=n_samples,
                                       variant="real", extra={**common, "per_repetition": real_rows}))
     for s in step_list:
         metrics = _summarise(gen_rows[s])
-        extra = {**common, "per_repetition": gen_rows[s], "sampler": {**dict(sampler or {}), "steps": s}}
+        sampler_s = {**dict(sampler or {}), **({"steps": s} if s is not None else {})}
+        extra = {**common, "per_repetition": gen_rows[s], "sampler": sampler_s}
         if c["aits"]["enabled"]:
             a = H.measure_aits(method, split, c["aits"]["num_captions"], s, ctx.device, int(c["aits"]["warmup"]),
                                seed=int(ctx.seed))

@@ -74,7 +74,8 @@ def test_text2motion_end_to_end(tiny, tmp_path):
     assert main.metrics["fid"]["value"] == pytest.approx(np.mean(per))
     assert main.metrics["fid"]["ci95"] == pytest.approx(1.96 * np.std(per) / np.sqrt(2))
     assert main.n_samples == {"expected": 64, "evaluated": 64}  # 70 test motions, drop_last
-    assert main.extra["sampler"]["cfg_scale"] == 1.0
+    assert main.extra["sampler"] == {"steps": 5, "cfg_scale": 1.0}  # method default kept when steps=None
+    assert results[2].extra["sampler"]["steps"] == 2 and main.extra["diversity_pairs_used"] == 20
     # sweep variants pass their step count to generate
     assert {s for _, s in gen.calls} >= {None, 2, 7}
     assert "multimodality" not in results[2].metrics and "aits_s" in results[2].metrics
