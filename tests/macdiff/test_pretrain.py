@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from .ddp_pretrain import run
@@ -30,6 +31,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
     assert not _same(part.state_dict()["encoder"], full.state_dict()["encoder"])
 
 
+@pytest.mark.slow  # two fresh interpreters importing every method package
 def test_torchrun_two_processes_pretrain(tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
