@@ -87,6 +87,18 @@ def test_checkpoint_is_evaluated_without_training(single_run, cfg_dir, tmp_path)
     assert not list((tmp_path / "work").glob("*/*/*/pretrain"))  # nothing trained
 
 
+def test_rerunning_the_same_command_resumes_its_finished_training(single_run, cfg_dir, tmp_path):
+    runs, _ = single_run
+    (first,) = read_records(runs / "records")
+    p = runner(["+experiment=tinyrepro_synth", "scale=smoke", "method_cfg.steps=7", "leaderboards=false",
+                f"records_dir={tmp_path}"], cfg_dir, runs)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout + p.stderr
+    assert "resumed from" in out and "at step 7" in out
+    (again,) = read_records(tmp_path)
+    assert again["metrics"] == first["metrics"]
+
+
 def test_missing_real_dataset_stops_at_once_with_layout(cfg_dir, tmp_path):
     p = runner(["+experiment=tinyrepro_real"], cfg_dir, tmp_path / "runs")
     assert p.returncode == 2
