@@ -9,8 +9,9 @@ Recipe (T2M ``train_tex_mot_match.py``, ``networks/trainers.py`` TextMotionMatch
   ``shift`` in ``[0, B-1)``, label 1), margin 10 (``negative_margin``);
 - Adam lr 1e-4 for the text and motion encoders, grad-norm clip 0.5 per network;
 - movement encoder: the official recipe pretrains it as a conv autoencoder
-  (``train_decomp_v3.py``: L1 reconstruction + 0.001 sparsity + 0.001 smoothness of the
-  latents) and freezes it. ``movement_pretrain_steps > 0`` does that here; with 0 the movement
+  (``train_decomp_v3.py`` / DecompTrainerV3: L1 reconstruction of all D channels from the
+  D-4 input + 0.001 sparsity + 0.001 smoothness of the latents, Adam; official windows of 40
+  frames at batch 128, here the matching-loss crops at ``batch_size``) and freezes it. ``movement_pretrain_steps > 0`` does that here; with 0 the movement
   encoder is trained jointly with the matching loss instead (a deviation, cheaper for smoke).
 - the official run keeps the checkpoint with the lowest validation loss (``finest.tar``); we
   train a fixed number of steps (``steps``) and keep the last one.
@@ -71,14 +72,15 @@ def _batch(split: T2MSplit, ev: T2MEvaluator, rng: np.random.Generator, bs: int)
 
 
 def _pretrain_movement(ev: T2MEvaluator, split: T2MSplit, steps: int, lr: float, bs: int, rng) -> None:
-    dec = MovementConvDecoder(ev.cfg.dim_movement_latent, ev.cfg.dim_movement_enc_hidden, ev.cfg.dim_pose - 4)
+    # official DecompTrainerV3: the encoder sees motions[..., :-4], the decoder reconstructs all D
+    # channels; L1 + 0.001 sparsity + 0.001 smoothness of the latents; Adam, no clipping
+    dec = MovementConvDecoder(ev.cfg.dim_movement_latent, ev.cfg.dim_movement_enc_hidden, ev.cfg.dim_pose)
     dec.to(ev.device)
     opt = torch.optim.Adam(list(ev.movement_encoder.parameters()) + list(dec.parameters()), lr=lr)
     for step in range(steps):
         motions, _, _ = _batch(split, ev, rng, bs)
-        x = motions[..., :-4]
-        z = ev.movement_encoder(x)
-        loss = (nn.functional.l1_loss(dec(z), x) + 0.001 * z.abs().mean()
+        z = ev.movement_encoder(motions[..., :-4])
+        loss = (nn.functional.l1_loss(dec(z), motions) + 0.001 * z.abs().mean()
                 + 0.001 * nn.functional.l1_loss(z[:, 1:], z[:, :-1]))
         opt.zero_grad()
         loss.backward()

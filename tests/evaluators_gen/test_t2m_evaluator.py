@@ -145,3 +145,18 @@ def test_train_evaluator_caches_atomically(tmp_path, monkeypatch):
     torch.testing.assert_close(again.embed_text(caps), ev.embed_text(caps))
     other = train_evaluator(data, steps=4, config_overrides=TINY_EVAL_CFG, seed=0)
     assert other.meta["cache_key"] != ev.meta["cache_key"]
+
+
+def test_movement_autoencoder_pretraining_then_frozen_encoder():
+    from evaluators.networks.t2m_train import train_evaluator
+
+    data = TinyT2M(n=40, k=4)
+    cfg = {**TINY_EVAL_CFG, "max_motion_length": 64}
+    torch.manual_seed(0)
+    base = train_evaluator(data, steps=0, config_overrides=cfg, seed=0, cache=False)
+    pre = train_evaluator(data, steps=0, movement_pretrain_steps=3, config_overrides=cfg, seed=0, cache=False)
+    after = train_evaluator(data, steps=3, movement_pretrain_steps=3, config_overrides=cfg, seed=0, cache=False)
+    w0, w1, w2 = (e.movement_encoder.main[0].weight for e in (base, pre, after))
+    assert not torch.equal(w0, w1)  # the AE pretraining changed the movement encoder ...
+    torch.testing.assert_close(w1, w2)  # ... and the matching stage kept it frozen (official recipe)
+    assert not torch.equal(pre.text_encoder.input_emb.weight, after.text_encoder.input_emb.weight)
