@@ -59,8 +59,12 @@ class MotionDiscriminatorA2M(nn.Module):
 class Graph:
     """ST-GCN graph with the spatial-configuration partition (ACTOR ``stgcnutils/graph.py``), max_hop 1."""
 
-    def __init__(self, layout: str = "smpl", num_node: int | None = None):
-        if layout == "smpl":
+    def __init__(self, layout: str = "smpl", num_node: int | None = None, chains: list | None = None):
+        if layout == "chains":  # a dataset's kinematic chains (lists of joint indices from the root)
+            n = int(num_node or 1 + max(j for ch in chains for j in ch))
+            edges = sorted({(ch[i + 1], ch[i]) for ch in chains for i in range(len(ch) - 1)})
+            center = int(chains[0][0])
+        elif layout == "smpl":
             n, edges, center = 24, [(j, p) for j, p in enumerate(SMPL_PARENTS) if p >= 0], 0
         elif layout == "smpl_noglobal":
             n = 23
@@ -72,7 +76,7 @@ class Graph:
             n = int(num_node or 0)
             edges, center = [(i, i - 1) for i in range(1, n)], 0
         else:
-            raise ValueError(f"unknown graph layout {layout!r} (smpl, smpl_noglobal, ntu-rgb+d, chain)")
+            raise ValueError(f"unknown graph layout {layout!r} (smpl, smpl_noglobal, ntu-rgb+d, chains, chain)")
         self.num_node, self.center = n, center
         adj = np.eye(n)
         for i, j in edges:
@@ -145,9 +149,10 @@ class STGCN(nn.Module):
 
     def __init__(self, in_channels: int = 3, num_class: int = 40, layout: str = "smpl", num_node: int | None = None,
                  edge_importance_weighting: bool = True, widths: tuple[int, ...] = (64, 64, 64, 64, 128, 128, 128,
-                                                                                       256, 256, 256)):
+                                                                                       256, 256, 256),
+                 chains: list | None = None):
         super().__init__()
-        graph = Graph(layout, num_node)
+        graph = Graph(layout, num_node, chains)
         self.register_buffer("A", torch.tensor(graph.A))
         k = self.A.shape[0]
         self.data_bn = nn.BatchNorm1d(in_channels * self.A.shape[1])

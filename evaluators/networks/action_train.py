@@ -99,17 +99,22 @@ def recognizer_outputs(net: nn.Module, motions, lengths, batch_size: int = 256) 
     return np.concatenate(logits), np.concatenate(feats)
 
 
-def _build(kind: str, sample: np.ndarray, n_cls: int, network: dict) -> nn.Module:
+def _build(kind: str, sample: np.ndarray, n_cls: int, network: dict, chains=None) -> nn.Module:
     _, j, c = sample.shape
     if kind == "a2m_gru":
         return build_recognizer(kind, input_size=j * c, output_size=n_cls, **network)
-    layout = network.pop("layout", "smpl" if j == 24 else "ntu-rgb+d" if j == 25 else "chain")
+    # ST-GCN graph: SMPL for 24 joints (ACTOR), NTU for 25, else the dataset's kinematic chains
+    default = "smpl" if j == 24 else "ntu-rgb+d" if j == 25 else ("chains" if chains else "chain")
+    layout = network.pop("layout", default)
+    if layout == "chains":
+        network["chains"] = [list(map(int, ch)) for ch in chains]
     return build_recognizer(kind, in_channels=c, num_class=n_cls, layout=layout, num_node=j, **network)
 
 
-def load_recognizer(checkpoint: str, kind: str, sample: np.ndarray, n_cls: int, network: dict | None = None):
+def load_recognizer(checkpoint: str, kind: str, sample: np.ndarray, n_cls: int, network: dict | None = None,
+                    chains=None):
     """A released / saved recogniser state dict (strict) for motions shaped like ``sample [T, J, C]``."""
-    net = _build(kind, sample, n_cls, dict(network or {}))
+    net = _build(kind, sample, n_cls, dict(network or {}), chains)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     state = state.get("model", state) if isinstance(state, dict) else state
     net.load_state_dict(state, strict=True)
@@ -131,7 +136,7 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
                     list(tr.motions[0].shape[1:]), digest, hp)
     path = cache_root() / "evaluators" / f"{key}.pt"
     torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
-    net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]))
+    net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
     if cache and path.exists():
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
         return net.eval()

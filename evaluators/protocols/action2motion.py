@@ -106,7 +106,8 @@ def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResu
     rc = c["recognizer"]
     net = (ctx.extra or {}).get("action_recognizer")
     if net is None and rc.get("checkpoint"):
-        net = load_recognizer(rc["checkpoint"], rc["kind"], train.motions[0], n_cls, rc.get("network"))
+        net = load_recognizer(rc["checkpoint"], rc["kind"], train.motions[0], n_cls, rc.get("network"),
+                              getattr(data, "kinematic_chain", None))
     if net is None:
         net = train_recognizer(data, split=c["train_split"], kind=rc["kind"], network=dict(rc.get("network") or {}),
                                **{"num_frames": c["num_frames"], **dict(rc.get("train") or {})})

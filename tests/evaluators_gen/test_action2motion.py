@@ -71,6 +71,10 @@ def test_stgcn_official_key_layout_and_graph():
     STGCN(in_channels=6, num_class=40).load_state_dict(m.state_dict(), strict=True)
     a = Graph("smpl").A.sum(0)
     np.testing.assert_allclose(a.sum(0), np.ones(24), rtol=1e-6)
+    # the graph built from a dataset's kinematic chains equals ACTOR's SMPL graph for SMPL chains
+    smpl_chains = [[0, 2, 5, 8, 11], [0, 1, 4, 7, 10], [0, 3, 6, 9, 12, 15], [9, 14, 17, 19, 21, 23],
+                   [9, 13, 16, 18, 20, 22]]
+    np.testing.assert_array_equal(Graph("chains", 24, smpl_chains).A, Graph("smpl").A)
     g = MotionDiscriminatorA2M()
     assert sorted(k.split(".")[0] for k in g.state_dict()) .count("recurrent") == 8
     assert tuple(g.state_dict()["recurrent.weight_ih_l0"].shape) == (3 * 128, 72)
