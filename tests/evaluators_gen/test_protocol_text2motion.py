@@ -109,3 +109,21 @@ def test_text2motion_gen_fid_order_and_gt_embedding_cache(tiny, monkeypatch):
     bad = get_protocol("text2motion").fn(RetrievalGenerator(data, 3.0), data, cfg, ctx)[0]
     assert bad.metrics["fid"]["value"] > good.metrics["fid"]["value"]
     assert len(calls) == 1  # the second method reused the GT embeddings of the same repetition
+
+
+def test_text2motion_momask_multimodality_subset(tiny, monkeypatch):
+    """mm.mode=momask: the first num_batches x 32 prompts of the pass, num_repeats generations each."""
+    from evaluators.protocols import text2motion as T
+
+    data, ev = tiny
+    shapes = []
+    orig = T.G.multimodality
+    monkeypatch.setattr(T.G, "multimodality", lambda f, n, seed=0: shapes.append(np.shape(f)) or orig(f, n, seed))
+    cfg = {"repetitions": 1, "real_row": False, "aits": {"enabled": False}, "diversity_times": 20,
+           "mm": {"mode": "momask", "num_batches": 1, "num_repeats": 3, "num_times": 2}}
+    get_protocol("text2motion").fn(RetrievalGenerator(data, 0.05), data, cfg, RunContext(seed=5, extra={"t2m_evaluator": ev}))
+    assert shapes == [(32, 3, ev.cfg.dim_coemb_hidden)]
+    shapes.clear()
+    cfg["mm"] = {"mode": "t2m", "num_samples": 5, "num_repeats": 3, "num_times": 2}
+    get_protocol("text2motion").fn(RetrievalGenerator(data, 0.05), data, cfg, RunContext(seed=5, extra={"t2m_evaluator": ev}))
+    assert shapes == [(5, 3, ev.cfg.dim_coemb_hidden)]
