@@ -95,6 +95,16 @@ def evaluator_std(std: np.ndarray, joints_num: int, feat_bias: float = 5.0) -> n
     return s
 
 
+def renorm_for_evaluator(x_gen_norm, gen_mean, gen_std, ev_mean, ev_std):
+    """MLD ``renorm4t2m``: generator-normalised features -> RAW (generator stats) -> evaluator-normalised.
+
+    ``x * gen_std + gen_mean`` recovers the raw features, ``(raw - ev_mean) / ev_std`` is what the
+    evaluator expects. Works on numpy arrays or tensors ``[..., D]``.
+    """
+    raw = x_gen_norm * gen_std + gen_mean
+    return (raw - ev_mean) / ev_std
+
+
 class T2MEvaluator(nn.Module):
     """Frozen text/motion co-embedding networks + evaluator normalisation + word vectors."""
 

@@ -101,6 +101,12 @@ def test_generator_stats_instead_of_evaluator_stats_change_the_embedding():
                                                 "std": torch.tensor(gen_std).float()})
     wrong = wrong_ev.embed_motion(raw, [48, 40])
     assert (right - wrong).norm() > 1e-2 * right.norm()
+    # renorm4t2m helper == de-normalise with the generator's stats, re-normalise with the evaluator's
+    from evaluators.networks.t2m_evaluator import renorm_for_evaluator
+
+    rn = renorm_for_evaluator(normed_by_generator, torch.tensor(gen_mean).float(), torch.tensor(gen_std).float(),
+                              ev.mean, ev.std)
+    torch.testing.assert_close(rn, ev.normalize(raw, [48, 48]))
     # padding beyond the length does not matter (zeroed after evaluator normalisation)
     raw2 = raw.clone()
     raw2[1, 40:] = 123.0
