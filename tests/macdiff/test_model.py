@@ -174,3 +174,19 @@ def test_encode_poolings_and_absent_person_stays_zero():
     assert torch.all(r[1, ..., 1] == 0) and r[1, ..., 0].abs().sum() > 0
     xg, yg = m.augment(x, torch.tensor([0, 1, 2, 3]), 0.5, seed=1)
     assert xg.shape == (2, 3, 16, 25, 2) and len(yg) == 2
+
+
+def test_save_and_load_our_checkpoint(tmp_path):
+    a = get_method("macdiff")({"model": TINY}, seed=0)
+    b = get_method("macdiff")({"model": TINY}, seed=1)
+    x = torch.randn(2, 3, 16, 25, 2)
+    assert not torch.allclose(a.encode(x), b.encode(x))
+    a.save_checkpoint(tmp_path / "m.pt")
+    b.load_checkpoint(tmp_path / "m.pt")
+    torch.testing.assert_close(a.encode(x), b.encode(x))
+    torch.testing.assert_close(a.core.decoder.pred.weight, b.core.decoder.pred.weight)
+    with pytest.raises(FileNotFoundError):
+        b.load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"model": {"foo.weight": torch.zeros(1)}}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="neither our checkpoint layout"):
+        b.load_checkpoint(tmp_path / "bad.pt")
