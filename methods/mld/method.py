@@ -99,9 +99,13 @@ class MLD(Method):
 
     def sampler_settings(self) -> dict[str, Any]:
         """What a run record should say about sampling."""
-        return {"sampler": "ddim", "steps": int(self.diff_cfg.get("steps", 50)),
-                "guidance_scale": float(self.diff_cfg.get("guidance_scale", 7.5)),
-                "eta": float(self.diff_cfg.get("eta", 0.0)), "timestep_spacing": "leading", "steps_offset": 1,
+        steps = int(self.diff_cfg.get("steps", 50))
+        n_train = int(self.diff_cfg.get("num_train_timesteps", 1000))
+        return {"sampler": "ddim", "steps": steps, "guidance_scale": float(self.diff_cfg.get("guidance_scale", 7.5)),
+                "eta": float(self.diff_cfg.get("eta", 0.0)), "timestep_spacing": "leading",
+                "steps_offset": 1 if steps < n_train else 0, "beta_schedule": "scaled_linear 8.5e-4..0.012",
+                "text_encoder": (self.cfg.get("text_encoder") or {}).get("kind", "minilm")
+                if self.condition == "text" else None,
                 "latent_shape": [self.vae.latent_size, self.vae.latent_dim]}
 
     # -- conditions -----------------------------------------------------------------------------
