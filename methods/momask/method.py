@@ -176,7 +176,7 @@ class MoMask(Method):
         opt = torch.optim.AdamW(params, lr=sc["lr"], betas=(0.9, 0.99), weight_decay=sc["weight_decay"])
         steps = sc["steps"] or max(1, int(sc["epochs"]) * max(1, len(dataset) // sc["batch_size"]))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(sc["warmup"], sc["milestones"], sc["gamma"]))
-        log.info("momask stage %s: %d steps, %d samples", name, steps, len(dataset))
+        log.info("%s stage %s: %d steps, %d samples", self.registry_name, name, steps, len(dataset))
         return train(modules=modules, optimizer=opt, dataset=dataset, batch_size=sc["batch_size"],
                      total_steps=int(steps), step_fn=step_fn, ckpt_dir=self._stage_dir(name), seed=self.seed,
                      desc=f"{self.registry_name}-{name}", lr_scheduler=sched, collate_fn=collate,
