@@ -12,6 +12,7 @@ the official HumanML3D configuration (MLD-1: latent 1x256, 9+9 VAE layers, 9 den
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,7 +78,13 @@ class MLD(Method):
         te = dict(self.cfg.get("text_encoder") or {})
         if "dim" in te and te["dim"]:
             return int(te["dim"])
-        return 768 if te.get("kind", "minilm") == "clip" else 384  # CLIP-L projection / MiniLM
+        if te.get("kind", "minilm") != "clip":
+            return 384  # all-MiniLM-L6-v2
+        conf = Path(str(te.get("clip_path") or "")) / "config.json"
+        if conf.is_file():  # the local CLIP's projection width (768 for ViT-L/14)
+            c = json.loads(conf.read_text())
+            return int(c.get("projection_dim") or c.get("text_config", {}).get("projection_dim") or 768)
+        return 768
 
     @property
     def text_encoder(self) -> nn.Module:

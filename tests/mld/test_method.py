@@ -94,3 +94,37 @@ def test_action_condition_fits_and_returns_joints():
     out = m.generate([0, 2, None], [10, 7, 9])
     assert out.shape == (3, 10, 5, 3) and (out[1, 7:] == 0).all()
     assert m.reconstruct(out).shape == out.shape
+
+
+def _tiny_clip(folder):
+    """A randomly initialised CLIP text tower + character-level tokenizer saved like a real one."""
+    import json
+
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
+
+    chars = "abcdefghijklmnopqrstuvwxyz"
+    vocab = {t: i for i, t in enumerate([*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"])}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16).save_pretrained(folder)
+    cfg = CLIPTextConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16, projection_dim=8,
+                         bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+                         pad_token_id=vocab["<|endoftext|>"])
+    CLIPTextModelWithProjection(cfg).save_pretrained(folder)
+
+
+def test_clip_text_encoder_from_a_local_folder(tmp_path):
+    _tiny_clip(tmp_path)
+    m = get_method("mld")(_cfg(text_encoder={"kind": "clip", "clip_path": str(tmp_path)}), seed=0)
+    assert m.denoiser.text_encoded_dim == 8  # read from the folder's config.json
+    emb = m.text_encoder(["a person walks", "", "a person walks"])
+    assert emb.shape == (3, 1, 8) and torch.equal(emb[0], emb[2]) and not torch.equal(emb[0], emb[1])
+    m.set_normalization(np.zeros(263), np.ones(263))
+    assert m.generate(["a person walks"], [8]).shape == (1, 8, 263)
+
+
+def test_clip_without_local_weights_is_refused():
+    m = get_method("mld")(_cfg(text_encoder={"kind": "clip", "clip_path": "/nonexistent/clip"}), seed=0)
+    with pytest.raises(ValueError, match="nothing is downloaded"):
+        m.text_encoder  # noqa: B018
