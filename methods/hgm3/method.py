@@ -11,7 +11,7 @@ residual transformers, same decoding):
   transformer is trained under three condition sequences ``C^m``, ``[C^m; C^a]``,
   ``[C^m; C^a; C^s]`` (padded to the same 13 slots, masked keys), losses summed; one
   positional encoding runs over [condition; motion] (paper Sec. 3.3). Decoding switches
-  the condition coarse -> fine over the iterations (equal thirds).
+  the condition coarse -> fine over the iterations (equal shares, last iteration finest).
 - The residual transformer keeps the plain sentence embedding (reviewers' reading of
   the paper's appendix Fig. 2).
 
@@ -115,8 +115,9 @@ class HGM3(MoMask):
         return levels
 
     def level_at(self, k: int, steps: int, n_levels: int) -> int:
-        """Coarse -> fine: iteration ``k`` of ``steps`` uses level ``floor(k * L / steps)``."""
-        return min(k * n_levels // max(steps, 1), n_levels - 1)
+        """Coarse -> fine: iteration ``k`` of ``steps`` uses level ``ceil((k+1) L / steps) - 1``
+        (equal shares, the last iteration always at the finest level; 10 steps: 0,0,0,1,1,1,2,2,2,2)."""
+        return min(max(-(-(k + 1) * n_levels // max(steps, 1)) - 1, 0), n_levels - 1)
 
     # -- training ------------------------------------------------------------------------------------
     def fit_mask_transformer(self, crops) -> None:

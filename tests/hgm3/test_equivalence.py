@@ -53,7 +53,8 @@ def test_hierarchical_levels_are_nested_and_padded():
     assert keep[1].sum(1).tolist() == [3, 2]  # + 2 actions / 1 action
     assert keep[2].sum(1).tolist() == [7, 4]  # + 4 / 2 specifics
     assert bool((keep[0] <= keep[1]).all() and (keep[1] <= keep[2]).all())
-    assert [m.level_at(k, 10, 3) for k in range(10)] == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert [m.level_at(k, 10, 3) for k in range(10)] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 2]
+    assert [m.level_at(k, 1, 3) for k in range(1)] == [2] and [m.level_at(k, 2, 3) for k in range(2)] == [1, 2]
     loss, logs = m.mask_loss(torch.randint(0, 16, (2, 6)), torch.zeros(2, 6, dtype=torch.bool), CAPS, 0)
     assert {"ce0", "ce1", "ce2", "rank", "alpha"} <= set(logs) and torch.isfinite(loss)
     loss.backward()
