@@ -190,3 +190,11 @@ def test_save_and_load_our_checkpoint(tmp_path):
     torch.save({"model": {"foo.weight": torch.zeros(1)}}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="neither our checkpoint layout"):
         b.load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_reconstruct_resamples_other_window_lengths():
+    m = get_method("macdiff")({"model": TINY})
+    x = torch.randn(2, 3, 24, 25, 2)
+    x[0, ..., 1] = 0
+    out = m.reconstruct(x, steps=2)
+    assert out.shape == x.shape and torch.all(out[0, ..., 1] == 0)

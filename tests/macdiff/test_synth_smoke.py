@@ -1,9 +1,25 @@
-"""MacDiff at smoke scale on the bundled synth_ntu set: pretraining improves masked reconstruction.
+"""MacDiff at smoke scale on the bundled synth_ntu set: pretraining beats a random encoder and
+improves masked reconstruction.
 
-One pretraining (module fixture) feeds the checks. Masked-input reconstruction MPJPE of the
-test windows (90% of the tokens hidden from the encoder, DDIM 10 steps) is measured with the
-shared metric before and after pretraining. Observed on synth_ntu (150 steps, batch 32,
-seeds 0/1/2): 3.13 -> 0.49, 3.43 -> 0.54, 3.01 -> 0.47 m, i.e. a ~6x drop; the test asks for 2x.
+One pretraining (module fixture: 300 steps, batch 32, lr 2e-3, seed 0; bit-deterministic on the
+CPU) feeds both checks.
+
+Linear probe margin (evaluators/protocols/linear.py, 100 epochs, batch 32), measured on
+synth_ntu test, pretrained minus the SAME probe on the randomly initialised encoder (the
+pretraining's starting point), in top-1 points:
+
+    steps  seed   pool=mean (MAMP 64-d)   pool=joint (MacDiff 25x64)
+    300    0      81.5 - 78.1 = +3.4      77.0 - 88.2 = -11.2
+    300    2      80.9 - 77.0 = +3.9      86.0 - 83.1 = +2.9
+    800    0      83.1 - 78.1 = +5.0      82.0 - 88.2 = -6.2
+    800    1      89.9 - 76.4 = +13.5     89.9 - 84.8 = +5.1
+
+The pooled probe gains in every run (>= 3.4), so the test asks for a margin of 2.0 points on
+it. The per-joint probe does NOT reliably beat the random encoder at this scale (a random ViT's
+per-joint features already separate synth_ntu's classes well); it is reported, not asserted.
+
+Masked-input reconstruction MPJPE (90% of tokens hidden, DDIM 10 steps) with the shared metric:
+before/after 150 steps on seeds 0/1/2 was 3.13/0.49, 3.43/0.54, 3.01/0.47 m; the test asks for 2x.
 """
 
 from __future__ import annotations
@@ -13,13 +29,17 @@ import pytest
 import torch
 
 from evaluators.metrics.reconstruction import mpjpe
+from evaluators.protocols.linear import linear
+from evaluators.protocols.registry import RunContext
 from methods import get_method
 
 pytestmark = pytest.mark.slow
 
 SMOKE = dict(model=dict(dim_feat=64, depth=2, decoder_depth=2, num_heads=4, num_frames=32),
-             pretrain=dict(total_steps=150, batch_size=32, warmup_epochs=1, min_lr_epochs=0, lr=1e-3),
+             pretrain=dict(total_steps=300, batch_size=32, warmup_epochs=1, min_lr_epochs=0, lr=2e-3),
              sampling=dict(ddim_steps=10))
+PROBE = dict(epochs=100, joint=dict(batch_size=32), mean=dict(batch_size=32))
+MARGIN = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -31,22 +51,37 @@ def synth():
 
 def _mpjpe(method, x: torch.Tensor) -> float:
     out = method.reconstruct(x, seed=0)
-    present = x.abs().sum(dim=(1, 2, 3)) > 0  # [B, M]: bodies present in the window
-    pred = out.permute(0, 4, 2, 3, 1).numpy()[present.numpy()]  # [P, T, V, 3]
-    gt = x.permute(0, 4, 2, 3, 1).numpy()[present.numpy()]
-    return mpjpe(pred, gt)
+    present = (x.abs().sum(dim=(1, 2, 3)) > 0).numpy()  # [B, M]: bodies present in the window
+    return mpjpe(out.permute(0, 4, 2, 3, 1).numpy()[present], x.permute(0, 4, 2, 3, 1).numpy()[present])
 
 
-def test_pretraining_lowers_masked_reconstruction_error(synth, tmp_path):
-    m = get_method("macdiff")({**SMOKE, "pretrain": {**SMOKE["pretrain"], "ckpt_dir": str(tmp_path)}}, seed=0)
+@pytest.fixture(scope="module")
+def trained(synth, tmp_path_factory):
+    ck = tmp_path_factory.mktemp("macdiff_smoke")
+    cfg = {**SMOKE, "pretrain": {**SMOKE["pretrain"], "ckpt_dir": str(ck)}}
+    random_init = get_method("macdiff")(cfg, seed=0)
+    m = get_method("macdiff")(cfg, seed=0)
     te = synth.feeder("test", train=False, window=32)
     x = torch.stack([te[i][0] for i in range(48)])
     before = _mpjpe(m, x)
     state = m.pretrain(synth)
-    after = _mpjpe(m, x)
-    assert np.mean(state.history[-10:]) < np.mean(state.history[:10])
-    assert after < 0.5 * before, (before, after)
+    return {"method": m, "random": random_init, "state": state, "x": x, "before": before, "ckpt": ck}
+
+
+def test_pretraining_lowers_masked_reconstruction_error(trained):
+    after = _mpjpe(trained["method"], trained["x"])
+    hist = trained["state"].history
+    assert np.mean(hist[-20:]) < np.mean(hist[:20])
+    assert after < 0.5 * trained["before"], (trained["before"], after)
     # the written checkpoint reloads into a fresh method and gives the same features
     fresh = get_method("macdiff")(SMOKE, seed=1)
-    fresh.load_checkpoint(tmp_path / "last.pt")
-    torch.testing.assert_close(fresh.encode(x[:4]), m.encode(x[:4]))
+    fresh.load_checkpoint(trained["ckpt"] / "last.pt")
+    torch.testing.assert_close(fresh.encode(trained["x"][:4]), trained["method"].encode(trained["x"][:4]))
+
+
+def test_linear_probe_beats_random_encoder(trained, synth):
+    ctx = RunContext(seed=0)
+    pre = {r.variant: r.metrics["top1"] for r in linear(trained["method"], synth, PROBE, ctx)}
+    rnd = {r.variant: r.metrics["top1"] for r in linear(trained["random"], synth, PROBE, ctx)}
+    print("pretrained", pre, "random", rnd)
+    assert pre["pool=mean"] >= rnd["pool=mean"] + MARGIN, (pre, rnd)
