@@ -1,8 +1,9 @@
 """Linear evaluation of a frozen skeleton encoder (MAMP / MacDiff lineage).
 
 Classifier: ``BatchNorm1d(affine=False, eps=1e-6)`` + ``Linear`` on frozen features; SGD lr 0.1,
-momentum 0.9, weight decay 0, no warmup, per-step half-cosine decay to 0 over 100 epochs
-(MAMP ``linprobe_t120_layer8.yaml`` / MacDiff ``linprobe_madiff.yaml``, ``main_linprobe.py``).
+momentum 0.9, weight decay 0, no warmup, per-step half-cosine decay to 0 over the first 90 of
+100 epochs, then lr = min_lr = 0 for the last 10 (``min_lr_epochs``) (MAMP
+``linprobe_t120_layer8.yaml`` / MacDiff ``linprobe_madiff.yaml``, ``main_linprobe.py``).
 Two poolings, each its own result (``variant`` ``pool=joint`` / ``pool=mean``):
 
 - ``joint``: MacDiff "linprobe2", mean over persons and time, joints kept (25 x 256 = 6400-d),
@@ -49,7 +50,7 @@ class LinearProbe(nn.Module):
 
 def fit_linear_probe(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch.Tensor, num_classes: int,
                      *, epochs: int = 100, batch_size: int = 256, lr: float = 0.1, momentum: float = 0.9,
-                     weight_decay: float = 0.0, dropout: float = 0.0, seed: int = 0,
+                     weight_decay: float = 0.0, dropout: float = 0.0, seed: int = 0, min_lr_epochs: int = 0,
                      device: str | torch.device = "cpu") -> dict:
     """Train the probe on ``ftr [N, D]`` and evaluate on ``fte`` after every epoch.
 
@@ -60,12 +61,12 @@ def fit_linear_probe(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yt
     opt = torch.optim.SGD(probe.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     ds = torch.utils.data.TensorDataset(ftr, ytr)
     tl = loader(ds, batch_size, shuffle=True, seed=seed, drop_last=len(ds) > batch_size)
-    total, step, curve = epochs * len(tl), 0, []
+    total, step, curve = max(epochs - min_lr_epochs, 1) * len(tl), 0, []
     for _ in range(epochs):
         probe.train()
         for f, y in tl:
             for g in opt.param_groups:
-                g["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+                g["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total)) if step < total else 0.0
             if len(y) < 2:
                 continue
             loss = F.cross_entropy(probe(f.to(device)), y.to(device))
@@ -97,7 +98,7 @@ def linear(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
                                batch_size=int(pcfg["batch_size"]), lr=float(cfg.get("lr", 0.1)),
                                momentum=float(cfg.get("momentum", 0.9)),
                                weight_decay=float(cfg.get("weight_decay", 0.0)), dropout=float(pcfg["dropout"]),
-                               seed=ctx.seed, device=device)
+                               min_lr_epochs=int(cfg.get("min_lr_epochs", 10)), seed=ctx.seed, device=device)
         results.append(ProtocolResult(
             metrics={"top1": out["top1_best"], "top1_last": out["top1_last"]}, split="test",
             n_samples={"expected": len(data.split("test")), "evaluated": len(yte)}, variant=f"pool={pooling}",
