@@ -166,7 +166,8 @@ class MLD(Method):
         if self.workdir is not None:  # the runner saves the weights (save_checkpoint); we add the demo
             from methods.mld.support import render_demo
 
-            render_demo(self, self.workdir / "samples", base)
+            render_demo(self, self.workdir / "samples", base, kinematic_chain=getattr(dataset, "kinematic_chain", None),
+                        class_names=getattr(dataset, "class_names", None))
 
     def _steps(self, stage: dict, n: int) -> int:
         if stage.get("steps"):

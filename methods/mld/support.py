@@ -118,7 +118,8 @@ def features_to_joints(feats: np.ndarray) -> np.ndarray | None:
     return np.asarray(recover_from_ric(feats, 22 if width == 263 else 21))
 
 
-def render_demo(method, out_dir: Path, base, n: int | None = None) -> list[Path]:
+def render_demo(method, out_dir: Path, base, n: int | None = None, kinematic_chain=None,
+                class_names=None) -> list[Path]:
     """Generate ``n`` samples for captions of the training items and write stick-figure GIFs.
 
     Uses ``evaluators.datasets.render.render_motion``; if that module is not available the
@@ -148,10 +149,12 @@ def render_demo(method, out_dir: Path, base, n: int | None = None) -> list[Path]
             log.info("mld: cannot turn %d-d features into joints; not rendering", m.shape[-1])
             return paths
         path = out_dir / f"sample_{i:02d}.gif"
+        title = str(class_names[c]) if class_names is not None and isinstance(c, int) else str(c)
         try:
-            render_motion(joints, path, title=str(c), fps=fps)
-        except TypeError:  # older/other signature: positional only
-            render_motion(joints, path)
+            render_motion(joints, path, title=title, kinematic_chain=kinematic_chain, fps=fps)
+        except (ValueError, TypeError) as exc:  # e.g. a skeleton the renderer does not know: not fatal
+            log.warning("mld: could not render the demo samples (%s)", exc)
+            return paths
         paths.append(path)
     log.info("mld: wrote %d demo GIFs to %s", len(paths), out_dir)
     return paths
