@@ -203,7 +203,10 @@ class MoMask(Method):
 
         if D.is_main():  # one writer under torchrun
             self.save_checkpoint()
-            self.render_samples(dataset, data)
+            try:  # GIFs are a convenience: never abort a run over them
+                self.render_samples(dataset, data)
+            except Exception as e:  # noqa: BLE001
+                log.warning("%s: demo rendering skipped: %s", self.registry_name, e)
         D.barrier()
 
     def render_samples(self, dataset, data) -> list[Path]:
