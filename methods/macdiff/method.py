@@ -86,6 +86,28 @@ class MacDiff(Method):
     def components(self) -> dict[str, nn.Module]:
         return {"encoder": self.core.encoder, "decoder": self.core.decoder}
 
+    def gmacs(self) -> dict[str, float]:
+        """GMACs (fvcore) of one unmasked encoder forward and one decoder (denoising) step on a
+        single window; SDPA counted as the two matmuls ``QK^T`` and ``AV``."""
+        from fvcore.nn import FlopCountAnalysis
+
+        def sdpa(inputs, outputs):
+            q, v = inputs[0].type().sizes(), inputs[2].type().sizes()
+            return math.prod(q) * q[-2] + math.prod(q[:-1]) * q[-2] * v[-1]
+
+        enc, dec = self.core.encoder, self.core.decoder
+        x = torch.zeros(1, enc.num_frames, enc.num_joints, 3, device=self.device)
+        z = torch.zeros(1, enc.tp * enc.vp, enc.dim_feat, device=self.device)
+        t = torch.zeros(1, dtype=torch.long, device=self.device)
+        out = {}
+        with torch.no_grad():
+            for name, mod, args in [("encoder", enc, (x,)), ("decoder_step", dec, (x, t, z))]:
+                mod.eval()
+                fl = FlopCountAnalysis(mod, args).set_op_handle("aten::scaled_dot_product_attention", sdpa)
+                fl.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+                out[name] = fl.total() / 1e9
+        return out
+
     @property
     def window(self) -> int:
         return self.core.encoder.num_frames

@@ -198,3 +198,15 @@ def test_reconstruct_resamples_other_window_lengths():
     x[0, ..., 1] = 0
     out = m.reconstruct(x, steps=2)
     assert out.shape == x.shape and torch.all(out[0, ..., 1] == 0)
+
+
+def test_gmacs_match_closed_form():
+    m = get_method("macdiff")({"model": TINY})
+    g = m.gmacs()
+    D, L, k, H = 32, 4 * 25, 4, 128
+    block = L * (D * 3 * D + D * D + 2 * D * H) + 2 * L * L * D  # linears + QK^T + AV
+    embed = L * D * 3 * k
+    ln = 5 * L * D  # fvcore's count for an affine LayerNorm (5 per element); 2 per block + final
+    assert g["encoder"] * 1e9 == pytest.approx(2 * block + embed + 5 * ln, rel=1e-3)
+    fm = 2 * L * (D * 2 * D) + 2 * (16 * 2 * D)  # two AdaLN per block: fc_z per token, fc_t once
+    assert g["decoder_step"] * 1e9 == pytest.approx(2 * (block + fm) + embed + L * D * 12 + 5 * ln, rel=1e-3)
