@@ -152,8 +152,8 @@ def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict
 
     for key in ("method", "datasets", "protocols"):
         if OmegaConf.is_missing(cfg, key):
-            raise ConfigError(f"no {key!r} given: run an experiment (+experiment=METHOD_DATASET, see --list) "
-                              f"or set method=, datasets=[...], protocols=[...]")
+            raise ConfigError(f"no {key!r} given: run an experiment, +experiment=METHOD_DATASET "
+                              f"(./reproduce.sh METHOD DATASET; names: --list)")
     scale = str(cfg.scale)
     ov = group_overrides(overrides)
     try:
@@ -323,10 +323,14 @@ def compose(overrides: list[str]) -> DictConfig:
     from hydra import compose as h_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return h_compose("run", overrides=[*overrides, *_searchpath_override()])
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return h_compose("run", overrides=[*overrides, *_searchpath_override()])
+    except HydraException as e:
+        raise ConfigError(str(e).strip().splitlines()[0]) from None
 
 
 def _searchpath_override() -> list[str]:
@@ -360,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     _guard(lambda: check_experiment_override(overrides))
     for i, f in enumerate(flags):
         if f in ("--cfg", "-c") and flags[i + 1:i + 2] == ["job"]:
-            composed = compose(overrides)
+            composed = _guard(lambda: compose(overrides))
             print(_guard(lambda c=composed: describe(c, overrides)))
             return
     import hydra
