@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,9 @@ import torch
 def pytest_addoption(parser):
     parser.addoption("--paper-scale", action="store_true", default=False,
                      help="benchmark the papers' model sizes instead of the smoke sizes")
+    parser.addoption("--max-steps", type=int, default=None,
+                     help="cap the sampling steps actually run (paper scale on a CPU: the per-step cost, and "
+                          "so the fraction of peak, does not depend on the step count; recorded in the JSON)")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -45,6 +49,11 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 @pytest.fixture(scope="session")
 def scale(request) -> str:
     return "paper" if request.config.getoption("--paper-scale") else "smoke"
+
+
+@pytest.fixture(scope="session")
+def max_steps(request) -> int | None:
+    return request.config.getoption("--max-steps")
 
 
 @pytest.fixture(scope="session")
@@ -91,20 +100,49 @@ def flop_count(module: torch.nn.Module, inputs: tuple) -> tuple[float, list[str]
     """fvcore MACs (GMAC) of one forward, and the op types fvcore skipped."""
     from fvcore.nn import FlopCountAnalysis
 
-    fca = FlopCountAnalysis(module, inputs)
+    fca = FlopCountAnalysis(module, inputs).set_op_handle(**{"aten::scaled_dot_product_attention": _sdpa_macs})
     fca.unsupported_ops_warnings(False)
     fca.uncalled_modules_warnings(False)
     total = fca.total() / 1e9
     return total, sorted(fca.unsupported_ops().keys())
 
 
+def _sdpa_macs(inputs, outputs) -> int:
+    """fvcore handle (fvcore has none for SDPA): MACs of QKᵀ and of A·V, q ``[..., Lq, e]``,
+    k ``[..., Lk, e]``, v ``[..., Lk, ev]``; softmax and scaling are not counted, as for linear layers' bias."""
+    from fvcore.nn.jit_handles import get_shape
+
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    lead = 1
+    for d in q[:-2]:
+        lead *= d
+    return lead * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
 def count_flops_of_call(fn: Callable[[], Any]) -> float:
     """FLOPs (not MACs) of an arbitrary call via torch's FlopCounterMode (whole generation loops)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as fc:
+    # keyed by the overload (stops the counter from decomposing it into CPU kernels it has no formula
+    # for) and by the packet (what the counter looks formulas up by)
+    sdpa = {}
+    for name in ("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
+                 "_scaled_dot_product_attention_math"):
+        op = getattr(torch.ops.aten, name, None)
+        if op is not None:
+            sdpa.update({op.default: _sdpa_flops, op: _sdpa_flops})
+    with FlopCounterMode(display=False, custom_mapping=sdpa) as fc:
         fn()
     return float(fc.get_total_flops())
+
+
+def _sdpa_flops(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of SDPA for torch's counter, which has no CPU formula (it sees the composite op):
+    2 · lead · Lq · Lk · (e + ev), QKᵀ and A·V, as :func:`_sdpa_macs` × 2."""
+    lead = 1
+    for d in q_shape[:-2]:
+        lead *= d
+    return 2 * lead * q_shape[-2] * k_shape[-2] * (q_shape[-1] + v_shape[-1])
 
 
 def memory_stats(device: torch.device) -> dict[str, float]:
@@ -122,6 +160,47 @@ def memory_stats(device: torch.device) -> dict[str, float]:
         except Exception:  # noqa: BLE001
             pass
     return out
+
+
+class RssPeak:
+    """Peak resident memory of this process WHILE a block runs, above its resident size at entry.
+
+    ``ru_maxrss`` is a process-lifetime maximum (useless per benchmark once a bigger model ran
+    earlier in the session), so a thread polls ``/proc/self/statm`` every ``interval`` s.
+    ``delta_mib`` is the extra memory the measured call needed (activations, workspaces).
+    """
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval, self.start_mib, self.peak_mib = interval, 0.0, 0.0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def _rss_mib(self) -> float:
+        try:
+            with open("/proc/self/statm", "rb") as fh:
+                return int(fh.read().split()[1]) * self._page / 2**20
+        except OSError:  # not Linux: fall back to the lifetime maximum
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mib = max(self.peak_mib, self._rss_mib())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssPeak:
+        self.start_mib = self.peak_mib = self._rss_mib()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mib = max(self.peak_mib, self._rss_mib())
+
+    @property
+    def stats(self) -> dict[str, float]:
+        return {"rss_mib": self.peak_mib, "rss_delta_mib": self.peak_mib - self.start_mib}
 
 
 def reset_peak(device: torch.device) -> None:
