@@ -121,6 +121,18 @@ def group_overrides(overrides: list[str]) -> dict[str, Any]:
     return out
 
 
+def _dataset_alias(arg: str) -> str:
+    """``dataset=NAME`` (one dataset config, issue 3's wording) -> ``datasets=[NAME]``.
+
+    ``dataset`` itself is the dict of per-run dataset overrides (``dataset.root=...``), so hydra
+    would otherwise reject ``dataset=NAME`` with "No match in the defaults list".
+    """
+    key, sep, value = arg.partition("=")
+    if sep and key == "dataset" and value and not any(c in value for c in "[]{},"):
+        return f"datasets=[{value}]"
+    return arg
+
+
 def _upsert(arg: str) -> str:
     """``method_cfg.K=V`` -> ``++method_cfg.K=V``: group overrides may add keys without a ``+``."""
     if "=" in arg and not arg.startswith(("+", "~", "-")) and arg.startswith(tuple(GROUP_PREFIXES)):
@@ -359,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
             print("error: usage: --experiment METHOD DATASET [overrides]", file=sys.stderr)
             sys.exit(2)
         argv = [f"+experiment={_guard(lambda: experiment_name(argv[1], argv[2]))}", *argv[3:]]
-    argv = [_upsert(a) for a in argv]
+    argv = [_upsert(_dataset_alias(a)) for a in argv]
     flags, overrides = split_flags(argv)
     _guard(lambda: check_experiment_override(overrides))
     for i, f in enumerate(flags):
