@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("name")
     s.add_argument("--scale", choices=("paper", "smoke"), default="paper")
     s.add_argument("overrides", nargs="*", help="method config overrides, KEY=VALUE")
-    args = ap.parse_args(argv)
+    args, extra = ap.parse_known_args(argv)
+    # KEY=VALUE overrides may also follow ``--scale`` (argparse closes the positional list at the flag)
+    if extra and args.cmd == "summary" and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
 
     from methods import get_method, list_methods
     from methods.common.config import load_config

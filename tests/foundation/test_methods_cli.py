@@ -61,3 +61,18 @@ def test_summary_cli_prints_the_model_card():
     assert card["method"] == name and card["scale"] == "smoke"
     assert card["params"]["total"] == sum(trained.values()) > 0
     assert set(card["frozen_params"]).isdisjoint(trained)
+
+
+def test_summary_overrides_after_the_scale_flag(capsys):
+    """``summary NAME --scale S KEY=V`` (the order the help shows) applies the override."""
+    from methods.__main__ import main
+
+    cards = []
+    for argv in (["summary", "heatmap_baseline", "--scale", "smoke"],
+                 ["summary", "heatmap_baseline", "--scale", "smoke", "keypoint_format=mpii"],
+                 ["summary", "heatmap_baseline", "keypoint_format=mpii", "--scale", "smoke"]):
+        assert main(argv) == 0
+        cards.append(json.loads(capsys.readouterr().out))
+    assert cards[1]["params"] == cards[2]["params"] != cards[0]["params"]  # 16 MPII joints vs 17 COCO
+    with pytest.raises(SystemExit):
+        main(["summary", "heatmap_baseline", "--bogus"])
