@@ -114,6 +114,9 @@ def inspect_path(path: str | os.PathLike) -> dict:
     p = Path(path)
     if not p.exists():
         raise DatasetError("no such file or directory", path=p)
+    # absolute (symlinks kept): inspectors recognise files by their folder (texts/, new_joint_vecs/),
+    # which a bare relative name such as ``012314.npy`` would hide
+    p = p.absolute()
     for fn in _INSPECTORS:
         out = fn(p)
         if out is not None:
