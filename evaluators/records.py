@@ -165,8 +165,11 @@ def validate_record(rec: Any, source: str = "<record>") -> None:
         v = m["value"]
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
             raise bad(f"metric {k!r} value is not a number")
-        if isinstance(v, float) and math.isnan(v):
-            raise bad(f"metric {k!r} is NaN")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise bad(f"metric {k!r} is {v}")  # NaN / inf: json would write non-standard NaN/Infinity
+        ci = m.get("ci95")
+        if ci is not None and (not isinstance(ci, (int, float)) or isinstance(ci, bool) or not math.isfinite(ci)):
+            raise bad(f"metric {k!r} ci95 is not a finite number")
     ns = rec["n_samples"]
     for k in ("expected", "evaluated"):
         if k in ns and not isinstance(ns[k], int):
