@@ -75,8 +75,8 @@ def read_pku_labels(path: str | Path) -> np.ndarray:
             raise DatasetError(f"line {i + 1}: expected 'action_id,start,end,confidence', got {ln[:60]!r}", p)
         try:
             a, s, e = (int(float(t)) for t in tok[:3])
-        except ValueError:
-            raise DatasetError(f"line {i + 1}: non-numeric field in {ln[:60]!r}", p) from None
+        except (ValueError, OverflowError):  # 'x', 'nan' -> ValueError; 'inf', '1e400' -> OverflowError
+            raise DatasetError(f"line {i + 1}: non-numeric or non-finite field in {ln[:60]!r}", p) from None
         if not 1 <= a <= NUM_CLASSES:
             raise DatasetError(f"line {i + 1}: action id {a} outside 1..{NUM_CLASSES}", p)
         if s < 0 or e <= s:
