@@ -15,7 +15,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("MOTIONREPRO_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _default_shared_data() -> Path:
+    """``../shared/data`` beside the checkout; a clone made elsewhere in this workplace (e.g. a
+    fresh clone under /tmp for a CI dry run) falls back to the workplace's ``/work/shared/data``."""
+    for cand in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
+        if cand.exists():
+            return cand
+    return REPO.parent / "shared" / "data"
+
+
+SHARED_DATA = Path(os.environ["MOTIONREPRO_SHARED_DATA"]) if os.environ.get("MOTIONREPRO_SHARED_DATA") \
+    else _default_shared_data()
 REQUIRE_DATA = os.environ.get("MOTIONREPRO_REQUIRE_DATA", "") not in ("", "0")
 
 
