@@ -74,7 +74,8 @@ usage() {
     cat <<'EOF'
 
 Hydra overrides (after METHOD DATASET): scale=smoke|paper  seed=1  device=cuda  checkpoint=PATH
-  dataset.root=/path/to/data  method_cfg.KEY=V  protocol_cfg.PROTOCOL.KEY=V  --cfg job  -m seed=0,1,2
+  dataset=NAME (one configs/dataset config)  dataset.root=/path/to/data
+  method_cfg.KEY=V  protocol_cfg.PROTOCOL.KEY=V  --cfg job  -m seed=0,1,2
   -m hydra/launcher=slurm ...   (see README.md)
 EOF
 }
