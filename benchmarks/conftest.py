@@ -7,6 +7,7 @@ Benchmarks are never part of the normal test run (``pytest`` collects only ``tes
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import resource
@@ -44,6 +45,10 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         except Exception:  # noqa: BLE001 - NVML is optional information
             machine_info["driver"] = None
     machine_info["scale"] = "paper" if config.getoption("--paper-scale") else "smoke"
+    if config.getoption("--max-steps"):
+        machine_info["max_steps"] = config.getoption("--max-steps")
+    if os.environ.get("MOTIONREPRO_BENCH_NOTE"):  # e.g. "shared VM under load": printed in speed.md
+        machine_info["note"] = os.environ["MOTIONREPRO_BENCH_NOTE"]
 
 
 @pytest.fixture(scope="session")
@@ -162,18 +167,41 @@ def memory_stats(device: torch.device) -> dict[str, float]:
     return out
 
 
-class RssPeak:
-    """Peak resident memory of this process WHILE a block runs, above its resident size at entry.
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
 
-    ``ru_maxrss`` is a process-lifetime maximum (useless per benchmark once a bigger model ran
-    earlier in the session), so a thread polls ``/proc/self/statm`` every ``interval`` s.
-    ``delta_mib`` is the extra memory the measured call needed (activations, workspaces).
+
+def _heap_reader() -> Callable[[], float] | None:
+    """glibc ``mallinfo2``: bytes in use (``uordblks`` + mmapped ``hblkhd``) in MiB; None elsewhere."""
+    try:
+        fn = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+
+    def read() -> float:
+        m = fn()
+        return (m.uordblks + m.hblkhd) / 2**20
+
+    return read
+
+
+class RssPeak:
+    """Peak CPU memory WHILE a block runs: resident size (``/proc/self/statm``) and, on glibc,
+    heap bytes in use (``mallinfo2``), polled by a thread every ``interval`` s.
+
+    ``ru_maxrss`` is a process-lifetime maximum and the resident size rarely grows once the
+    allocator holds freed pages, so the per-call figure is ``heap_delta_mib``: the peak of heap
+    bytes in use above their level at entry (activations and workspaces of the measured call).
     """
 
     def __init__(self, interval: float = 0.002) -> None:
-        self.interval, self.start_mib, self.peak_mib = interval, 0.0, 0.0
+        self.interval = interval
+        self.start_mib = self.peak_mib = self.heap_start = self.heap_peak = 0.0
         self._stop = threading.Event()
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._heap = _heap_reader()
 
     def _rss_mib(self) -> float:
         try:
@@ -182,13 +210,19 @@ class RssPeak:
         except OSError:  # not Linux: fall back to the lifetime maximum
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    def _sample(self) -> None:
+        self.peak_mib = max(self.peak_mib, self._rss_mib())
+        if self._heap:
+            self.heap_peak = max(self.heap_peak, self._heap())
+
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.peak_mib = max(self.peak_mib, self._rss_mib())
+            self._sample()
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssPeak:
         self.start_mib = self.peak_mib = self._rss_mib()
+        self.heap_start = self.heap_peak = self._heap() if self._heap else 0.0
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
         return self
@@ -196,11 +230,14 @@ class RssPeak:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_mib = max(self.peak_mib, self._rss_mib())
+        self._sample()
 
     @property
     def stats(self) -> dict[str, float]:
-        return {"rss_mib": self.peak_mib, "rss_delta_mib": self.peak_mib - self.start_mib}
+        out = {"rss_mib": self.peak_mib, "rss_delta_mib": self.peak_mib - self.start_mib}
+        if self._heap:
+            out["heap_delta_mib"] = self.heap_peak - self.heap_start
+        return out
 
 
 def reset_peak(device: torch.device) -> None:

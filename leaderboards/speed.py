@@ -21,14 +21,6 @@ from leaderboards.references import load_papers
 
 log = logging.getLogger(__name__)
 
-# extra_info keys shown as columns, in this order, when any benchmark has them
-EXTRA_COLUMNS = [
-    "method", "scale", "what", "steps", "batch", "params_m", "gmacs", "fraction_of_peak", "peak_gflops",
-    "samples_per_s", "aits_s", "peak_rss_mib", "max_memory_allocated_mib", "max_memory_reserved_mib",
-    "nvml_used_mib", "skipped_ops", "note",
-]
-
-
 class BenchmarkFileError(ValueError):
     """A benchmark JSON that is not pytest-benchmark output; names the file."""
 
@@ -61,36 +53,175 @@ def load_benchmarks(dirs: list[Path]) -> list[tuple[Path, dict]]:
     return out
 
 
-def _bench_rows(data: dict) -> pd.DataFrame:
-    rows = []
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    if isinstance(v, list):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+def _md(df: pd.DataFrame) -> str:
+    return df.fillna("").to_markdown(index=False, disable_numparse=True) + "\n" if len(df) else "_empty_\n"
+
+
+def _entries(data: dict) -> list[dict]:
+    """Flatten pytest-benchmark entries: name, test function, median/IQR (s), rounds, extra_info."""
+    out = []
     for b in data["benchmarks"]:
-        st = b.get("stats", {})
-        ex = b.get("extra_info", {}) or {}
-        row = {"benchmark": b.get("name", "?"), "group": b.get("group") or "",
-               "median (ms)": f"{1e3 * st['median']:.3f}" if "median" in st else "",
-               "IQR (ms)": f"{1e3 * st['iqr']:.3f}" if "iqr" in st else "", "rounds": str(st.get("rounds", ""))}
-        for k in EXTRA_COLUMNS:
-            if k in ex:
-                v = ex[k]
-                row[k] = f"{v:.3g}" if isinstance(v, float) else (", ".join(map(str, v)) if isinstance(v, list) else str(v))
+        st = b.get("stats", {}) or {}
+        out.append({"name": b.get("name", "?"), "test": b.get("name", "?").split("[", 1)[0],
+                    "median": st.get("median"), "iqr": st.get("iqr"), "rounds": st.get("rounds"),
+                    **(b.get("extra_info") or {})})
+    return out
+
+
+def _frac_cell(frac: float | None, target: float | None) -> str:
+    """``0.12 / 0.35 (−23 pts)``: achieved fraction of fp32 peak, target, and the miss."""
+    if frac is None:
+        return ""
+    if target is None:
+        return f"{frac:.3f}"
+    verdict = "met" if frac >= target else f"misses by {100 * (target - frac):.1f} pts"
+    return f"{frac:.3f} / {target:.2f} ({verdict})"
+
+
+def _method_table(es: list[dict]) -> pd.DataFrame:
+    """One row per method: size, per-step cost, AITS, memory, fraction of peak vs target, training."""
+    samp = [e for e in es if e.get("what") == "sampling"]
+    den = {e["method"]: e for e in es if e.get("what") == "one denoiser forward"}
+    train = {e["method"]: e for e in es if e.get("what") == "train step"}
+    methods = sorted({e["method"] for e in samp} | set(den) | set(train))
+    rows = []
+    for m in methods:
+        b32 = next((e for e in samp if e["method"] == m and e.get("batch") == 32), None)
+        ref_steps = b32.get("steps") if b32 else None
+        b1s = [e for e in samp if e["method"] == m and e.get("batch") == 1]
+        b1 = next((e for e in b1s if e.get("steps") == ref_steps), None) or (b1s[-1] if b1s else None)
+        d, t = den.get(m, {}), train.get(m, {})
+        rows.append({
+            "method": m,
+            "params (M, step module)": _fmt(d.get("params_m")),
+            "GMACs / step (b1, fvcore)": _fmt(d.get("gmacs")),
+            "step latency (ms, b1)": _fmt(1e3 * d["median"]) if d.get("median") else "",
+            "steps": _fmt(b1.get("steps") if b1 else ref_steps),
+            "AITS b1 (s)": _fmt(b1.get("aits_s")) if b1 else "",
+            "AITS b32 amortised (s)": _fmt(b32.get("aits_s")) if b32 else "",
+            "call memory b32 (MiB)": _fmt(b32.get("heap_delta_mib")) if b32 else "",
+            "peak fraction b1 / target": _frac_cell(b1.get("fraction_of_peak"), b1.get("target_fraction")) if b1 else "",
+            "peak fraction b32 / target": _frac_cell(b32.get("fraction_of_peak"), b32.get("target_fraction"))
+            if b32 else "",
+            "train samples/s (batch)": f"{_fmt(t.get('samples_per_s'))} ({t.get('batch')})" if t else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def _steps_table(es: list[dict]) -> pd.DataFrame:
+    """Median sampling latency (ms) at batch 1, methods × step counts."""
+    samp = [e for e in es if e.get("what") == "sampling" and e.get("batch") == 1 and e.get("median")]
+    if not samp:
+        return pd.DataFrame()
+    steps = sorted({e.get("steps") for e in samp if e.get("steps") is not None})
+    rows = []
+    for m in sorted({e["method"] for e in samp}):
+        row = {"method": m}
+        for e in samp:
+            if e["method"] == m:
+                row["default" if e.get("steps") is None else str(e["steps"])] = f"{1e3 * e['median']:.1f}"
         rows.append(row)
-    df = pd.DataFrame(rows)
-    return df.fillna("")
+    cols = ["method", *[str(s) for s in steps]] + (["default"] if any(e.get("steps") is None for e in samp) else [])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _switch_table(es: list[dict]) -> pd.DataFrame:
+    """Denoiser forward (batch 8) under fp32 / bf16 autocast / torch.compile: ms, speed-up, error."""
+    sw = [e for e in es if str(e.get("what", "")).startswith("denoiser forward (")]
+    rows = []
+    for m in sorted({e["method"] for e in sw}):
+        by = {e["what"][len("denoiser forward ("):-1]: e for e in sw if e["method"] == m}
+        base = by.get("fp32", {}).get("median")
+        row = {"method": m}
+        for mode in ("fp32", "bf16_autocast", "compile"):
+            e = by.get(mode)
+            if e and e.get("median"):
+                cell = f"{1e3 * e['median']:.2f}"
+                if mode != "fp32" and base:
+                    cell += f" (×{base / e['median']:.2f}, {e.get('note', '').replace('rel. max error vs fp32 ', 'err ')})"
+                row[f"{mode} (ms)"] = cell
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _other_table(es: list[dict]) -> pd.DataFrame:
+    rows = []
+    for e in es:
+        if e.get("method"):
+            continue
+        rows.append({"benchmark": e["name"], "what": _fmt(e.get("what")),
+                     "median (ms)": _fmt(1e3 * e["median"], 4) if e.get("median") else "",
+                     "rounds": _fmt(e.get("rounds")),
+                     "result": "; ".join(f"{k}={_fmt(e[k])}" for k in ("peak_gflops", "samples_per_s", "batch",
+                                                                         "feeder_over_step", "files_per_s")
+                                         if e.get(k) is not None)})
+    return pd.DataFrame(rows)
+
+
+def _render_file(path: Path, data: dict) -> list[str]:
+    es = _entries(data)
+    mi = data["machine_info"]
+    peaks = {e["what"]: e.get("peak_gflops") for e in es if e.get("what") in ("fp32 matmul", "bf16 matmul")}
+    samp_peak = next((e.get("peak_gflops") for e in es if e.get("what") == "sampling"), None)
+    scale = mi.get("scale", "?")
+    parts = [f"## {path.stem}\n",
+             f"Machine: {machine_label(mi)}; torch threads {mi.get('torch_threads', '?')}. Scale: **{scale}**. "
+             f"Date: {data.get('datetime', '?')}. fp32 matmul peak measured in this run: "
+             f"{_fmt(samp_peak or peaks.get('fp32 matmul'))} GFLOP/s"
+             + (f" (bf16 {_fmt(peaks['bf16 matmul'])})" if peaks.get("bf16 matmul") else "") + "."
+             + (f" Note: {mi['note']}." if mi.get("note") else "") + "\n"]
+    mt = _method_table(es)
+    if len(mt):
+        parts += ["### Per method\n",
+                  "`peak fraction` = FLOPs of the whole sampling call (torch FlopCounterMode) / median time / fp32 "
+                  "peak; targets are issue 9's (paper scale, fp32, CPU) and apply only to paper-scale files. "
+                  "`GMACs / step` = fvcore on the module run once per step (CFG methods: the cond + uncond batch). "
+                  "`call memory` = peak heap bytes in use above their level at the call's start (glibc mallinfo2, "
+                  "polled; CPU) — the activations and workspaces of one batch-32 sampling call.\n", _md(mt)]
+        skipped = {e["method"]: e.get("skipped_ops") for e in es if e.get("what") == "one denoiser forward"}
+        if any(skipped.values()):
+            parts.append("Ops fvcore skipped (not in GMACs): "
+                         + "; ".join(f"{m}: {', '.join(v)}" for m, v in sorted(skipped.items()) if v) + ".\n")
+        notes = [f"- {e['method']} b{e.get('batch')}: {e['note']}" for e in es
+                 if e.get("what") == "sampling" and e.get("note")]
+        if notes:
+            parts.append("\n".join(notes) + "\n")
+    st = _steps_table(es)
+    if len(st):
+        parts += ["### Sampling latency against steps (batch 1, median ms)\n", _md(st)]
+    sw = _switch_table(es)
+    if len(sw):
+        parts += ["### bf16 autocast and torch.compile against fp32 (one denoiser forward, batch 8)\n", _md(sw)]
+    ot = _other_table(es)
+    if len(ot):
+        parts += ["### Machine ceiling, evaluators and loaders\n", _md(ot)]
+    return parts
 
 
 def render_speed(bench_dirs: list[Path], records: list[dict]) -> str:
     parts = ["<!-- generated by `python -m leaderboards`; do not edit by hand -->\n", "# Speed, memory and FLOPs\n",
-             "Measured with `pytest benchmarks --benchmark-only --benchmark-json=leaderboards/benchmarks/<name>.json`. "
-             "Absolute times hold only on the machine named above each table; compare methods by the ratios "
-             "measured in one run (`fraction_of_peak` is achieved FLOP/s over this machine's fp32 matmul peak "
-             "measured in the same run).\n"]
+             "Measured with `pytest benchmarks --benchmark-only --benchmark-json=leaderboards/benchmarks/<name>.json` "
+             "(`--paper-scale` for the papers' model sizes). Absolute times hold only on the machine named in each "
+             "section; compare methods by the ratios measured in one run (`fraction_of_peak` is achieved FLOP/s over "
+             "this machine's fp32 matmul peak measured in the same run).\n"]
     files = load_benchmarks(bench_dirs)
     if not files:
         parts.append("_No benchmark results committed yet (`leaderboards/benchmarks/` is empty)._\n")
+    else:
+        parts.append("Plot: `plots/sampling_latency_vs_steps.png` (batch-1 latency against steps, one curve per "
+                     "method and benchmark file).\n")
     for path, data in files:
-        parts.append(f"## {path.stem}\n\nMachine: {machine_label(data['machine_info'])}. Date: {data.get('datetime', '?')}.\n")
-        df = _bench_rows(data)
-        parts.append(df.to_markdown(index=False, disable_numparse=True) + "\n" if len(df) else "_empty_\n")
+        parts += _render_file(path, data)
     sweep = [r for r in records if r["variant"].startswith("steps=")]
     if sweep:
         rows = [{"method": r["method"], "dataset": r["dataset"], "steps": r["variant"].split("=", 1)[1],
@@ -118,17 +249,58 @@ def _quality_key(rec: dict) -> str | None:
     return None
 
 
-def write_plots(records: list[dict], out_dir: Path) -> list[Path]:
-    """Quality vs steps and vs AITS, one curve per (method, dataset, data, scale)."""
-    sweep = [r for r in records if r["variant"].startswith("steps=") and _quality_key(r)]
-    if not sweep:
+def _save(fig, path: Path) -> Path:
+    from evaluators.io import atomic_open
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", metadata={"Software": None})
+    return path
+
+
+def write_latency_plot(bench_dirs: list[Path], out_dir: Path) -> list[Path]:
+    """``sampling_latency_vs_steps.png``: batch-1 sampling latency against steps, one curve per
+    (method, benchmark file), from the committed pytest-benchmark JSON."""
+    curves = {}
+    for path, data in load_benchmarks(bench_dirs):
+        for e in _entries(data):
+            if e.get("what") == "sampling" and e.get("batch") == 1 and e.get("steps") and e.get("median"):
+                curves.setdefault((e["method"], path.stem), []).append((e["steps"], e["median"]))
+    if not curves:
         return []
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from evaluators.io import atomic_open
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (method, stem), pts in sorted(curves.items()):
+        pts = sorted(pts)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{method} ({stem})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sampling steps / decoding iterations")
+    ax.set_ylabel("latency per sample at batch 1 (s)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = _save(fig, out_dir / "sampling_latency_vs_steps.png")
+    plt.close(fig)
+    return [out]
+
+
+def write_plots(records: list[dict], out_dir: Path, bench_dirs: list[Path] | None = None) -> list[Path]:
+    """Quality vs steps and vs AITS (run records), one curve per (method, dataset, data, scale),
+    and the sampling latency plot from ``bench_dirs`` (default ``leaderboards/benchmarks``)."""
+    if bench_dirs is None:
+        bench_dirs = [Path(__file__).resolve().parent / "benchmarks"]
+    written = write_latency_plot(bench_dirs, out_dir)
+    sweep = [r for r in records if r["variant"].startswith("steps=") and _quality_key(r)]
+    if not sweep:
+        return written
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     curves: dict[tuple, list[tuple[float, float, float | None]]] = {}
     for r in sweep:
@@ -137,7 +309,6 @@ def write_plots(records: list[dict], out_dir: Path) -> list[Path]:
         aits = r["metrics"].get("aits_s", {}).get("value")
         curves.setdefault((r["method"], r["dataset"], q, r["data"], r["scale"]), []).append(
             (steps, r["metrics"][q]["value"], aits))
-    written = []
     for fname, xi, xlabel in (("quality_vs_steps.png", 0, "sampling steps / iterations"),
                               ("quality_vs_aits.png", 2, "AITS (s, batch 1)")):
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -150,10 +321,6 @@ def write_plots(records: list[dict], out_dir: Path) -> list[Path]:
         ax.set_ylabel("quality metric (FID lower / AP, PCK higher is better)")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        path = out_dir / fname
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path, "wb") as fh:
-            fig.savefig(fh, format="png", metadata={"Software": None})
+        written.append(_save(fig, out_dir / fname))
         plt.close(fig)
-        written.append(path)
     return written
