@@ -185,6 +185,32 @@ class MacDiff(Method):
         model.encoder.load_state_dict(self.core.encoder.state_dict())
         return model.to(self.device)
 
+    # -- benchmark hooks (methods/base.py; timed and FLOP-counted by benchmarks/test_methods.py) -----------
+    def denoiser_example(self, batch: int = 1) -> tuple[nn.Module, tuple]:
+        """The decoder as run at every DDIM step: x_t ``[B, T, V, 3]``, t ``[B]``, condition
+        ``[B, L, D]`` (L = all 750 tokens at paper size); CFG (guidance != 1) doubles the rows."""
+        enc, dec = self.core.encoder, self.core.decoder.eval()
+        x_t = torch.randn(batch, enc.num_frames, enc.num_joints, 3, device=self.device)
+        z = torch.randn(batch, dec.tp * dec.vp, dec.dim_feat, device=self.device)
+        if float(self._sampling().get("guidance", 1.0)) != 1.0:  # one batched [cond; uncond] forward
+            x_t, z = torch.cat([x_t, x_t]), torch.cat([z, z])
+        return dec, (x_t, torch.full((x_t.shape[0],), 500, dtype=torch.long, device=self.device), z)
+
+    def train_step_example(self, batch: int):
+        """One pretraining optimiser step (``MacDiffCore.loss``) on random normalised clips."""
+        enc, p = self.core.encoder, dict(self.cfg.get("pretrain", {}))
+        x = torch.randn(batch, enc.num_frames, enc.num_joints, 3, device=self.device)
+        opt = torch.optim.AdamW(self._param_groups(float(p.get("weight_decay", 0.05))), lr=float(p.get("lr", 1e-3)))
+
+        def step() -> None:
+            self.core.train()
+            loss, _ = self.core.loss(x, x + 0.005 * torch.randn_like(x))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return step
+
     # -- generation --------------------------------------------------------------------------------------
     def _sampling(self) -> dict:
         return dict(self.cfg.get("sampling", {}))

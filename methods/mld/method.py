@@ -301,6 +301,36 @@ class MLD(Method):
         self.denoiser.eval()
         return info
 
+    # -- benchmark hooks (methods/base.py; timed and FLOP-counted by benchmarks/test_methods.py) ----------
+    def denoiser_example(self, batch: int = 1) -> tuple[nn.Module, tuple]:
+        """The latent denoiser as run at every DDIM step: with CFG one forward over ``2 * batch``
+        rows (uncond + cond), z ``[2B, n, d]``, t, text embeddings ``[2B, 1, e]`` (or action ids)."""
+        rows = 2 * batch if float(self.diff_cfg.get("guidance_scale", 7.5)) > 1 else batch
+        z = torch.randn(rows, self.vae.latent_size, self.vae.latent_dim, device=self.device)
+        cond = (torch.randn(rows, 1, self.denoiser.text_encoded_dim, device=self.device) if self.condition == "text"
+                else torch.zeros(rows, dtype=torch.long, device=self.device))
+        return self.denoiser.eval(), (z, torch.tensor([500], device=self.device), cond)
+
+    def train_step_example(self, batch: int):
+        """One denoiser-stage optimiser step (as ``_fit_denoiser``) on random 196-frame motions."""
+        sched, d = make_train_scheduler(self.diff_cfg), dict(self.cfg.get("denoiser") or {})
+        x = torch.randn(batch, self.cfg.get("max_motion_len", 196), self.nfeats, device=self.device)
+        lengths = torch.full((batch,), x.shape[1], dtype=torch.long, device=self.device)
+        conds = ["a person walks forward and waves"] * batch if self.condition == "text" else [0] * batch
+        opt = torch.optim.AdamW(self.denoiser.parameters(), lr=float(d.get("lr", 1e-4)))
+
+        def step() -> None:
+            self.vae.eval()
+            self.denoiser.train()
+            with torch.no_grad():  # diffusion on a posterior sample of the frozen VAE, as in training
+                z0, _, _ = self.vae.encode(x, lengths)
+            loss = diffusion_loss(self.denoiser, sched, z0, self._train_cond(conds))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return step
+
     def gmacs(self) -> dict[str, float]:
         from methods.mld.support import count_gmacs
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from methods.base import Method
+from methods.momask import bench
 from methods.momask import masking as M
 from methods.momask.data import MotionWindows, TextMotionCrops, collate_text_motion, text_motion_split
 from methods.momask.defaults import DEFAULTS, joints_from_dim, lr_lambda, merge
@@ -271,6 +272,13 @@ class MoMask(Method):
 
         self._train_stage("residual_transformer", {"residual_transformer": rt}, crops,
                           self.c["residual_transformer"], step_fn, collate_text_motion)
+
+    # -- benchmark hooks (methods/base.py; implemented in methods/momask/bench.py) ----------------------
+    def denoiser_example(self, batch: int = 1) -> tuple[nn.Module, tuple]:
+        return bench.denoiser_example(self, batch)
+
+    def train_step_example(self, batch: int):
+        return bench.train_step_example(self, batch)
 
     # -- inference ------------------------------------------------------------------------------------
     def sampler_settings(self) -> dict[str, Any]:

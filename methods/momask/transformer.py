@@ -264,3 +264,15 @@ class ResidualTransformer(nn.Module):
         force = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(history.device)
         both = self(history.repeat(2, 1, 1), qids.repeat(2), cond.repeat(2, 1), pad.repeat(2, 1), force)
         return both[b:] + (both[:b] - both[b:]) * scale
+
+
+class GuidedStep(nn.Module):
+    """One decoding iteration of :meth:`MaskTransformer.cfg_logits` as a module (cond + uncond rows in
+    one forward), so benchmarks can trace it with fvcore and time it (``MoMask.denoiser_example``)."""
+
+    def __init__(self, mtrans: MaskTransformer, scale: float) -> None:
+        super().__init__()
+        self.mtrans, self.scale = mtrans, scale
+
+    def forward(self, ids, cond, pad, cond_pad=None) -> torch.Tensor:
+        return self.mtrans.cfg_logits(ids, cond, pad, cond_pad, self.scale)
