@@ -165,13 +165,11 @@ def tokenize_caption(caption: str) -> list[str]:
 
 @functools.lru_cache(maxsize=65536)
 def _tokenize_cached(caption: str) -> tuple[str, ...]:
-    doc = _nlp()(caption.replace("-", ""))
+    from evaluators.datasets.t2m_text import tokens_from_doc
+
+    # same process_text rules as the dataset tagger; the vocabulary lookup is lower-case
     out = []
-    for tok in doc:
-        word = tok.text
-        if not word.isalpha():
-            continue
-        if tok.pos_ in ("NOUN", "VERB") and word != "left":
-            word = tok.lemma_
-        out.append(f"{word.lower()}/{tok.pos_}")
+    for tok in tokens_from_doc(_nlp()(caption.replace("-", ""))):
+        word, pos = tok.rsplit("/", 1)
+        out.append(f"{word.lower()}/{pos}")
     return tuple(out)

@@ -43,7 +43,7 @@ from evaluators.networks.action_train import (
     recognizer_outputs,
     train_recognizer,
 )
-from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(base[k], v) if isinstance(base.get(k), dict) and isinstance(v, dict) else v
-    return out
 
 
 def _has_split(data, name: str) -> bool:
@@ -98,7 +93,7 @@ def _row(logits, feats, labels, ref_train, ref_test, n_cls, seed, c) -> dict[str
 @register_protocol("action2motion", needs="MotionGenerator", tasks="action2motion")
 def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Action-conditioned generation: FID_train / FID_test, accuracy, diversity, multimodality (± 95% CI)."""
-    c = _merge(DEFAULTS, cfg or {})
+    c = merge_defaults(DEFAULTS, cfg or {})
     train = action_split(data, c["train_split"])
     has_test = c["test_split"] != c["train_split"] and _has_split(data, c["test_split"])
     test = action_split(data, c["test_split"]) if has_test else train

@@ -29,7 +29,7 @@ import torch
 
 from evaluators.metrics.generation import fid as fid_metric
 from evaluators.metrics.reconstruction import accel_error, mpjpe, procrustes_align
-from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(base[k], v) if isinstance(base.get(k), dict) and isinstance(v, dict) else v
-    return out
 
 
 class _Acc:
@@ -183,7 +178,7 @@ def _skeleton(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
 @register_protocol("reconstruction", needs="Reconstructor", tasks=("text2motion", "skeleton_ssl"))
 def reconstruction(method, data, cfg: dict, ctx: RunContext) -> ProtocolResult:
     """MPJPE / PA-MPJPE / ACCL (mm) of ``method.reconstruct`` on the test split (+ FID for text2motion)."""
-    c = _merge(DEFAULTS, cfg or {})
+    c = merge_defaults(DEFAULTS, cfg or {})
     task = getattr(data, "task", None) or getattr(method, "task", "")
     if task == "text2motion" or (task != "skeleton_ssl" and not hasattr(data, "feeder")):
         return _text2motion(method, data, c, ctx)

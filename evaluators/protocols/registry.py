@@ -58,6 +58,14 @@ class ProtocolSpec:
 _PROTOCOLS: dict[str, ProtocolSpec] = {}
 
 
+def merge_defaults(base: dict, over: dict | None) -> dict:
+    """A protocol's DEFAULTS with the resolved config laid over them, nested dicts merged key by key."""
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = merge_defaults(base[k], v) if isinstance(base.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
 def register_protocol(name: str, *, needs: tuple[str, ...] | str, tasks: tuple[str, ...] | str,
                       description: str = ""):
     """Decorator registering a protocol function under ``name``."""

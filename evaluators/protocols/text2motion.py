@@ -33,7 +33,7 @@ import numpy as np
 from evaluators.metrics import generation as G
 from evaluators.networks.t2m_data import t2m_split
 from evaluators.protocols import _t2m_helpers as H
-from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(base[k], v) if isinstance(base.get(k), dict) and isinstance(v, dict) else v
-    return out
 
 
 def _diversity_pairs(n: int, wanted: int) -> int:
@@ -80,7 +75,7 @@ def _summarise(per_rep: list[dict[str, float]]) -> dict[str, dict]:
 @register_protocol("text2motion", needs="MotionGenerator", tasks="text2motion")
 def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """T2M protocol: R-Precision, FID, MM-Dist, Diversity, MultiModality (mean ± 95% CI over R), AITS."""
-    c = _merge(DEFAULTS, cfg or {})
+    c = merge_defaults(DEFAULTS, cfg or {})
     split = t2m_split(data, c["split"])
     ev = H.build_evaluator(data, c["evaluator"], ctx)
     bs, reps, k = int(c["batch_size"]), int(c["repetitions"]), int(c["top_k"])
