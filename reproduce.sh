@@ -4,7 +4,8 @@
 #   ./reproduce.sh test [pytest args]                     the test suite (benchmarks skipped)
 #   ./reproduce.sh METHOD DATASET [hydra overrides]       one paper's runs (python -m evaluators.run)
 #   ./reproduce.sh --help                                 this text + methods, datasets, protocols
-#   ./reproduce.sh bootstrap                              only create/update .venv
+#   ./reproduce.sh bootstrap                              only create/update .venv (from requirements/*.lock)
+#   ./reproduce.sh lock [--upgrade]                       recompile requirements/cpu.lock and cuda.lock
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,9 +52,24 @@ install_torch() {
     fi
 }
 
+# Which lock this machine installs: the CUDA one when a GPU is visible, else the CPU one.
+lock_kind() {
+    if [ -n "${MOTIONREPRO_LOCK:-}" ]; then echo "$MOTIONREPRO_LOCK"; elif has_gpu; then echo cuda; else echo cpu; fi
+}
+
+# Install from requirements/<kind>.lock (every package pinned, with hashes), then the project
+# itself without dependencies. MOTIONREPRO_UNLOCKED=1 installs the newest versions pyproject's
+# ranges admit instead (what `.ci/run --latest` tests), with torch still installed first.
 bootstrap() {
-    local want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    local want kind lock
+    kind="$(lock_kind)"
+    lock="requirements/$kind.lock"
+    if [ -n "${MOTIONREPRO_UNLOCKED:-}" ]; then
+        want="unlocked $(sha256sum pyproject.toml | cut -d' ' -f1)"
+    else
+        [ -f "$lock" ] || { log "missing $lock (run ./reproduce.sh lock)"; exit 1; }
+        want="$kind $(cat pyproject.toml "$lock" | sha256sum | cut -d' ' -f1)"
+    fi
     if [ -x "$PY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
         return 0
     fi
@@ -61,16 +77,27 @@ bootstrap() {
         log "creating $VENV"
         python3 -m venv "$VENV"
     fi
-    if ! "$PY" -c "import torch" >/dev/null 2>&1; then
-        install_torch  # FIRST, so that the project's torch range is already satisfied
+    if [ -n "${MOTIONREPRO_UNLOCKED:-}" ]; then
+        if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+            install_torch  # FIRST, so that the project's torch range is already satisfied
+        fi
+        log "pip install --upgrade -e '.[dev]' (UNLOCKED: newest versions the ranges admit)"
+        "$PY" -m pip install --quiet --upgrade -e '.[dev]'
+    else
+        local extra=()
+        if [ "$kind" = cpu ] && ! local_cpu_wheel >/dev/null; then
+            extra=(--extra-index-url https://download.pytorch.org/whl/cpu)  # where torch's +cpu wheels live
+        fi
+        log "pip install -r $lock (pinned, hashes checked; a few minutes the first time)"
+        "$PY" -m pip install --quiet --require-hashes --no-deps "${extra[@]}" -r "$lock"
+        "$PY" -m pip install --quiet --no-deps --no-build-isolation -e .
     fi
-    log "pip install -e '.[dev]' (first use or pyproject.toml changed; a few minutes the first time)"
-    "$PY" -m pip install --quiet -e '.[dev]'
     echo "$want" >"$STAMP"
+    echo "${MOTIONREPRO_UNLOCKED:+unlocked}${MOTIONREPRO_UNLOCKED:-$kind}" >"$VENV/.motionrepro-lock"
 }
 
 usage() {
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 
 Hydra overrides (after METHOD DATASET): scale=smoke|paper  seed=1  device=cuda  checkpoint=PATH
@@ -90,6 +117,10 @@ case "$cmd" in
         exec "$PY" -m evaluators.run --list ;;
     bootstrap )
         bootstrap; log "ready: $PY" ;;
+    lock )
+        shift
+        bootstrap
+        exec "$PY" requirements/lock.py compile "$@" ;;
     demo )
         shift; bootstrap
         start=$(date +%s)
