@@ -322,10 +322,11 @@ def _hydra_main(cfg: DictConfig) -> None:
 def _guard(fn):
     """Turn user-fixable errors into ``exit 2`` with their message only."""
     from evaluators.datasets import DatasetError
+    from evaluators.safe_load import CheckpointError
 
     try:
         return fn()
-    except (ConfigError, DatasetError) as e:
+    except (ConfigError, DatasetError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -24,6 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from evaluators.safe_load import load_checkpoint_file
+
 
 @runtime_checkable
 class RepresentationLearner(Protocol):
@@ -177,7 +179,7 @@ class Method:
         """
         if not Path(path).exists():
             raise FileNotFoundError(f"checkpoint {path} does not exist")
-        obj = torch.load(path, map_location="cpu", weights_only=False)  # our own file format
+        obj = load_checkpoint_file(path)  # weights_only=True (evaluators/safe_load.py)
         self.load_state_dict(obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj)
 
     def to(self, device: str | torch.device) -> Method:

@@ -26,13 +26,13 @@ torch_dataset(split, num_frames=60, seed=0)`` yielding ``{"name", "joints" float
 
 from __future__ import annotations
 
-import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..safe_load import load_data_pickle
 from .base import DatasetError, register_dataset, register_inspector, resolve_root
 
 HUMANACT12_CLASSES = ("warm_up", "walk", "run", "jump", "drink", "lift_dumbbell", "sit", "eat",
@@ -58,14 +58,9 @@ class ActionSample:
         return self.joints
 
 
-def _load_pickle(path: Path):
-    if not path.is_file():
-        raise DatasetError("file missing", path=path)
-    try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    except Exception as exc:  # noqa: BLE001 - truncated/corrupt pickles raise many types
-        raise DatasetError(f"unreadable pickle ({exc!r})", path=path) from None
+def _load_pickle(path: Path, trust: bool = False):
+    """Restricted unpickling (numpy arrays and plain containers only; :mod:`evaluators.safe_load`)."""
+    return load_data_pickle(path, trust=trust)
 
 
 def _check_joints(arr, path: Path, what: str, joints: int | None = None) -> np.ndarray:
@@ -79,10 +74,13 @@ def _check_joints(arr, path: Path, what: str, joints: int | None = None) -> np.n
     return arr.astype(np.float32)
 
 
-def read_humanact12(path: str | Path) -> list[ActionSample]:
-    """All clips of ``humanact12poses.pkl`` (names = clip index, zero-padded)."""
+def read_humanact12(path: str | Path, trust_pickles: bool = False) -> list[ActionSample]:
+    """All clips of ``humanact12poses.pkl`` (names = clip index, zero-padded).
+
+    ``trust_pickles``: unpickle without restrictions (only for a file you trust; README "Safety").
+    """
     path = Path(path)
-    data = _load_pickle(path)
+    data = _load_pickle(path, trust_pickles)
     if not isinstance(data, dict) or not {"joints3D", "y"} <= set(data):
         raise DatasetError("expected a dict with keys 'joints3D', 'poses', 'y'", path=path)
     joints, labels = data["joints3D"], data["y"]
@@ -166,7 +164,8 @@ class ActionTorchDataset:
 def load_humanact12(cfg: dict) -> ActionDataset:
     root = resolve_root(cfg)
     path = root if root.is_file() else root / "humanact12poses.pkl"
-    return ActionDataset(cfg["name"], {"train": read_humanact12(path)}, HUMANACT12_CLASSES,
+    clips = read_humanact12(path, bool(cfg.get("trust_pickles", False)))
+    return ActionDataset(cfg["name"], {"train": clips}, HUMANACT12_CLASSES,
                          source=cfg.get("source", "real"), fps=cfg.get("fps", 20), kinematic_chain=SMPL24_CHAIN)
 
 
@@ -185,7 +184,8 @@ def _vibe_trans(joints: np.ndarray, cams: np.ndarray) -> np.ndarray:
     return out - out[0]
 
 
-def read_uestc(root: str | Path, num_frames: int = 60) -> tuple[dict[str, list[ActionSample]], list[str]]:
+def read_uestc(root: str | Path, num_frames: int = 60,
+               trust_pickles: bool = False) -> tuple[dict[str, list[ActionSample]], list[str]]:
     """(splits, class names) of an ACTOR-layout UESTC folder (see module docstring)."""
     root = Path(root)
     info = root / "info"
@@ -199,13 +199,13 @@ def read_uestc(root: str | Path, num_frames: int = 60) -> tuple[dict[str, list[A
     except (FileNotFoundError, ValueError) as exc:
         raise DatasetError(f"unreadable frame counts ({exc})", path=nf_path) from None
     vibe_path = root / "vibe_cache_refined.pkl"
-    vibe = _load_pickle(vibe_path)
+    vibe = _load_pickle(vibe_path, trust_pickles)
     if not isinstance(vibe, dict) or not {"joints3d", "pose"} <= set(vibe):
         raise DatasetError("expected a dict with keys 'pose', 'joints3d', 'orig_cam'", path=vibe_path)
     if not len(names) == len(nf) == len(vibe["joints3d"]):
         raise DatasetError(f"{len(names)} names, {len(nf)} frame counts, {len(vibe['joints3d'])} clips", path=root)
     glob_path = root / "globtrans_usez.pkl"
-    globtrans = _load_pickle(glob_path) if glob_path.is_file() else None
+    globtrans = _load_pickle(glob_path, trust_pickles) if glob_path.is_file() else None
     threshold = num_frames * 3 / 4 if num_frames > 0 else 0
     splits: dict[str, list[ActionSample]] = {"train": [], "test": []}
     for i, video in enumerate(names):
@@ -237,7 +237,8 @@ def read_uestc(root: str | Path, num_frames: int = 60) -> tuple[dict[str, list[A
 
 @register_dataset("uestc", task="action2motion", source="real")
 def load_uestc(cfg: dict) -> ActionDataset:
-    splits, classes = read_uestc(resolve_root(cfg), int(cfg.get("num_frames", 60)))
+    splits, classes = read_uestc(resolve_root(cfg), int(cfg.get("num_frames", 60)),
+                                bool(cfg.get("trust_pickles", False)))
     return ActionDataset(cfg["name"], splits, classes, source=cfg.get("source", "real"), fps=cfg.get("fps", 20))
 
 

@@ -94,6 +94,8 @@ class TopDownDataset:
     the same seed see the same crops.
     """
 
+    resume_state_attrs = ("_calls",)  # the training loop checkpoints the per-instance draw counters
+
     def __init__(self, instances, input_size, heatmap_size, sigma, flip_pairs, train=False, aug=None, seed=0):
         self.instances = instances
         self.input_size, self.heatmap_size, self.sigma = input_size, heatmap_size, sigma

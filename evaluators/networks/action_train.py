@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from evaluators.networks.action_recognition import build_recognizer
+from evaluators.safe_load import load_checkpoint_file
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def load_recognizer(checkpoint: str, kind: str, sample: np.ndarray, n_cls: int, 
                     chains=None):
     """A released / saved recogniser state dict (strict) for motions shaped like ``sample [T, J, C]``."""
     net = _build(kind, sample, n_cls, dict(network or {}), chains)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint_file(checkpoint, what="recogniser checkpoint")
     state = state.get("model", state) if isinstance(state, dict) else state
     net.load_state_dict(state, strict=True)
     return net.eval()
@@ -138,7 +139,7 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
     if cache and path.exists():
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+        net.load_state_dict(load_checkpoint_file(path, what="recogniser cache")["model"])
         return net.eval()
     import random
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from evaluators.networks.t2m_modules import MotionEncoderBiGRUCo, MovementConvEncoder, TextEncoderBiGRUCo
 from evaluators.networks.word_vectors import MAX_TEXT_LEN, POS_ENUMERATOR, default_vectorizer, tokenize_caption
+from evaluators.safe_load import load_checkpoint_file
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class T2MEvaluator(nn.Module):
         std = np.load(std_path) if std_path else None
         ev = cls(cfg, mean=mean, std=std,
                  vectorizer=default_vectorizer(str(glove_dir)) if glove_dir else None)
-        ev.load_official_state(torch.load(path, map_location="cpu", weights_only=False))
+        ev.load_official_state(load_checkpoint_file(path, what="evaluator checkpoint"))
         ev.meta = {"source": "official", "checkpoint": str(path), "word_vectors": "glove" if glove_dir else "minilm"}
         return ev.eval()
 
@@ -161,7 +162,7 @@ class T2MEvaluator(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> T2MEvaluator:
-        state = torch.load(Path(path), map_location="cpu", weights_only=False)
+        state = load_checkpoint_file(path, what="evaluator checkpoint")
         ev = cls(EvaluatorConfig(**state["config"]), mean=state["mean"], std=state["std"])
         ev.load_official_state(state)
         ev.meta = dict(state.get("meta", {}))

@@ -25,7 +25,6 @@ The dataset loader's own ``word/POS`` tokens are used when a dataset ships them.
 from __future__ import annotations
 
 import functools
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -98,10 +97,10 @@ class GloveVectors(_Vectorizer):
             if not p.exists():
                 raise FileNotFoundError(f"{p}: official GloVe file missing (expected {[q.name for q in paths]})")
         vectors = np.load(paths[0])
-        with open(paths[1], "rb") as fh:
-            words = pickle.load(fh)
-        with open(paths[2], "rb") as fh:
-            idx = pickle.load(fh)
+        from evaluators.safe_load import load_data_pickle
+
+        words = load_data_pickle(paths[1])  # restricted: lists/dicts of str and int only
+        idx = load_data_pickle(paths[2])
         self.word2vec = {w: vectors[idx[w]].astype(np.float32) for w in words}
 
     def has(self, word: str) -> bool:

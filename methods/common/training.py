@@ -28,16 +28,23 @@ broadcast from rank 0 at the start, and buffers (e.g. BatchNorm statistics) befo
 step, as DDP's ``broadcast_buffers=True`` does.
 
 Checkpoints. ``ckpt_dir/last.pt`` holds the modules, optimizer, scheduler, step, loss
-history, and the python/numpy/torch RNG states of every rank; it is written atomically
+history, the python/numpy/torch RNG states of every rank, and the state of every generator
+the dataset owns (:func:`dataset_generators`: e.g. the caption/crop ``random.Random`` of the
+text-motion dataset, the clip-shift RNG of the action dataset); it is written atomically
 (temp file + rename, :func:`evaluators.io.atomic_torch_save`) every ``ckpt_every`` steps and
-at the end. When it exists, :func:`train` resumes from it, so a killed run re-run with the
-same arguments ends with bit-identical weights (CPU) to an uninterrupted one. The data
-order needs no saved generator: it is a pure function of ``(seed, epoch)``.
+at the end, after the previous one has been renamed to ``prev.pt``. When it exists,
+:func:`train` resumes from it, so a killed run re-run with the same arguments ends with
+bit-identical weights (CPU) to an uninterrupted one. A truncated or unreadable ``last.pt``
+is named in one warning line and the run resumes from ``prev.pt`` instead. Checkpoints are
+read with ``weights_only=True`` (:mod:`evaluators.safe_load`). The data order needs no saved
+generator: it is a pure function of ``(seed, epoch)``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -55,12 +62,13 @@ from methods.common import distributed as D
 from methods.common.seeding import get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["TrainState", "train", "seed_everything", "epoch_permutation", "global_batches", "local_slice",
-           "average_gradients"]
+           "average_gradients", "dataset_generators", "find_resume_checkpoint"]
 
 log = logging.getLogger(__name__)
 
 CKPT_NAME = "last.pt"
-CKPT_VERSION = 1
+PREV_NAME = "prev.pt"
+CKPT_VERSION = 2
 
 
 @dataclass
@@ -144,10 +152,72 @@ def average_gradients(params: Sequence[nn.Parameter], weight: float) -> None:
             offset += n
 
 
-def _save(path: Path, modules, optimizer, lr_scheduler, state: TrainState, seed: int, batch_size: int) -> None:
+def dataset_generators(dataset, depth: int = 2) -> dict[str, Any]:
+    """Every random generator a dataset object holds, by attribute path (``"rng"``, ``"base.rng"``).
+
+    Also numpy arrays a class names in ``resume_state_attrs`` (per-sample draw counters).
+
+    ``random.Random``, ``numpy.random.Generator`` / ``RandomState`` and ``torch.Generator``
+    attributes are found on the dataset and (``depth`` levels down) on the objects it wraps, so a
+    method's dataset wrapper needs no code to have its sampling randomness checkpointed.
+    """
+    import numpy as np
+
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+
+    def walk(obj, prefix: str, d: int) -> None:
+        if id(obj) in seen or not hasattr(obj, "__dict__"):
+            return
+        seen.add(id(obj))
+        counters = set(getattr(type(obj), "resume_state_attrs", ()))  # e.g. per-sample draw counters
+        for k, v in sorted(vars(obj).items()):
+            if isinstance(v, (random.Random, np.random.Generator, np.random.RandomState, torch.Generator)):
+                found[prefix + k] = v
+            elif k in counters and isinstance(v, np.ndarray):
+                found[prefix + k] = v
+            elif d > 0 and hasattr(v, "__dict__") and not isinstance(v, (nn.Module, torch.Tensor, type)) \
+                    and not callable(v):
+                walk(v, f"{prefix}{k}.", d - 1)
+
+    walk(dataset, "", depth)
+    return found
+
+
+def _gen_state(g) -> Any:
+    import numpy as np
+
+    if isinstance(g, random.Random):
+        v, internal, gauss = g.getstate()
+        return {"kind": "random", "state": torch.tensor(internal, dtype=torch.int64), "version": v, "gauss": gauss}
+    if isinstance(g, np.random.Generator):
+        return {"kind": "numpy_generator", "state": g.bit_generator.state}
+    if isinstance(g, np.random.RandomState):
+        return {"kind": "numpy_randomstate", "state": g.get_state()}
+    if isinstance(g, np.ndarray):
+        return {"kind": "array", "state": torch.from_numpy(g.copy())}
+    return {"kind": "torch", "state": g.get_state()}
+
+
+def _set_gen_state(g, st: dict) -> None:
+    if st["kind"] == "random":
+        g.setstate((st["version"], tuple(int(x) for x in st["state"].tolist()), st["gauss"]))
+    elif st["kind"] == "numpy_generator":
+        g.bit_generator.state = st["state"]
+    elif st["kind"] == "numpy_randomstate":
+        g.set_state(st["state"])
+    elif st["kind"] == "array":
+        g[...] = st["state"].numpy()
+    else:
+        g.set_state(st["state"])
+
+
+def _save(path: Path, modules, optimizer, lr_scheduler, state: TrainState, seed: int, batch_size: int,
+          dataset=None) -> None:
     rng = D.all_gather_object(get_rng_state())  # every rank's generators, in rank order
+    gens = D.all_gather_object({k: _gen_state(g) for k, g in dataset_generators(dataset).items()})
     if D.is_main():
-        atomic_torch_save({
+        payload = {
             "version": CKPT_VERSION,
             "step": state.step,
             "modules": {k: m.state_dict() for k, m in modules.items()},
@@ -156,16 +226,48 @@ def _save(path: Path, modules, optimizer, lr_scheduler, state: TrainState, seed:
             "history": list(state.history),
             "logs": dict(state.logs),
             "rng": rng,
+            "dataset_rng": gens,
             "seed": seed,
             "batch_size": batch_size,
             "world_size": D.world_size(),
-        }, path)
+        }
+        if path.exists():  # keep the previous checkpoint: a damaged last.pt falls back to it
+            os.replace(path, path.with_name(PREV_NAME))
+        atomic_torch_save(payload, path)
     D.barrier()
 
 
-def _load(path: Path, modules, optimizer, lr_scheduler, seed: int, batch_size: int) -> TrainState:
-    # weights_only=False: the file is our own and holds numpy/python RNG states.
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+def find_resume_checkpoint(ckpt_dir: str | Path) -> tuple[Path, dict] | None:
+    """The checkpoint to resume from and its contents: ``last.pt``, else (damaged or missing) ``prev.pt``.
+
+    A damaged ``last.pt`` costs one warning line naming it; both damaged raises
+    :class:`evaluators.safe_load.CheckpointError` naming both files. None when neither exists.
+    """
+    from evaluators.safe_load import CheckpointError, load_checkpoint_file
+
+    last, prev = Path(ckpt_dir) / CKPT_NAME, Path(ckpt_dir) / PREV_NAME
+    errors = []
+    for p in (last, prev):
+        if not p.exists():
+            continue
+        try:
+            ck = load_checkpoint_file(p, what="training checkpoint")
+            if not isinstance(ck, dict) or "modules" not in ck or "step" not in ck:
+                raise CheckpointError(f"training checkpoint {p}: not a training-loop checkpoint "
+                                      f"(keys: {sorted(ck)[:6] if isinstance(ck, dict) else type(ck).__name__})")
+        except CheckpointError as e:
+            errors.append(str(e))
+            if p == last:
+                log.warning("%s; falling back to %s", e, prev.name if prev.exists() else "a fresh start")
+            continue
+        return p, ck
+    if errors and prev.exists():
+        raise CheckpointError("no usable checkpoint to resume from: " + "; ".join(errors))
+    return None
+
+
+def _load(path: Path, ck: dict, modules, optimizer, lr_scheduler, seed: int, batch_size: int,
+          dataset=None) -> TrainState:
     if ck.get("seed") != seed or ck.get("batch_size") != batch_size:
         log.warning("%s was written with seed=%s batch_size=%s, resuming with seed=%s batch_size=%s",
                     path, ck.get("seed"), ck.get("batch_size"), seed, batch_size)
@@ -178,8 +280,16 @@ def _load(path: Path, modules, optimizer, lr_scheduler, seed: int, batch_size: i
     if lr_scheduler is not None and ck.get("scheduler") is not None:
         lr_scheduler.load_state_dict(ck["scheduler"])
     rng = ck["rng"]
+    gens = dataset_generators(dataset)
+    saved_gens = ck.get("dataset_rng") or []
     if len(rng) == D.world_size():
         set_rng_state(rng[D.rank()])
+        mine = saved_gens[D.rank()] if len(saved_gens) == D.world_size() else {}
+        for k, g in gens.items():
+            if k in mine:
+                _set_gen_state(g, mine[k])
+            else:
+                log.warning("%s holds no state for dataset generator %r (older checkpoint?)", path, k)
     else:  # a different process count: the model state is exact, per-rank randomness restarts
         log.warning("%s was written by %d processes, resuming with %d: reseeding RNGs", path, len(rng),
                     D.world_size())
@@ -221,9 +331,10 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
     params = _trainable(modules, optimizer)
     ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
 
-    if ckpt is not None and ckpt.exists():
-        state = _load(ckpt, modules, optimizer, lr_scheduler, seed, batch_size)
-        log.info("%s: resumed from %s at step %d", desc, ckpt, state.step)
+    found = find_resume_checkpoint(ckpt.parent) if ckpt is not None else None
+    if found is not None:
+        state = _load(found[0], found[1], modules, optimizer, lr_scheduler, seed, batch_size, dataset)
+        log.info("%s: resumed from %s at step %d", desc, found[0], state.step)
     else:
         state = TrainState()
         seed_everything(seed + 1000 * rank)  # distinct per-rank noise; rank 0 == single process
@@ -276,7 +387,7 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
                     bar.set_postfix(loss=f"{gl:.4g}", samples_s=f"{samples / max(now - t_rate, 1e-9):.1f}")
                     samples, t_rate = 0, now
                 if ckpt is not None and (state.step % ckpt_every == 0 or state.step == end):
-                    _save(ckpt, modules, optimizer, lr_scheduler, state, seed, batch_size)
+                    _save(ckpt, modules, optimizer, lr_scheduler, state, seed, batch_size, dataset)
     finally:
         bar.close()
     state.wall_s = time.perf_counter() - t0

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from evaluators.safe_load import load_checkpoint_file
+
 log = logging.getLogger(__name__)
 
 HRNET_CONFIGS = {
@@ -205,7 +207,7 @@ def load_imagenet(backbone: HRNet, path: str | Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"ImageNet weights {path} not found (they are never downloaded; "
                                 "point `pretrained=` at a local copy)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint_file(path, what="backbone checkpoint")
     state = state.get("state_dict", state)
     state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
     own = backbone.state_dict()

@@ -35,6 +35,7 @@ from evaluators.datasets.pose_transforms import (
     normalize_image,
     warp_image,
 )
+from evaluators.safe_load import load_checkpoint_file
 from methods.base import Method
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class TopDownPoseMethod(Method):
         """Load a checkpoint written by ``save_checkpoint`` (switching keypoint format if needed), or a
         released HRNet pose checkpoint (official / MMPose layout, see ``heatmap_baseline/convert.py``:
         backbone and head are loaded, DiffusionPose's decoder keeps its initialisation)."""
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        obj = load_checkpoint_file(path)
         from methods.heatmap_baseline.convert import convert_official, is_official_layout
 
         flat = obj.get("state_dict", obj) if isinstance(obj, dict) else obj

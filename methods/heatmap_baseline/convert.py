@@ -16,6 +16,8 @@ from collections.abc import Mapping
 
 import torch
 
+from evaluators.safe_load import load_checkpoint_file
+
 
 def is_official_layout(state: Mapping) -> bool:
     return any(k in state for k in ("conv1.weight", "module.conv1.weight", "backbone.conv1.weight"))
@@ -39,7 +41,7 @@ def convert_official(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 def load_official(path: str) -> dict[str, torch.Tensor]:
     """Read a released checkpoint file and return our keys."""
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    obj = load_checkpoint_file(path)
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
     if not is_official_layout(state):
         raise ValueError(f"{path}: not an HRNet pose checkpoint (no conv1.weight / backbone.conv1.weight key)")

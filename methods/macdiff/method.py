@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from evaluators.safe_load import load_checkpoint_file
 from methods.base import Method
 from methods.registry import register_method
 
@@ -291,11 +292,7 @@ class MacDiff(Method):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"checkpoint {path} does not exist")
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # official files pickle argparse args; only for files the user points at
-            log.warning("%s is not a weights-only file; loading it with full unpickling", path)
-            obj = torch.load(path, map_location="cpu", weights_only=False)
+        obj = load_checkpoint_file(path)  # weights_only=True; official files' argparse args are allow-listed
         self.load_state_any(obj, source=str(path))
 
     def load_state_any(self, obj: Any, source: str = "<state>") -> None:

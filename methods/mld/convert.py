@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from evaluators.safe_load import load_checkpoint_file
+
 OFFICIAL_PREFIXES = {"vae.": "vae", "denoiser.": "denoiser"}
 IGNORED_PREFIXES = ("text_encoder.", "t2m_textencoder.", "t2m_moveencoder.", "t2m_motionencoder.", "_losses.")
 
@@ -74,7 +76,7 @@ def load_any(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint_file(path)  # Lightning hparams allow-listed
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path}: expected a dict, got {type(state).__name__}")
     if is_official(state):

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from evaluators.safe_load import load_checkpoint_file
+
 log = logging.getLogger(__name__)
 
 ROLE_KEYS = {"tokenizer": ("vq_model", "net"), "mask_transformer": ("t2m_transformer", "trans"),
@@ -63,7 +65,7 @@ def find_official(root: Path) -> dict[str, tuple[Path, str]]:
     found: dict[str, tuple[Path, str]] = {}
     files = sorted(root.rglob("*.tar"), key=lambda p: (PREFERRED.index(p.name) if p.name in PREFERRED else 9, str(p)))
     for f in files:
-        ckpt = torch.load(f, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint_file(f)
         if not isinstance(ckpt, dict):
             continue
         r = _role(ckpt)
@@ -83,7 +85,7 @@ def load_official(method, root: Path) -> list[str]:
         if role not in comps:
             log.warning("%s: %s present but this method has no %s", f, key, role)
             continue
-        sd = CONVERTERS[role](torch.load(f, map_location="cpu", weights_only=False)[key])
+        sd = CONVERTERS[role](load_checkpoint_file(f)[key])
         try:
             comps[role].load_state_dict(sd, strict=True)
         except RuntimeError as e:
@@ -109,7 +111,7 @@ def load_into(method, path: Path) -> None:
     for ours in candidates:
         if not ours.is_file():
             continue
-        ckpt = torch.load(ours, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint_file(ours)
         if isinstance(ckpt, dict) and str(ckpt.get("format", "")).startswith("motionrepro-"):
             d_in = int(ckpt.get("cfg", {}).get("d_in", method.vq.d_in))
             if d_in != method.vq.d_in:  # trained on another feature width than the config default

@@ -42,7 +42,7 @@ def test_same_seed_gives_bit_identical_weights():
 
 
 def test_dataloader_workers_do_not_change_the_run():
-    a, b = run(seed=2, steps=12), run(seed=2, steps=12, num_workers=2)
+    a, b = run(seed=2, steps=12, dataset_rng=False), run(seed=2, steps=12, num_workers=2, dataset_rng=False)
     assert _same(a["weights"], b["weights"]) and a["history"] == b["history"]
 
 
@@ -127,3 +127,46 @@ def test_shard_indices_partition_without_padding():
             shards = [D.shard_indices(n, w, r).tolist() for r in range(w)]
             assert sum(shards, []) == list(range(n))
             assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_dataset_generators_are_found_and_checkpointed(tmp_path):
+    from methods.common.training import dataset_generators
+
+    from .toy_train import JitterDataset, make_data
+
+    ds = JitterDataset(make_data()[0], seed=0)
+    assert list(dataset_generators(ds)) == ["rng"]
+    # a stop/resume in the same process (no kill): the dataset RNG resumes where it stopped
+    ref = run(seed=0, steps=12, ckpt_dir=tmp_path / "ref")
+    run(seed=0, steps=12, ckpt_dir=tmp_path / "part", stop_after=5)
+    res = run(seed=0, steps=12, ckpt_dir=tmp_path / "part")
+    assert res["resumed_from"] == 5
+    assert _same(res["weights"], ref["weights"]) and res["history"] == ref["history"]
+
+
+def test_truncated_last_checkpoint_falls_back_to_prev_with_one_warning(tmp_path, caplog):
+    ref = run(seed=0, steps=12, ckpt_dir=tmp_path / "ref")
+    d = tmp_path / "part"
+    run(seed=0, steps=12, ckpt_dir=d, stop_after=10, ckpt_every=5)  # last.pt at 10, prev.pt at 5
+    from evaluators.safe_load import load_checkpoint_file
+
+    assert load_checkpoint_file(d / "prev.pt")["step"] == 5  # weights_only=True reads our own files
+    raw = (d / "last.pt").read_bytes()
+    (d / "last.pt").write_bytes(raw[: len(raw) // 2])
+    with caplog.at_level("WARNING"):
+        res = run(seed=0, steps=12, ckpt_dir=d, ckpt_every=5)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and str(d / "last.pt") in warnings[0] and "prev.pt" in warnings[0]
+    assert res["resumed_from"] == 5
+    assert _same(res["weights"], ref["weights"]) and res["history"] == ref["history"]
+
+
+def test_both_checkpoints_damaged_is_a_named_error(tmp_path):
+    from evaluators.safe_load import CheckpointError
+
+    d = tmp_path / "ck"
+    run(seed=0, steps=10, ckpt_dir=d, ckpt_every=5)
+    for name in ("last.pt", "prev.pt"):
+        (d / name).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match="prev.pt"):
+        run(seed=0, steps=12, ckpt_dir=d)

@@ -8,6 +8,7 @@ weights, the loss history, the metric and the sample-count bookkeeping.
 from __future__ import annotations
 
 import argparse
+import random
 import time
 from pathlib import Path
 
@@ -30,6 +31,21 @@ def make_data() -> tuple[TensorDataset, torch.Tensor, torch.Tensor]:
     return TensorDataset(x[:N_TRAIN], y[:N_TRAIN]), x[N_TRAIN:], y[N_TRAIN:]
 
 
+class JitterDataset:
+    """The training set with a dataset-owned generator (like the caption/crop RNG of the text-motion
+    dataset): each access draws a target jitter from ``self.rng``, so resume must restore it."""
+
+    def __init__(self, base: TensorDataset, seed: int) -> None:
+        self.base, self.rng = base, random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        x, y = self.base[i]
+        return x, y + 0.05 * self.rng.gauss(0.0, 1.0)
+
+
 class Toy(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -38,13 +54,16 @@ class Toy(nn.Module):
 
 
 def run(seed: int = 0, steps: int = 30, batch_size: int = 7, ckpt_dir: Path | None = None, noise: bool = True,
-        sleep: float = 0.0, ckpt_every: int = 5, stop_after: int | None = None, num_workers: int = 0) -> dict:
+        sleep: float = 0.0, ckpt_every: int = 5, stop_after: int | None = None, num_workers: int = 0,
+        dataset_rng: bool = True) -> dict:
     """Train the toy and return its final state, history and the sharded eval metric."""
     seed_everything(seed)
     model = Toy()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
     ds, xe, ye = make_data()
+    if noise and dataset_rng:  # worker processes would each copy the dataset generator
+        ds = JitterDataset(ds, seed)
 
     def step_fn(batch, step):
         x, y = batch
