@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# GPU check (issue 12 §3): everything the CPU machines cannot exercise, in one script that
+# finishes in under 8 minutes on one modern GPU. On a CUDA machine it
+#   1. runs the gpu-marked tests (timer synchronisation, allocator/NVML memory, nccl, bf16 on CUDA);
+#   2. runs `pytest benchmarks --benchmark-only --paper-scale` -> leaderboards/benchmarks/gpu-paper.json;
+#   3. runs one DDP smoke run per method: 2 processes if there are 2 GPUs, else 1 process, nccl;
+#   4. regenerates leaderboards/speed.md (and the other leaderboards) from the benchmark JSON.
+#
+#   benchmarks/gpu_check.sh             on a GPU machine (exits 2 without one)
+#   benchmarks/gpu_check.sh --dry-run   on the CPU: the same four steps, each reduced to what proves
+#                                       the command lines are right (test selection, benchmark
+#                                       collection at paper scale, the composed config of every
+#                                       DDP run, speed.md rendered into a scratch folder); CI runs it.
+# Logs and per-step times go to runs/gpu_check/ (MOTIONREPRO_GPU_CHECK_OUT overrides).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DRY=0
+[ "${1:-}" = "--dry-run" ] && DRY=1
+OUT="${MOTIONREPRO_GPU_CHECK_OUT:-$ROOT/runs/gpu_check}"
+mkdir -p "$OUT"
+PY="${MOTIONREPRO_VENV:-$ROOT/.venv}/bin/python"
+[ -x "$PY" ] || { ./reproduce.sh bootstrap; }
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+METHODS=(mld momask hgm3 macdiff diffusionpose heatmap_baseline)
+
+log() { printf '[gpu_check] %s\n' "$*" | tee -a "$OUT/summary.txt" >&2; }
+timed() {  # timed NAME LIMIT_S CMD...: run with a time limit, log seconds and exit status
+    local name="$1" limit="$2"; shift 2
+    local t0=$SECONDS rc=0
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1 || rc=$?
+    log "$name: exit $rc in $((SECONDS - t0)) s (log: $OUT/$name.log)"
+    return $rc
+}
+
+: >"$OUT/summary.txt"
+if [ $DRY = 0 ]; then
+    "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 2)" \
+        || { log "no CUDA device visible: run on a GPU machine, or use --dry-run"; exit 2; }
+    NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())")
+else
+    NGPU=0
+fi
+NPROC=$(( NGPU >= 2 ? 2 : 1 ))
+log "mode: $([ $DRY = 1 ] && echo dry-run || echo gpu), GPUs: $NGPU, DDP processes: $NPROC"
+failed=()
+
+# 1. gpu-marked tests
+if [ $DRY = 0 ]; then
+    timed gpu_tests 300 "$PY" -m pytest -m gpu tests -q -p no:cacheprovider || failed+=(gpu_tests)
+else
+    timed gpu_tests 120 "$PY" -m pytest -m gpu tests -q -p no:cacheprovider --collect-only || failed+=(gpu_tests)
+    grep -q "test_nccl_one_process_all_reduce" "$OUT/gpu_tests.log" || { log "gpu tests not collected"; failed+=(gpu_tests); }
+fi
+
+# 2. paper-scale benchmarks
+if [ $DRY = 0 ]; then
+    timed benchmarks 240 "$PY" -m pytest benchmarks --benchmark-only --paper-scale -q -p no:cacheprovider \
+        --benchmark-json=leaderboards/benchmarks/gpu-paper.json || failed+=(benchmarks)
+else
+    timed benchmarks 120 "$PY" -m pytest benchmarks --benchmark-only --paper-scale -q -p no:cacheprovider \
+        --collect-only || failed+=(benchmarks)
+fi
+
+# 3. one DDP smoke run per method (nccl on GPUs, one record per protocol under $OUT/ddp)
+for m in "${METHODS[@]}"; do
+    exp=$("$PY" -c "from methods.common.config import load_config as l; print(l('method', '$m', 'smoke')['demo_experiment'])")
+    args=(-m evaluators.run "+experiment=$exp" scale=smoke device=auto "runs_dir=$OUT/ddp")
+    if [ $DRY = 0 ]; then
+        timed "ddp_$m" 120 "$PY" -m torch.distributed.run --standalone --nproc_per_node=$NPROC "${args[@]}" \
+            || failed+=("ddp_$m")
+    else
+        timed "ddp_$m" 120 "$PY" "${args[@]}" --cfg job || failed+=("ddp_$m")
+    fi
+done
+
+# 4. speed.md and the other leaderboards from the benchmark JSON
+if [ $DRY = 0 ]; then
+    timed leaderboards 120 "$PY" -m leaderboards || failed+=(leaderboards)
+else
+    timed leaderboards 120 "$PY" -m leaderboards --out "$OUT/leaderboards" || failed+=(leaderboards)
+    [ -s "$OUT/leaderboards/speed.md" ] || { log "speed.md not rendered"; failed+=(leaderboards); }
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+    log "FAILED: ${failed[*]}"
+    exit 1
+fi
+log "all steps passed$([ $DRY = 1 ] && echo ' (dry run: nothing ran on a GPU)')"
