@@ -373,6 +373,18 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         argv = [f"+experiment={_guard(lambda: experiment_name(argv[1], argv[2]))}", *argv[3:]]
     argv = [_upsert(_dataset_alias(a)) for a in argv]
+    estimate_from = None
+    if any(a == "--estimate" or a.startswith("--estimate-from=") for a in argv):  # issue 12 §4: cost, no run
+        estimate_from = next((a.split("=", 1)[1] for a in argv if a.startswith("--estimate-from=")), None)
+        argv = [a for a in argv if a != "--estimate" and not a.startswith("--estimate-from=")]
+        flags, overrides = split_flags(argv)
+        _guard(lambda: check_experiment_override(overrides))
+        from evaluators.estimate import estimate
+
+        composed = _guard(lambda: compose(overrides))
+        planned = _guard(lambda: plan(composed, overrides, check_data=False))
+        print(_guard(lambda: estimate(planned, composed, estimate_from)))
+        return
     flags, overrides = split_flags(argv)
     _guard(lambda: check_experiment_override(overrides))
     for i, f in enumerate(flags):
