@@ -38,6 +38,7 @@ from methods.common.config import CONFIG_DIR, config_dirs, list_configs, load_co
 log = logging.getLogger("evaluators.run")
 REPO = Path(__file__).resolve().parents[1]
 GROUP_PREFIXES = {"method_cfg.": "method", "dataset.": "dataset", "protocol_cfg.": "protocol"}
+GROUP_PREFIXES_BY_GROUP = {"method": "method_cfg.", "dataset": "dataset."}
 
 
 class ConfigError(Exception):
@@ -166,6 +167,9 @@ def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError(f"no {key!r} given: run an experiment, +experiment=METHOD_DATASET "
                               f"(./reproduce.sh METHOD DATASET; names: --list)")
+    from evaluators import validate
+
+    validate.check_run_values(cfg)
     scale = str(cfg.scale)
     ov = group_overrides(overrides)
     try:
@@ -174,6 +178,15 @@ def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict
     except UnknownNameError as e:
         raise ConfigError(str(e)) from None
     caps = set(capabilities_of(cls))
+    names = [spec.name for spec in specs]
+    for pname in ov["protocol"]:
+        if pname not in names:
+            import difflib
+
+            close = difflib.get_close_matches(pname, names, n=3)
+            raise ConfigError(f"protocol_cfg.{pname}: this run has no protocol {pname!r}"
+                              f"{'; did you mean ' + ', '.join(close) + '?' if close else ''} "
+                              f"(its protocols: {', '.join(names)})")
     mcfg = _load("method", str(cfg.method), scale, ov["method"], cfg.get("method_cfg"))
     pcfgs = {}
     for spec in specs:
@@ -201,18 +214,36 @@ def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict
         if dcfg["source"] == "real" and check_data:
             resolve_root(dcfg)  # DatasetError with layout, env var / override and URL: stop at once
         dcfgs.append(dcfg)
+    if cfg.get("checkpoint") and check_data:
+        validate.check_checkpoint(str(cfg.checkpoint), bool(getattr(cls, "checkpoint_accepts_dir", False)),
+                                  str(cfg.method))
     return {"cls": cls, "method_cfg": mcfg, "datasets": dcfgs, "specs": specs, "protocol_cfgs": pcfgs}
 
 
 def _load(group: str, name: str, scale: str, overrides: list[str], patch: Any, optional: bool = False) -> dict:
+    """The resolved group config; unknown override keys and out-of-range values raise ConfigError."""
+    from evaluators import validate
+
     patch = OmegaConf.to_container(patch, resolve=True) if isinstance(patch, DictConfig) else patch
+    where = f"configs/{group}/{name}.yaml"
     try:
-        return load_config(group, name, scale, overrides or None, patch=patch or None)
+        if overrides:  # every overridden key must exist in the config file (either scale)
+            base = OmegaConf.to_container(OmegaConf.merge(*(load_config(group, name, s) for s in ("paper", "smoke"))))
+            extra = validate.COMMON_DATASET_KEYS if group == "dataset" else frozenset()
+            prefix = f"protocol_cfg.{name}." if group == "protocol" else GROUP_PREFIXES_BY_GROUP[group]
+            validate.check_override_keys(base, overrides, where, prefix, extra)
+        out = load_config(group, name, scale, overrides or None, patch=patch or None)
     except FileNotFoundError as e:
         if optional:  # a registered protocol without a config file runs with its defaults
             log.warning("%s; using the protocol's defaults", e)
-            return load_config_dict(name, scale, overrides, patch)
-        raise ConfigError(str(e)) from None
+            out = load_config_dict(name, scale, overrides, patch)
+            where = f"protocol {name} (defaults)"
+        else:
+            raise ConfigError(str(e)) from None
+    except ValueError as e:  # a malformed override or config
+        raise ConfigError(f"{where}: {e}") from None
+    validate.check_values(out, where)
+    return out
 
 
 def load_config_dict(name: str, scale: str, overrides: list[str], patch: Any) -> dict:
@@ -232,7 +263,8 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
     from evaluators.datasets import load_dataset
     from evaluators.datasets.cache import cache_key
     from evaluators.protocols import RunContext
-    from evaluators.records import make_record, write_record
+    from evaluators.records import make_record
+    from evaluators.validate import probe_writable
     from methods.base import RepresentationLearner
     from methods.common import distributed as D
     from methods.common.seeding import seed_everything
@@ -242,6 +274,9 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
     D.init_distributed()
     device, seed, scale = resolve_device(str(cfg.device)), int(cfg.seed), str(cfg.scale)
     runs_dir = Path(str(cfg.runs_dir))
+    if D.is_main():  # before any work: a read-only folder would otherwise lose the run at the end
+        probe_writable(runs_dir, "runs_dir")
+        probe_writable(Path(str(cfg.records_dir)), "records_dir")
     records: list[dict] = []
     run_cfg = OmegaConf.to_container(cfg, resolve=True)
     for dcfg in p["datasets"]:
@@ -285,11 +320,34 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
                     n_samples=res.n_samples, wall_s=train_s + proto_s,
                     config={"run": run_cfg, "method": p["method_cfg"], "dataset": dcfg, "protocol": pcfg},
                     extra={**res.extra, "train_wall_s": train_s, "protocol_wall_s": proto_s, "checkpoint": ckpt,
-                           "device": device, "world_size": D.world_size()})
-                path = write_record(rec, Path(str(cfg.records_dir)))
+                           "device": device, "world_size": D.world_size(),
+                           **({"trust_pickles": True} if dcfg.get("trust_pickles") else {})})
+                path = _write_record_or_fallback(rec, Path(str(cfg.records_dir)))
                 log.info("wrote %s", path)
                 records.append(rec)
     return records
+
+
+def fallback_records_dir() -> Path:
+    """Where records go when ``records_dir`` turned unwritable during the run."""
+    import tempfile
+
+    return Path(os.environ.get("MOTIONREPRO_FALLBACK_RECORDS", Path(tempfile.gettempdir()) / "motionrepro-records"))
+
+
+def _write_record_or_fallback(rec: dict, records_dir: Path) -> Path:
+    """``write_record``; if ``records_dir`` cannot be written, the fallback folder (and say so)."""
+    from evaluators.records import write_record
+
+    try:
+        return write_record(rec, records_dir)
+    except OSError as e:
+        fb = fallback_records_dir()
+        path = write_record(rec, fb)
+        log.warning("records_dir %s is not writable (%s): record written to %s instead", records_dir,
+                    e.strerror or e, path)
+        print(f"warning: records_dir {records_dir} is not writable; record saved to {path}", file=sys.stderr)
+        return path
 
 
 def finish(records: list[dict], runs_dir: Path, regenerate: bool = True) -> str:
@@ -387,6 +445,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     flags, overrides = split_flags(argv)
     _guard(lambda: check_experiment_override(overrides))
+    if not any(f in ("-m", "--multirun", "--help", "-h", "--hydra-help", "--info", "-i") for f in flags):
+        _guard(lambda: compose(overrides))  # hydra's own override errors as one line, exit 2
     for i, f in enumerate(flags):
         if f in ("--cfg", "-c") and flags[i + 1:i + 2] == ["job"]:
             composed = _guard(lambda: compose(overrides))

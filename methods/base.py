@@ -101,6 +101,7 @@ class Method:
     registry_name: str = ""
     task: str = ""
     testing_only: bool = False  # test-only methods are hidden from --help and the demo
+    checkpoint_accepts_dir: bool = False  # checkpoint=FOLDER allowed (a release tree, as MoMask's)
 
     def __init__(self, cfg: dict | None = None, *, device: str | torch.device = "cpu", seed: int = 0,
                  workdir: str | Path | None = None) -> None:

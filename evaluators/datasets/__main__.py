@@ -1,4 +1,5 @@
-"""``python -m evaluators.datasets inspect PATH``: JSON summary of a dataset file or folder."""
+"""``python -m evaluators.datasets inspect PATH``: JSON summary of a dataset file or folder (exit 2 on a
+DatasetError, as the runner)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = inspect_path(args.path)
     except DatasetError as e:
         print(f"DatasetError: {e}", file=sys.stderr)
-        return 1
+        return 2  # the runner's exit code for the same error
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -33,6 +33,7 @@ class MoMask(Method):
     """MotionGenerator + Reconstructor. Components: tokenizer, mask_transformer, residual_transformer."""
 
     task = "text2motion"
+    checkpoint_accepts_dir = True  # the official release is a folder tree (convert.load_into)
 
     def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
         super().__init__(cfg, device=device, seed=seed, workdir=workdir)

@@ -110,12 +110,12 @@ def test_inspect_cli_reports_errors_and_exits_1(tmp_path, capsys):
     bad = tmp_path / "new_joint_vecs" / "000000.npy"
     bad.parent.mkdir()
     np.save(bad, np.zeros((10, 100), np.float32))
-    assert cli(["inspect", str(bad)]) == 1
+    assert cli(["inspect", str(bad)]) == 2
     assert "000000.npy" in capsys.readouterr().err
     txt = tmp_path / "texts" / "000000.txt"
     txt.parent.mkdir()
     txt.write_text("oops\n")
-    assert cli(["inspect", str(txt)]) == 1
+    assert cli(["inspect", str(txt)]) == 2
     joints = tmp_path / "new_joints" / "000000.npy"
     joints.parent.mkdir()
     np.save(joints, np.zeros((10, 17, 3), np.float32))

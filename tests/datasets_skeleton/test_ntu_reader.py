@@ -174,7 +174,7 @@ def test_inspect_cli_real_file_and_broken_file(tmp_path, capsys):
     assert summary["sample"]["action"] == 58 and summary["splits"]["ntu60_xview"] == "train"
     broken = tmp_path / "S001C001P001R001A001.skeleton"
     broken.write_text(_good_text()[:300])
-    assert cli_main(["inspect", str(broken)]) == 1
+    assert cli_main(["inspect", str(broken)]) == 2
     assert str(broken) in capsys.readouterr().err
 
 
