@@ -34,6 +34,7 @@ import numpy as np
 
 from ..safe_load import load_data_pickle
 from .base import DatasetError, register_dataset, register_inspector, resolve_root
+from .checks import integer_labels, numeric_array, read_utf8
 
 HUMANACT12_CLASSES = ("warm_up", "walk", "run", "jump", "drink", "lift_dumbbell", "sit", "eat",
                       "turn steering wheel", "phone", "boxing", "throw")
@@ -64,7 +65,7 @@ def _load_pickle(path: Path, trust: bool = False):
 
 
 def _check_joints(arr, path: Path, what: str, joints: int | None = None) -> np.ndarray:
-    arr = np.asarray(arr)
+    arr = numeric_array(arr, path, what, finite=False)
     if arr.ndim != 3 or arr.shape[-1] != 3 or (joints is not None and arr.shape[1] != joints):
         raise DatasetError(f"{what}: expected [T, {joints or 'J'}, 3] joints, got {arr.shape}", path=path)
     if len(arr) == 0:
@@ -87,10 +88,9 @@ def read_humanact12(path: str | Path, trust_pickles: bool = False) -> list[Actio
     if len(joints) != len(labels) or len(joints) == 0:
         raise DatasetError(f"{len(joints)} joint sequences but {len(labels)} labels", path=path)
     out = []
+    labels = integer_labels(labels, path, "y", 0, len(HUMANACT12_CLASSES) - 1)
     for i, (j, y) in enumerate(zip(joints, labels)):
         y = int(y)
-        if not 0 <= y < len(HUMANACT12_CLASSES):
-            raise DatasetError(f"clip {i}: label {y} outside 0..{len(HUMANACT12_CLASSES) - 1}", path=path)
         out.append(ActionSample(f"{i:04d}", _check_joints(j, path, f"clip {i}", 24), y))
     return out
 
@@ -192,15 +192,15 @@ def read_uestc(root: str | Path, num_frames: int = 60,
     names_path = info / "names.txt"
     if not names_path.is_file():
         raise DatasetError("info/names.txt missing", path=names_path)
-    names = [n for n in names_path.read_text().splitlines() if n.strip()]
+    names = [n for n in read_utf8(names_path, "names file").splitlines() if n.strip()]
     nf_path = info / "num_frames_min.txt"
     try:
-        nf = [int(s) for s in nf_path.read_text().splitlines() if s.strip()]
-    except (FileNotFoundError, ValueError) as exc:
+        nf = [int(s) for s in read_utf8(nf_path, "frame-count file").splitlines() if s.strip()]
+    except ValueError as exc:
         raise DatasetError(f"unreadable frame counts ({exc})", path=nf_path) from None
     vibe_path = root / "vibe_cache_refined.pkl"
     vibe = _load_pickle(vibe_path, trust_pickles)
-    if not isinstance(vibe, dict) or not {"joints3d", "pose"} <= set(vibe):
+    if not isinstance(vibe, dict) or not {"joints3d", "pose", "orig_cam"} <= set(vibe):
         raise DatasetError("expected a dict with keys 'pose', 'joints3d', 'orig_cam'", path=vibe_path)
     if not len(names) == len(nf) == len(vibe["joints3d"]):
         raise DatasetError(f"{len(names)} names, {len(nf)} frame counts, {len(vibe['joints3d'])} clips", path=root)

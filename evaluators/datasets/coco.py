@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
+from evaluators.datasets.checks import json_numbers
 
 log = logging.getLogger(__name__)
 NUM_COCO_KPTS = 17
@@ -138,21 +139,33 @@ def parse_coco_keypoints(path: str | Path, image_dir: str | Path | None, *, trai
     data = _load_json(path)
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
         raise DatasetError("not a COCO keypoints json (needs 'images' and 'annotations')", path=path)
+    if not isinstance(data["images"], list) or not isinstance(data["annotations"], list):
+        raise DatasetError(f"'images' and 'annotations' must be lists, got {type(data['images']).__name__} / "
+                           f"{type(data['annotations']).__name__}", path=path)
     images = {}
     for im in data["images"]:
         try:
             images[im["id"]] = im
         except (KeyError, TypeError):
             raise DatasetError(f"image entry without an id: {im!r:.80}", path=path) from None
+        if image_dir is not None and "file_name" not in im:
+            raise DatasetError(f"image {im['id']} lacks 'file_name'", path=path)
     out = []
     for ann in data["annotations"]:
         if not isinstance(ann, dict) or "keypoints" not in ann or "bbox" not in ann or "image_id" not in ann:
             raise DatasetError(f"annotation {ann.get('id') if isinstance(ann, dict) else ann!r} lacks keypoints/bbox/image_id", path=path)
-        kp = np.asarray(ann["keypoints"], dtype=np.float64)
+        aid = ann.get("id")
+        kp = json_numbers(ann["keypoints"], path, f"annotation {aid} keypoints")
         if kp.size != NUM_COCO_KPTS * 3:
-            raise DatasetError(f"annotation {ann.get('id')} has {kp.size / 3:g} keypoints, expected {NUM_COCO_KPTS}", path=path)
-        if not np.isfinite(kp).all() or not np.isfinite(np.asarray(ann["bbox"], dtype=np.float64)).all():
-            raise DatasetError(f"annotation {ann.get('id')} has NaN/inf values", path=path)
+            raise DatasetError(f"annotation {aid} has {kp.size / 3:g} keypoints, expected {NUM_COCO_KPTS}", path=path)
+        box = json_numbers(ann["bbox"], path, f"annotation {aid} bbox", size=4)
+        vis = kp.reshape(NUM_COCO_KPTS, 3)[:, 2]
+        if not np.isin(vis, (0, 1, 2)).all():
+            raise DatasetError(f"annotation {aid}: visibility flag {vis[~np.isin(vis, (0, 1, 2))][0]:g} is not "
+                               f"0, 1 or 2", path=path)
+        if not ann.get("iscrowd", 0) and (box[2] <= 0 or box[3] <= 0):
+            raise DatasetError(f"annotation {aid}: bbox width/height must be > 0, got {box[2]:g} x {box[3]:g}",
+                               path=path)
         im = images.get(ann["image_id"])
         if im is None:
             raise DatasetError(f"annotation {ann.get('id')} refers to unknown image_id {ann['image_id']}", path=path)

@@ -278,10 +278,9 @@ def inspect_t2m_file(path):
                     "joints": spec.joints_num, "dataset": "KIT-ML" if spec is KIT else "HumanML3D",
                     "duration_s_at_fps": round(arr.shape[0] / (KIT_FPS if spec is KIT else HUMANML3D_FPS), 3),
                     "foot_contact_fraction": float(arr[:, -4:].mean())}
-        try:
-            arr = np.load(path)
-        except Exception as exc:  # noqa: BLE001
-            raise DatasetError(f"not a readable .npy ({exc})", path=path) from None
+        from .checks import load_npy, numeric_array
+
+        arr = numeric_array(load_npy(path, "joints file"), path, "joints")
         if arr.ndim != 3 or arr.shape[1:] not in ((22, 3), (21, 3)):
             raise DatasetError(f"wrong joint count: expected [T, 22|21, 3], got {arr.shape}", path=path)
         if len(arr) == 0:

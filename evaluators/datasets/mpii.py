@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
+from evaluators.datasets.checks import json_numbers
 from evaluators.datasets.coco import PoseDataset, _load_json
 
 NUM_MPII_KPTS = 16
@@ -56,8 +57,17 @@ def parse_mpii(path: str | Path, image_dir: str | Path | None, headbox_file: str
     for idx, ann in enumerate(anns):
         if not isinstance(ann, dict) or not {"image", "center", "scale", "joints", "joints_vis"} <= set(ann):
             raise DatasetError(f"entry {idx} lacks image/center/scale/joints/joints_vis", path=path)
-        joints = np.asarray(ann["joints"], dtype=np.float64)
-        vis = np.asarray(ann["joints_vis"], dtype=np.float64)
+        joints = json_numbers(ann["joints"], path, f"entry {idx} joints")
+        vis = json_numbers(ann["joints_vis"], path, f"entry {idx} joints_vis")
+        centre = json_numbers(ann["center"], path, f"entry {idx} center")
+        sc = json_numbers(ann["scale"], path, f"entry {idx} scale")
+        if centre.shape != (2,):
+            raise DatasetError(f"entry {idx}: center must be 2 numbers [x, y], got shape {centre.shape}", path=path)
+        if sc.ndim != 0 or not sc > 0:
+            raise DatasetError(f"entry {idx}: scale must be one number > 0, got {ann['scale']!r}", path=path)
+        if not np.isin(vis, (0, 1)).all():
+            raise DatasetError(f"entry {idx}: joints_vis must be 0 or 1, got {vis[~np.isin(vis, (0, 1))][0]:g}",
+                               path=path)
         if joints.shape != (NUM_MPII_KPTS, 2) or vis.shape != (NUM_MPII_KPTS,):
             raise DatasetError(f"entry {idx} has joints {joints.shape} / joints_vis {vis.shape}, expected (16, 2) / (16,)", path=path)
         if not (np.isfinite(joints).all() and np.isfinite(ann["scale"]) and np.isfinite(ann["center"]).all()):

@@ -156,6 +156,8 @@ def parse_skeleton_text(text: str, path: str | os.PathLike = "<text>") -> Skelet
     (num_frames,) = _ints(tok, path, 1, "frame count")
     if num_frames <= 0:
         raise DatasetError(f"empty sequence: frame count is {num_frames}", path)
+    if num_frames > n_lines - 1:  # every frame has at least its body-count line: checked before allocating
+        raise DatasetError(f"frame count {num_frames} in line 1 exceeds what the file holds ({n_lines} lines)", path)
 
     ids: dict[str, int] = {}
     counts = np.zeros(num_frames, np.int32)
@@ -203,7 +205,19 @@ def parse_skeleton_text(text: str, path: str | os.PathLike = "<text>") -> Skelet
                            f"({n_lines - pos} extra lines)", path)
     vals = _floats(tokens, path, [w[2] for w in where], "joint").reshape(len(where), NUM_JOINTS, JOINT_FIELDS)
     info = _floats([t for i in infos for t in i[1:]], path, [w[2] - 1 for w in where], "body info")
+    _check_states(vals[..., 11], path, [w[2] for w in where], "joint trackingState", per_joint=True)
+    _check_states(info.reshape(len(where), BODY_FIELDS - 1)[:, 8], path, [w[2] - 1 for w in where],
+                  "body trackingState")
     return _assemble(path, where, vals, info.reshape(len(where), BODY_FIELDS - 1), list(ids), counts)
+
+
+def _check_states(values: np.ndarray, path: str, first_lines: list[int], what: str, per_joint: bool = False) -> None:
+    """Kinect tracking states are 0 (not tracked), 1 (inferred) or 2 (tracked); name the first bad line."""
+    bad = ~np.isin(values, (0.0, 1.0, 2.0))
+    if bad.any():
+        blk = int(np.argwhere(bad)[0][0])
+        line = first_lines[blk] + (int(np.argwhere(bad)[0][1]) + 1 if per_joint else 0)
+        raise DatasetError(f"line {line}: {what} {values[bad][0]!r} is not 0, 1 or 2", path)
 
 
 def _floats(tokens: list[str], path: str, first_lines: list[int], what: str) -> np.ndarray:

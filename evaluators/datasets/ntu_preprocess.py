@@ -188,7 +188,11 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 def read_npz(path: str | Path, num_classes: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Read an ``NTU60_XSub.npz``-style file: ``{"train": (x [N,T,150], y int64 [N]), "test": ...}``."""
+    from .checks import integer_labels, numeric_array
+
     p = Path(path)
+    if p.is_dir():
+        raise DatasetError("is a directory, expected an .npz file", p)
     try:
         z = np.load(p, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - any unreadable npz is a data error
@@ -198,7 +202,12 @@ def read_npz(path: str | Path, num_classes: int | None = None) -> dict[str, tupl
         for key in (f"x_{split}", f"y_{split}"):
             if key not in z.files:
                 raise DatasetError(f"missing array {key!r} (has {z.files})", p)
-        x, y = z[f"x_{split}"], np.asarray(z[f"y_{split}"])
+        try:
+            x, y = z[f"x_{split}"], np.asarray(z[f"y_{split}"])
+        except Exception as e:  # noqa: BLE001 - a truncated member surfaces only when read
+            raise DatasetError(f"truncated or corrupt npz member x_{split}/y_{split} ({e})", p) from None
+        numeric_array(x, p, f"x_{split}")  # dtype, NaN/inf
+        y = numeric_array(y, p, f"y_{split}")
         if x.ndim != 3 or x.shape[2] != 150:
             raise DatasetError(f"x_{split} has shape {x.shape}, expected [N, T, 150]", p)
         if y.ndim == 2:  # one-hot rows
@@ -208,7 +217,7 @@ def read_npz(path: str | Path, num_classes: int | None = None) -> dict[str, tupl
                 raise DatasetError(f"y_{split} rows are not one-hot", p)
             labels = np.argmax(y > 0, axis=1).astype(np.int64)
         elif y.ndim == 1:
-            labels = y.astype(np.int64)
+            labels = integer_labels(y, p, f"y_{split}", 0, None if num_classes is None else num_classes - 1)
         else:
             raise DatasetError(f"y_{split} has shape {y.shape}", p)
         if len(labels) != len(x):

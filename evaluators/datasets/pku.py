@@ -100,9 +100,9 @@ def instances(seq: np.ndarray, labels: np.ndarray, video: str, max_frames: int =
               path: str | Path | None = None):
     """Yield (name, rows [max_frames, 150], label0) per labelled instance of one video."""
     for k, (a, s, e) in enumerate(labels):
-        if s >= len(seq):
-            raise DatasetError(f"label row {k + 1}: start frame {s} beyond the {len(seq)}-frame sequence",
-                               path or video)
+        if s >= len(seq) or e > len(seq):  # outside the video: an error, not a silent clip
+            raise DatasetError(f"label row {k + 1}: interval [{s}, {e}) is not within the {len(seq)}-frame "
+                               f"video", path or video)
         clip = seq[s:e]
         if clip.sum() == 0:  # pku_gendata.py: "Find all zero instance." -> skipped
             log.info("%s_%d: all-zero instance skipped", video, k)

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import DatasetError
+from .checks import load_npy, numeric_array, read_utf8
 from .motion_kinematics import skeleton_for
 from .t2m_text import Caption, read_caption_file, read_tmr_annotations, tag_captions
 
@@ -73,7 +74,7 @@ def read_split_file(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError("split file missing", path=path)
-    ids = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    ids = [ln.strip() for ln in read_utf8(path, "split file").splitlines() if ln.strip()]
     if not ids:
         raise DatasetError("split file is empty", path=path)
     return ids
@@ -82,12 +83,7 @@ def read_split_file(path: str | Path) -> list[str]:
 def load_stat(path: str | Path, feat_dim: int | None = None) -> np.ndarray:
     """Mean.npy / Std.npy as float32 [D], checked for shape and finiteness."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError("statistics file missing", path=path)
-    try:
-        arr = np.load(path)
-    except Exception as exc:  # noqa: BLE001 - any unreadable npy
-        raise DatasetError(f"not a readable .npy ({exc})", path=path) from None
+    arr = numeric_array(load_npy(path, "statistics file"), path, "statistics")
     if arr.ndim != 1 or (feat_dim is not None and arr.shape[0] != feat_dim):
         raise DatasetError(f"expected shape ({feat_dim},), got {arr.shape}", path=path)
     if not np.isfinite(arr).all():
@@ -98,12 +94,7 @@ def load_stat(path: str | Path, feat_dim: int | None = None) -> np.ndarray:
 def load_features(path: str | Path, feat_dim: int | None = None) -> np.ndarray:
     """One ``new_joint_vecs`` file as float32 [T, D]; DatasetError on any defect."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError("motion file missing", path=path)
-    try:
-        arr = np.load(path)
-    except Exception as exc:  # noqa: BLE001
-        raise DatasetError(f"not a readable .npy ({exc})", path=path) from None
+    arr = numeric_array(load_npy(path, "motion file"), path, "motion features")
     if arr.ndim != 2:
         raise DatasetError(f"expected features [T, D], got shape {arr.shape}", path=path)
     if feat_dim is not None and arr.shape[1] != feat_dim:

@@ -11,7 +11,7 @@ from evaluators.datasets import DatasetError, inspect_path, load_dataset
 from evaluators.datasets.pku import read_pku_labels, read_pku_skeleton, read_split_file
 
 
-def _write_root(root, version=1, n_frames=400, labels="1,10,90,1\n5,100,450,2\n51,300,330,1\n"):
+def _write_root(root, version=1, n_frames=400, labels="1,10,90,1\n5,100,400,2\n51,300,330,1\n"):
     (root / "skeleton").mkdir(parents=True)
     (root / "label").mkdir()
     rng = np.random.default_rng(0)
@@ -112,7 +112,14 @@ def test_missing_pieces_raise(tmp_path):
 def test_label_start_beyond_sequence_raises(tmp_path):
     _write_root(tmp_path, n_frames=50, labels="1,10,40,1\n2,60,90,1\n")
     ds = load_dataset({"name": "pku1_xsub", "root": str(tmp_path)})
-    with pytest.raises(DatasetError, match="beyond the 50-frame"):
+    with pytest.raises(DatasetError, match=r"\[60, 90\) is not within the 50-frame"):
+        ds.split("train")
+
+
+def test_label_end_beyond_sequence_raises_instead_of_clipping(tmp_path):
+    _write_root(tmp_path, n_frames=50, labels="1,10,40,1\n2,30,51,1\n")
+    ds = load_dataset({"name": "pku1_xsub", "root": str(tmp_path)})
+    with pytest.raises(DatasetError, match=r"0002-L.txt: label row 2: interval \[30, 51\)"):
         ds.split("train")
 
 
