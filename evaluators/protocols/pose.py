@@ -6,7 +6,8 @@ Registered as ``pose`` and, with their own configs, ``coco_ap`` / ``mpii_pckh``
 
 - COCO val: one result per box source — ``det`` (the person detector's boxes, the main
   table) and ``gt`` — with the flip test on, instance score = box score x mean keypoint score
-  above 0.2, OKS-NMS at 0.9 per image, then pycocotools COCOeval (AP in percent);
+  above 0.2, OKS-NMS at 0.9 per image, then pycocotools COCOeval (AP in percent) over EVERY
+  image of the annotation file, as MMPose / pycocotools do (``coco_eval_image_ids``);
 - MPII val: GT centre/scale boxes, flip test, PCKh@0.5 and @0.1 per joint group and mean;
 - every dataset also gets PCK@0.2 (box-normalised, MMPose ``PCKAccuracy``) on GT boxes;
 - ``steps_sweep: [1, 2, 5, 10]``: one result per reverse-step count (variant ``steps=N``) with
@@ -81,14 +82,27 @@ def _pck_metrics(preds: np.ndarray, instances: list[dict], thr: float) -> dict[s
     return {f"pck_{thr:g}": 100.0 * mean}
 
 
-def _accuracy(data, method, instances, preds, cfg, source: str) -> tuple[dict, dict]:
+def coco_eval_image_ids(instances: list[dict], truncated: bool) -> list[int] | None:
+    """The ``imgIds`` COCOeval runs over: ``None`` = every image of the GT json.
+
+    MMPose ``CocoMetric`` and pycocotools evaluate every image of the annotation file, so a
+    person the detector missed (an image with GT but no detection) counts as a false
+    negative and a detection on a person-free image as a false positive. Only when the run
+    was cut to ``max_instances`` (a debugging subsample) is the evaluation restricted to the
+    images of the evaluated instances, so the subsample is not scored against the whole set.
+    """
+    return sorted({int(i["image_id"]) for i in instances}) if truncated else None
+
+
+def _accuracy(data, method, instances, preds, cfg, source: str, truncated: bool = False) -> tuple[dict, dict]:
     """Metrics of ``preds`` for the dataset format (COCO AP or MPII PCKh) plus PCK on GT boxes."""
     metrics: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     if data.fmt == "coco":
         res = coco_results(preds, instances, cfg.get("nms_thr", 0.9), cfg.get("kpt_score_thr", 0.2))
-        ids = sorted({int(i["image_id"]) for i in instances})
+        ids = coco_eval_image_ids(instances, truncated)
         stats = oks_ap(res, data.ann_file, image_ids=ids)
+        extra["eval_images"] = "all images of the annotation file" if ids is None else len(ids)
         # COCOeval reports -1 when an area range has no instance: leave those out (listed in extra)
         metrics.update({k.lower(): 100.0 * v for k, v in stats.items() if v >= 0})
         extra["undefined_metrics"] = [k.lower() for k, v in stats.items() if v < 0]
@@ -125,7 +139,7 @@ def run_pose(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
         if cfg["max_instances"]:
             insts = insts[: int(cfg["max_instances"])]
         preds, wall = predict_instances(method, insts, cfg, cfg["steps"])
-        metrics, extra = _accuracy(data, method, insts, preds, cfg, source)
+        metrics, extra = _accuracy(data, method, insts, preds, cfg, source, truncated=len(insts) < expected)
         extra.update({"boxes": source, "flip_test": cfg["flip_test"], "steps": cfg["steps"],
                       "infer_s_per_instance": wall / max(len(insts), 1)})
         results.append(ProtocolResult(metrics=metrics, split=split, variant=f"{source}_boxes",
@@ -142,7 +156,7 @@ def run_pose(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
         if cfg["max_instances"]:
             insts = insts[: int(cfg["max_instances"])]
         preds, wall = predict_instances(method, insts, cfg, int(steps))
-        metrics, extra = _accuracy(data, method, insts, preds, cfg, source)
+        metrics, extra = _accuracy(data, method, insts, preds, cfg, source, truncated=len(insts) < expected)
         metrics["infer_s_per_instance"] = wall / max(len(insts), 1)
         extra.update({"steps": int(steps), "boxes": source, "flip_test": cfg["flip_test"]})
         results.append(ProtocolResult(metrics=metrics, split=split, variant=f"steps={int(steps)}",
