@@ -28,8 +28,10 @@ class DiffusionPose(TopDownPoseMethod):
         dec, sca = dict(c.get("decoder", {})), dict(c.get("sca", {}))
         return DiffusionPoseNet(
             self.num_keypoints, self.skeleton, arch=c.get("arch", "w32"), heatmap_size=self.heatmap_size,
-            sigma=float(c.get("sigma", 2.0)), zeta=float(c.get("zeta", 2.0)), timesteps=int(c.get("timesteps", 1000)),
-            delta_kps=float(c.get("delta_kps", 3.0)), delta_ske=float(c.get("delta_ske", 1.5)),
+            sigma=self.sigma_hm, zeta=float(c.get("zeta", 2.0)), timesteps=int(c.get("timesteps", 1000)),
+            # mask widths in heatmap px at stride 4, scaled to the stride like sigma (pose_method.width_scale)
+            delta_kps=float(c.get("delta_kps", 3.0)) * self.width_scale,
+            delta_ske=float(c.get("delta_ske", 1.5)) * self.width_scale,
             width=int(dec.get("width", 64)), mults=tuple(dec.get("mults", (1, 1, 2, 2))), blocks=int(dec.get("blocks", 2)),
             heads=int(sca.get("heads", 4)), window=int(sca.get("window", 7)))
 

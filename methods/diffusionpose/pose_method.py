@@ -2,7 +2,7 @@
 
 Config (``configs/method/{diffusionpose,heatmap_baseline}.yaml``, resolved at a scale):
 ``arch`` (HRNet w32/w48/tiny), ``input_size`` [w, h], ``heatmap_stride`` (4 = 1/4
-resolution), ``sigma``, ``keypoint_format`` (coco/mpii; switched to the dataset's in
+resolution), ``sigma`` (heatmap px at stride 4, scaled by 4/s: see ``width_scale``), ``keypoint_format`` (coco/mpii; switched to the dataset's in
 ``fit``), ``flip_test``, ``shift_heatmap``, ``refine`` (quarter/dark), ``pretrained``
 (local ImageNet HRNet file or null), ``train`` {batch_size, total_steps or epochs, lr,
 milestones (fractions of training), grad_clip}, ``aug``.
@@ -85,6 +85,12 @@ class TopDownPoseMethod(Method):
         self.input_size = tuple(int(v) for v in self.cfg.get("input_size", (192, 256)))
         self.stride = int(self.cfg.get("heatmap_stride", 4))
         self.heatmap_size = (self.input_size[0] // self.stride, self.input_size[1] // self.stride)
+        # sigma and the mask widths delta_* are given in heatmap pixels at the reference stride 4
+        # (MMPose's 1/4 heatmap, sigma 2 = 8 image px) and scaled by 4 / s, so that their size in
+        # IMAGE pixels is the same at every stride of the high-resolution ablation (s in {1,2,4,8}).
+        # ours: the paper note gives no per-stride sigma / delta.
+        self.width_scale = float(self.cfg.get("width_ref_stride", 4)) / self.stride
+        self.sigma_hm = float(self.cfg.get("sigma", 2.0)) * self.width_scale
         self._set_format(self.cfg.get("keypoint_format", "coco"))
 
     # -- building ---------------------------------------------------------------------------
@@ -145,7 +151,7 @@ class TopDownPoseMethod(Method):
         aug = self.cfg.get("aug")
         if aug is not None:
             aug = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(aug).items()}
-        tds = dataset.top_down_dataset("train", self.input_size, self.heatmap_size, float(self.cfg.get("sigma", 2.0)),
+        tds = dataset.top_down_dataset("train", self.input_size, self.heatmap_size, self.sigma_hm,
                                        train=True, aug=aug, seed=self.seed)
         bs = int(tcfg.get("batch_size", 32))
         steps = int(tcfg.get("total_steps") or max(1, int(tcfg.get("epochs", 210)) * len(tds) // bs))
