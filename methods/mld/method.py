@@ -187,13 +187,56 @@ class MLD(Method):
         module.eval()
         log.info("mld-%s: %d steps, last logs %s", name, state.step, state.logs)
 
+    def feats_to_joints(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised features ``[B, T, D]`` -> joint positions ``[B, T, J, 3]`` for the VAE joint loss.
+
+        Text datasets: de-normalise and ``recover_from_ric`` (the authors' ``feats2joints``,
+        ``mld/data/HumanML3D.py:41-45``), every frame including padding as they do; 263 -> 22 joints
+        (HumanML3D), 251 -> 21 (KIT). Action datasets here store joint positions, so the joints are the
+        de-normalised features reshaped (ours: the authors' action VAE goes through SMPL ``rot2xyz``),
+        with padded frames zeroed as their ``feats2joints(feats, mask)``.
+        """
+        from evaluators.datasets.humanml3d import recover_from_ric
+
+        self._need_stats()
+        raw = x * self.std + self.mean
+        if self.condition == "text":
+            joints_num = {263: 22, 251: 21}.get(x.shape[-1])
+            if joints_num is None:
+                raise ValueError(f"mld: vae.rec_loss=smooth_l1_joints needs HumanML3D (263) or KIT (251) features, "
+                                 f"got width {x.shape[-1]}; set method_cfg.vae.rec_loss=mse or smooth_l1")
+            return recover_from_ric(raw, joints_num)
+        if x.shape[-1] % 3:
+            raise ValueError(f"mld: action features of width {x.shape[-1]} are not joint positions [J*3]; "
+                             "set method_cfg.vae.rec_loss=mse or smooth_l1")
+        if lengths is not None:
+            raw = raw * (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None])[..., None]
+        return raw.reshape(*x.shape[:-1], -1, 3)
+
+    def vae_step_loss(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """One VAE training loss on normalised, zero-padded features ``[B, T, D]`` (``vae.rec_loss``)."""
+        v = dict(self.cfg.get("vae") or {})
+        x_hat, mu, logvar = self.vae(x, lengths)
+        return vae_loss(x_hat, x, lengths, mu, logvar, float(v.get("kl_weight", 1e-4)),
+                        v.get("rec_loss", "smooth_l1_joints"), joints_fn=lambda f: self.feats_to_joints(f, lengths),
+                        lambda_rec=float(v.get("lambda_rec", 1.0)), lambda_joint=float(v.get("lambda_joint", 1.0)))
+
+    def provenance(self) -> dict[str, dict]:
+        """Recipe switches that decide comparability (collected into the run record's provenance)."""
+        base = getattr(super(), "provenance", None)
+        out = dict(base()) if callable(base) else {}
+        rec = dict(self.cfg.get("vae") or {}).get("rec_loss", "smooth_l1_joints")
+        labels = {"smooth_l1_joints": "SmoothL1 features + SmoothL1 joints + KL (authors' code)",
+                  "mse": "MSE features + KL (paper text)", "smooth_l1": "SmoothL1 features + KL (no joint term)"}
+        out["vae_loss"] = {"id": rec, "label": labels.get(rec, rec), "recipe": True}
+        return out
+
     def _fit_vae(self, view) -> None:
         v = dict(self.cfg.get("vae") or {})
 
         def step_fn(batch, step):
             x, lengths = batch["motion"].to(self.device), batch["length"].to(self.device)
-            x_hat, mu, logvar = self.vae(x, lengths)
-            return vae_loss(x_hat, x, lengths, mu, logvar, float(v.get("kl_weight", 1e-4)), v.get("rec_loss", "mse"))
+            return self.vae_step_loss(x, lengths)
 
         self._train(self.vae, v, view, step_fn, "vae")
 

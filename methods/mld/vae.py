@@ -93,22 +93,48 @@ class MotionVAE(nn.Module):
         return self.decode(z, lengths, max_len=features.shape[1]), mu, logvar
 
 
-def vae_loss(x_hat: torch.Tensor, x: torch.Tensor, lengths, mu: torch.Tensor, logvar: torch.Tensor,
-             kl_weight: float = 1e-4, rec_loss: str = "mse") -> tuple[torch.Tensor, dict[str, float]]:
-    """Reconstruction + λ_KL · KL(N(mu, σ²) || N(0, I)) (paper: "MSE-loss and KL-loss").
+REC_LOSSES = ("smooth_l1_joints", "mse", "smooth_l1")
 
-    The reconstruction term is averaged over valid frames only. ``rec_loss="smooth_l1"``
-    reproduces the official code's choice (``MLDLosses``: ``SmoothL1Loss`` on features);
-    the KL is averaged over latent elements as ``kl_divergence(q, p).mean()`` there.
+
+def vae_loss(x_hat: torch.Tensor, x: torch.Tensor, lengths, mu: torch.Tensor, logvar: torch.Tensor,
+             kl_weight: float = 1e-4, rec_loss: str = "smooth_l1_joints", joints_fn=None,
+             lambda_rec: float = 1.0, lambda_joint: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """VAE training loss: reconstruction + λ_KL · KL(N(mu, σ²) || N(0, I)).
+
+    ``rec_loss``:
+
+    - ``smooth_l1_joints`` (default; the authors' training): ``λ_rec · SmoothL1(x_hat, x) +
+      λ_joint · SmoothL1(J(x_hat), J(x))``, both ``SmoothL1Loss(reduction='mean')`` over the whole
+      zero-padded batch as in ``mld/models/losses/mld.py:79-82, 93-94, 101-104`` (``recons_feature``
+      weighted by LAMBDA_REC, ``recons_joints`` by LAMBDA_JOINT) on the tensors of
+      ``mld/models/modeltype/mld.py:476-520`` (``train_vae_forward``: joints from ``feats2joints`` =
+      de-normalise + ``recover_from_ric``, padded frames included). ``joints_fn`` maps normalised
+      features ``[B, T, D]`` to joints ``[B, T, J, 3]``.
+    - ``mse`` (the paper's "MSE-loss and KL-loss"; a named variant): squared error averaged over
+      valid frames only, no joint term.
+    - ``smooth_l1``: the authors' feature term alone, averaged over valid frames.
+
+    The KL is averaged over latent elements, as ``KLLoss``: ``kl_divergence(q, p).mean()``
+    (``mld/models/losses/mld.py:155-162``).
     """
-    mask = lengths_to_mask(lengths, x.shape[1], x.device)[..., None].to(x.dtype)
-    if rec_loss == "mse":
-        err = (x_hat - x) ** 2
-    elif rec_loss == "smooth_l1":
-        err = torch.nn.functional.smooth_l1_loss(x_hat, x, reduction="none")
+    if rec_loss not in REC_LOSSES:
+        raise ValueError(f"vae.rec_loss must be one of {list(REC_LOSSES)}, got {rec_loss!r}")
+    logs: dict[str, float] = {}
+    if rec_loss == "smooth_l1_joints":
+        if joints_fn is None:
+            raise ValueError("vae.rec_loss=smooth_l1_joints needs joints_fn (features -> joint positions)")
+        rec = torch.nn.functional.smooth_l1_loss(x_hat, x)
+        joint = torch.nn.functional.smooth_l1_loss(joints_fn(x_hat), joints_fn(x))
+        rec_total = lambda_rec * rec + lambda_joint * joint
+        logs["joint"] = float(joint.detach())
     else:
-        raise ValueError(f"vae.rec_loss must be 'mse' or 'smooth_l1', got {rec_loss!r}")
-    rec = (err * mask).sum() / (mask.sum() * x.shape[-1]).clamp_min(1)
+        mask = lengths_to_mask(lengths, x.shape[1], x.device)[..., None].to(x.dtype)
+        if rec_loss == "mse":
+            err = (x_hat - x) ** 2
+        else:
+            err = torch.nn.functional.smooth_l1_loss(x_hat, x, reduction="none")
+        rec = (err * mask).sum() / (mask.sum() * x.shape[-1]).clamp_min(1)
+        rec_total = rec
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
-    loss = rec + kl_weight * kl
-    return loss, {"rec": float(rec.detach()), "kl": float(kl.detach())}
+    loss = rec_total + kl_weight * kl
+    return loss, {"rec": float(rec.detach()), **logs, "kl": float(kl.detach())}
