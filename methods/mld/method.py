@@ -357,7 +357,7 @@ class MLD(Method):
     def train_step_example(self, batch: int):
         """One denoiser-stage optimiser step (as ``_fit_denoiser``) on random 196-frame motions."""
         sched, d = make_train_scheduler(self.diff_cfg), dict(self.cfg.get("denoiser") or {})
-        x = torch.randn(batch, self.cfg.get("max_motion_len", 196), self.nfeats, device=self.device)
+        x = torch.randn(batch, int(self.cfg.get("max_motion_len") or 196), self.nfeats, device=self.device)
         lengths = torch.full((batch,), x.shape[1], dtype=torch.long, device=self.device)
         conds = ["a person walks forward and waves"] * batch if self.condition == "text" else [0] * batch
         opt = torch.optim.AdamW(self.denoiser.parameters(), lr=float(d.get("lr", 1e-4)))
