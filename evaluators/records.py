@@ -1,9 +1,9 @@
 """Run records: one JSON file per protocol evaluation, validated on write and on read.
 
-Schema (version 1), following STYLE.md §6 and DESIGN.md "Run records"::
+Schema (version 2), following STYLE.md §6 and DESIGN.md "Run records"::
 
     {
-      "schema": 1,
+      "schema": 2,
       "method": "macdiff", "dataset": "ntu60_xsub", "split": "test", "protocol": "linear",
       "variant": "pool=joint",                  # "" when the protocol has one result
       "metrics": {"top1": {"value": 84.1, "ci95": null, "higher_is_better": true, "unit": "%"}},
@@ -13,8 +13,14 @@ Schema (version 1), following STYLE.md §6 and DESIGN.md "Run records"::
       "hardware": {"device": "cpu", "cpu": "...", "gpu": null, "torch": "2.x", "cuda": null},
       "started": "2026-11-22T03:50:00Z", "wall_s": 812.4,
       "config": {...resolved hydra config...},
-      "extra": {...protocol-specific: repetitions, sampler settings, ...}
+      "extra": {...protocol-specific: repetitions, sampler settings, ...},
+      "provenance": {"evaluator": {"id": "official", "label": "...", "sha256": "..."}, ...},
+      "environment": {"packages": {"torch": "2.x", "numpy": "...", "spacy": null, ...}}
     }
+
+``provenance`` (``evaluators/provenance.py``) names what decides whether the number is comparable
+with the paper; ``environment`` lists installed package versions (a dict, room for more keys).
+Schema-1 records (no provenance, no environment) still read; they are never comparable.
 
 A malformed record raises :class:`RecordError` naming the file; nothing is skipped silently.
 """
@@ -32,12 +38,16 @@ from typing import Any
 
 from evaluators.io import atomic_write_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # schema 1 = before provenance/environment; still read, never comparable
 REQUIRED = {
     "schema": int, "method": str, "dataset": str, "split": str, "protocol": str, "variant": str,
     "metrics": dict, "n_samples": dict, "data": str, "scale": str, "seed": int, "git": dict,
     "hardware": dict, "started": str, "wall_s": (int, float), "config": dict, "extra": dict,
 }
+REQUIRED_V2 = {"provenance": dict, "environment": dict}
+ENV_PACKAGES = ("torch", "numpy", "scipy", "diffusers", "pycocotools", "transformers", "sentence-transformers",
+                "spacy")
 DATA_VALUES = ("real", "synthetic")
 SCALE_VALUES = ("paper", "smoke")
 
@@ -94,6 +104,19 @@ def hardware_info() -> dict[str, Any]:
     return info
 
 
+def environment_info() -> dict[str, Any]:
+    """Installed versions of the packages that can change a number (None = not installed)."""
+    from importlib import metadata
+
+    pkgs: dict[str, str | None] = {}
+    for name in ENV_PACKAGES:
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pkgs[name] = None
+    return {"packages": pkgs}
+
+
 def hardware_label(hw: dict[str, Any]) -> str:
     """Short human label for tables: the GPU name, else the CPU model and core count."""
     if hw.get("gpu"):
@@ -125,8 +148,9 @@ def normalise_metric(key: str, value: Any) -> dict[str, Any]:
 def make_record(*, method: str, dataset: str, protocol: str, metrics: dict[str, Any], data: str, scale: str,
                 seed: int, config: dict, split: str = "test", variant: str = "",
                 n_samples: dict[str, int] | None = None, wall_s: float = 0.0, started: str | None = None,
-                extra: dict | None = None, git: dict | None = None, hardware: dict | None = None) -> dict:
-    """Assemble a schema-1 record (validated)."""
+                extra: dict | None = None, git: dict | None = None, hardware: dict | None = None,
+                provenance: dict | None = None, environment: dict | None = None) -> dict:
+    """Assemble a schema-2 record (validated). ``provenance``: see ``evaluators/provenance.py``."""
     rec = {
         "schema": SCHEMA_VERSION, "method": method, "dataset": dataset, "split": split, "protocol": protocol,
         "variant": variant, "metrics": {k: normalise_metric(k, v) for k, v in metrics.items()},
@@ -134,13 +158,15 @@ def make_record(*, method: str, dataset: str, protocol: str, metrics: dict[str, 
         "git": git if git is not None else git_info(), "hardware": hardware if hardware is not None else hardware_info(),
         "started": started or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "wall_s": float(wall_s), "config": _jsonable(config), "extra": _jsonable(extra or {}),
+        "provenance": _jsonable(provenance or {}),
+        "environment": _jsonable(environment if environment is not None else environment_info()),
     }
     validate_record(rec)
     return rec
 
 
 def validate_record(rec: Any, source: str = "<record>") -> None:
-    """Raise RecordError (naming ``source``) unless ``rec`` follows schema 1."""
+    """Raise RecordError (naming ``source``) unless ``rec`` follows schema 2 (or the older schema 1)."""
     def bad(msg: str) -> RecordError:
         return RecordError(f"{source}: invalid run record: {msg}")
 
@@ -151,8 +177,18 @@ def validate_record(rec: Any, source: str = "<record>") -> None:
             raise bad(f"missing key {key!r}")
         if not isinstance(rec[key], typ) or (typ is int and isinstance(rec[key], bool)):
             raise bad(f"{key!r} has type {type(rec[key]).__name__}")
-    if rec["schema"] != SCHEMA_VERSION:
-        raise bad(f"schema {rec['schema']} (this suite reads {SCHEMA_VERSION})")
+    if rec["schema"] not in READABLE_SCHEMAS:
+        raise bad(f"schema {rec['schema']} (this suite reads {list(READABLE_SCHEMAS)})")
+    if rec["schema"] >= 2:
+        for key, typ in REQUIRED_V2.items():
+            if not isinstance(rec.get(key), typ):
+                raise bad(f"missing key {key!r}" if key not in rec else f"{key!r} has type {type(rec[key]).__name__}")
+        from evaluators.provenance import ProvenanceError, validate as validate_provenance
+
+        try:
+            validate_provenance(rec["provenance"], source)
+        except ProvenanceError as e:
+            raise bad(str(e).split(": ", 1)[-1]) from None
     if rec["data"] not in DATA_VALUES:
         raise bad(f"data must be one of {DATA_VALUES}, got {rec['data']!r}")
     if rec["scale"] not in SCALE_VALUES:

@@ -260,6 +260,7 @@ def load_config_dict(name: str, scale: str, overrides: list[str], patch: Any) ->
 # -- running ---------------------------------------------------------------------------------------------
 def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[dict]:
     """Run a composed config end to end; returns the records written (on the main rank)."""
+    from evaluators import provenance as P
     from evaluators.datasets import load_dataset
     from evaluators.datasets.cache import cache_key
     from evaluators.protocols import RunContext
@@ -300,6 +301,9 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
                 method.save_checkpoint(ckpt)
             D.barrier()
         train_s = time.perf_counter() - t0
+        # what decides comparability (weights, text encoder, ours.* config values); protocols add theirs
+        base_prov = P.collect(method, method_cfg=p["method_cfg"], workdir=workdir,
+                              checkpoint=str(cfg.checkpoint) if cfg.get("checkpoint") else None)
         ctx = RunContext(seed=seed, device=device, workdir=workdir, data_source=dcfg["source"], scale=scale,
                          rank=D.rank(), world_size=D.world_size(),
                          extra={"dataset_cfg": dcfg, "method_cfg": p["method_cfg"]})
@@ -321,7 +325,8 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
                     config={"run": run_cfg, "method": p["method_cfg"], "dataset": dcfg, "protocol": pcfg},
                     extra={**res.extra, "train_wall_s": train_s, "protocol_wall_s": proto_s, "checkpoint": ckpt,
                            "device": device, "world_size": D.world_size(),
-                           **({"trust_pickles": True} if dcfg.get("trust_pickles") else {})})
+                           **({"trust_pickles": True} if dcfg.get("trust_pickles") else {})},
+                    provenance=P.merge(base_prov, res.provenance))
                 path = _write_record_or_fallback(rec, Path(str(cfg.records_dir)))
                 log.info("wrote %s", path)
                 records.append(rec)

@@ -44,6 +44,8 @@ class ProtocolResult:
     n_samples: dict[str, int] = field(default_factory=dict)  # {"expected": N, "evaluated": M}
     variant: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # repetitions, sampler settings, ...
+    # entries the protocol knows (evaluator, word vectors...): evaluators/provenance.py
+    provenance: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
