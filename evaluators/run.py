@@ -187,8 +187,13 @@ def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict
             raise ConfigError(f"protocol_cfg.{pname}: this run has no protocol {pname!r}"
                               f"{'; did you mean ' + ', '.join(close) + '?' if close else ''} "
                               f"(its protocols: {', '.join(names)})")
-    mcfg = _load("method", str(cfg.method), scale, ov["method"], cfg.get("method_cfg"))
-    pcfgs = {}
+    per_ds = _per_dataset(cfg)
+    mcfgs = {str(n): _load("method", str(cfg.method), scale, ov["method"],
+                           _merge_patches(cfg.get("method_cfg"), per_ds.get(str(n), {}).get("method")))
+             for n in cfg.datasets}
+    mcfg = next(iter(mcfgs.values())) if mcfgs else \
+        _load("method", str(cfg.method), scale, ov["method"], cfg.get("method_cfg"))
+    pcfgs, pcfgs_by_ds = {}, {str(n): {} for n in cfg.datasets}
     for spec in specs:
         missing = [c for c in spec.needs if c not in caps]
         if missing:
@@ -197,6 +202,11 @@ def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict
         patch = (cfg.get("protocol_cfg") or {}).get(spec.name)
         pcfgs[spec.name] = _load("protocol", spec.name, scale, ov["protocol"].get(spec.name, []), patch,
                                  optional=True)
+        for n in pcfgs_by_ds:
+            ds_patch = (per_ds.get(n, {}).get("protocol") or {}).get(spec.name)
+            pcfgs_by_ds[n][spec.name] = pcfgs[spec.name] if not ds_patch else _load(
+                "protocol", spec.name, scale, ov["protocol"].get(spec.name, []), _merge_patches(patch, ds_patch),
+                optional=True)
     dataset_patch = {k: v for k, v in OmegaConf.to_container(cfg.get("dataset") or {}).items() if v is not None}
     dcfgs = []
     for name in cfg.datasets:
@@ -217,7 +227,39 @@ def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict
     if cfg.get("checkpoint") and check_data:
         validate.check_checkpoint(str(cfg.checkpoint), bool(getattr(cls, "checkpoint_accepts_dir", False)),
                                   str(cfg.method))
-    return {"cls": cls, "method_cfg": mcfg, "datasets": dcfgs, "specs": specs, "protocol_cfgs": pcfgs}
+    return {"cls": cls, "method_cfg": mcfg, "method_cfgs": mcfgs, "datasets": dcfgs, "specs": specs,
+            "protocol_cfgs": pcfgs, "protocol_cfgs_by_dataset": pcfgs_by_ds}
+
+
+PER_DATASET_KEYS = ("method", "protocol")
+
+
+def _per_dataset(cfg: DictConfig) -> dict[str, dict]:
+    """The experiment's ``per_dataset: {DATASET: {method: {...}, protocol: {NAME: {...}}}}`` block.
+
+    Each dataset's ``method`` patch is merged AFTER the experiment's ``method_cfg`` (and its
+    ``protocol`` patches after ``protocol_cfg``); command-line overrides still win. Datasets the
+    run does not select are ignored (``dataset=ntu60_xsub`` keeps the block valid).
+    """
+    raw = cfg.get("per_dataset")
+    if raw is None:
+        return {}
+    block = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else raw
+    if not isinstance(block, dict):
+        raise ConfigError(f"per_dataset must map dataset names to {{method: ..., protocol: ...}}, got {block!r}")
+    for name, entry in block.items():
+        bad = set(entry or {}) - set(PER_DATASET_KEYS) if isinstance(entry, dict) else {"<not a mapping>"}
+        if bad:
+            raise ConfigError(f"per_dataset.{name}: unknown key(s) {sorted(bad)} (allowed: {list(PER_DATASET_KEYS)})")
+    return {str(k): dict(v or {}) for k, v in block.items()}
+
+
+def _merge_patches(base: Any, extra: Any) -> Any:
+    """``base`` (experiment block) with ``extra`` (per-dataset block) merged over it."""
+    if not extra:
+        return base
+    base = OmegaConf.to_container(base, resolve=True) if isinstance(base, DictConfig) else (base or {})
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(base), OmegaConf.create(extra)), resolve=True)
 
 
 def _load(group: str, name: str, scale: str, overrides: list[str], patch: Any, optional: bool = False) -> dict:
@@ -280,17 +322,19 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
         probe_writable(Path(str(cfg.records_dir)), "records_dir")
     records: list[dict] = []
     run_cfg = OmegaConf.to_container(cfg, resolve=True)
-    for dcfg in p["datasets"]:
+    for cfg_name, dcfg in zip([str(n) for n in cfg.datasets], p["datasets"]):
         t0 = time.perf_counter()
         ds_name = dcfg["name"]
         # the settings' hash keeps resume safe: a changed config never resumes another's checkpoint
-        tag = f"{scale}_s{seed}_{cache_key(p['method_cfg'], dcfg)[:8]}"
+        mcfg = p.get("method_cfgs", {}).get(cfg_name, p["method_cfg"])
+        pcfgs = p.get("protocol_cfgs_by_dataset", {}).get(cfg_name, p["protocol_cfgs"])
+        tag = f"{scale}_s{seed}_{cache_key(mcfg, dcfg)[:8]}"
         workdir = Path(str(cfg.workdir)) / ds_name / tag if cfg.get("workdir") else \
             runs_dir / "work" / str(cfg.method) / ds_name / tag
         log.info("dataset %s (%s, %s) -> workdir %s", ds_name, dcfg["source"], scale, workdir)
         seed_everything(seed)
         data = load_dataset(dcfg)
-        method = p["cls"](dict(p["method_cfg"]), device=device, seed=seed, workdir=workdir)
+        method = p["cls"](dict(mcfg), device=device, seed=seed, workdir=workdir)
         if cfg.get("checkpoint"):
             method.load_checkpoint(str(cfg.checkpoint))
             ckpt = str(cfg.checkpoint)
@@ -306,9 +350,9 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
                               checkpoint=str(cfg.checkpoint) if cfg.get("checkpoint") else None)
         ctx = RunContext(seed=seed, device=device, workdir=workdir, data_source=dcfg["source"], scale=scale,
                          rank=D.rank(), world_size=D.world_size(),
-                         extra={"dataset_cfg": dcfg, "method_cfg": p["method_cfg"]})
+                         extra={"dataset_cfg": dcfg, "method_cfg": mcfg})
         for spec in p["specs"]:
-            pcfg = p["protocol_cfgs"][spec.name]
+            pcfg = pcfgs[spec.name]
             t1 = time.perf_counter()
             seed_everything(seed)
             out = spec.fn(method, data, pcfg, ctx)
@@ -322,7 +366,7 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
                     method=str(cfg.method), dataset=ds_name, protocol=spec.name, metrics=res.metrics,
                     data=dcfg["source"], scale=scale, seed=seed, split=res.split, variant=res.variant,
                     n_samples=res.n_samples, wall_s=train_s + proto_s,
-                    config={"run": run_cfg, "method": p["method_cfg"], "dataset": dcfg, "protocol": pcfg},
+                    config={"run": run_cfg, "method": mcfg, "dataset": dcfg, "protocol": pcfg},
                     extra={**res.extra, "train_wall_s": train_s, "protocol_wall_s": proto_s, "checkpoint": ckpt,
                            "device": device, "world_size": D.world_size(),
                            **({"trust_pickles": True} if dcfg.get("trust_pickles") else {})},
@@ -494,6 +538,9 @@ def describe(cfg: DictConfig, overrides: list[str]) -> str:
         return text + f"# resolved group configs unavailable: {e}\n"
     resolved = {"method": p["method_cfg"], "datasets": {d["name"]: d for d in p["datasets"]},
                 "protocols": p["protocol_cfgs"]}
+    if _per_dataset(cfg):  # the per-dataset settings: one method config (and protocol configs) per dataset
+        resolved["per_dataset"] = {n: {"method": m, "protocols": p["protocol_cfgs_by_dataset"][n]}
+                                   for n, m in p["method_cfgs"].items()}
     return text + "# resolved at scale=" + str(cfg.scale) + " (what the run uses)\n" + \
         OmegaConf.to_yaml({"resolved": resolved})
 

@@ -59,11 +59,15 @@ def extract_features(method: Any, feeder, pooling: str, batch_size: int = 128) -
     return torch.cat(feats), torch.cat(labels)
 
 
-def cosine_lr(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float:
-    """Linear warmup then half-cosine from ``lr`` to ``min_lr`` (MAE ``util/lr_sched.py``, per step)."""
+def cosine_lr(step: int, total: int, warmup: int, lr: float, min_lr: float, hold: int = 0) -> float:
+    """Linear warmup, half-cosine from ``lr`` to ``min_lr``, then ``min_lr`` for the last ``hold``
+    steps (MacDiff ``util/lr_sched.py::adjust_learning_rate`` with ``min_lr_epochs``, per step:
+    ``epoch > epochs - min_lr_epochs`` -> ``min_lr``; the cosine spans ``epochs - min_lr_epochs - warmup``)."""
+    if hold and step > total - hold:
+        return min_lr
     if step < warmup:
         return lr * step / max(warmup, 1)
-    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(total - hold - warmup, 1)))
 
 
 def layer_decay_groups(model: nn.Module, weight_decay: float, layer_decay: float) -> list[dict]:
@@ -97,12 +101,15 @@ def evaluate(model: nn.Module, test_loader: DataLoader, device: torch.device) ->
 
 
 def train_classifier(model: nn.Module, train_ds, test_ds, cfg: dict, device: torch.device, seed: int,
-                     desc: str = "finetune") -> dict[str, Any]:
+                     desc: str = "finetune", batch_sampler=None) -> dict[str, Any]:
     """Fine-tune ``model`` with the MAMP/MacDiff recipe and evaluate after every epoch.
 
     ``cfg`` keys: ``epochs`` (100), ``warmup_epochs`` (5), ``batch_size`` (64), ``lr`` (3e-4),
     ``min_lr`` (1e-5), ``weight_decay`` (0.05), ``layer_decay`` (0.8), ``label_smoothing`` (0.1),
-    ``eval_batch_size`` (128). AdamW with per-step warmup + half-cosine lr, scaled per layer.
+    ``eval_batch_size`` (128), ``min_lr_epochs`` (10: lr held at ``min_lr`` for the last 10
+    epochs, MacDiff ``main_finetune.py`` default). AdamW with per-step warmup + half-cosine lr,
+    scaled per layer. ``batch_sampler`` (optional, with ``set_epoch(epoch)``) replaces the
+    shuffled batches (the semi protocol's per-rank emulation).
     Returns ``{"top1_best", "top1_last", "curve", "n_test", "wall_s"}``.
     """
     torch.manual_seed(seed)
@@ -110,16 +117,22 @@ def train_classifier(model: nn.Module, train_ds, test_ds, cfg: dict, device: tor
     lr, min_lr = float(cfg.get("lr", 3e-4)), float(cfg.get("min_lr", 1e-5))
     groups = layer_decay_groups(model, float(cfg.get("weight_decay", 0.05)), float(cfg.get("layer_decay", 0.8)))
     opt = torch.optim.AdamW(groups, lr=lr)
-    tl = loader(train_ds, bs, shuffle=True, seed=seed, drop_last=len(train_ds) > bs)
+    if batch_sampler is not None:
+        tl = DataLoader(train_ds, batch_sampler=batch_sampler, num_workers=0)
+    else:
+        tl = loader(train_ds, bs, shuffle=True, seed=seed, drop_last=len(train_ds) > bs)
     te = loader(test_ds, int(cfg.get("eval_batch_size", 128)))
     total = epochs * len(tl)
     warmup = int(float(cfg.get("warmup_epochs", 5)) * len(tl))
+    hold = int(float(cfg.get("min_lr_epochs", 10)) * len(tl))
     smoothing = float(cfg.get("label_smoothing", 0.1))
     curve, step, t0 = [], 0, time.perf_counter()
     for epoch in range(epochs):
         model.train()
+        if batch_sampler is not None and hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(epoch)
         for batch in tl:
-            cur = cosine_lr(step, total, warmup, lr, min_lr)
+            cur = cosine_lr(step, total, warmup, lr, min_lr, hold)
             for g in opt.param_groups:
                 g["lr"] = cur * g.get("lr_scale", 1.0)
             x, y = batch[0].to(device).float(), torch.as_tensor(batch[1]).to(device)

@@ -12,11 +12,19 @@ Two poolings, each its own result (``variant`` ``pool=joint`` / ``pool=mean``):
 
 Reported: ``top1`` = best epoch (what the papers report, "Max accuracy"), ``top1_last``.
 
-Deviation (for speed, documented in the record): features are extracted ONCE per split with
-the deterministic test crop (p = 0.95, no rotation) instead of re-encoding randomly cropped and
-rotated training windows every epoch, and the joint-pooling dropout acts on the pooled
-feature rather than on every token before pooling.
+Feature recipes (``cfg["features"]``, named in the record's ``variant``):
+
+- ``per_epoch_augmented`` (default, the authors'): the frozen encoder re-encodes the training
+  windows every epoch under the training augmentation (random crop p in [0.5, 1], random
+  rotation: ``linprobe_madiff.yaml`` ``train_feeder_args``), and the probe's dropout acts on
+  every token BEFORE pooling (``model/transformer_downstream.py::ActionHeadLinprobe2``:
+  ``dropout(feat)`` then ``feat.mean(dim=[1, 2])``). Needs ``method.encode(x, pooling="tokens")``
+  -> ``[B, M, TP, VP, D]``; a method without it gets dropout on the pooled feature (recorded).
+  Test features: the deterministic test crop p = 0.95, no rotation (``val_feeder_args``).
+- ``frozen_once`` (ours, fast): features extracted ONCE per split with the test crop for train
+  and test, dropout on the pooled feature.
 """
+
 
 from __future__ import annotations
 
@@ -31,6 +39,87 @@ from evaluators.protocols._skeleton_common import device_of, extract_features, l
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
 
 DEFAULTS = {"joint": {"batch_size": 256, "dropout": 0.3}, "mean": {"batch_size": 128, "dropout": 0.0}}
+FEATURES = ("per_epoch_augmented", "frozen_once")
+
+
+def pool_tokens(tok: torch.Tensor, pooling: str) -> torch.Tensor:
+    """``[B, M, TP, VP, D]`` -> ``[B, VP*D]`` (``joint``: mean over persons and time) or ``[B, D]`` (``mean``)."""
+    if pooling == "joint":
+        return tok.mean(dim=(1, 2)).reshape(tok.shape[0], -1)
+    return tok.mean(dim=(1, 2, 3))
+
+
+class TokenProbe(nn.Module):
+    """Dropout on every token, pooling, non-affine BatchNorm, linear (official linprobe heads)."""
+
+    def __init__(self, dim: int, num_classes: int, pooling: str, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.bn = nn.BatchNorm1d(dim, affine=False, eps=1e-6)
+        self.fc = nn.Linear(dim, num_classes)
+        nn.init.trunc_normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def features(self, tok: torch.Tensor) -> torch.Tensor:
+        return pool_tokens(self.dropout(tok), self.pooling)
+
+    def forward(self, tok: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bn(self.features(tok)))
+
+    def classify_pooled(self, f: torch.Tensor) -> torch.Tensor:
+        """Eval path on already pooled features (dropout is the identity in eval mode)."""
+        return self.fc(self.bn(f))
+
+
+def _supports_tokens(method, x: torch.Tensor) -> bool:
+    try:
+        out = method.encode(x[:1], pooling="tokens")
+    except (ValueError, TypeError, KeyError, NotImplementedError):
+        return False
+    return out.ndim == 5
+
+
+def fit_augmented_probe(method, train_feeder, fte: torch.Tensor, yte: torch.Tensor, num_classes: int, pooling: str,
+                        *, epochs: int = 100, batch_size: int = 256, lr: float = 0.1, momentum: float = 0.9,
+                        weight_decay: float = 0.0, dropout: float = 0.0, seed: int = 0, min_lr_epochs: int = 0,
+                        device: str | torch.device = "cpu") -> dict:
+    """The authors' probe: every epoch re-encodes ``train_feeder``'s (augmented) windows with the
+    frozen encoder; dropout on the tokens before pooling. ``fte`` are pooled test features."""
+    torch.manual_seed(seed)
+    first = train_feeder[0][0][None]
+    tokens = _supports_tokens(method, first)
+    dim = int(fte.shape[1])
+    probe = TokenProbe(dim, num_classes, pooling, dropout).to(device)
+    opt = torch.optim.SGD(probe.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    n = len(train_feeder)
+    steps_per_epoch = max(n // batch_size, 1) if n > batch_size else 1
+    total, step, curve = max(epochs - min_lr_epochs, 1) * steps_per_epoch, 0, []
+    for epoch in range(epochs):
+        probe.train()
+        for batch in loader(train_feeder, batch_size, shuffle=True, seed=seed + epoch, drop_last=n > batch_size):
+            for g in opt.param_groups:
+                g["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total)) if step < total else 0.0
+            y = torch.as_tensor(batch[-2]).long()
+            if len(y) < 2:
+                continue
+            with torch.no_grad():
+                if tokens:
+                    logits_in = method.encode(batch[0], pooling="tokens").to(device)
+                else:  # no token features: dropout on the pooled feature (recorded in the result)
+                    logits_in = method.encode(batch[0], pooling=pooling).to(device)
+            out = probe(logits_in) if tokens else probe.classify_pooled(probe.dropout(logits_in))
+            loss = F.cross_entropy(out, y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+        probe.eval()
+        with torch.inference_mode():
+            pred = torch.cat([probe.classify_pooled(f.to(device)).argmax(-1).cpu() for f in torch.split(fte, 1024)])
+        curve.append(100.0 * float((pred == yte).float().mean()))
+    return {"top1_best": max(curve), "top1_last": curve[-1], "curve": curve,
+            "dropout_on": "tokens" if tokens else "pooled"}
 
 
 class LinearProbe(nn.Module):
@@ -86,25 +175,36 @@ def linear(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Linear probe on frozen features, per-joint (MacDiff) and pooled (MAMP) features."""
     window = window_of(method, cfg)
     device = device_of(method, ctx)
+    features = str(cfg.get("features", "per_epoch_augmented"))
+    if features not in FEATURES:
+        raise ValueError(f"protocol config linear.features must be one of {FEATURES}, got {features!r}")
     train_f = data.feeder("train", train=False, window=window)
     test_f = data.feeder("test", train=False, window=window)
+    aug_f = data.feeder("train", train=True, window=window, random_rot=bool(cfg.get("random_rot", True)))
     results = []
+    common = dict(epochs=int(cfg.get("epochs", 100)), lr=float(cfg.get("lr", 0.1)),
+                  momentum=float(cfg.get("momentum", 0.9)), weight_decay=float(cfg.get("weight_decay", 0.0)),
+                  min_lr_epochs=int(cfg.get("min_lr_epochs", 10)), seed=ctx.seed, device=device)
     for pooling in cfg.get("poolings", ["joint", "mean"]):
         t0 = time.perf_counter()
         pcfg = {**DEFAULTS.get(pooling, {}), **dict(cfg.get(pooling, {}))}
-        ftr, ytr = extract_features(method, train_f, pooling)
         fte, yte = extract_features(method, test_f, pooling)
-        out = fit_linear_probe(ftr, ytr, fte, yte, data.num_classes, epochs=int(cfg.get("epochs", 100)),
-                               batch_size=int(pcfg["batch_size"]), lr=float(cfg.get("lr", 0.1)),
-                               momentum=float(cfg.get("momentum", 0.9)),
-                               weight_decay=float(cfg.get("weight_decay", 0.0)), dropout=float(pcfg["dropout"]),
-                               min_lr_epochs=int(cfg.get("min_lr_epochs", 10)), seed=ctx.seed, device=device)
+        if features == "frozen_once":
+            ftr, ytr = extract_features(method, train_f, pooling)
+            out = fit_linear_probe(ftr, ytr, fte, yte, data.num_classes, batch_size=int(pcfg["batch_size"]),
+                                   dropout=float(pcfg["dropout"]), **common)
+            text = "extracted once with the test crop p=0.95 for train and test (no per-epoch random crop/rotation); " \
+                   "dropout on pooled features"
+        else:
+            out = fit_augmented_probe(method, aug_f, fte, yte, data.num_classes, pooling,
+                                      batch_size=int(pcfg["batch_size"]), dropout=float(pcfg["dropout"]), **common)
+            text = (f"train windows re-encoded every epoch (random crop p in {list(aug_f.p_interval)}, rotation "
+                    f"{bool(cfg.get('random_rot', True))}); dropout on {out['dropout_on']}; test crop p=0.95")
         results.append(ProtocolResult(
             metrics={"top1": out["top1_best"], "top1_last": out["top1_last"]}, split="test",
-            n_samples={"expected": len(data.split("test")), "evaluated": len(yte)}, variant=f"pool={pooling}",
-            extra={"pooling": pooling, "feature_dim": int(ftr.shape[1]), "window": window, "curve": out["curve"],
+            n_samples={"expected": len(data.split("test")), "evaluated": len(yte)},
+            variant=f"pool={pooling},features={features}",
+            extra={"pooling": pooling, "feature_dim": int(fte.shape[1]), "window": window, "curve": out["curve"],
                    "top1_is": "best epoch (papers' 'Max accuracy'); top1_last = last epoch",
-                   "features": "extracted once with the test crop p=0.95 for train and test (no per-epoch "
-                               "random crop/rotation); dropout on pooled features",
-                   "wall_s": time.perf_counter() - t0}))
+                   "features": features, "features_text": text, "wall_s": time.perf_counter() - t0}))
     return results

@@ -1,20 +1,34 @@
 """Semi-supervised fine-tuning with 1% / 10% of the training labels (MAMP / MacDiff protocol).
 
-Per repeat ``r`` (5 repeats): the labelled subset is the first ``int(N * ratio)`` samples of a
-permutation drawn with ``RandomState(seed + r)`` -- ONE draw shared by all ranks. (The
-official MAMP feeder seeds numpy with ``seed + rank`` before drawing, so each GPU trained on a
-different subset; this protocol fixes that and the record says so.) The model is then
-fine-tuned with the fine-tune recipe (:mod:`evaluators.protocols.finetune`) and evaluated on
-the full test split; the result is the mean over repeats with a 95% interval
+Labelled subsets, two rules (``cfg["subset_rule"]``: one name or a list; each rule is its own
+result, named in the record's ``variant`` as ``subset=<rule>``):
+
+- ``per_rank_official`` (the authors'): MAMP / MacDiff ``main_finetune.py`` lines 168-171 seed
+  numpy with ``seed + rank`` BEFORE the feeder is built, and ``feeder_ntu_semi.py``
+  ``random_select_data`` (lines 77-93) then shuffles ``arange(N)`` with numpy's global state
+  and keeps the first ``int(N * ratio)``. So each of the ``official_world_size`` ranks (4 for
+  MacDiff's scripts; MAMP's ``script_semi.sh`` runs 2) trains on ITS OWN draw, and every
+  rank's ``DistributedSampler`` (seed 0, ``set_epoch``) hands it ``1 / world`` of that draw per
+  epoch. This is emulated on any number of processes: the W subsets are stacked, and each
+  global batch of ``batch_size`` holds ``batch_size / W`` samples of every emulated rank,
+  taken in the order torch's ``DistributedSampler(num_replicas=W, rank=r)`` gives rank ``r``
+  (``drop_last`` as the official loader). ``script_semi.sh`` runs its 5 repeats with the same
+  ``--seed``; ``official_repeat_seed_step`` (0 = that) adds ``step * repeat`` to the seed.
+- ``shared`` (ours, cleaner): ONE draw per repeat, ``RandomState(subset_seed + r)``, used by
+  every rank.
+
+Per repeat the model is fine-tuned with the fine-tune recipe (:mod:`evaluators.protocols.finetune`)
+and evaluated on the full test split; the result is the mean over repeats with a 95% interval
 (``evaluators.metrics.generation.confidence_interval``: 1.96 * population std / sqrt(R)).
 
 Diffusion data augmentation (MacDiff ``feeder_ntu_semi.expand_dataset``): when
 ``cfg["augment"]`` is true and the method has ``augment(x, y, ratio)``, every labelled sample's
 training window (random crop p in [0.5, 1]) is given to the method, which returns
 ``round(ratio * n)`` label-preserving generated windows; these are zero-padded to the split's
-length and appended to the labelled set, then fed through the same feeder. The ratio follows
-the paper: 2.0 / 0.5 / 0.25 generated per real sample for 1% / 2% / 10% labels
-(``cfg["aug_ratio"]`` overrides). Variants: ``labels=1%,aug=off`` / ``labels=1%,aug=on``.
+length and appended to the labelled set (each emulated rank's own set under
+``per_rank_official``), then fed through the same feeder. The ratio follows the paper: 2.0 /
+0.5 / 0.25 generated per real sample for 1% / 2% / 10% labels (``cfg["aug_ratio"]`` overrides).
+Variants: ``labels=1%,aug=off,subset=per_rank_official`` etc.
 """
 
 from __future__ import annotations
@@ -29,6 +43,62 @@ from evaluators.protocols.finetune import finetune_once
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
 
 PAPER_AUG_RATIO = {0.01: 2.0, 0.02: 0.5, 0.1: 0.25}
+SUBSET_RULES = ("per_rank_official", "shared")
+
+
+def per_rank_subsets(n: int, ratio: float, seed: int, world_size: int, min_count: int = 0) -> list[np.ndarray]:
+    """The labelled subset of each of ``world_size`` official ranks: rank ``r`` seeds numpy with
+    ``seed + r`` and shuffles ``arange(n)`` (``main_finetune.py`` + ``random_select_data``),
+    keeping the first ``int(n * ratio)`` in the shuffled order. ``min_count`` as in
+    :func:`draw_subset` (0 = the official count)."""
+    k = min(n, max(int(n * ratio), int(min_count)))
+    if k <= 0:
+        raise ValueError(f"ratio {ratio} of {n} training samples selects no sample")
+    out = []
+    for rank in range(int(world_size)):
+        idx = np.arange(n)
+        np.random.RandomState(seed + rank).shuffle(idx)  # same stream as np.random.seed(s); np.random.shuffle
+        out.append(idx[:k].copy())
+    return out
+
+
+class PerRankBatchSampler:
+    """Global batches of the official ``world_size``-rank run on stacked per-rank sets.
+
+    ``sizes[r]`` = length of rank ``r``'s set (stacked rank-major). Each epoch, rank ``r`` walks
+    ``torch.utils.data.DistributedSampler(range(sizes[r]), num_replicas=W, rank=r, seed=seed)``
+    at ``set_epoch(epoch)`` in per-rank batches of ``batch_size // W`` (``drop_last``, as the
+    official ``DataLoader``); global batch ``s`` is the concatenation of every rank's batch ``s``.
+    """
+
+    def __init__(self, sizes: list[int], batch_size: int, seed: int = 0) -> None:
+        self.sizes, self.world = [int(v) for v in sizes], len(sizes)
+        self.per_rank = max(int(batch_size) // self.world, 1)
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int)
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _rank_indices(self) -> list[list[int]]:
+        from torch.utils.data import DistributedSampler
+
+        out = []
+        for r, size in enumerate(self.sizes):
+            ds = DistributedSampler(list(range(size)), num_replicas=self.world, rank=r, shuffle=True, seed=self.seed)
+            ds.set_epoch(self.epoch)
+            out.append([int(self.offsets[r]) + int(i) for i in ds])
+        return out
+
+    def __len__(self) -> int:
+        per = min(-(-s // self.world) for s in self.sizes)  # DistributedSampler length: ceil(size / W)
+        return max(per // self.per_rank, 1)
+
+    def __iter__(self):
+        ranks = self._rank_indices()
+        b = self.per_rank
+        for s in range(len(self)):
+            yield [i for idx in ranks for i in idx[s * b:(s + 1) * b]]
 
 
 def _ci(values: list[float]) -> tuple[float, float]:
@@ -71,43 +141,74 @@ def semi10(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
 
 
 def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
-    """Fine-tune on a ``cfg["label_ratio"]`` labelled subset, ``repeats`` times; with/without augmentation."""
+    """Fine-tune on a ``cfg["label_ratio"]`` labelled subset, ``repeats`` times; with/without
+    augmentation; under each subset rule of ``cfg["subset_rule"]``."""
     ratio = float(cfg["label_ratio"])
     repeats = int(cfg.get("repeats", 5))
     device = device_of(method, ctx)
     window = window_of(method, cfg)
     train = data.split("train")
+    rules = cfg.get("subset_rule", "shared")
+    rules = [rules] if isinstance(rules, str) else list(rules)
+    bad = [r for r in rules if r not in SUBSET_RULES]
+    if bad:
+        raise ValueError(f"protocol config subset_rule: unknown rule(s) {bad} (allowed: {list(SUBSET_RULES)})")
+    world = int(cfg.get("official_world_size", 4))
     aug_modes = [False]
-    if cfg.get("augment", False):
-        if hasattr(method, "augment"):
-            aug_modes.append(True)
-        else:
-            aug_modes = [False]
+    if cfg.get("augment", False) and hasattr(method, "augment"):
+        aug_modes.append(True)
     aug_ratio = float(cfg.get("aug_ratio") or PAPER_AUG_RATIO.get(round(ratio, 4), 0.0))
     results = []
     label = f"{ratio * 100:g}%"
-    for aug in aug_modes:
-        t0 = time.perf_counter()
-        tops, lasts, sizes = [], [], []
-        for r in range(repeats):
-            idx = draw_subset(len(train), ratio, int(cfg.get("subset_seed", ctx.seed)) + r,
-                              int(cfg.get("min_labelled", 0)))
-            sub = train.subset(idx)
-            if aug and aug_ratio > 0:
-                sub = augmented_split(method, data, sub, aug_ratio, window, ctx.seed + r)
-            out = finetune_once(method, data, sub, cfg, ctx.seed + r, device, desc=f"semi{label}-r{r}")
-            tops.append(out["top1_best"])
-            lasts.append(out["top1_last"])
-            sizes.append(len(sub))
-        m, ci = _ci(tops)
-        ml, cil = _ci(lasts)
-        results.append(ProtocolResult(
-            metrics={"top1": {"value": m, "ci95": ci}, "top1_last": {"value": ml, "ci95": cil}}, split="test",
-            n_samples={"expected": len(data.split("test")), "evaluated": out["n_test"]},
-            variant=f"labels={label},aug={'on' if aug else 'off'}",
-            extra={"repeats": tops, "repeats_last": lasts, "label_ratio": ratio, "labelled_plus_generated": sizes,
-                   "aug_ratio": aug_ratio if aug else 0.0,
-                   "subset_rule": "first int(N*ratio) of RandomState(subset_seed + repeat).permutation(N), one draw "
-                                  "shared by all ranks (fixes the official per-rank seed+rank draw)",
-                   "wall_s": time.perf_counter() - t0}))
+    for rule in rules:
+        for aug in aug_modes:
+            t0 = time.perf_counter()
+            tops, lasts, sizes, distinct = [], [], [], []
+            for r in range(repeats):
+                if rule == "shared":
+                    idx = draw_subset(len(train), ratio, int(cfg.get("subset_seed", ctx.seed)) + r,
+                                      int(cfg.get("min_labelled", 0)))
+                    subs, sampler = [train.subset(idx)], None
+                    distinct.append(len(idx))
+                else:
+                    base = int(cfg.get("subset_seed", ctx.seed)) + int(cfg.get("official_repeat_seed_step", 0)) * r
+                    parts = per_rank_subsets(len(train), ratio, base, world, int(cfg.get("min_labelled", 0)))
+                    subs = [train.subset(np.asarray(p)) for p in parts]
+                    distinct.append(int(len(np.unique(np.concatenate(parts)))))
+                if aug and aug_ratio > 0:
+                    subs = [augmented_split(method, data, sub, aug_ratio, window, ctx.seed + r + 1000 * k)
+                            for k, sub in enumerate(subs)]
+                if rule == "shared":
+                    sub = subs[0]
+                else:
+                    sub = _stack(subs)
+                    sampler = PerRankBatchSampler([len(x) for x in subs], int(cfg.get("batch_size", 48)),
+                                                  seed=int(cfg.get("sampler_seed", 0)))
+                out = finetune_once(method, data, sub, cfg, ctx.seed + r, device, desc=f"semi{label}-{rule}-r{r}",
+                                    batch_sampler=sampler)
+                tops.append(out["top1_best"])
+                lasts.append(out["top1_last"])
+                sizes.append(len(sub))
+            m, ci = _ci(tops)
+            ml, cil = _ci(lasts)
+            rule_text = ("first int(N*ratio) of RandomState(subset_seed + repeat).permutation(N), one draw shared by "
+                         "all ranks (ours)") if rule == "shared" else (
+                f"official: {world} emulated ranks, rank k draws with numpy seeded subset_seed + k "
+                f"(+ {int(cfg.get('official_repeat_seed_step', 0))} x repeat); DistributedSampler batches per rank")
+            results.append(ProtocolResult(
+                metrics={"top1": {"value": m, "ci95": ci}, "top1_last": {"value": ml, "ci95": cil}}, split="test",
+                n_samples={"expected": len(data.split("test")), "evaluated": out["n_test"]},
+                variant=f"labels={label},aug={'on' if aug else 'off'},subset={rule}",
+                extra={"repeats": tops, "repeats_last": lasts, "label_ratio": ratio,
+                       "labelled_plus_generated": sizes, "distinct_labelled": distinct,
+                       "aug_ratio": aug_ratio if aug else 0.0, "subset_rule": rule, "subset_rule_text": rule_text,
+                       "official_world_size": world if rule != "shared" else None,
+                       "wall_s": time.perf_counter() - t0}))
     return results
+
+
+def _stack(splits):
+    from evaluators.datasets.skeleton_base import SkeletonSplit
+
+    return SkeletonSplit(np.concatenate([s.data for s in splits]), np.concatenate([s.labels for s in splits]),
+                         [n for s in splits for n in s.names], np.concatenate([s.valid_frames for s in splits]))

@@ -19,7 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .model import MacDiffDecoder, MacDiffEncoder, build_condition, patchify, token_uniformity_loss, unpatchify
+from .model import (MacDiffDecoder, MacDiffEncoder, build_condition, motion_aware_noise, patchify,
+                    token_uniformity_loss, unpatchify)
+
+MASK_KINDS = ("random", "motion_aware")
 from .schedule import make_schedulers
 
 
@@ -28,12 +31,22 @@ class MacDiffCore(nn.Module):
 
     def __init__(self, *, model: dict, diffusion: dict | None = None, mask_ratio: float = 0.9,
                  uncond_ratio: float = 0.1, lambda_uni: float = 0.02, fusion: bool = True,
-                 input_mean=(0.0, 0.0, 0.0), input_var=(1.0, 1.0, 1.0), self_shift: bool = False) -> None:
+                 input_mean=(0.0, 0.0, 0.0), input_var=(1.0, 1.0, 1.0), self_shift: bool = False,
+                 mask_kind: str = "random", motion_aware_tau: float = 0.8, layer_mask_ratio: float = 0.0,
+                 layer_mask_train_only: bool = False) -> None:
         super().__init__()
         diffusion = dict(diffusion or {})
+        if mask_kind not in MASK_KINDS:
+            raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
+        if mask_kind == "motion_aware" and not float(motion_aware_tau) > 0:
+            raise ValueError(f"motion_aware_tau must be > 0 for mask_kind=motion_aware, got {motion_aware_tau}")
+        if not 0.0 <= float(layer_mask_ratio) <= 1.0:
+            raise ValueError(f"layer_mask_ratio must be in [0, 1], got {layer_mask_ratio}")
+        self.mask_kind, self.motion_aware_tau = mask_kind, float(motion_aware_tau)
         self.model_cfg = dict(model)
         self.encoder = MacDiffEncoder(**model)
-        self.decoder = MacDiffDecoder(**model)
+        self.decoder = MacDiffDecoder(**model, layer_mask_ratio=float(layer_mask_ratio),
+                                      layer_mask_train_only=bool(layer_mask_train_only))
         self.t_patch = int(model.get("t_patch_size", 4))
         self.patch = int(model.get("patch_size", 1))
         self.mask_ratio, self.uncond_ratio, self.lambda_uni, self.fusion = mask_ratio, uncond_ratio, lambda_uni, fusion
@@ -63,13 +76,24 @@ class MacDiffCore(nn.Module):
         return x * self.std + self.mean + (0.0 if shift is None else shift)
 
     # -- training ----------------------------------------------------------------------------------
-    def loss(self, x: torch.Tensor, x_aug: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """``x``: clean target, ``x_aug``: encoder input; both normalised ``[N, T, V, C]``."""
+    def mask_noise(self, x_raw: torch.Tensor | None) -> torch.Tensor | None:
+        """Masking noise for ``mask_kind`` (None = uniform, the official ``random_masking``)."""
+        if self.mask_kind == "random":
+            return None
+        if x_raw is None:
+            raise ValueError("mask_kind=motion_aware needs the clean raw sequence (x_raw)")
+        return motion_aware_noise(x_raw, self.t_patch, self.patch, self.motion_aware_tau)
+
+    def loss(self, x: torch.Tensor, x_aug: torch.Tensor,
+             x_raw: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """``x``: clean target, ``x_aug``: encoder input; both normalised ``[N, T, V, C]``.
+        ``x_raw``: the clean sequence before shift/normalisation (motion-aware masking reads it,
+        as the official ``x_orig``)."""
         n = x.shape[0]
         t = torch.randint(0, self.num_steps, (n,), device=x.device)
         eps = torch.randn_like(x)
         x_t = self.noise_sched.add_noise(x, eps, t)
-        latent, mask, ids_restore = self.encoder.forward_masked(x_aug, self.mask_ratio)
+        latent, mask, ids_restore = self.encoder.forward_masked(x_aug, self.mask_ratio, noise=self.mask_noise(x_raw))
         z = build_condition(latent, ids_restore, self.fusion)
         keep = (torch.rand(n, device=x.device) >= self.uncond_ratio).float()
         pred = self.decoder(x_t, t, z * keep[:, None, None])

@@ -43,6 +43,27 @@ def unfold_persons(x: torch.Tensor, m: int) -> torch.Tensor:
     return x.reshape(bm // m, m, t, v, c).permute(0, 4, 2, 3, 1)
 
 
+ROTATIONS = ("shared", "source", "none")
+
+
+def rotation_kwargs(pretrain_cfg: dict) -> dict[str, bool]:
+    """Feeder switches for ``pretrain.rotation``.
+
+    - ``shared``: ONE random rotation applied to the window before the encoder's view is made,
+      so target and view share it (official ``random_rot: True`` in ``feeder/feeder_ntu.py``
+      ``__getitem__``: "source & target share same crop, flip, rot");
+    - ``source``: only the encoder's view is rotated (official ``source_rot``, commented out in
+      every 692888f pretrain yaml);
+    - ``none``: no rotation (NTU-60 xsub, where ``random_rot`` is commented out).
+    """
+    if "source_rot" in pretrain_cfg:
+        raise ValueError("method config pretrain.source_rot was replaced by pretrain.rotation: shared | source | none")
+    rot = str(pretrain_cfg.get("rotation", "none"))
+    if rot not in ROTATIONS:
+        raise ValueError(f"method config pretrain.rotation must be one of {ROTATIONS}, got {rot!r}")
+    return {"random_rot": rot == "shared", "source_rot": rot == "source"}
+
+
 def pretrain_lr_lambda(step: int, *, total: int, warmup: int, hold: int, lr: float, min_lr: float) -> float:
     """Multiplier of ``lr`` at ``step``: linear warmup, half-cosine to ``min_lr``, then ``min_lr``
     for the last ``hold`` steps (official ``util/lr_sched.py`` with ``min_lr_epochs``, per step)."""
@@ -79,7 +100,11 @@ class MacDiff(Method):
                                 lambda_uni=float(c.get("lambda_uni", 0.02)), fusion=bool(c.get("fusion", True)),
                                 input_mean=tuple(c.get("input_mean", (0.0, 0.0, 0.0))),
                                 input_var=tuple(c.get("input_var", (1.0, 1.0, 1.0))),
-                                self_shift=bool(c.get("self_shift", False))).to(self.device)
+                                self_shift=bool(c.get("self_shift", False)),
+                                mask_kind=str(c.get("mask_kind", "random")),
+                                motion_aware_tau=float(c.get("motion_aware_tau", 0.8)),
+                                layer_mask_ratio=float(c.get("layer_mask_ratio", 0.0)),
+                                layer_mask_train_only=bool(c.get("layer_mask_train_only", False))).to(self.device)
         if c.get("checkpoint"):
             self.load_checkpoint(c["checkpoint"])
 
@@ -125,7 +150,7 @@ class MacDiff(Method):
 
         p = dict(self.cfg.get("pretrain", {}))
         feeder = dataset.feeder("train", train=True, window=self.window, pair=True, one_person=True,
-                                noise_std=float(p.get("noise_std", 0.005)), source_rot=bool(p.get("source_rot", False)))
+                                noise_std=float(p.get("noise_std", 0.005)), **rotation_kwargs(p))
         bs = int(p.get("batch_size", 128))
         steps_per_epoch = max(len(feeder) // bs, 1)
         total = int(p.get("total_steps") or int(p.get("epochs", 400)) * steps_per_epoch)
@@ -144,7 +169,7 @@ class MacDiff(Method):
             mu = core.shift(r0)  # official self_shift uses the clean sequence's mean for both views
             x0 = core.normalise(r0, mu)
             xa = core.normalise(fold_persons(x_aug[..., :1]), mu)
-            return core.loss(x0, xa)
+            return core.loss(x0, xa, x_raw=r0)
 
         ckpt_dir = Path(p["ckpt_dir"]) if p.get("ckpt_dir") else (self.workdir / "pretrain" if self.workdir else None)
         state = train(modules={"core": core}, optimizer=opt, dataset=feeder, batch_size=bs, total_steps=total,
@@ -165,24 +190,46 @@ class MacDiff(Method):
     @torch.inference_mode()
     def encode(self, skeletons: torch.Tensor, pooling: str = "joint", batch_size: int = 256) -> torch.Tensor:
         """Frozen unmasked features ``[B, 3, T, V, M]`` -> ``[B, V*D]`` (``joint``, MacDiff
-        linprobe2: mean over persons and time) or ``[B, D]`` (``mean``, MAMP: also over joints)."""
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        linprobe2: mean over persons and time), ``[B, D]`` (``mean``, MAMP: also over joints) or
+        the unpooled tokens ``[B, M, TP, VP, D]`` (``tokens``: the linear probe applies its
+        dropout to every token before pooling, official ``ActionHeadLinprobe2``)."""
+        if pooling not in (*POOLINGS, "tokens"):
+            raise ValueError(f"pooling must be one of {(*POOLINGS, 'tokens')}, got {pooling!r}")
         self.core.eval()
         out = []
         for chunk in torch.split(skeletons, batch_size):
             b, m = chunk.shape[0], chunk.shape[-1]
             f = self.core.encoder(self.core.normalise(fold_persons(chunk.to(self.device).float())))
             f = f.reshape(b, m, *f.shape[1:])  # [B, M, TP, VP, D]
-            f = f.mean(dim=(1, 2)).reshape(b, -1) if pooling == "joint" else f.mean(dim=(1, 2, 3))
+            if pooling != "tokens":
+                f = f.mean(dim=(1, 2)).reshape(b, -1) if pooling == "joint" else f.mean(dim=(1, 2, 3))
             out.append(f.float().cpu())
         return torch.cat(out)
+
+    def finetune_normalisation(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """``(mean, std, self_shift)`` of the fine-tune model: ``finetune.input_mean`` /
+        ``input_var`` / ``self_shift`` of the method config, each ``null`` = the pretraining value.
+        The official fine-tune yamls set their own (``config/<dataset>/finetune_madiff.yaml``:
+        NTU-120 statistics for NTU-120, no ``self_shift`` for PKU-v1, ``self_shift`` for PKU-v2);
+        with ``self_shift`` the mean is 0 (official ``transformer_downstream.py`` __init__)."""
+        f = dict(self.cfg.get("finetune") or {})
+        shift = self.core.self_shift if f.get("self_shift") is None else bool(f["self_shift"])
+        if f.get("input_mean") is not None:
+            mean = torch.tensor(f["input_mean"], dtype=torch.float32)
+        else:
+            mean = torch.tensor(self.cfg.get("input_mean", (0.0, 0.0, 0.0)), dtype=torch.float32)
+        std = self.core.std.detach().cpu() if f.get("input_var") is None else \
+            torch.tensor(f["input_var"], dtype=torch.float32).sqrt()
+        if shift:
+            mean = torch.zeros(3)
+        return mean, std, shift
 
     def finetune_model(self, num_classes: int, drop_path: float = 0.3, head_dropout: float = 0.3) -> nn.Module:
         """A fresh classifier (encoder copy with drop-path + MacDiff fine-tune head) initialised
         from the pretrained encoder; see :class:`MacDiffClassifier`."""
+        mean, std, self_shift = self.finetune_normalisation()
         model = MacDiffClassifier(self.core.model_cfg, num_classes, drop_path=drop_path, head_dropout=head_dropout,
-                                  mean=self.core.mean, std=self.core.std, self_shift=self.core.self_shift)
+                                  mean=mean, std=std, self_shift=self_shift)
         model.encoder.load_state_dict(self.core.encoder.state_dict())
         return model.to(self.device)
 

@@ -84,27 +84,39 @@ class Block(nn.Module):
 
 
 class FeatureModulation(nn.Module):
-    """AdaLN of the decoder: ``zs * (ts * LN(x) + tb) + zb``; z ``[B, L, D]``, t_emb ``[B, Dt]``."""
+    """AdaLN of the decoder: ``zs * (ts * LN(x) + tb) + zb``; z ``[B, L, D]``, t_emb ``[B, Dt]``.
 
-    def __init__(self, dim: int, dim_t: int) -> None:
+    Per-layer condition masking (official ``FeatureModulation.forward``,
+    ``model/transformer_macdiff.py:127`` at 692888f): with probability ``layer_mask_ratio`` ONE
+    draw per call replaces the condition of the whole batch by zeros. The official draw has no
+    train/eval check, so it also acts while sampling; ``layer_mask_train_only`` limits it to
+    training (our switch, off by default).
+    """
+
+    def __init__(self, dim: int, dim_t: int, layer_mask_ratio: float = 0.0, layer_mask_train_only: bool = False) -> None:
         super().__init__()
         self.dim = dim
         self.fc_z = nn.Linear(dim, dim * 2)
         self.fc_t = nn.Linear(dim_t, dim * 2)
         self.norm = nn.LayerNorm(dim)
+        self.layer_mask_ratio, self.layer_mask_train_only = float(layer_mask_ratio), bool(layer_mask_train_only)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        if self.layer_mask_ratio > 0 and (self.training or not self.layer_mask_train_only):
+            if float(torch.rand(())) < self.layer_mask_ratio:  # one draw for the whole batch
+                z = torch.zeros_like(z)
         zs, zb = self.fc_z(z).chunk(2, dim=-1)
         ts, tb = self.fc_t(t_emb)[:, None].chunk(2, dim=-1)
         return zs * (ts * self.norm(x) + tb) + zb
 
 
 class DecoderBlock(nn.Module):
-    def __init__(self, dim: int, num_heads: int, dim_t: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, num_heads: int, dim_t: int, mlp_ratio: float = 4.0, layer_mask_ratio: float = 0.0,
+                 layer_mask_train_only: bool = False) -> None:
         super().__init__()
-        self.norm1 = FeatureModulation(dim, dim_t)
+        self.norm1 = FeatureModulation(dim, dim_t, layer_mask_ratio, layer_mask_train_only)
         self.attn = Attention(dim, num_heads)
-        self.norm2 = FeatureModulation(dim, dim_t)
+        self.norm2 = FeatureModulation(dim, dim_t, layer_mask_ratio, layer_mask_train_only)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
@@ -177,15 +189,21 @@ class MacDiffEncoder(nn.Module):
             tok = blk(tok)
         return self.norm(tok)
 
-    def forward_masked(self, x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None):
+    def forward_masked(self, x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None,
+                       noise: torch.Tensor | None = None):
         """Random masking as the official ``random_masking`` (argsort of uniform noise).
 
+        ``noise [N, L]`` (optional) replaces the uniform noise: the tokens with the largest
+        values are masked (:func:`motion_aware_noise` gives the official motion-aware rule).
         Returns ``latent [N, L_keep, D]``, ``mask [N, L]`` (1 = masked), ``ids_restore [N, L]``.
         """
         tok = self.embed(x)
         n, length, d = tok.shape
         keep = round(length * (1 - mask_ratio))
-        noise = torch.rand(n, length, device=x.device, generator=generator)
+        if noise is None:
+            noise = torch.rand(n, length, device=x.device, generator=generator)
+        elif noise.shape != (n, length):
+            raise ValueError(f"masking noise must be [{n}, {length}], got {tuple(noise.shape)}")
         ids_shuffle = noise.argsort(dim=1)
         ids_restore = ids_shuffle.argsort(dim=1)
         kept = torch.gather(tok, 1, ids_shuffle[:, :keep, None].expand(-1, -1, d))
@@ -204,13 +222,14 @@ class MacDiffDecoder(nn.Module):
 
     def __init__(self, *, dim_in: int = 3, dim_feat: int = 256, decoder_depth: int = 5, num_heads: int = 8,
                  mlp_ratio: float = 4.0, num_frames: int = 120, num_joints: int = 25, t_patch_size: int = 4,
-                 patch_size: int = 1, dim_t_embed: int = 64, **_: object) -> None:
+                 patch_size: int = 1, dim_t_embed: int = 64, layer_mask_ratio: float = 0.0,
+                 layer_mask_train_only: bool = False, **_: object) -> None:
         super().__init__()
         self.dim_feat, self.dim_t = dim_feat, dim_t_embed
         self.tp, self.vp = num_frames // t_patch_size, num_joints // patch_size
         self.embed = SkeleEmbed(dim_in, dim_feat, t_patch_size, patch_size)
-        self.blocks = nn.ModuleList(DecoderBlock(dim_feat, num_heads, dim_t_embed, mlp_ratio)
-                                    for _ in range(decoder_depth))
+        self.blocks = nn.ModuleList(DecoderBlock(dim_feat, num_heads, dim_t_embed, mlp_ratio, layer_mask_ratio,
+                                                 layer_mask_train_only) for _ in range(decoder_depth))
         self.norm = nn.LayerNorm(dim_feat)
         self.temp_embed = nn.Parameter(torch.zeros(1, self.tp, 1, dim_feat))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1, self.vp, dim_feat))
@@ -226,6 +245,31 @@ class MacDiffDecoder(nn.Module):
         for blk in self.blocks:
             h = blk(h, z, t_emb)
         return self.pred(self.norm(h))
+
+
+def motion_aware_noise(x_raw: torch.Tensor, t_patch: int, patch: int, tau: float,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """Masking noise of the official ``motion_aware_random_masking`` (``model/transformer_macdiff.py``
+    lines 404-447 at 692888f; MAMP's rule): ``[N, T, V, C]`` CLEAN raw skeletons -> ``[N, L]``.
+
+    Motion of token ``(tp, vp)`` = mean over its patch values of ``|patch(tp) - patch(tp-1)|``
+    (token 0 copies token 1), divided by ``tau * max`` over the sample; ``p = softmax`` over
+    the tokens and ``noise = log p + Gumbel``. Sorting ascending and masking the largest values
+    masks ``L - keep`` tokens drawn without replacement with probabilities ``p``: high-motion
+    tokens are masked more often. The official code computes this from ``x_orig``, the clean
+    sequence before ``self_shift`` and normalisation.
+    """
+    n, t, v, c = x_raw.shape
+    pt = patchify(x_raw.float(), t_patch, patch).reshape(n, t // t_patch, v // patch, -1)
+    motion = torch.zeros_like(pt)
+    motion[:, 1:] = (pt[:, 1:] - pt[:, :-1]).abs()
+    motion[:, 0] = motion[:, 1]
+    motion = motion.mean(dim=-1).reshape(n, -1)
+    motion = motion / (motion.max(dim=-1, keepdim=True).values * tau + 1e-10)
+    prob = F.softmax(motion, dim=-1)
+    u = torch.rand(prob.shape, generator=generator, device=prob.device if generator is None else generator.device)
+    u = u.to(prob.device)
+    return torch.log(prob) - torch.log(-torch.log(u + 1e-10) + 1e-10)
 
 
 def build_condition(latent: torch.Tensor, ids_restore: torch.Tensor, fusion: bool = True) -> torch.Tensor:

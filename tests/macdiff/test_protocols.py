@@ -90,13 +90,14 @@ def _record(res, protocol):
 
 def test_linear_protocol_two_poolings_valid_records(data):
     out = get_protocol("linear").fn(ProbeMethod(), data, {"epochs": 15, "joint": {"batch_size": 16},
-                                                          "mean": {"batch_size": 16}}, RunContext())
-    assert [r.variant for r in out] == ["pool=joint", "pool=mean"]
+                                                          "mean": {"batch_size": 16}, "features": "frozen_once"},
+                                    RunContext())
+    assert [r.variant for r in out] == ["pool=joint,features=frozen_once", "pool=mean,features=frozen_once"]
     for r in out:
         rec = _record(r, "linear")
         assert rec["metrics"]["top1"]["value"] >= rec["metrics"]["top1_last"]["value"] - 1e-9
         assert r.n_samples == {"expected": 24, "evaluated": 24}
-        assert r.extra["feature_dim"] == (16 if r.variant == "pool=joint" else 8)
+        assert r.extra["feature_dim"] == (16 if r.variant.startswith("pool=joint") else 8)
         assert r.extra["curve"][-1] == pytest.approx(r.metrics["top1_last"])
         assert max(r.extra["curve"]) == pytest.approx(r.metrics["top1"])
     # the probe learns the classes of the tiny set (chance = 33%)
@@ -141,9 +142,9 @@ def test_subset_draw_is_seeded_shared_and_official_count():
 
 def test_semi_protocol_repeats_ci_and_augmentation_hook(data):
     m = ProbeMethod(with_augment=True)
-    cfg = {"repeats": 3, "epochs": 1, "batch_size": 4, "augment": True, "warmup_epochs": 0}
+    cfg = {"repeats": 3, "epochs": 1, "batch_size": 4, "augment": True, "warmup_epochs": 0, "subset_rule": "shared"}
     out = get_protocol("semi10").fn(m, data, cfg, RunContext())
-    assert [r.variant for r in out] == ["labels=10%,aug=off", "labels=10%,aug=on"]
+    assert [r.variant for r in out] == ["labels=10%,aug=off,subset=shared", "labels=10%,aug=on,subset=shared"]
     for r in out:
         reps = np.asarray(r.extra["repeats"])
         assert len(reps) == 3
@@ -156,5 +157,5 @@ def test_semi_protocol_repeats_ci_and_augmentation_hook(data):
     assert out[1].extra["labelled_plus_generated"] == [n_lab + round(0.25 * n_lab)] * 3
     # without an augment() hook only the aug=off variant runs
     out1 = get_protocol("semi1").fn(ProbeMethod(), data, {**cfg, "repeats": 1, "min_labelled": 6}, RunContext())
-    assert [r.variant for r in out1] == ["labels=1%,aug=off"]
+    assert [r.variant for r in out1] == ["labels=1%,aug=off,subset=shared"]
     assert out1[0].extra["labelled_plus_generated"] == [6]
