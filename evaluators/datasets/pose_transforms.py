@@ -39,6 +39,17 @@ MPII_FLIP_PAIRS = [(0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)]
 MPII_SKELETON = [(0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (7, 12),
                  (12, 11), (11, 10), (7, 13), (13, 14), (14, 15)]
 
+# upper / lower body joints: the `type` field of MMPose configs/_base_/datasets/{coco,mpii}.py
+COCO_UPPER_BODY = list(range(0, 11))
+COCO_LOWER_BODY = list(range(11, 17))
+MPII_UPPER_BODY = list(range(7, 16))
+MPII_LOWER_BODY = list(range(0, 7))
+BODY_PARTS = {17: (COCO_UPPER_BODY, COCO_LOWER_BODY), 16: (MPII_UPPER_BODY, MPII_LOWER_BODY)}
+# MMPose RandomHalfBody defaults (mmpose/datasets/transforms/common_transforms.py, __init__; its
+# docstring says min_total_keypoints 8, the code default is 9), used unchanged by the HRNet config
+HALF_BODY_DEFAULTS = {"prob": 0.3, "min_total_keypoints": 9, "min_upper_keypoints": 2, "min_lower_keypoints": 3,
+                      "padding": 1.5, "upper_prioritized_prob": 0.7}
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -60,6 +71,41 @@ def box_to_center_scale(bbox_xywh, aspect_ratio: float, padding: float = 1.25) -
     center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
     scale = fix_aspect_ratio(np.array([w, h], dtype=np.float32) * padding, aspect_ratio)
     return center, scale
+
+
+def half_body_ids(visible: np.ndarray, upper_ids, lower_ids, rng: np.random.Generator,
+                  cfg: dict | None = None) -> list[int] | None:
+    """MMPose ``RandomHalfBody._random_select_half_body`` for one instance: the joint ids whose box
+    replaces the person box, or ``None`` (no half-body crop).
+
+    With at least ``min_total_keypoints`` labeled joints and probability ``prob``: keep the labeled
+    upper-body joints (preferred with ``upper_prioritized_prob``) or the lower-body ones; a half with
+    fewer than ``min_upper_keypoints`` / ``min_lower_keypoints`` labeled joints is never chosen,
+    and if both are short nothing is done. The draws happen in MMPose's order.
+    """
+    c = {**HALF_BODY_DEFAULTS, **(cfg or {})}
+    vis = np.minimum(1, np.asarray(visible, dtype=np.float64))  # MMPose keypoints_visible = min(1, v)
+    if vis.sum() < c["min_total_keypoints"] or rng.random() > c["prob"]:
+        return None
+    upper = [i for i in upper_ids if vis[i] > 0]
+    lower = [i for i in lower_ids if vis[i] > 0]
+    prefer_upper = rng.random() < c["upper_prioritized_prob"]
+    if len(upper) < c["min_upper_keypoints"] and len(lower) < c["min_lower_keypoints"]:
+        return None
+    if len(lower) < c["min_lower_keypoints"]:
+        return upper
+    if len(upper) < c["min_upper_keypoints"]:
+        return lower
+    return upper if prefer_upper else lower
+
+
+def half_body_box(keypoints: np.ndarray, ids: list[int], padding: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """MMPose ``RandomHalfBody._get_half_body_bbox``: centre = mean of the chosen joints, scale =
+    their extent x ``padding`` (the aspect ratio is fixed afterwards, as in ``TopdownAffine``)."""
+    sel = np.asarray(keypoints, dtype=np.float64)[ids, :2]
+    center = sel.mean(axis=0)
+    scale = (sel.max(axis=0) - sel.min(axis=0)) * padding
+    return center.astype(np.float32), scale.astype(np.float32)
 
 
 # -- affine ----------------------------------------------------------------------------------
@@ -263,8 +309,10 @@ def topdown_sample(img: np.ndarray, inst: dict[str, Any], input_size, heatmap_si
                    flip_pairs, rng: np.random.Generator | None = None, aug: dict | None = None) -> dict[str, Any]:
     """One top-down training/eval sample: affine crop, optional augmentation, MSRA target.
 
-    ``aug`` (train only): ``flip`` prob, ``scale`` (lo, hi) factor, ``rot`` max degrees and
-    ``rot_prob`` — a reduced version of MMPose RandomFlip + RandomBBoxTransform.
+    ``aug`` (train only): ``flip`` prob, ``half_body`` (a dict of :data:`HALF_BODY_DEFAULTS` keys,
+    MMPose RandomHalfBody, applied after the flip as in the HRNet pipeline; absent/null = off),
+    ``scale`` (lo, hi) factor, ``rot`` max degrees and ``rot_prob`` — MMPose RandomFlip +
+    RandomHalfBody + a reduced RandomBBoxTransform (no shift).
     Returns img ``[3, H, W]``, target ``[K, h, w]``, target_weight ``[K]``, keypoints_hm
     ``[K, 2]`` (heatmap pixels) and meta.
     """
@@ -283,6 +331,13 @@ def topdown_sample(img: np.ndarray, inst: dict[str, Any], input_size, heatmap_si
             kpts, vis = flip_keypoints(kpts, vis, img.shape[1], flip_pairs)
             center = center.copy()
             center[0] = img.shape[1] - 1 - center[0]
+        hb = aug.get("half_body")
+        if hb is not None and kpts.shape[0] in BODY_PARTS:
+            hb = {**HALF_BODY_DEFAULTS, **dict(hb)}
+            ids = half_body_ids(vis, *BODY_PARTS[kpts.shape[0]], rng, hb)
+            if ids is not None:
+                center, scale = half_body_box(kpts, ids, hb["padding"])
+                scale = fix_aspect_ratio(scale, aspect)
         lo, hi = aug.get("scale", (0.75, 1.25))
         scale = scale * float(rng.uniform(lo, hi))
         if rng.random() < aug.get("rot_prob", 0.6):

@@ -67,6 +67,26 @@ def _fvcore_gmacs(fn, inputs, owner: nn.Module) -> float:
         _logging.getLogger("fvcore").setLevel(level)
 
 
+def lr_factor(step: int, total_steps: int, warmup_iters: int = 500, start_factor: float = 0.001,
+              milestones=(170 / 210, 200 / 210), gamma: float = 0.1) -> float:
+    """LR multiplier after ``step`` optimiser steps: MMPose's HRNet schedule
+    (``td-hm_hrnet-w32_8xb64-210e_coco-256x192.py:13-24``): ``LinearLR(start_factor=0.001, begin=0,
+    end=500, by_epoch=False)`` warm-up times ``MultiStepLR(milestones=[170, 200], gamma=0.1)``;
+    the milestones are given as fractions of training (epochs 170 and 200 of 210)."""
+    warm = 1.0 if warmup_iters <= 0 else start_factor + (1.0 - start_factor) * min(step, warmup_iters) / warmup_iters
+    drops = sum(step >= int(f * total_steps) for f in milestones)
+    return warm * gamma ** drops
+
+
+def make_lr_scheduler(opt: torch.optim.Optimizer, tcfg: dict, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The :func:`lr_factor` schedule from the method's ``train`` config (``warmup`` {iters, start_factor},
+    ``milestones``), stepped once per optimiser step by the training loop."""
+    warm = dict(tcfg.get("warmup") or {"iters": 0})
+    kw = {"warmup_iters": int(warm.get("iters", 500)), "start_factor": float(warm.get("start_factor", 0.001)),
+          "milestones": tuple(tcfg.get("milestones", [170 / 210, 200 / 210]))}
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, total_steps, **kw))
+
+
 FORMATS = {"coco": (17, COCO_FLIP_PAIRS, COCO_SKELETON), "mpii": (16, MPII_FLIP_PAIRS, MPII_SKELETON)}
 
 
@@ -150,14 +170,14 @@ class TopDownPoseMethod(Method):
         tcfg = dict(self.cfg.get("train", {}))
         aug = self.cfg.get("aug")
         if aug is not None:
-            aug = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(aug).items()}
+            aug = {k: (tuple(v) if isinstance(v, list) else dict(v) if hasattr(v, "keys") else v)
+                   for k, v in dict(aug).items()}
         tds = dataset.top_down_dataset("train", self.input_size, self.heatmap_size, self.sigma_hm,
                                        train=True, aug=aug, seed=self.seed)
         bs = int(tcfg.get("batch_size", 32))
         steps = int(tcfg.get("total_steps") or max(1, int(tcfg.get("epochs", 210)) * len(tds) // bs))
         opt = torch.optim.Adam(self.net.parameters(), lr=float(tcfg.get("lr", 5e-4)))
-        miles = [int(f * steps) for f in tcfg.get("milestones", [170 / 210, 200 / 210])]
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, miles, gamma=0.1)
+        sched = make_lr_scheduler(opt, tcfg, steps)
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
 
         def step_fn(batch, step):

@@ -1,0 +1,80 @@
+"""MMPose HRNet recipe parts: the per-iteration linear warm-up (against torch's LinearLR chained with
+MultiStepLR) and RandomHalfBody (against its definition in mmpose common_transforms.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from evaluators.datasets.pose_transforms import (
+    COCO_LOWER_BODY,
+    COCO_UPPER_BODY,
+    fix_aspect_ratio,
+    half_body_ids,
+    topdown_sample,
+)
+from methods.common.config import load_config
+from methods.diffusionpose.pose_method import make_lr_scheduler
+
+
+@pytest.mark.parametrize("name", ["diffusionpose", "heatmap_baseline"])
+def test_warmup_lr_curve_equals_torch_linear_lr_then_multistep(name):
+    tcfg = load_config("method", name, "paper")["train"]
+    assert tcfg["warmup"] == {"iters": 500, "start_factor": 0.001}
+    total = 2000
+    p1, p2 = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    ours_opt, ref_opt = torch.optim.SGD([p1], lr=5e-4), torch.optim.SGD([p2], lr=5e-4)
+    ours = make_lr_scheduler(ours_opt, tcfg, total)
+    ref = torch.optim.lr_scheduler.ChainedScheduler([
+        torch.optim.lr_scheduler.LinearLR(ref_opt, start_factor=0.001, end_factor=1.0, total_iters=500),
+        torch.optim.lr_scheduler.MultiStepLR(ref_opt, [int(f * total) for f in tcfg["milestones"]], gamma=0.1)])
+    a, b = [], []
+    for _ in range(total):
+        a.append(ours_opt.param_groups[0]["lr"])
+        b.append(ref_opt.param_groups[0]["lr"])
+        ours_opt.step(), ref_opt.step()
+        ours.step(), ref.step()
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
+    assert a[0] == pytest.approx(5e-7) and a[500] == pytest.approx(5e-4) and a[-1] == pytest.approx(5e-6)
+
+
+def test_half_body_selection_frequencies_match_mmpose_rule():
+    rng = np.random.default_rng(0)
+    n = 20000
+    vis = np.ones(17)
+    picks = [half_body_ids(vis, COCO_UPPER_BODY, COCO_LOWER_BODY, rng) for _ in range(n)]
+    up = sum(p == COCO_UPPER_BODY for p in picks) / n
+    low = sum(p == COCO_LOWER_BODY for p in picks) / n
+    # P(apply) = 0.3, then upper with 0.7: 0.21 / 0.09 / 0.70 (5 binomial standard deviations)
+    for got, p in ((up, 0.21), (low, 0.09), (1 - up - low, 0.70)):
+        assert abs(got - p) < 5 * np.sqrt(p * (1 - p) / n)
+    # fewer than 9 labeled joints: never
+    few = np.zeros(17)
+    few[:8] = 2
+    assert all(half_body_ids(few, COCO_UPPER_BODY, COCO_LOWER_BODY, rng) is None for _ in range(500))
+    # lower half with < 3 labeled joints: always the (labeled) upper half when applied
+    v = np.ones(17)
+    v[[11, 12, 13, 14]] = 0
+    v[3] = 0
+    picks = [half_body_ids(v, COCO_UPPER_BODY, COCO_LOWER_BODY, rng) for _ in range(2000)]
+    applied = [p for p in picks if p is not None]
+    assert applied and all(p == [i for i in COCO_UPPER_BODY if i != 3] for p in applied)
+    assert abs(len(applied) / 2000 - 0.3) < 5 * np.sqrt(0.21 / 2000)
+
+
+def test_half_body_crop_box_is_the_joints_mean_and_padded_extent():
+    rng = np.random.default_rng(1)
+    kpts = np.stack([rng.uniform(40, 120, 17), rng.uniform(20, 180, 17)], 1)
+    inst = {"bbox": [30, 10, 100, 180], "keypoints": kpts, "visible": np.full(17, 2.0)}
+    img = np.zeros((200, 160, 3), np.uint8)
+    aug = {"flip": 0.0, "scale": (1.0, 1.0), "rot": 0.0, "rot_prob": 0.0,
+           "half_body": {"prob": 1.0, "upper_prioritized_prob": 1.0}}
+    out = topdown_sample(img, inst, (48, 64), (12, 16), 1.0, [], rng=np.random.default_rng(0), aug=aug)
+    up = kpts[COCO_UPPER_BODY]
+    np.testing.assert_allclose(out["meta"]["center"], up.mean(0), rtol=1e-5)
+    want = fix_aspect_ratio((up.max(0) - up.min(0)) * 1.5, 48 / 64)
+    np.testing.assert_allclose(out["meta"]["scale"], want, rtol=1e-5)
+    off = topdown_sample(img, inst, (48, 64), (12, 16), 1.0, [], rng=np.random.default_rng(0),
+                         aug={**aug, "half_body": None})
+    np.testing.assert_allclose(off["meta"]["center"], [80, 100])  # the person box centre
