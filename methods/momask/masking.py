@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from methods.common.sampling import check_finite, gumbel_argmax
+
 
 def cosine_schedule(t: torch.Tensor) -> torch.Tensor:
     """Mask ratio ``gamma(t) = cos(pi t / 2)`` for ``t`` in [0, 1]."""
@@ -60,15 +62,18 @@ def top_k_filter(logits: torch.Tensor, thres: float = 0.9) -> torch.Tensor:
 
 
 def sample_ids(logits: torch.Tensor, temperature: float = 1.0, topk_thres: float = 0.9, gumbel: bool = False,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, name: str = "logits") -> torch.Tensor:
     """Sample ``[B, N]`` ids from ``logits [B, N, K]`` after top-k filtering.
 
-    Categorical on ``softmax(filtered)/temperature`` (official default), or Gumbel-max.
+    Both modes draw from ``softmax(top_k(logits) / temperature)``, as the official
+    ``MaskTransformer.generate`` (momask-codes ``models/mask_transformer/transformer.py:404-412``):
+    a categorical draw (default) or Gumbel-max (``gsample=True``; the residual transformer always
+    uses it). NaN/inf in ``logits`` raise :class:`methods.common.sampling.NonFiniteError` naming ``name``.
     """
+    check_finite(name, logits)
     filt = top_k_filter(logits, topk_thres)
     if gumbel:
-        u = torch.rand(filt.shape, generator=generator, device=filt.device).clamp_(1e-20, 1.0)
-        return (filt / max(temperature, 1e-10) - torch.log(-torch.log(u).clamp(min=1e-20))).argmax(-1)
+        return gumbel_argmax(filt, temperature, generator, name=f"top_k({name})")
     probs = F.softmax(filt / max(temperature, 1e-10), dim=-1)
     flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
     return flat.view(probs.shape[:-1])
@@ -97,7 +102,7 @@ def iterative_decode(logits_fn: LogitsFn, lengths: torch.Tensor, n: int, steps: 
         is_mask = scores.argsort(-1).argsort(-1) < count[:, None]
         ids = torch.where(is_mask, mask_id, ids)
         logits = logits_fn(ids, k)
-        pred = sample_ids(logits, temperature, topk_thres, gumbel, generator)
+        pred = sample_ids(logits, temperature, topk_thres, gumbel, generator, name=f"mask_logits[step={k}]")
         ids = torch.where(is_mask, pred, ids)
         conf = logits.softmax(-1).gather(-1, pred[..., None])[..., 0]
         scores = conf.masked_fill(~is_mask, 1e5)

@@ -322,7 +322,8 @@ class MoMask(Method):
         for q in range(1, rt.nq):
             hist = hist + emb[q - 1][cur]
             logits = rt.cfg_logits(hist, q, cond, pad, s["res_cond_scale"])
-            cur = torch.where(pad, rt.pad_id, M.sample_ids(logits, s["temperature"], s["topk_thres"], gumbel=True))
+            cur = torch.where(pad, rt.pad_id, M.sample_ids(logits, s["temperature"], s["topk_thres"], gumbel=True,
+                                                            name=f"residual_logits[q={q}]"))
             out.append(cur)
         ids = torch.stack(out, -1)
         return torch.where(ids == rt.pad_id, -1, ids)

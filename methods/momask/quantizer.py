@@ -32,13 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.common.sampling import check_finite, gumbel_argmax
+
 
 def _gumbel_argmax(logits: torch.Tensor, temperature: float, stochastic: bool) -> torch.Tensor:
     """argmax of ``logits/temperature + Gumbel`` when stochastic, plain argmax otherwise."""
     if stochastic and temperature > 0:
-        u = torch.rand_like(logits).clamp_(1e-20, 1.0)
-        logits = logits / temperature - torch.log((-torch.log(u)).clamp(min=1e-20))
-    return logits.argmax(dim=-1)
+        return gumbel_argmax(logits, temperature, name="-code_distance")
+    return check_finite("-code_distance", logits).argmax(dim=-1)
 
 
 class EMAResetQuantizer(nn.Module):
