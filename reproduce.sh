@@ -93,7 +93,7 @@ bootstrap() {
         "$PY" -m pip install --quiet --no-deps --no-build-isolation -e .
     fi
     echo "$want" >"$STAMP"
-    echo "${MOTIONREPRO_UNLOCKED:+unlocked}${MOTIONREPRO_UNLOCKED:-$kind}" >"$VENV/.motionrepro-lock"
+    if [ -n "${MOTIONREPRO_UNLOCKED:-}" ]; then echo unlocked; else echo "$kind"; fi >"$VENV/.motionrepro-lock"
 }
 
 usage() {

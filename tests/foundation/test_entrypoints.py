@@ -61,34 +61,55 @@ def _path_with_nvidia_smi(tmp_path: Path, works: bool) -> str:
     return f"{d}:{os.environ['PATH']}"
 
 
-def test_bootstrap_without_gpu_takes_the_local_cpu_wheel_then_the_project(tmp_path):
+LOCKED = ["-m pip install --quiet --require-hashes --no-deps -r requirements/{kind}.lock",
+          "-m pip install --quiet --no-deps --no-build-isolation -e ."]
+
+
+def _lock_stamp(kind: str) -> str:
+    digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes() + (REPO / f"requirements/{kind}.lock").read_bytes())
+    return f"{kind} {digest.hexdigest()}"
+
+
+def test_bootstrap_without_gpu_installs_the_cpu_lock_then_the_project(tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    wheel = wheels / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
-    wheel.write_bytes(b"")
+    (wheels / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
     venv, log = _fake_venv(tmp_path, wheels)
     env = {"MOTIONREPRO_VENV": str(venv), "PATH": _path_with_nvidia_smi(tmp_path, works=False), "PIP_FIND_LINKS": ""}
     assert _sh(["bootstrap"], **env).returncode == 0
     installs = [ln for ln in log.read_text().splitlines() if "pip install" in ln]
-    assert installs == [f"-m pip install {wheel}", "-m pip install --quiet -e .[dev]"]
-    stamp = (venv / ".motionrepro-stamp").read_text().strip()
-    assert stamp == hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    assert installs == [c.format(kind="cpu") for c in LOCKED]  # the local +cpu wheel is found by pip's find-links
+    assert (venv / ".motionrepro-stamp").read_text().strip() == _lock_stamp("cpu")
+    assert (venv / ".motionrepro-lock").read_text().strip() == "cpu"
     log.write_text("")
     assert _sh(["bootstrap"], **env).returncode == 0  # stamp matches: reuse, install nothing
     assert "pip install" not in log.read_text()
 
 
-def test_bootstrap_without_gpu_or_wheel_uses_the_cpu_index_and_with_gpu_pypi(tmp_path):
+def test_bootstrap_without_wheel_adds_the_cpu_index_and_with_gpu_takes_the_cuda_lock(tmp_path):
     venv, log = _fake_venv(tmp_path / "a", None)
     env = {"MOTIONREPRO_VENV": str(venv), "PATH": _path_with_nvidia_smi(tmp_path / "a", works=False),
            "PIP_FIND_LINKS": ""}
     assert _sh(["bootstrap"], **env).returncode == 0
     first = [ln for ln in log.read_text().splitlines() if "pip install" in ln][0]
-    assert first == "-m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+    assert first == ("-m pip install --quiet --require-hashes --no-deps --extra-index-url "
+                     "https://download.pytorch.org/whl/cpu -r requirements/cpu.lock")
     venv, log = _fake_venv(tmp_path / "b", None)
     env.update(MOTIONREPRO_VENV=str(venv), PATH=_path_with_nvidia_smi(tmp_path / "b", works=True))
     assert _sh(["bootstrap"], **env).returncode == 0
-    assert [ln for ln in log.read_text().splitlines() if "pip install" in ln][0] == "-m pip install torch==2.13.0"
+    assert [ln for ln in log.read_text().splitlines() if "pip install" in ln] == [c.format(kind="cuda") for c in LOCKED]
+    assert (venv / ".motionrepro-stamp").read_text().strip() == _lock_stamp("cuda")
+
+
+def test_unlocked_bootstrap_installs_torch_first_then_the_newest_project_deps(tmp_path):
+    venv, log = _fake_venv(tmp_path, None)
+    env = {"MOTIONREPRO_VENV": str(venv), "PATH": _path_with_nvidia_smi(tmp_path, works=False), "PIP_FIND_LINKS": "",
+           "MOTIONREPRO_UNLOCKED": "1"}
+    assert _sh(["bootstrap"], **env).returncode == 0
+    installs = [ln for ln in log.read_text().splitlines() if "pip install" in ln]
+    assert installs == ["-m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu",
+                        "-m pip install --quiet --upgrade -e .[dev]"]
+    assert (venv / ".motionrepro-lock").read_text().strip() == "unlocked"
 
 
 @pytest.mark.parametrize("experiment", [e for e in list_configs("experiment")])
