@@ -3,8 +3,8 @@
 Config (``configs/method/{diffusionpose,heatmap_baseline}.yaml``, resolved at a scale):
 ``arch`` (HRNet w32/w48/tiny), ``input_size`` [w, h], ``heatmap_stride`` (4 = 1/4
 resolution), ``sigma`` (heatmap px at stride 4, scaled by 4/s: see ``width_scale``), ``keypoint_format`` (coco/mpii; switched to the dataset's in
-``fit``), ``flip_test``, ``shift_heatmap``, ``refine`` (quarter/dark), ``pretrained``
-(local ImageNet HRNet file or null), ``train`` {batch_size, total_steps or epochs, lr,
+``fit``), ``flip_test``, ``shift_heatmap``, ``refine`` (quarter/dark), ``backbone.pretrained``
+(local ImageNet HRNet file or null; MMPose / timm layouts, ``backbone.convert_imagenet_state``), ``train`` {batch_size, total_steps or epochs, lr,
 milestones (fractions of training), grad_clip}, ``aug``.
 
 Training follows the MMPose HRNet recipe (Adam 5e-4, x0.1 at epochs 170 and 200 of 210,
@@ -121,10 +121,28 @@ class TopDownPoseMethod(Method):
         self.num_keypoints, self.flip_pairs, self.skeleton = FORMATS[fmt]
         torch.manual_seed(self.seed)
         self.net = self.build_net().to(self.device)
-        if self.cfg.get("pretrained"):
+        path = self.pretrained_path()
+        if path:
             from methods.diffusionpose.backbone import load_imagenet
 
-            load_imagenet(self.net.backbone, self.cfg["pretrained"])
+            self.backbone_init = load_imagenet(self.net.backbone, path)
+        else:
+            self.backbone_init = {"id": "scratch", "label": "random initialisation (no ImageNet weights)"}
+
+    def pretrained_path(self) -> str | None:
+        """``backbone.pretrained`` (or the older top-level ``pretrained``): a local ImageNet HRNet file."""
+        nested = (self.cfg.get("backbone") or {}).get("pretrained")
+        flat = self.cfg.get("pretrained")
+        if nested and flat and str(nested) != str(flat):
+            raise ValueError(f"both backbone.pretrained={nested!r} and pretrained={flat!r} are set; use backbone.pretrained")
+        return nested or flat or None
+
+    def provenance(self) -> dict[str, dict]:
+        """Comparability-relevant choices for the run record: backbone init and checkpoint selection."""
+        base = getattr(super(), "provenance", None)
+        out = dict(base()) if callable(base) else {}
+        out["backbone_init"] = dict(self.backbone_init)
+        return out
 
     def components(self) -> dict[str, nn.Module]:
         return {"model": self.net}
@@ -160,6 +178,11 @@ class TopDownPoseMethod(Method):
         """Train on ``dataset.instances('train')`` (a :class:`PoseDataset`)."""
         from methods.common.training import train
 
+        if self.backbone_init["id"] == "scratch" and self.cfg.get("arch", "w32") != "tiny":
+            # the MMPose / HRNet recipe starts from ImageNet weights; a paper-size run without them is not comparable
+            log.warning("%s: HRNet-%s trained from scratch (backbone.pretrained not set; the recipe uses ImageNet "
+                        "weights, e.g. hrnet_w32-36af842e.pth) -> provenance backbone_init: scratch",
+                        self.registry_name, self.cfg.get("arch", "w32"))
         if getattr(dataset, "fmt", self.fmt) != self.fmt:
             log.info("switching keypoint format %s -> %s for dataset %s", self.fmt, dataset.fmt, dataset.name)
             self.cfg["keypoint_format"] = dataset.fmt
