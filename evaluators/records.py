@@ -114,7 +114,30 @@ def environment_info() -> dict[str, Any]:
             pkgs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pkgs[name] = None
-    return {"packages": pkgs}
+    return {"packages": pkgs, "lock": lock_environment(list(pkgs))}
+
+
+def lock_environment(names: list[str]) -> dict[str, Any]:
+    """Which lock the venv was installed from (``./reproduce.sh bootstrap`` marks it), its sha256,
+    the locked versions of ``names`` and every installed package that differs from its pin."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "requirements" / "lock.py"
+    if not path.exists():  # installed as a library, outside a checkout
+        return {"lock": None, "note": "no requirements/lock.py beside the package"}
+    spec = importlib.util.spec_from_file_location("motionrepro_requirements_lock", path)
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+        info = mod.lock_info()
+        if info.get("lock"):
+            from packaging.utils import canonicalize_name
+
+            pins = mod.read_pins(Path(__file__).resolve().parents[1] / info["lock"])
+            info["locked"] = {n: pins.get(canonicalize_name(n)) for n in names}
+        return info
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken lock file must not lose a run's record
+        return {"lock": None, "note": f"lock unreadable: {e}"}
 
 
 def hardware_label(hw: dict[str, Any]) -> str:
@@ -183,7 +206,8 @@ def validate_record(rec: Any, source: str = "<record>") -> None:
         for key, typ in REQUIRED_V2.items():
             if not isinstance(rec.get(key), typ):
                 raise bad(f"missing key {key!r}" if key not in rec else f"{key!r} has type {type(rec[key]).__name__}")
-        from evaluators.provenance import ProvenanceError, validate as validate_provenance
+        from evaluators.provenance import ProvenanceError
+        from evaluators.provenance import validate as validate_provenance
 
         try:
             validate_provenance(rec["provenance"], source)

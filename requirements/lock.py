@@ -146,7 +146,7 @@ def lock_info(kind: str | None = None) -> dict:
 
     if kind is None:
         marker = Path(sys.prefix) / ".motionrepro-lock"  # written by ./reproduce.sh bootstrap
-        kind = marker.read_text().strip() if marker.exists() else ""
+        kind = os.environ.get("MOTIONREPRO_LOCK") or (marker.read_text().strip() if marker.exists() else "")
     if kind not in LOCKS:
         return {"lock": None, "note": f"installed without a lock ({kind or 'no bootstrap marker'})"}
     path = LOCKS[kind]

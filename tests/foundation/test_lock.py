@@ -52,3 +52,15 @@ def test_lock_info_names_the_lock_and_differences(lock):
     info = lock.lock_info("cpu")
     assert info["lock"] == "requirements/cpu.lock" and len(info["sha256"]) == 64
     assert isinstance(info["matches_installed"], bool) and isinstance(info["differs"], list)
+
+
+def test_record_environment_lists_the_locked_versions(monkeypatch):
+    from evaluators.records import environment_info
+
+    monkeypatch.setenv("MOTIONREPRO_LOCK", "cpu")
+    env = environment_info()
+    assert env["lock"]["lock"] == "requirements/cpu.lock"
+    assert env["lock"]["locked"]["torch"] == "2.13.0+cpu"
+    assert set(env["lock"]["locked"]) == set(env["packages"])
+    monkeypatch.setenv("MOTIONREPRO_LOCK", "none")
+    assert environment_info()["lock"]["lock"] is None
