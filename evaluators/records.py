@@ -236,6 +236,18 @@ def validate_record(rec: Any, source: str = "<record>") -> None:
             raise bad(f"n_samples.{k} is not an integer")
     if "commit" not in rec["git"]:
         raise bad("git.commit missing")
+    if rec["wall_s"] < 0 or not math.isfinite(rec["wall_s"]):
+        raise bad(f"wall_s is {rec['wall_s']} (must be a finite number >= 0)")
+    if isinstance(ns.get("expected"), int) and isinstance(ns.get("evaluated"), int) and ns["evaluated"] > ns["expected"]:
+        raise bad(f"n_samples.evaluated {ns['evaluated']} exceeds n_samples.expected {ns['expected']}")
+    try:
+        started = _dt.datetime.fromisoformat(rec["started"].replace("Z", "+00:00"))
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=_dt.timezone.utc)
+    except ValueError:
+        raise bad(f"started {rec['started']!r} is not an ISO time like 2026-01-31T12:00:00Z") from None
+    if started > _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(minutes=10):  # ours: 10 min of clock skew
+        raise bad(f"started {rec['started']} lies in the future")
 
 
 def record_filename(rec: dict) -> str:
@@ -266,16 +278,29 @@ def read_record(path: str | os.PathLike) -> dict:
         rec = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise RecordError(f"{path}: not valid JSON ({e})") from e
+    except UnicodeDecodeError as e:
+        raise RecordError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise RecordError(f"{path}: cannot read ({e})") from e
     validate_record(rec, source=str(path))
     return rec
 
 
-def read_records(directory: str | os.PathLike) -> list[dict]:
-    """Every ``*.json`` record under ``directory`` (sorted); a malformed one raises RecordError."""
+def read_records(directory: str | os.PathLike, skip_invalid: bool = False) -> list[dict]:
+    """Every ``*.json`` record under ``directory`` (sorted); a malformed one raises RecordError, or
+    with ``skip_invalid`` (a run's own scratch folder) is skipped with a warning naming the file."""
     d = Path(directory)
-    return [read_record(p) for p in sorted(d.glob("*.json"))] if d.exists() else []
+    out = []
+    for p in sorted(d.glob("*.json")) if d.exists() else []:
+        try:
+            out.append(read_record(p))
+        except RecordError as e:
+            if not skip_invalid:
+                raise
+            import logging
+
+            logging.getLogger(__name__).warning("skipping a broken record: %s", e)
+    return out
 
 
 def _jsonable(obj: Any) -> Any:

@@ -409,7 +409,7 @@ def finish(records: list[dict], runs_dir: Path, regenerate: bool = True) -> str:
                           f"{runs_dir / 'records'}") from None
     if regenerate:
         regen(results_dirs=[REPO / "leaderboards" / "results", runs_dir / "records"],
-              out_dir=runs_dir / "leaderboards")
+              out_dir=runs_dir / "leaderboards", lenient=[runs_dir / "records"])
         log.info("leaderboards regenerated under %s", runs_dir / "leaderboards")
     return summary_table(records)
 

@@ -29,12 +29,38 @@ DAGGER_NOTE = "† = record from a dirty git tree or evaluated on fewer samples 
 
 
 # -- records ---------------------------------------------------------------------------------------
-def load_results(dirs: Iterable[Path]) -> list[dict]:
-    """All records in ``dirs`` (a malformed one raises RecordError naming its file)."""
+def load_results(dirs: Iterable[Path], lenient: Iterable[Path] = ()) -> list[dict]:
+    """All records in ``dirs`` (a malformed one raises RecordError naming its file; in a ``lenient``
+    folder, such as a run's own ``runs/records``, it is skipped with a warning naming the file)."""
+    soft = {Path(p).resolve() for p in lenient}
     recs: list[dict] = []
     for d in dirs:
-        recs.extend(read_records(d))
+        recs.extend(read_records(d, skip_invalid=Path(d).resolve() in soft))
     return recs
+
+
+def warn_unknown_methods(dirs: Iterable[Path], known: Iterable[str], lenient: Iterable[Path] = ()) -> list[str]:
+    """One warning (naming the file) per record whose method no leaderboard lists: never dropped silently."""
+    import logging
+
+    from evaluators.records import RecordError, read_record
+
+    known, soft = set(known), {Path(p).resolve() for p in lenient}
+    out = []
+    for d in dirs:
+        for path in sorted(Path(d).glob("*.json")) if Path(d).exists() else []:
+            try:
+                rec = read_record(path)
+            except RecordError:
+                if Path(d).resolve() in soft:
+                    continue
+                raise
+            if rec["method"] not in known:
+                msg = (f"{path}: method {rec['method']!r} is on no leaderboard (known: {', '.join(sorted(known))}); "
+                       f"record not shown")
+                logging.getLogger(__name__).warning(msg)
+                out.append(msg)
+    return out
 
 
 def record_key(rec: dict) -> tuple:
@@ -217,24 +243,32 @@ def render_paper(paper: Paper, records: list[dict], sources: dict[str, str]) -> 
     return "\n".join(parts).rstrip() + "\n"
 
 
-def render_all(results_dirs: Iterable[Path], bench_dirs: Iterable[Path] = ()) -> dict[str, str]:
+def render_all(results_dirs: Iterable[Path], bench_dirs: Iterable[Path] = (),
+               lenient: Iterable[Path] = ()) -> dict[str, str]:
     """File name -> markdown for every leaderboard (paper tables + speed)."""
     from leaderboards.speed import render_speed
 
-    records = latest(load_results(results_dirs))
+    results_dirs = list(results_dirs)
+    records = latest(load_results(results_dirs, lenient))
     sources = load_sources()
-    out = {f"{p.leaderboard}.md": render_paper(p, records, sources) for p in load_papers()}
+    papers = load_papers()
+    warn_unknown_methods(results_dirs, {m for p in papers for m in p.methods}, lenient)
+    out = {f"{p.leaderboard}.md": render_paper(p, records, sources) for p in papers}
     out["speed.md"] = render_speed(list(bench_dirs), records)
     return out
 
 
 def regenerate(results_dirs: Iterable[Path] | None = None, out_dir: Path | None = None,
-               bench_dirs: Iterable[Path] | None = None, check: bool = False, plots: bool = True) -> list[Path]:
-    """Write (or with ``check``, compare) every leaderboard; returns the stale/written paths."""
+               bench_dirs: Iterable[Path] | None = None, check: bool = False, plots: bool = True,
+               lenient: Iterable[Path] = ()) -> list[Path]:
+    """Write (or with ``check``, compare) every leaderboard; returns the stale/written paths.
+
+    ``lenient``: folders among ``results_dirs`` whose broken records are skipped with a warning."""
     results_dirs = list(results_dirs or [LB_DIR / "results"])
     out_dir = Path(out_dir or LB_DIR)
     bench_dirs = list(bench_dirs if bench_dirs is not None else [LB_DIR / "benchmarks"])
-    docs = render_all(results_dirs, bench_dirs)
+    lenient = list(lenient)
+    docs = render_all(results_dirs, bench_dirs, lenient)
     changed = []
     for name, text in docs.items():
         path = out_dir / name
@@ -246,7 +280,7 @@ def regenerate(results_dirs: Iterable[Path] | None = None, out_dir: Path | None 
     if plots and not check:
         from leaderboards.speed import write_plots
 
-        write_plots(latest(load_results(results_dirs)), out_dir / "plots")
+        write_plots(latest(load_results(results_dirs, lenient)), out_dir / "plots")
     return changed
 
 

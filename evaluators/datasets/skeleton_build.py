@@ -80,20 +80,65 @@ def build_arrays(files: dict[str, Path], *, max_frames: int = MAX_FRAMES, single
     opts = {"max_frames": max_frames, "single_actor": single_actor, "v": PIPELINE_VERSION}
     stats = [(n, os.stat(p).st_size, os.stat(p).st_mtime_ns) for n, p in files.items()]
     cdir = cache_root() / f"ntu-arrays-{cache_key(stats, opts)}"
-    if use_cache and (cdir / "meta.json").exists() and (cdir / "rows.npy").exists():
-        meta = json.loads((cdir / "meta.json").read_text())
-        if meta.get("names") == names:
+    if use_cache and (cdir / "meta.json").exists():
+        meta, why = _valid_cache(cdir, names)
+        if meta is not None:
             return np.load(cdir / "rows.npy", mmap_mode="r"), names, np.asarray(meta["frames"], np.int64)
+        log.warning("dataset cache %s is %s: rebuilding it", cdir, why)
     shape = (len(names), max_frames, 150)
     frames = np.zeros(len(names), np.int64)
-    with _staged_npy(cdir / "rows.npy", shape) if use_cache else _in_memory(shape) as rows:
-        for i, p in enumerate(tqdm(files.values(), desc="ntu preprocess", disable=len(files) < 2000)):
-            rows[i], frames[i] = preprocess_skeleton(read_skeleton(p), max_frames=max_frames,
-                                                     single_actor=single_actor)
+    existed = cdir.exists()
+    try:
+        with _staged_npy(cdir / "rows.npy", shape) if use_cache else _in_memory(shape) as rows:
+            for i, p in enumerate(tqdm(files.values(), desc="ntu preprocess", disable=len(files) < 2000)):
+                rows[i], frames[i] = preprocess_skeleton(read_skeleton(p), max_frames=max_frames,
+                                                         single_actor=single_actor)
+    except BaseException:
+        if use_cache and not existed and cdir.is_dir() and not any(cdir.iterdir()):
+            cdir.rmdir()  # a failed build leaves no empty cache folder behind
+        raise
     if not use_cache:
         return rows, names, frames
-    atomic_write_text(cdir / "meta.json", json.dumps({"names": names, "frames": frames.tolist(), "options": opts}))
-    return np.load(cdir / "rows.npy", mmap_mode="r"), names, frames
+    rows_path = cdir / "rows.npy"
+    atomic_write_text(cdir / "meta.json", json.dumps({"names": names, "frames": frames.tolist(), "options": opts,
+                                                      "rows_size": rows_path.stat().st_size,
+                                                      "rows_checksum": sampled_checksum(rows_path)}))
+    return np.load(rows_path, mmap_mode="r"), names, frames
+
+
+def sampled_checksum(path: Path, blocks: int = 64, block: int = 1 << 16) -> str:
+    """sha256 over the size and ``blocks`` evenly spaced ``block``-byte slices of ``path``.
+
+    ours: a full hash of the NTU-120 rows (about 20 GB) would cost minutes at every start; the
+    stored size catches truncation exactly, the sampled slices catch a rewritten or mixed-up file.
+    """
+    import hashlib
+
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        for k in range(blocks):
+            fh.seek(size * k // blocks)
+            h.update(fh.read(block))
+    return h.hexdigest()
+
+
+def _valid_cache(cdir: Path, names: list[str]) -> tuple[dict | None, str]:
+    """(meta, "") when ``cdir`` holds a complete, consistent cache; else (None, what is wrong)."""
+    rows = cdir / "rows.npy"
+    try:
+        meta = json.loads((cdir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return None, f"unreadable (meta.json: {type(e).__name__})"
+    if not isinstance(meta, dict) or meta.get("names") != names or len(meta.get("frames", [])) != len(names):
+        return None, "inconsistent (meta.json does not list these files)"
+    if not rows.is_file():
+        return None, "incomplete (rows.npy missing)"
+    if meta.get("rows_size") != rows.stat().st_size:
+        return None, f"truncated (rows.npy has {rows.stat().st_size} bytes, meta.json says {meta.get('rows_size')})"
+    if meta.get("rows_checksum") != sampled_checksum(rows):
+        return None, "corrupt (rows.npy checksum differs from meta.json)"
+    return meta, ""
 
 
 @contextlib.contextmanager
