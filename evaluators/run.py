@@ -33,6 +33,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from evaluators.validate import ConfigError
 from methods.common.config import CONFIG_DIR, config_dirs, list_configs, load_config
 
 log = logging.getLogger("evaluators.run")
@@ -41,8 +42,8 @@ GROUP_PREFIXES = {"method_cfg.": "method", "dataset.": "dataset", "protocol_cfg.
 GROUP_PREFIXES_BY_GROUP = {"method": "method_cfg.", "dataset": "dataset."}
 
 
-class ConfigError(Exception):
-    """A mistake in the command line or the configs (exit code 2, message printed as is)."""
+# ConfigError lives in evaluators.validate so that ``python -m evaluators.run`` (this module as
+# __main__) and the validators raise and catch one class
 
 
 # -- names -------------------------------------------------------------------------------------------
@@ -450,7 +451,10 @@ def compose(overrides: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return h_compose("run", overrides=[*overrides, *_searchpath_override()])
     except HydraException as e:
-        raise ConfigError(str(e).strip().splitlines()[0]) from None
+        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()] or [type(e).__name__]
+        bad = getattr(e, "override", None)  # OverrideParseException names the override it could not parse
+        bad = bad if isinstance(bad, str) else next((o for o in overrides if o in str(e)), None)
+        raise ConfigError(f"override {bad!r}: {lines[-1] if bad else lines[0]}" if bad else lines[0]) from None
 
 
 def _searchpath_override() -> list[str]:

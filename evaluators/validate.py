@@ -1,6 +1,6 @@
 """Checks a run's configuration before any data is read or any model is built.
 
-Everything here raises :class:`evaluators.run.ConfigError` (exit 2, one line):
+Everything here raises :class:`ConfigError` (re-exported by :mod:`evaluators.run`) (exit 2, one line):
 
 - :func:`check_run_values`: ``seed`` an int, ``device`` one of cpu / cuda / cuda:N / auto.
 - :func:`check_values`: in a resolved method / dataset / protocol config, counts (``steps``,
@@ -32,9 +32,11 @@ _DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 COMMON_DATASET_KEYS = {"name", "task", "source", "root", "env_var", "layout", "url", "trust_pickles"}
 
 
-def _err(msg: str) -> Exception:
-    from evaluators.run import ConfigError
+class ConfigError(Exception):
+    """A mistake in the command line or the configs (exit code 2, message printed as is)."""
 
+
+def _err(msg: str) -> Exception:
     return ConfigError(msg)
 
 

@@ -1,0 +1,110 @@
+"""Caches rebuild themselves when damaged; records that cannot be written or read never cost a run."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluators.records import make_record
+
+from tests.safety.test_bad_inputs_table import _skeleton_text
+
+
+def _files(tmp: Path, n: int = 3) -> dict[str, Path]:
+    out = {}
+    for i in range(n):
+        p = tmp / "skel" / f"S001C001P001R001A00{i + 1}.skeleton"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(_skeleton_text(frames=4 + i))
+        out[p.stem] = p
+    return out
+
+
+def test_truncated_or_corrupt_cache_is_rebuilt_with_one_line(tmp_path, monkeypatch, caplog):
+    from evaluators.datasets.skeleton_build import build_arrays
+
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path / "cache"))
+    files = _files(tmp_path)
+    rows, names, frames = build_arrays(files, max_frames=8)
+    ref = np.array(rows)
+    (cdir,) = (tmp_path / "cache").iterdir()
+    raw = (cdir / "rows.npy").read_bytes()
+    for damage, word in ((raw[:-100], "truncated"), (raw[:-8] + b"\x01" * 8, "corrupt")):
+        (cdir / "rows.npy").write_bytes(damage)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            again, _, fr2 = build_arrays(files, max_frames=8)
+        lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(lines) == 1 and word in lines[0] and str(cdir) in lines[0]
+        np.testing.assert_array_equal(np.array(again), ref)
+        assert fr2.tolist() == frames.tolist()
+    (cdir / "meta.json").write_text("{broken")
+    with caplog.at_level(logging.WARNING):
+        build_arrays(files, max_frames=8)
+    assert "unreadable" in caplog.records[-1].getMessage()
+
+
+def test_failed_cache_build_leaves_no_empty_folder(tmp_path, monkeypatch):
+    from evaluators.datasets import DatasetError
+    from evaluators.datasets.skeleton_build import build_arrays
+
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path / "cache"))
+    files = _files(tmp_path)
+    next(iter(files.values())).write_text("garbage\n")
+    with pytest.raises(DatasetError):
+        build_arrays(files, max_frames=8)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def _rec(method="mld"):
+    return make_record(method=method, dataset="synth_t2m", protocol="text2motion", metrics={"fid": 1.0},
+                       data="synthetic", scale="smoke", seed=0, config={}, git={"commit": "abc", "dirty": False},
+                       hardware={"device": "cpu"})
+
+
+def test_unwritable_records_dir_falls_back_and_says_where(tmp_path, monkeypatch, capsys):
+    from evaluators.run import _write_record_or_fallback
+
+    monkeypatch.setenv("MOTIONREPRO_FALLBACK_RECORDS", str(tmp_path / "fallback"))
+    (tmp_path / "afile").write_text("x")
+    path = _write_record_or_fallback(_rec(), tmp_path / "afile" / "records")  # a folder below a file
+    assert path.parent == tmp_path / "fallback" and json.loads(path.read_text())["method"] == "mld"
+    assert str(path) in capsys.readouterr().err
+
+
+def test_stale_broken_record_in_runs_dir_is_skipped_but_published_ones_are_strict(tmp_path, caplog):
+    from evaluators.records import RecordError
+    from leaderboards.make_tables import load_results
+
+    local = tmp_path / "runs" / "records"
+    local.mkdir(parents=True)
+    (local / "mld_old.json").write_text("{ half a record")
+    (local / "mld_new.json").write_text(json.dumps(_rec()))
+    with caplog.at_level(logging.WARNING):
+        recs = load_results([local], lenient=[local])
+    assert len(recs) == 1 and any("mld_old.json" in r.getMessage() for r in caplog.records)
+    with pytest.raises(RecordError, match="mld_old.json"):
+        load_results([local])
+
+
+def test_finish_does_not_fail_on_a_stale_broken_record(tmp_path):
+    from evaluators.run import finish
+
+    runs = tmp_path / "runs"
+    (runs / "records").mkdir(parents=True)
+    (runs / "records" / "broken.json").write_text("{")
+    table = finish([_rec()], runs, regenerate=True)
+    assert "mld" in table and (runs / "leaderboards" / "mld.md").exists()
+
+
+def test_unknown_method_record_is_a_warning_naming_the_file(tmp_path, caplog):
+    from leaderboards.make_tables import warn_unknown_methods
+
+    (tmp_path / "x.json").write_text(json.dumps(_rec(method="nosuchmethod")))
+    (tmp_path / "y.json").write_text(json.dumps(_rec()))
+    msgs = warn_unknown_methods([tmp_path], {"mld", "macdiff"})
+    assert len(msgs) == 1 and "x.json" in msgs[0] and "nosuchmethod" in msgs[0]
