@@ -18,6 +18,7 @@ Configs (``humanml3d``: 263-d, 22 joints; ``kit``: 251-d, 21 joints) follow the 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -106,6 +107,70 @@ def renorm_for_evaluator(x_gen_norm, gen_mean, gen_std, ev_mean, ev_std):
     return (raw - ev_mean) / ev_std
 
 
+ROOT_ENV = "T2M_EVALUATOR_ROOT"
+GLOVE_FILES = ("our_vab_data.npy", "our_vab_words.pkl", "our_vab_idx.pkl")
+_OFFICIAL_DIR = {"humanml3d": "t2m", "kit": "kit"}  # checkpoints/<dir>/ and MDM's <dir>_mean.npy
+# dataset-opt folders whose meta/ holds the evaluator mean/std: T2M/MLD use Comp_v6_KLD01
+# (text-to-motion final_evaluations.py, MLD mld/data/get_data.py:28), MoMask Comp_v6_KLD005
+# (momask-codes eval_t2m_trans_res.py:126-127); both hold the same released statistics.
+_META_DIRS = ("Comp_v6_KLD01", "Comp_v6_KLD005")
+
+
+def locate_official_files(root: str | Path, dataset: str = "humanml3d") -> dict[str, str | None]:
+    """Find the released evaluator files under one folder ``root`` (``$T2M_EVALUATOR_ROOT``).
+
+    Accepted layouts (first hit wins), for ``d = t2m`` (HumanML3D) or ``kit``:
+
+    - checkpoint: ``[checkpoints/]<d>/text_mot_match/model/finest.tar`` (text-to-motion / MoMask
+      READMEs; MLD's ``deps/t2m/<d>/...`` is the same with ``root = deps/t2m``);
+    - mean/std: ``[checkpoints/]<d>/Comp_v6_KLD01|Comp_v6_KLD005/meta/{mean,std}.npy``, or MDM's
+      ``[dataset/]<d>_mean.npy`` / ``<d>_std.npy``;
+    - GloVe: ``glove/our_vab_*`` (also ``../glove``, as MLD's ``deps/glove`` beside ``deps/t2m``).
+
+    Returns ``{"checkpoint", "glove_dir", "mean", "std"}`` with ``None`` where nothing was found.
+    """
+    root = Path(root)
+    cfg = evaluator_config(dataset)
+    d = _OFFICIAL_DIR.get(cfg.dataset, cfg.dataset)
+    bases = [root, root / "checkpoints"]
+
+    def first(cands):
+        return next((str(c) for c in cands if c.is_file() or (c.is_dir() and c.name == "glove"
+                                                              and (c / GLOVE_FILES[0]).is_file())), None)
+
+    out = {"checkpoint": first([b / d / "text_mot_match" / "model" / "finest.tar" for b in bases])}
+    for key in ("mean", "std"):
+        out[key] = first([b / d / m / "meta" / f"{key}.npy" for b in bases for m in _META_DIRS]
+                         + [b / f"{d}_{key}.npy" for b in (root, root / "dataset")])
+    out["glove_dir"] = first([root / "glove", root.parent / "glove"])
+    return out
+
+
+def resolve_official_files(ecfg: dict, dataset: str = "humanml3d", env: dict | None = None) -> dict:
+    """Fill ``checkpoint / glove_dir / mean / std`` of an ``evaluator`` config from ``$T2M_EVALUATOR_ROOT``.
+
+    Explicit config values win; the root fills only what is unset. Returns a new dict (``root``
+    added when the variable was used). Without the variable the config is returned unchanged.
+    """
+    env = os.environ if env is None else env
+    out = dict(ecfg)
+    root = out.get("root") or env.get(ROOT_ENV)
+    if not root:
+        return out
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"{ROOT_ENV}={root}: not a folder (expected the official "
+                                "checkpoints/t2m/text_mot_match/... and glove/ layout)")
+    found = locate_official_files(root, dataset)
+    for k, v in found.items():
+        if not out.get(k):
+            out[k] = v
+    if not out.get("checkpoint"):
+        raise FileNotFoundError(f"{ROOT_ENV}={root}: no {_OFFICIAL_DIR.get(evaluator_config(dataset).dataset, dataset)}"
+                                "/text_mot_match/model/finest.tar under it (nor under checkpoints/)")
+    out["root"] = str(root)
+    return out
+
+
 class T2MEvaluator(nn.Module):
     """Frozen text/motion co-embedding networks + evaluator normalisation + word vectors."""
 
@@ -140,17 +205,58 @@ class T2MEvaluator(nn.Module):
     def from_official(cls, checkpoint: str | Path, cfg: EvaluatorConfig | str = "humanml3d",
                       glove_dir: str | Path | None = None, mean_path: str | Path | None = None,
                       std_path: str | Path | None = None) -> T2MEvaluator:
-        """The released evaluator: ``finest.tar`` + GloVe ``our_vab_*`` dir + evaluator mean/std ``.npy``."""
+        """The released evaluator: ``finest.tar`` + GloVe ``our_vab_*`` dir + evaluator mean/std ``.npy``.
+
+        Strict: the official evaluation always uses all three (``motion_loaders/
+        dataset_motion_loader.py:15-18``), so a missing one is a ``FileNotFoundError`` naming it,
+        never a silent MiniLM / unnormalised fallback.
+        """
         path = Path(checkpoint)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: evaluator checkpoint not found (text_mot_match/model/finest.tar)")
-        mean = np.load(mean_path) if mean_path else None
-        std = np.load(std_path) if std_path else None
-        ev = cls(cfg, mean=mean, std=std,
-                 vectorizer=default_vectorizer(str(glove_dir)) if glove_dir else None)
+        missing = []
+        if not path.is_file():
+            missing.append(f"{path} (evaluator checkpoint text_mot_match/model/finest.tar)")
+        if not glove_dir:
+            missing.append("evaluator.glove_dir (folder with our_vab_data.npy / our_vab_words.pkl / our_vab_idx.pkl)")
+        else:
+            for name in GLOVE_FILES:
+                if not (Path(glove_dir) / name).is_file():
+                    missing.append(str(Path(glove_dir) / name))
+        for key, val in (("mean", mean_path), ("std", std_path)):
+            if not val:
+                missing.append(f"evaluator.{key} (Comp_v6_KLD01/meta/{key}.npy or MDM's t2m_{key}.npy)")
+            elif not Path(val).is_file():
+                missing.append(f"{val} (evaluator {key})")
+        if missing:
+            raise FileNotFoundError("official T2M evaluator incomplete, missing: " + "; ".join(missing)
+                                    + f" (or set {ROOT_ENV} to a folder with the official layout)")
+        mean, std = np.load(mean_path), np.load(std_path)
+        ev = cls(cfg, mean=mean, std=std, vectorizer=default_vectorizer(str(glove_dir)))
+        if mean.shape != (ev.cfg.dim_pose,) or std.shape != (ev.cfg.dim_pose,):
+            raise ValueError(f"{mean_path} / {std_path}: shapes {mean.shape} / {std.shape}, the "
+                             f"{ev.cfg.dataset} evaluator needs ({ev.cfg.dim_pose},)")
         ev.load_official_state(load_checkpoint_file(path, what="evaluator checkpoint"))
-        ev.meta = {"source": "official", "checkpoint": str(path), "word_vectors": "glove" if glove_dir else "minilm"}
+        ev.meta = {"source": "official", "checkpoint": str(path), "word_vectors": "glove",
+                   "glove_dir": str(glove_dir), "mean": str(mean_path), "std": str(std_path)}
         return ev.eval()
+
+    def provenance(self) -> dict[str, dict]:
+        """``evaluator`` and ``word_vectors`` entries for a run record (``evaluators/provenance.py``)."""
+        from evaluators.provenance import entry, sha256_file
+
+        m = self.meta
+        if m.get("source") == "official":
+            ev = entry("official", "official T2M evaluator", file=m["checkpoint"], sha256=sha256_file(m["checkpoint"]),
+                       mean_sha256=sha256_file(m["mean"]), std_sha256=sha256_file(m["std"]))
+        else:
+            ev = entry("retrained", "T2M evaluator retrained here (official recipe)",
+                       steps=(m.get("hparams") or {}).get("steps"), cache_key=m.get("cache_key"))
+        if m.get("word_vectors") == "glove" and m.get("glove_dir"):
+            wv = entry("glove", "GloVe our_vab (official)", sha256=sha256_file(Path(m["glove_dir"]) / GLOVE_FILES[0]))
+        elif m.get("word_vectors") == "glove":
+            wv = entry("glove", "GloVe our_vab (official)")
+        else:
+            wv = entry("minilm-projected", "MiniLM WordPiece vectors projected to 300-d (not GloVe)")
+        return {"evaluator": ev, "word_vectors": wv}
 
     def save(self, path: str | Path) -> None:
         """Atomic save: official layout + our mean/std/config/meta."""
@@ -198,11 +304,25 @@ class T2MEvaluator(nn.Module):
         return x * (torch.arange(x.shape[1], device=self.device).view(1, -1, 1) < lens)
 
     def motion_embedding_normalized(self, motions: torch.Tensor, lengths) -> torch.Tensor:
-        """Evaluator-normalised ``[B, T, D]`` -> ``[B, 512]`` (official ``get_motion_embeddings``)."""
-        t = motions.shape[1] - motions.shape[1] % self.cfg.unit_length
-        movements = self.movement_encoder(motions[:, :t, :-4])
+        """Evaluator-normalised ``[B, T, D]`` -> ``[B, 512]`` (official ``get_motion_embeddings``).
+
+        As ``networks/evaluator_wrapper.py:89-91`` (EricGuo5513/text-to-motion@72df96e): the
+        movement encoder convolves ALL ``T`` padded frames (no truncation to a multiple of 4;
+        two stride-2 convs give ``T // 4`` tokens), and the GRU reads ``length // unit_length``
+        tokens. A length below ``unit_length`` gives 0 tokens, which the official
+        ``pack_padded_sequence`` rejects; we raise the same refusal with the lengths named.
+        """
         m_lens = torch.as_tensor(lengths).to("cpu", torch.int64) // self.cfg.unit_length
-        return self.motion_encoder(movements, m_lens.clamp(1, movements.shape[1]))
+        if m_lens.numel() and int(m_lens.min()) < 1:
+            bad = [int(x) for x in torch.as_tensor(lengths).reshape(-1) if int(x) < self.cfg.unit_length]
+            raise ValueError(f"motion lengths {bad} are below the evaluator's unit_length "
+                             f"{self.cfg.unit_length}: the T2M motion encoder needs at least one movement token "
+                             "(the official code fails in pack_padded_sequence)")
+        movements = self.movement_encoder(motions[..., :-4])
+        if int(m_lens.max()) > movements.shape[1]:
+            raise ValueError(f"motion lengths up to {int(m_lens.max()) * self.cfg.unit_length} exceed the "
+                             f"{motions.shape[1]} padded frames")
+        return self.motion_encoder(movements, m_lens)
 
     @torch.no_grad()
     def embed_motion(self, raw: torch.Tensor, lengths) -> torch.Tensor:

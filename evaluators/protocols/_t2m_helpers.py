@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch
+from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch, t2m_split
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +33,35 @@ def build_evaluator(data: Any, ecfg: dict, ctx) -> Any:
     ``ctx.extra['t2m_evaluator']`` (an already-built :class:`T2MEvaluator`) takes precedence,
     so a runner evaluating several protocols or methods builds it once.
     """
-    from evaluators.networks.t2m_evaluator import T2MEvaluator
+    from evaluators.networks.t2m_evaluator import T2MEvaluator, resolve_official_files
 
     ev = (ctx.extra or {}).get("t2m_evaluator")
-    if ev is None and ecfg.get("checkpoint"):
-        ev = T2MEvaluator.from_official(ecfg["checkpoint"], ecfg.get("config") or "humanml3d",
-                                        glove_dir=ecfg.get("glove_dir"), mean_path=ecfg.get("mean"),
-                                        std_path=ecfg.get("std"))
+    if ev is None:
+        name = evaluator_name(data, ecfg)
+        # $T2M_EVALUATOR_ROOT locates the released files for real data (a synthetic set has its own
+        # feature statistics and no released evaluator); an explicit checkpoint always counts
+        if getattr(ctx, "data_source", "real") == "real" or ecfg.get("checkpoint") or ecfg.get("root"):
+            ecfg = resolve_official_files(ecfg, name)
+        if ecfg.get("checkpoint"):
+            ev = T2MEvaluator.from_official(ecfg["checkpoint"], name, glove_dir=ecfg.get("glove_dir"),
+                                            mean_path=ecfg.get("mean"), std_path=ecfg.get("std"))
     if ev is None:
         from evaluators.networks.t2m_train import train_evaluator
 
         ev = train_evaluator(data, split=ecfg.get("train_split", "train"), config=ecfg.get("config"),
                              **dict(ecfg.get("train") or {}))
     return ev.to(resolve_device(ctx.device)).eval()
+
+
+def evaluator_name(data: Any, ecfg: dict) -> str:
+    """``evaluator.config`` if set, else from the dataset's feature width (263 -> humanml3d, 251 -> kit)."""
+    if ecfg.get("config"):
+        return str(ecfg["config"])
+    try:
+        dim = int(t2m_split(data, "test").dim)
+    except Exception:  # a dataset without a test split: the HumanML3D evaluator
+        return "humanml3d"
+    return {251: "kit"}.get(dim, "humanml3d")
 
 
 def resolve_device(device) -> torch.device:

@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "split": "test", "batch_size": 32, "max_samples": None, "unit_to_mm": 1000.0, "align_root": None,
-    "window": 120, "fid": {"enabled": True},
-    "evaluator": {"checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
+    "window": 120, "fid": {"enabled": True}, "posterior": "sample",
+    "evaluator": {"root": None, "checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
                   "train_split": "train", "train": {}},
 }
 
@@ -80,9 +80,19 @@ def _to_joints(data, dim: int):
     return lambda x: np.asarray(recover_from_ric(x, joints_num))
 
 
-def _reconstruct(method, x: torch.Tensor):
+def takes_posterior(method) -> bool:
+    """Whether ``method.reconstruct`` has a ``posterior`` argument (a VAE: ``sample`` | ``mean``)."""
+    import inspect
+
+    try:
+        return "posterior" in inspect.signature(method.reconstruct).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _reconstruct(method, x: torch.Tensor, posterior: str | None = None):
     with torch.inference_mode():
-        out = method.reconstruct(x)
+        out = method.reconstruct(x, posterior=posterior) if posterior is not None else method.reconstruct(x)
     mask = None
     if isinstance(out, dict):
         out, mask = out["x_hat"], out.get("mask")
@@ -105,6 +115,12 @@ def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
     align = True if c["align_root"] is None else bool(c["align_root"])
     acc = _Acc()
     recon = [None] * n
+    # a VAE decodes a posterior SAMPLE in the authors' VAE metrics (MLD mld/models/modeltype/mld.py:843
+    # -> t2m_eval, :654 vae.encode = dist.rsample() in mld/models/architectures/mld_vae.py:181-183,
+    # :663 decode; :865 TemosMetric on those joints); ``posterior: mean`` decodes mu (deterministic)
+    posterior = str(c["posterior"]) if takes_posterior(method) else None
+    if posterior not in (None, "sample", "mean"):
+        raise ValueError(f"protocol reconstruction: posterior must be 'sample' or 'mean', got {posterior!r}")
     by_len: dict[int, list[int]] = {}
     for i, m in enumerate(crops):
         by_len.setdefault(len(m), []).append(i)
@@ -112,12 +128,19 @@ def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
         for s in range(0, len(idx), int(c["batch_size"])):
             chunk = idx[s:s + int(c["batch_size"])]
             x = torch.from_numpy(np.stack([crops[i] for i in chunk]))
-            out, _ = _reconstruct(method, x)
+            out, _ = _reconstruct(method, x, posterior)
             for k, i in enumerate(chunk):
                 recon[i] = out[k]
                 acc.add(to_joints(out[k]), to_joints(crops[i]), align)
     metrics = acc.metrics(float(c["unit_to_mm"]))
     extra: dict[str, Any] = {"align_root": align, "task": "text2motion", "crop": "T2M test loader (seeded)"}
+    prov: dict[str, dict] = {}
+    if posterior is not None:
+        from evaluators.provenance import recipe_entry
+
+        extra["posterior"] = posterior
+        k, e = recipe_entry("vae_posterior", posterior, paper=posterior == "sample", paper_value="sample")
+        prov[k] = e
     if c["fid"]["enabled"]:
         from evaluators.protocols._t2m_helpers import build_evaluator
 
@@ -135,7 +158,9 @@ def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
             emb.append(np.concatenate(parts))
         metrics["fid"] = fid_metric(emb[0], emb[1])
         extra["evaluator"] = {"config": ev.cfg.dataset, **{k: v for k, v in ev.meta.items() if k != "hparams"}}
-    return ProtocolResult(metrics, split=c["split"], n_samples={"expected": len(split), "evaluated": n}, extra=extra)
+        prov.update(ev.provenance())
+    return ProtocolResult(metrics, split=c["split"], n_samples={"expected": len(split), "evaluated": n}, extra=extra,
+                          provenance=prov)
 
 
 def _skeleton(method, data, c: dict, ctx: RunContext) -> ProtocolResult:

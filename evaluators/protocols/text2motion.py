@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "mm": {"enabled": True, "mode": "t2m", "num_samples": 100, "num_repeats": 30, "num_times": 10, "num_batches": 3},
     "aits": {"enabled": True, "num_captions": None, "warmup": 1},
     "steps": None, "steps_sweep": None, "real_row": True,
-    "evaluator": {"checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
+    "evaluator": {"root": None, "checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
                   "train_split": "train", "train": {}},
 }
 
@@ -128,7 +128,8 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     results = []
     if c["real_row"]:
         results.append(ProtocolResult(metrics=_summarise(real_rows), split=c["split"], n_samples=n_samples,
-                                      variant="real", extra={**common, "per_repetition": real_rows}))
+                                      variant="real", extra={**common, "per_repetition": real_rows},
+                                      provenance=ev.provenance()))
     for s in step_list:
         metrics = _summarise(gen_rows[s])
         sampler_s = {**dict(sampler or {}), **({"steps": s} if s is not None else {})}
@@ -140,5 +141,5 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
             extra["aits"] = a
         variant = "" if s == default_steps else f"steps={s}"  # the main row keeps the plain identity
         results.append(ProtocolResult(metrics=metrics, split=c["split"], n_samples=n_samples, variant=variant,
-                                      extra=extra))
+                                      extra=extra, provenance=ev.provenance()))
     return results

@@ -277,7 +277,9 @@ class MLD(Method):
 
         Action-conditioned models return ``[B, T, J, 3]`` (the action datasets' representation).
         ``z_T`` (optional, ``[B, n, d]``) fixes the initial noise; otherwise it is drawn from the
-        global torch RNG (so a protocol's seed fixes it).
+        global torch RNG ON THE METHOD'S DEVICE, as the official ``_diffusion_reverse`` does
+        (``torch.randn(..., device=encoder_hidden_states.device)``, MLD
+        ``mld/models/modeltype/mld.py:303-307``), so a seed gives the official noise stream on a GPU.
         """
         self._need_stats()
         lengths_t = torch.as_tensor(list(lengths), dtype=torch.long, device=self.device)
@@ -286,7 +288,7 @@ class MLD(Method):
         B, T = len(lengths_t), int(lengths_t.max())
         chunk = int(self.cfg.get("gen_batch_size", 256))
         if z_T is None:
-            z_T = torch.randn(B, self.vae.latent_size, self.vae.latent_dim)
+            z_T = torch.randn(B, self.vae.latent_size, self.vae.latent_dim, device=self.device)
         outs = []
         self.vae.eval()
         with torch.inference_mode():
@@ -300,8 +302,17 @@ class MLD(Method):
         out = torch.cat(outs)
         return out.reshape(B, T, -1, 3) if self.condition == "action" else out
 
-    def reconstruct(self, x: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
-        """RAW zero-padded motions ``[B, T, D]`` (or ``[B, T, J, 3]``) -> VAE reconstruction from μ, same shape."""
+    def reconstruct(self, x: torch.Tensor, lengths: Sequence[int] | None = None,
+                    posterior: str = "mean") -> torch.Tensor:
+        """RAW zero-padded motions ``[B, T, D]`` (or ``[B, T, J, 3]``) -> VAE reconstruction, same shape.
+
+        ``posterior="mean"`` decodes μ (deterministic); ``"sample"`` decodes z = μ + σ ε (ε from the
+        global torch RNG on the method's device), which is what the authors' VAE metrics decode
+        (MLD ``mld/models/modeltype/mld.py:654`` + ``mld_vae.py:183``). The reconstruction protocol
+        passes ``posterior`` (default ``sample``, ``configs/protocol/reconstruction.yaml``).
+        """
+        if posterior not in ("mean", "sample"):
+            raise ValueError(f"mld.reconstruct: posterior must be 'mean' or 'sample', got {posterior!r}")
         self._need_stats()
         x = torch.as_tensor(x)
         shape = x.shape
@@ -309,7 +320,7 @@ class MLD(Method):
         lengths_t = (infer_lengths(x) if lengths is None else torch.as_tensor(list(lengths))).to(self.device)
         self.vae.eval()
         with torch.inference_mode():
-            z, _, _ = self.vae.encode((x - self.mean) / self.std, lengths_t, sample=False)
+            z, _, _ = self.vae.encode((x - self.mean) / self.std, lengths_t, sample=posterior == "sample")
             out = self._denorm(self.vae.decode(z, lengths_t, max_len=shape[1]), lengths_t)
         return out.reshape(shape).cpu()
 

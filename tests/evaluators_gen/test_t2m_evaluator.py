@@ -53,7 +53,12 @@ def test_official_layout_loads_strictly(tmp_path, name, dim):
             assert tuple(state[part][k].shape) == shape
     path = tmp_path / "finest.tar"
     torch.save(state, path)
-    ev = T2MEvaluator.from_official(path, name)
+    from tests.evaluators_gen.test_t2m_official_files import _write_glove
+
+    np.save(tmp_path / "mean.npy", np.zeros(dim))
+    np.save(tmp_path / "std.npy", np.ones(dim))
+    ev = T2MEvaluator.from_official(path, name, glove_dir=_write_glove(tmp_path / "glove"),
+                                    mean_path=tmp_path / "mean.npy", std_path=tmp_path / "std.npy")
     assert ev.cfg.dim_pose == dim
     for part in ("text_encoder", "movement_encoder", "motion_encoder"):
         mine = getattr(ev, part).state_dict()
