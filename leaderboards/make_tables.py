@@ -1,10 +1,13 @@
 """Generate ``leaderboards/*.md`` from paper references and run records.
 
 For each paper (``references/<paper>.yaml``): the paper's tables with their source and
-every cell's verification status, then reproduced rows from records on **real data at
-paper scale** beside them (with Δ to the paper row the method reproduces). Records from
-synthetic data or smoke scale go to a separate "pipeline checks" section that says they
-are not comparable with the paper. A reported number and a measured one never share a
+every cell's verification status, then reproduced rows from **comparable** records beside
+them (with Δ to the paper row the method reproduces). Comparable = real data, paper scale and
+a provenance block equal to the method config's ``paper_setting`` (``evaluators/provenance.py``).
+Other real-data paper-scale records are listed under "Not comparable", one line each naming
+what differs; records from synthetic data or smoke scale go to a separate "pipeline checks"
+section. Cells of a comparable row that depend on values no paper fixes (``ours.*`` provenance
+entries, from the method config's ``non_paper:`` list) carry a ‡ footnote. A reported number and a measured one never share a
 cell. Tables are built with pandas and written with tabulate (``DataFrame.to_markdown``).
 """
 
@@ -17,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from evaluators import provenance as P
 from evaluators.io import atomic_write_text
 from evaluators.records import hardware_label, read_records
 from leaderboards.references import Paper, Table, load_papers, load_sources
@@ -80,8 +84,43 @@ def latest(records: Iterable[dict]) -> list[dict]:
     return sorted(best.values(), key=lambda r: record_key(r))
 
 
+_SETTINGS: dict[str, Any] = {}
+
+
+def paper_setting(method: str, rec: dict | None = None) -> dict | None:
+    """The ``paper_setting:`` declared in ``configs/method/<method>.yaml`` (searched like every group
+    config); else the one in the record's resolved method config; None when neither declares one."""
+    if method not in _SETTINGS:
+        import yaml
+
+        from methods.common.config import config_dirs
+
+        found = None
+        for d in config_dirs():
+            f = d / "method" / f"{method}.yaml"
+            if f.exists():
+                found = (yaml.safe_load(f.read_text(encoding="utf-8")) or {}).get("paper_setting")
+                break
+        _SETTINGS[method] = found
+    got = _SETTINGS[method]
+    if got is None and rec is not None:
+        got = ((rec.get("config") or {}).get("method") or {}).get("paper_setting")
+    return dict(got) if isinstance(got, dict) else None
+
+
+def not_comparable_reasons(rec: dict) -> list[str]:
+    """Why ``rec`` may not stand beside the paper (``[]`` = comparable); see evaluators/provenance.py."""
+    prov = rec.get("provenance") if rec.get("schema", 1) >= 2 else None
+    return P.differences(prov, paper_setting(rec["method"], rec), data=rec["data"], scale=rec["scale"])
+
+
 def is_comparable(rec: dict) -> bool:
-    return rec["data"] == "real" and rec["scale"] == "paper"
+    return not not_comparable_reasons(rec)
+
+
+def is_pipeline_check(rec: dict) -> bool:
+    """Synthetic data or smoke scale: shows the chain runs, says nothing about the paper."""
+    return rec["data"] != "real" or rec["scale"] != "paper"
 
 
 def flagged(rec: dict) -> bool:
@@ -168,8 +207,15 @@ def render_reproduced(table: Table, records: list[dict]) -> str:
         return ""
     paper_rows = {r.name: r for r in table.rows}
     rows = []
+    notes: dict[str, int] = {}
     for (method, *_), g in sorted(groups.items()):
         rec, variant = g["rec"], g["variant"]
+        ours = P.ours_labels(rec.get("provenance"))
+        mark = ""
+        if ours:
+            text = "; ".join(ours)
+            notes.setdefault(text, len(notes) + 1)
+            mark = f" ‡{notes[text]}"
         target = table.reproduces.get(f"{method}:{variant}") or table.reproduces.get(f":{variant}") if variant else None
         target = target or (table.reproduces.get(method) if variant in ("", "generated") else target)
         prow = paper_rows.get(target) if target else None
@@ -182,11 +228,13 @@ def render_reproduced(table: Table, records: list[dict]) -> str:
             if txt and ref is not None and ref.value is not None and g["vals"][c].get("value") is not None:
                 delta = float(g["vals"][c]["value"]) - ref.value
                 txt += f" (Δ {delta:+.3f}{' vs UNVERIFIED' if ref.status == 'unverified' else ''})"
-            row[lab] = txt
+            row[lab] = txt + mark if txt else txt
         row.update({"vs paper row": target or "", "R": _reps(rec), "hardware": hardware_label(rec["hardware"]),
                     "commit": rec["git"].get("commit", "")})
         rows.append(row)
-    return _md(pd.DataFrame(rows))
+    foot = "".join(f"\n‡{i} depends on values we chose (no paper or official code fixes them): {t}\n"
+                   for t, i in notes.items())
+    return _md(pd.DataFrame(rows)) + foot
 
 
 def _reps(rec: dict) -> str:
@@ -196,9 +244,17 @@ def _reps(rec: dict) -> str:
     return str(reps) if isinstance(reps, int) else ""
 
 
+def _budget(rec: dict) -> str:
+    """Optimizer steps per training stage from the record's method config (``stage.steps``), so runs
+    trained for different lengths are never read as a like-for-like comparison."""
+    mcfg = (rec.get("config") or {}).get("method") or {}
+    parts = [f"{k} {v['steps']}" for k, v in mcfg.items() if isinstance(v, dict) and isinstance(v.get("steps"), int)]
+    return ", ".join(parts)
+
+
 def render_pipeline_checks(records: list[dict]) -> str:
     """Synthetic-data / smoke-scale records, grouped by dataset and protocol."""
-    recs = [r for r in records if not is_comparable(r)]
+    recs = [r for r in records if is_pipeline_check(r)]
     if not recs:
         return "_No pipeline-check records yet._\n"
     out = []
@@ -213,9 +269,22 @@ def render_pipeline_checks(records: list[dict]) -> str:
             rows.append({"Run": row_label(r), **{k: fmt_value(r["metrics"].get(k)) for k in keys},
                          "R": _reps(r), "data": r["data"], "scale": r["scale"],
                          "samples": f"{ns.get('evaluated', '')}/{ns.get('expected', '')}" if ns else "",
+                         "train steps": _budget(r),
                          "hardware": hardware_label(r["hardware"]), "wall (s)": f"{r['wall_s']:.0f}"})
         out.append(f"### {ds} · {proto}\n\n" + _md(pd.DataFrame(rows)))
     return "\n".join(out)
+
+
+def render_not_comparable(records: list[dict]) -> str:
+    """One line per real-data, paper-scale record that differs from the paper's setting."""
+    lines = []
+    for r in records:
+        if is_pipeline_check(r):
+            continue
+        why = not_comparable_reasons(r)
+        if why:
+            lines.append(f"- {row_label(r)} · {r['dataset']} · {r['protocol']}: {'; '.join(why)}")
+    return "\n".join(lines) + "\n" if lines else "_none_\n"
 
 
 def render_paper(paper: Paper, records: list[dict], sources: dict[str, str]) -> str:
@@ -224,7 +293,9 @@ def render_paper(paper: Paper, records: list[dict], sources: dict[str, str]) -> 
              "Paper numbers come from `leaderboards/references/" + (paper.path.name if paper.path else "") +
              "`: each cell is `value ± 95% CI [source letters]`; **UNVERIFIED** marks a number no readable "
              "source confirmed (shown, never promoted). Measured rows appear only below each paper table, "
-             "and only from real data at paper scale; everything else is under *Pipeline checks*.\n"]
+             "and only from comparable records (real data, paper scale, provenance equal to the method's "
+             "`paper_setting`); other real-data records are under *Not comparable*, the rest under "
+             "*Pipeline checks*.\n"]
     parts += [f"- {n}" for n in paper.notes]
     if paper.notes:
         parts.append("")
@@ -233,6 +304,10 @@ def render_paper(paper: Paper, records: list[dict], sources: dict[str, str]) -> 
         parts.append(render_reference(t))
         rep = render_reproduced(t, mine)
         parts.append("**Reproduced (real data, paper scale):**\n\n" + (rep or "_none yet_\n"))
+    parts.append("## Not comparable (real data, paper scale, but not the paper's setting)\n")
+    parts.append("Each line names what differs from the `paper_setting` the method config declares; "
+                 "these records get no Δ.\n")
+    parts.append(render_not_comparable(mine))
     parts.append("## Pipeline checks (synthetic data or smoke scale: NOT comparable with the paper)\n")
     parts.append("These rows show that the whole chain runs; their numbers say nothing about the paper's claims.\n")
     parts.append(render_pipeline_checks(mine))
