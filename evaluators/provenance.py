@@ -151,12 +151,17 @@ def _get(cfg: Mapping, dotted: str) -> Any:
 
 
 def ours_entries(method_cfg: Mapping) -> dict[str, dict]:
-    """``ours.*`` entries for every key listed in the method config's ``non_paper:`` list.
+    """``ours.*`` entries for every item of the method config's ``non_paper:`` list.
 
-    An item is a dotted config key, or ``{key: why}`` to say why it is ours.
+    An item is a dotted config key (``htm.alpha_0``), ``{key: why}``, or, for a choice fixed in
+    code rather than in the config, ``{name: ..., value: ..., why: ...}``.
     """
     out: dict[str, dict] = {}
     for item in method_cfg.get("non_paper") or []:
+        if isinstance(item, Mapping) and "name" in item and "value" in item:
+            k, e = ours_entry(str(item["name"]), item["value"], str(item.get("why") or ""))
+            out[k] = e
+            continue
         items = item.items() if isinstance(item, Mapping) else [(item, "")]
         for key, why in items:
             k, e = ours_entry(str(key), _get(method_cfg, str(key)), str(why or ""))

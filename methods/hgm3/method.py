@@ -117,6 +117,7 @@ class HGM3(MoMask):
     def level_at(self, k: int, steps: int, n_levels: int) -> int:
         """Coarse -> fine: iteration ``k`` of ``steps`` uses level ``ceil((k+1) L / steps) - 1``
         (equal shares, the last iteration always at the finest level; 10 steps: 0,0,0,1,1,1,2,2,2,2)."""
+        # ours: the paper's switching rule is unknown; declared in configs/method/hgm3.yaml non_paper
         return min(max(-(-(k + 1) * n_levels // max(steps, 1)) - 1, 0), n_levels - 1)
 
     # -- training ------------------------------------------------------------------------------------
@@ -132,6 +133,7 @@ class HGM3(MoMask):
         mt, h = self.mtrans, self.c["htm"]
         ids0 = torch.where(pad, mt.pad_id, ids0)
         levels = self.conditions(captions)
+        # ours: tau ~ cosine(U(0,1)) as MoMask; HGM3's own sampling is unknown (non_paper: tau_sampling)
         ratio = M.cosine_schedule(torch.rand(ids0.shape[0], device=ids0.device))
         alpha = alpha_at(step / max(getattr(self, "_total", 1), 1), h["alpha_0"], h["alpha_T"])
         # teacher scores on the unmasked tokens, all levels in one pass (graph features detached for G)

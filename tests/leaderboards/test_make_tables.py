@@ -6,13 +6,20 @@ import json
 
 import pytest
 
+from evaluators.provenance import entry
 from evaluators.records import RecordError, make_record, read_record, write_record
 from leaderboards.__main__ import main as lb_main
 from leaderboards.make_tables import regenerate, render_all, summary_table
 
 
+# the provenance configs/method/mld.yaml declares as the paper's setting
+MLD_PAPER = {"text_encoder": entry("clip-vit-l14", "CLIP ViT-L/14"), "evaluator": entry("official", "official"),
+             "word_vectors": entry("glove", "GloVe"), "weights": entry("trained-here", "trained here"),
+             "vae_loss": entry("smooth_l1_joints", "authors' loss")}
+
+
 def _rec(**kw):
-    base = dict(method="mld", dataset="humanml3d", protocol="text2motion", data="real", scale="paper", seed=0,
+    base = dict(provenance=MLD_PAPER, method="mld", dataset="humanml3d", protocol="text2motion", data="real", scale="paper", seed=0,
                 config={"x": 1}, metrics={"fid": {"value": 0.5, "ci95": 0.01}, "r_precision_top3": 0.75},
                 n_samples={"expected": 4384, "evaluated": 4384}, git={"commit": "abc", "dirty": False},
                 hardware={"cpu": "test-cpu", "cpu_count": 2, "gpu": None}, started="2026-11-22T00:00:00Z")

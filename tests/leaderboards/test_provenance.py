@@ -1,6 +1,7 @@
 """Provenance entries, collection and comparison with a paper setting (evaluators/provenance.py)."""
 
 import hashlib
+import json
 
 import pytest
 
@@ -79,3 +80,81 @@ def test_record_schema2_carries_provenance_and_environment():
     validate_record(dict(old, schema=1))   # committed schema-1 records still read
     with pytest.raises(RecordError, match="provenance"):
         validate_record(dict(old, schema=2))
+
+
+# -- leaderboard routing of hand-made records (issue 14 §1) ------------------------------------------
+from evaluators.provenance import entry  # noqa: E402
+from evaluators.records import write_record  # noqa: E402
+from leaderboards.make_tables import paper_setting, render_all  # noqa: E402
+
+MLD_PAPER = {"text_encoder": entry("clip-vit-l14", "CLIP ViT-L/14"), "evaluator": entry("official", "official"),
+             "word_vectors": entry("glove", "GloVe 6B-300d"), "weights": entry("trained-here", "trained here"),
+             "vae_loss": entry("smooth_l1_joints", "authors' loss")}
+# one departure from the paper setting each, with the words the Not-comparable line must show
+ONE_OFF = {
+    "text_encoder": (entry("minilm", "MiniLM"), "text encoder MiniLM"),
+    "evaluator": (entry("retrained", "evaluator retrained (MiniLM word vectors)"),
+                  "evaluator retrained (MiniLM word vectors)"),
+    "word_vectors": (entry("minilm-projected", "MiniLM projected"), "word vectors MiniLM projected"),
+    "weights": (entry("untrained", "untrained"), "weights untrained"),
+    "vae_loss": (entry("mse", "MSE features + KL"), "vae loss MSE features + KL"),
+}
+
+
+def _mld(fid: float, prov, **kw):
+    base = dict(method="mld", dataset="humanml3d", protocol="text2motion", data="real", scale="paper", seed=0,
+                config={}, metrics={"fid": fid}, n_samples={"expected": 4384, "evaluated": 4384},
+                git={"commit": "abc", "dirty": False}, hardware={"cpu": "c", "cpu_count": 2, "gpu": None},
+                started="2026-11-22T00:00:00Z", provenance=prov)
+    base.update(kw)
+    return make_record(**base)
+
+
+def _sections(md: str) -> tuple[str, str, str]:
+    body, rest = md.split("## Not comparable", 1)
+    nc, checks = rest.split("## Pipeline checks", 1)
+    return body, nc, checks
+
+
+def test_mld_paper_setting_is_declared_in_its_config():
+    assert set(paper_setting("mld")) == set(MLD_PAPER)
+
+
+@pytest.mark.parametrize("key", sorted(ONE_OFF))
+def test_one_provenance_difference_never_reaches_a_reproduced_row(tmp_path, key):
+    bad, words = ONE_OFF[key]
+    # a distinct variant per record keeps them apart in latest(); fid values are unique markers
+    write_record(_mld(0.777, {**MLD_PAPER, key: bad}, variant=f"off-{key}"), tmp_path)
+    body, nc, _ = _sections(render_all([tmp_path])["mld.md"])
+    assert "0.777" not in body and "Δ" not in body
+    line = [ln for ln in nc.splitlines() if f"off-{key}" in ln]
+    assert len(line) == 1 and words in line[0], nc
+
+
+def test_non_paper_recipe_switch_and_schema1_are_not_comparable(tmp_path):
+    prov = {**MLD_PAPER, "recipe.cfg": {**entry("cfg=off", "classifier-free guidance off (paper: on)"),
+                                        "paper": False}}
+    write_record(_mld(0.555, prov, variant="recipe"), tmp_path)
+    old = _mld(0.444, MLD_PAPER, variant="old")
+    old = {k: v for k, v in old.items() if k not in ("provenance", "environment")}
+    old["schema"] = 1
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    body, nc, _ = _sections(render_all([tmp_path])["mld.md"])
+    assert "0.555" not in body and "0.444" not in body
+    assert "recipe classifier-free guidance off (paper: on)" in nc
+    assert "no provenance (recorded before schema 2)" in nc
+
+
+def test_fully_matching_record_reaches_its_row_with_delta(tmp_path):
+    write_record(_mld(0.5, MLD_PAPER), tmp_path)
+    body, nc, _ = _sections(render_all([tmp_path])["mld.md"])
+    reproduced = body.split("## Text-to-motion on HumanML3D")[1].split("## ")[0]
+    assert "0.500 (Δ +0.027" in reproduced  # 0.500 - 0.473 (MLD-1 FID, references/mld.yaml)
+    assert "_none_" in nc
+
+
+def test_ours_values_get_a_footnote_on_comparable_cells(tmp_path):
+    ours = {"ours.zeta": {**entry("zeta=2.0", "zeta = 2.0"), "ours": True}}
+    write_record(_mld(0.5, {**MLD_PAPER, **ours}), tmp_path)
+    body, _, _ = _sections(render_all([tmp_path])["mld.md"])
+    assert "‡1" in body and "‡1 depends on values we chose (no paper or official code fixes them): zeta = 2.0" in body
