@@ -2,10 +2,23 @@
 
 Official layout (EricGuo5513/momask-codes, ``checkpoints/<t2m|kit>/<run>/model/*.tar``):
 
-- tokenizer run: ``net_best_fid.tar`` with the RVQVAE state dict under ``vq_model`` (or ``net``);
-- masked-transformer run: ``net_best_fid.tar`` / ``latest.tar`` under ``t2m_transformer`` (or ``trans``);
-- residual-transformer run: ``net_best_fid.tar`` under ``res_transformer``;
+- tokenizer run: RVQVAE state dict under ``vq_model`` (or ``net``);
+- masked-transformer run: under ``t2m_transformer`` (or ``trans``);
+- residual-transformer run: under ``res_transformer``;
 - dataset statistics, when shipped: ``<run>/meta/mean.npy`` and ``std.npy``.
+
+Which file of each run is loaded follows the authors' scripts (:data:`OFFICIAL_FILES`):
+``gen_t2m.py`` loads the tokenizer from ``net_best_fid.tar`` (line 40), the residual transformer
+from ``net_best_fid.tar`` (line 87) and the masked transformer from ``latest.tar`` (line 151);
+``eval_t2m_trans_res.py`` does the same (lines 33, 80; the masked transformer is the file whose
+name contains ``--which_epoch``, default ``latest``: line 139 and ``options/eval_option.py:6``).
+The config key ``official_files: {role: file name}`` overrides the choice per role; the files
+chosen are recorded in ``method.official_files_loaded`` and in the method's ``provenance()``.
+
+Training from an official tokenizer is refused (:func:`refuse_official_tokenizer_training`): the
+official quantizer's "initialised" flag is a plain attribute, not a buffer
+(``models/vq/quantizer.py:44,60-65,136-137``), so the authors' code *re-initialises every
+codebook from the first training batch* after loading, discarding the released codebooks.
 
 Our modules keep the official key names, so the mapping only (a) drops the frozen
 ``clip_model.*`` entries, (b) adds the EMA statistics our quantizer keeps as buffers
@@ -28,7 +41,8 @@ log = logging.getLogger(__name__)
 
 ROLE_KEYS = {"tokenizer": ("vq_model", "net"), "mask_transformer": ("t2m_transformer", "trans"),
              "residual_transformer": ("res_transformer",)}
-PREFERRED = ("net_best_fid.tar", "latest.tar")
+OFFICIAL_FILES = {"tokenizer": "net_best_fid.tar", "mask_transformer": "latest.tar",
+                  "residual_transformer": "net_best_fid.tar"}
 
 
 def convert_tokenizer(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -60,27 +74,60 @@ def _role(ckpt: dict) -> tuple[str, str] | None:
     return None
 
 
-def find_official(root: Path) -> dict[str, tuple[Path, str]]:
-    """Map role -> (file, key) for the official ``*.tar`` files under ``root`` (best-FID preferred)."""
+def find_official(root: Path, files: dict[str, str] | None = None) -> dict[str, tuple[Path, str]]:
+    """Map role -> (file, key) for the official ``*.tar`` files under ``root``.
+
+    ``files`` (role -> file name, default :data:`OFFICIAL_FILES`) picks the file per role as the
+    authors' scripts do; a role whose runs hold ``*.tar`` files but not the chosen one raises
+    ``FileNotFoundError`` naming what is there and the ``official_files.<role>`` override.
+    """
+    want = {**OFFICIAL_FILES, **(files or {})}
+    present: dict[str, list[Path]] = {}
     found: dict[str, tuple[Path, str]] = {}
-    files = sorted(root.rglob("*.tar"), key=lambda p: (PREFERRED.index(p.name) if p.name in PREFERRED else 9, str(p)))
-    for f in files:
+    for f in sorted(root.rglob("*.tar")):
         ckpt = load_checkpoint_file(f)
         if not isinstance(ckpt, dict):
             continue
         r = _role(ckpt)
-        if r is not None and r[0] not in found:
+        if r is None:
+            continue
+        present.setdefault(r[0], []).append(f)
+        if f.name == want[r[0]] and r[0] not in found:
             found[r[0]] = (f, r[1])
+    for role, fs in present.items():
+        if role not in found:
+            raise FileNotFoundError(
+                f"{root}: the official scripts load the {role} from {want[role]!r}, which is not there; "
+                f"found {[str(p.relative_to(root)) for p in fs]}. Set official_files.{role}=<file name> to "
+                "choose another file")
     return found
 
 
+def refuse_official_tokenizer_training(method) -> None:
+    """Raise if ``method``'s tokenizer came from an official checkpoint (see the module docstring)."""
+    src = (getattr(method, "official_files_loaded", None) or {}).get("tokenizer")
+    if src:
+        raise RuntimeError(
+            f"refusing to train from the official tokenizer {src}: the authors' code re-initialises every "
+            "codebook from the first training batch after loading (momask-codes models/vq/quantizer.py: "
+            "'init' is not saved), so 'resuming' it would throw the released codebooks away. Evaluate the "
+            "official weights as they are, or train from scratch (drop the checkpoint).")
+
+
 def load_official(method, root: Path) -> list[str]:
-    """Load every official component found under ``root`` into ``method``; returns the roles loaded."""
-    found = find_official(root)
+    """Load every official component found under ``root`` into ``method``; returns the roles loaded.
+
+    Sets ``method.official_files_loaded = {role: path}`` (read by ``provenance()`` and the
+    training guard).
+    """
+    found = find_official(root, (getattr(method, "c", None) or {}).get("official_files"))
     if "tokenizer" not in found or "mask_transformer" not in found:
         raise FileNotFoundError(f"{root}: no official MoMask tokenizer/transformer checkpoints found "
-                                f"(expected */model/net_best_fid.tar with keys {ROLE_KEYS}); found {sorted(found)}")
+                                f"(expected */model/{OFFICIAL_FILES['tokenizer']} with key vq_model and "
+                                f"*/model/{OFFICIAL_FILES['mask_transformer']} with key t2m_transformer); "
+                                f"found {sorted(found)}")
     comps = method.components()
+    method.official_files_loaded = {}
     for role, (f, key) in found.items():
         if role not in comps:
             log.warning("%s: %s present but this method has no %s", f, key, role)
@@ -91,6 +138,7 @@ def load_official(method, root: Path) -> list[str]:
         except RuntimeError as e:
             raise ValueError(f"{f} [{key}] does not match the configured {role} (check scale=paper and "
                              f"text_encoder kind=clip dim=512 for the released weights): {e}") from e
+        method.official_files_loaded[role] = str(f)
         log.info("loaded %s from %s [%s]", role, f, key)
     for d in [found["tokenizer"][0].parents[1] / "meta", *root.rglob("meta")]:
         if (d / "mean.npy").exists() and (d / "std.npy").exists():
@@ -118,6 +166,7 @@ def load_into(method, path: Path) -> None:
                 method.c["d_in"] = d_in
                 method._build(d_in)
             method.load_state_dict(ckpt["state"])
+            method.official_files_loaded = {}
             method.to(method.device)
             return
         if path.is_file():

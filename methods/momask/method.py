@@ -145,6 +145,9 @@ class MoMask(Method):
         """Train tokenizer, then masked transformer, then residual transformer on ``dataset``'s train split."""
         from methods.common.training import seed_everything
 
+        from methods.momask.convert import refuse_official_tokenizer_training
+
+        refuse_official_tokenizer_training(self)
         seed_everything(self.seed)
         data = text_motion_split(dataset, "train")
         if data.dim != self.vq.d_in:
@@ -290,8 +293,15 @@ class MoMask(Method):
         return 0
 
     @torch.inference_mode()
-    def generate_tokens(self, captions: list[str], token_lens: torch.Tensor, steps: int) -> torch.Tensor:
-        """Layer-0 decoding then residual layers: ids ``[B, N, Q]`` (-1 beyond length)."""
+    def generate_tokens(self, captions: list[str], token_lens: torch.Tensor, steps: int,
+                        force_mask: bool = False) -> torch.Tensor:
+        """Layer-0 decoding then residual layers: ids ``[B, N, Q]`` (-1 beyond length).
+
+        ``force_mask=True`` is the official ``MaskTransformer.generate(force_mask=True)``: the
+        masked transformer sees a zeroed condition and no guidance (``forward_with_cond_scale``
+        returns the unconditional logits, momask-codes ``models/mask_transformer/transformer.py:314-315``);
+        the residual transformer, whose official ``generate`` has no such switch, is unchanged.
+        """
         s, mt = self.c["sampler"], self.mtrans
         for mod in self.components().values():  # incl. HGM3's graph encoder (dropout off)
             mod.eval()
@@ -300,6 +310,8 @@ class MoMask(Method):
 
         def logits_fn(ids, k):
             cond, cpad = levels[self.level_at(k, steps, len(levels))]
+            if force_mask:
+                return mt(ids, cond, pad, cpad, force_uncond=True)
             return mt.cfg_logits(ids, cond, pad, cpad, s["cond_scale"])
 
         pad = M.lengths_to_pad(token_lens, n)
@@ -328,16 +340,41 @@ class MoMask(Method):
         ids = torch.stack(out, -1)
         return torch.where(ids == rt.pad_id, -1, ids)
 
+    def last_generation_codes(self) -> torch.Tensor | None:
+        """Token ids ``[B, N, Q]`` (-1 = pad) of the last :meth:`generate` call, for protocol debug checks."""
+        return getattr(self, "_last_codes", None)
+
+    def provenance(self) -> dict[str, dict]:
+        """``weights`` entry naming the official files loaded (empty when the weights were trained here)."""
+        base = getattr(super(), "provenance", None)
+        out = dict(base()) if callable(base) else {}
+        files = getattr(self, "official_files_loaded", None) or {}
+        if files:
+            from evaluators.provenance import sha256_file, sha256_text
+
+            per = {role: {"file": f, "sha256": sha256_file(f)} for role, f in sorted(files.items())}
+            out["weights"] = {
+                "id": "official-converted",
+                "label": "official weights (" + ", ".join(f"{r} {Path(f).name}" for r, f in sorted(files.items())) + ")",
+                "file": "; ".join(f"{r}={f}" for r, f in sorted(files.items())),
+                "sha256": sha256_text("".join(per[r]["sha256"] for r in sorted(per))),
+                "files": per}
+        return out
+
     @torch.inference_mode()
-    def generate(self, conditions, lengths, steps: int | None = None) -> torch.Tensor:
-        """Captions + frame lengths -> raw motions ``[B, max(lengths), D]`` (zeros beyond each length)."""
+    def generate(self, conditions, lengths, steps: int | None = None, force_mask: bool = False) -> torch.Tensor:
+        """Captions + frame lengths -> raw motions ``[B, max(lengths), D]`` (zeros beyond each length).
+
+        ``force_mask=True``: unconditional layer-0 decoding (see :meth:`generate_tokens`).
+        """
         if conditions is None or len(conditions) != len(lengths):
             raise ValueError("momask.generate needs one caption per length")
         steps = int(steps or self.c["sampler"]["iterations"])
         lens = torch.as_tensor(list(lengths), dtype=torch.long, device=self.device)
         unit = self.vq.unit_length
         tok = ((lens + unit - 1) // unit).clamp(min=1)  # eval lengths are multiples of 4 (floor == ceil)
-        ids = self.generate_tokens([str(c) for c in conditions], tok, steps)
+        ids = self.generate_tokens([str(c) for c in conditions], tok, steps, force_mask=force_mask)
+        self._last_codes = ids.detach().cpu()
         self.vq.eval()
         x = self.denormalize(self.vq.decode(ids))
         t = int(lens.max())
