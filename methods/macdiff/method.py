@@ -233,6 +233,27 @@ class MacDiff(Method):
         model.encoder.load_state_dict(self.core.encoder.state_dict())
         return model.to(self.device)
 
+    def finetuned_classifier(self, head_dropout: float = 0.3) -> nn.Module:
+        """The authors' fine-tuned model, ready to evaluate: encoder + the ``head.*`` of the loaded
+        official fine-tune checkpoint (``ActionHeadFinetune``, MacDiff ``model/transformer_downstream.py:101-123``,
+        keys ``fc1``/``bn``/``fc2``), in eval mode. Raises if no fine-tuned checkpoint was loaded."""
+        head = getattr(self, "official_head", None)
+        if not head:
+            raise ValueError("finetuned_classifier(): no classification head loaded; load an official fine-tuned "
+                             "checkpoint (its state dict holds head.fc1/head.bn/head.fc2) with load_checkpoint()")
+        if "fc2.weight" not in head:
+            raise ValueError(f"finetuned_classifier(): the loaded head has keys {sorted(head)[:6]}, not the official "
+                             "fine-tune head (head.fc1/bn/fc2); a linear-probe head cannot be used here")
+        mean, std, self_shift = self.finetune_normalisation()
+        model = MacDiffClassifier(self.core.model_cfg, int(head["fc2.weight"].shape[0]), drop_path=0.0,
+                                  head_dropout=head_dropout, mean=mean, std=std, self_shift=self_shift)
+        model.encoder.load_state_dict(self.core.encoder.state_dict())
+        try:
+            model.head.load_state_dict(head, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"finetuned_classifier(): official head does not match this encoder: {e}") from e
+        return model.to(self.device).eval()
+
     # -- benchmark hooks (methods/base.py; timed and FLOP-counted by benchmarks/test_methods.py) -----------
     def denoiser_example(self, batch: int = 1) -> tuple[nn.Module, tuple]:
         """The decoder as run at every DDIM step: x_t ``[B, T, V, 3]``, t ``[B]``, condition
@@ -343,6 +364,7 @@ class MacDiff(Method):
         self.load_state_any(obj, source=str(path))
 
     def load_state_any(self, obj: Any, source: str = "<state>") -> None:
+        self.official_head = None
         if isinstance(obj, dict) and "modules" in obj and "core" in obj.get("modules", {}):
             self.core.load_state_dict(obj["modules"]["core"])
             return
@@ -360,5 +382,6 @@ class MacDiff(Method):
             self.core.decoder.load_state_dict(dec, strict=True)
         else:
             log.info("%s: encoder-only (downstream) checkpoint; decoder left as is", source)
+        self.official_head = head or None  # fine-tuned checkpoints: see finetuned_classifier()
         if head:
-            log.info("%s: ignoring %d classification-head tensors", source, len(head))
+            log.info("%s: kept %d classification-head tensors (finetuned_classifier())", source, len(head))
