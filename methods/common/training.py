@@ -312,13 +312,15 @@ def _floats(logs: dict | None) -> dict[str, float]:
 def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, dataset, batch_size: int,
           total_steps: int, step_fn: Callable[[Any, int], tuple[torch.Tensor, dict]], ckpt_dir=None, seed: int = 0,
           desc: str = "train", lr_scheduler=None, collate_fn=None, grad_clip: float | None = None,
-          ckpt_every: int = 200, stop_after: int | None = None, num_workers: int = 0) -> TrainState:
+          ckpt_every: int = 200, stop_after: int | None = None, num_workers: int = 0,
+          on_step: Callable[[TrainState], None] | None = None) -> TrainState:
     """Train ``modules`` for ``total_steps`` optimizer steps (see the module docstring).
 
     ``dataset``: map-style (``__len__``/``__getitem__``). ``batch_size`` is the GLOBAL batch
     (summed over ranks). ``stop_after``: stop (with a checkpoint) once the global step reaches
-    this value, as if the run had been interrupted there; tests use it. Returns the
-    :class:`TrainState` (identical on every rank).
+    this value, as if the run had been interrupted there; tests use it. ``on_step(state)`` runs
+    on every rank after each optimizer step, before that step's checkpoint (periodic validation,
+    best-checkpoint selection). Returns the :class:`TrainState` (identical on every rank).
     """
     D.init_distributed()
     rank, world = D.rank(), D.world_size()
@@ -386,6 +388,8 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
                 if now - t_rate >= 1.0 or state.step == end:
                     bar.set_postfix(loss=f"{gl:.4g}", samples_s=f"{samples / max(now - t_rate, 1e-9):.1f}")
                     samples, t_rate = 0, now
+                if on_step is not None:
+                    on_step(state)
                 if ckpt is not None and (state.step % ckpt_every == 0 or state.step == end):
                     _save(ckpt, modules, optimizer, lr_scheduler, state, seed, batch_size, dataset)
     finally:

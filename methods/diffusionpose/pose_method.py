@@ -87,6 +87,66 @@ def make_lr_scheduler(opt: torch.optim.Optimizer, tcfg: dict, total_steps: int) 
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, total_steps, **kw))
 
 
+class BestCheckpoint:
+    """MMPose ``CheckpointHook(save_best='coco/AP', rule='greater')`` with ``val_interval`` epochs:
+    evaluate every ``every`` optimiser steps and at the last step, keep the weights with the highest
+    metric (``ckpt_dir/best.pt``, written atomically, survives a resume), and reload them at the end.
+    """
+
+    def __init__(self, method: TopDownPoseMethod, dataset: Any, every: int, total_steps: int,
+                 steps_per_epoch: int, ckpt_dir: Path | None):
+        self.method, self.dataset, self.every, self.total = method, dataset, every, total_steps
+        self.steps_per_epoch, self.path = steps_per_epoch, (Path(ckpt_dir) / "best.pt") if ckpt_dir else None
+        self.best: dict | None = None
+        self.best_state: dict | None = None
+        if self.path is not None and self.path.exists():  # resumed run: the best so far
+            obj = load_checkpoint_file(self.path, what="best checkpoint")
+            self.best, self.best_state = obj["info"], obj["state"]
+
+    @classmethod
+    def from_config(cls, method, dataset, tcfg: dict, *, steps_per_epoch: int, total_steps: int, ckpt_dir):
+        """``train.save_best`` (null = keep the last weights), ``train.val_interval`` (epochs, MMPose 10)
+        or ``train.val_interval_steps``; None when disabled or the dataset has no evaluation split."""
+        if not tcfg.get("save_best"):
+            method.checkpoint_selection = {"id": "last", "label": "last weights (train.save_best: null)"}
+            return None
+        split = getattr(dataset, "eval_split", None)
+        if split is None or split not in getattr(dataset, "splits", {}):
+            log.warning("%s: no evaluation split to select the best checkpoint on; keeping the last weights",
+                        method.registry_name)
+            method.checkpoint_selection = {"id": "last", "label": "last weights (no val split)"}
+            return None
+        every = int(tcfg.get("val_interval_steps") or int(tcfg.get("val_interval", 10)) * steps_per_epoch)
+        return cls(method, dataset, max(1, every), total_steps, steps_per_epoch, ckpt_dir)
+
+    def on_step(self, state) -> None:
+        if state.step % self.every and state.step != self.total:
+            return
+        from methods.common import distributed as D
+
+        name, value = self.method.val_metric(self.dataset)
+        info = {"id": "best_val", "metric": name, "value": float(value), "step": int(state.step),
+                "epoch": state.step / self.steps_per_epoch, "split": getattr(self.dataset, "eval_split", "val")}
+        log.info("%s: val %s = %.3f at step %d (epoch %.2f)", self.method.registry_name, name, value, state.step,
+                 info["epoch"])
+        if self.best is None or value > self.best["value"]:  # rule='greater'; ties keep the earlier one
+            self.best = info
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.method.net.state_dict().items()}
+            if self.path is not None and D.is_main():
+                from evaluators.io import atomic_torch_save
+
+                atomic_torch_save({"info": self.best, "state": self.best_state}, self.path)
+
+    def restore_best(self) -> dict:
+        """Load the best weights into the method's network; provenance entry of the selection."""
+        if self.best is None:
+            return {"id": "last", "label": "last weights (no validation ran)"}
+        self.method.net.load_state_dict(self.best_state)
+        b = self.best
+        return {**b, "label": f"best {b['metric']} on {b['split']} ({b['value']:.2f}) at epoch {b['epoch']:.2f} "
+                              f"(step {b['step']}; MMPose save_best)"}
+
+
 FORMATS = {"coco": (17, COCO_FLIP_PAIRS, COCO_SKELETON), "mpii": (16, MPII_FLIP_PAIRS, MPII_SKELETON)}
 
 
@@ -142,6 +202,9 @@ class TopDownPoseMethod(Method):
         base = getattr(super(), "provenance", None)
         out = dict(base()) if callable(base) else {}
         out["backbone_init"] = dict(self.backbone_init)
+        sel = getattr(self, "checkpoint_selection", None)
+        if sel is not None:
+            out["checkpoint_selection"] = dict(sel)
         return out
 
     def components(self) -> dict[str, nn.Module]:
@@ -209,11 +272,41 @@ class TopDownPoseMethod(Method):
             return self.net.loss(batch, gen)
 
         ckpt = (self.workdir / f"{self.registry_name}_train") if self.workdir is not None else None
+        selector = BestCheckpoint.from_config(self, dataset, tcfg, steps_per_epoch=max(1, len(tds) // bs),
+                                              total_steps=steps, ckpt_dir=ckpt)
         self.train_state = train(modules={"model": self.net}, optimizer=opt, dataset=tds, batch_size=bs,
                                  total_steps=steps, step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
                                  desc=self.registry_name, lr_scheduler=sched, grad_clip=tcfg.get("grad_clip"),
-                                 ckpt_every=int(tcfg.get("ckpt_every", 500)))
+                                 ckpt_every=int(tcfg.get("ckpt_every", 500)),
+                                 on_step=selector.on_step if selector is not None else None)
+        if selector is not None:
+            self.checkpoint_selection = selector.restore_best()
         self.net.eval()
+
+    def val_metric(self, dataset: Any) -> tuple[str, float]:
+        """The checkpoint-selection metric on the dataset's evaluation split, with the flip test:
+        COCO ``coco/AP`` (detection boxes when the dataset has them, as MMPose's val_dataloader
+        ``bbox_file``; COCOeval over every image), MPII ``PCKh`` (PCK@0.2 without head boxes)."""
+        from evaluators.datasets.coco import read_image
+        from evaluators.metrics.pose2d import coco_results, oks_ap, pck, pckh
+
+        split = getattr(dataset, "eval_split", "val")
+        det = self.fmt == "coco" and bool(getattr(dataset, "det_instances", None))
+        insts = dataset.instances("det" if det else split)
+        preds = []
+        for i in range(0, len(insts), 64):
+            chunk = insts[i:i + 64]
+            out = self.predict([read_image(c["image_path"]) for c in chunk], np.stack([c["bbox"] for c in chunk]))
+            preds.append(np.asarray(out, dtype=np.float64))
+        preds = np.concatenate(preds) if preds else np.zeros((0, self.num_keypoints, 3))
+        if self.fmt == "coco":
+            return "coco/AP", 100.0 * oks_ap(coco_results(preds, insts), dataset.ann_file)["AP"]
+        gt = np.stack([i["keypoints"] for i in insts])
+        vis = np.stack([i["visible"] for i in insts])
+        if all(i.get("head_size", 0) > 0 for i in insts):
+            return "PCKh", float(pckh(preds[..., :2], gt, vis, np.array([i["head_size"] for i in insts]))["pckh_0.5"])
+        norm = np.stack([np.asarray(i["bbox"], np.float64)[2:4] for i in insts])
+        return "PCK", 100.0 * pck(preds[..., :2], gt, vis, norm, 0.2)[1]
 
     # -- inference --------------------------------------------------------------------------
     def crops(self, images: Sequence[np.ndarray], boxes) -> tuple[torch.Tensor, list]:

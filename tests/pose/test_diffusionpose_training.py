@@ -30,6 +30,8 @@ def test_diffusionpose_learns_and_beats_baseline_on_synth_coco(tmp_path, monkeyp
     dp = get_method("diffusionpose")(load_config("method", "diffusionpose", "smoke", overrides), seed=0)
     untrained = pck02(dp, 2)
     dp.fit(data)
+    sel = dp.provenance()["checkpoint_selection"]  # best val coco/AP of the evaluations at steps 50, 100, 120
+    assert sel["id"] == "best_val" and sel["metric"] == "coco/AP" and sel["step"] in (50, 100, 120)
     by_steps = {s: pck02(dp, s) for s in (0, 1, 2, 5)}
     base = get_method("heatmap_baseline")(load_config("method", "heatmap_baseline", "smoke", overrides), seed=0)
     base.fit(data)

@@ -78,3 +78,50 @@ def test_half_body_crop_box_is_the_joints_mean_and_padded_extent():
     off = topdown_sample(img, inst, (48, 64), (12, 16), 1.0, [], rng=np.random.default_rng(0),
                          aug={**aug, "half_body": None})
     np.testing.assert_allclose(off["meta"]["center"], [80, 100])  # the person box centre
+
+
+class _Scripted:
+    """Stands in for a pose method: a tiny net and a scripted validation metric per call."""
+
+    registry_name = "scripted"
+
+    def __init__(self, values):
+        self.net = torch.nn.Linear(2, 2)
+        self.values, self.calls = list(values), []
+
+    def val_metric(self, dataset):
+        self.calls.append({k: v.clone() for k, v in self.net.state_dict().items()})
+        return "coco/AP", self.values[len(self.calls) - 1]
+
+
+def test_best_checkpoint_is_the_argmax_of_val_ap_and_survives_resume(tmp_path):
+    from types import SimpleNamespace
+
+    from methods.common.training import TrainState
+    from methods.diffusionpose.pose_method import BestCheckpoint
+
+    values = [10.0, 30.0, 25.0, 30.0, 20.0]  # evaluated at steps 4, 8, 12, 16, 20 (val_interval 2 epochs x 2)
+    m = _Scripted(values)
+    data = SimpleNamespace(eval_split="val", splits={"train": [], "val": []})
+    tcfg = {"save_best": "coco/AP", "val_interval": 2}
+    sel = BestCheckpoint.from_config(m, data, tcfg, steps_per_epoch=2, total_steps=20, ckpt_dir=tmp_path)
+    for step in range(1, 21):
+        with torch.no_grad():
+            m.net.weight.add_(1.0)  # weights differ at every step
+        if step == 10:  # interrupted: a new selector (as after a resume) must know the best so far
+            sel = BestCheckpoint.from_config(m, data, tcfg, steps_per_epoch=2, total_steps=20, ckpt_dir=tmp_path)
+        sel.on_step(TrainState(step=step))
+    assert len(m.calls) == 5
+    best = int(np.argmax(values))  # first maximum (rule 'greater': a tie keeps the earlier one)
+    info = sel.restore_best()
+    assert (info["step"], info["epoch"], info["value"], info["metric"]) == (8, 4.0, 30.0, "coco/AP")
+    assert torch.equal(m.net.weight, m.calls[best]["weight"])
+    assert "epoch 4.00" in info["label"]
+    off = BestCheckpoint.from_config(m, data, {"save_best": None}, steps_per_epoch=2, total_steps=20, ckpt_dir=None)
+    assert off is None and m.checkpoint_selection["id"] == "last"
+
+
+@pytest.mark.parametrize("name", ["diffusionpose", "heatmap_baseline"])
+def test_paper_recipe_selects_best_coco_ap_every_10_epochs(name):
+    tcfg = load_config("method", name, "paper")["train"]
+    assert (tcfg["save_best"], tcfg["val_interval"]) == ("coco/AP", 10)
