@@ -78,11 +78,16 @@ def recipe_entry(name: str, value: Any, *, paper: bool, paper_value: Any = None,
     return RECIPE_PREFIX + name, entry(f"{name}={value}", label, **details)
 
 
-def ours_entry(key: str, value: Any, why: str = "") -> tuple[str, dict[str, Any]]:
-    """``("ours.<key>", entry)`` for a value no paper or official code fixes (we chose it)."""
+def ours_entry(key: str, value: Any, why: str = "", protocols: Iterable[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """``("ours.<key>", entry)`` for a value no paper or official code fixes (we chose it).
+
+    ``protocols``: the protocols whose numbers depend on it (name prefixes, e.g. ``semi``); None = all.
+    """
     details: dict[str, Any] = {"ours": True, "value": value}
     if why:
         details["why"] = why
+    if protocols is not None:
+        details["protocols"] = [str(p) for p in protocols]
     return OURS_PREFIX + key, entry(f"{key}={value}", f"{key} = {value}", **details)
 
 
@@ -153,13 +158,21 @@ def _get(cfg: Mapping, dotted: str) -> Any:
 def ours_entries(method_cfg: Mapping) -> dict[str, dict]:
     """``ours.*`` entries for every item of the method config's ``non_paper:`` list.
 
-    An item is a dotted config key (``htm.alpha_0``), ``{key: why}``, or, for a choice fixed in
-    code rather than in the config, ``{name: ..., value: ..., why: ...}``.
+    An item is a dotted config key (``htm.alpha_0``), ``{key: why}``, ``{key: K, why: ...,
+    protocols: [...]}`` (only those protocols' numbers depend on it), or, for a choice fixed in
+    code rather than in the config, ``{name: ..., value: ..., why: ..., protocols: [...]}``.
     """
     out: dict[str, dict] = {}
     for item in method_cfg.get("non_paper") or []:
-        if isinstance(item, Mapping) and "name" in item and "value" in item:
-            k, e = ours_entry(str(item["name"]), item["value"], str(item.get("why") or ""))
+        if isinstance(item, Mapping) and ("name" in item or "key" in item):
+            protos = item.get("protocols")
+            if "name" in item:
+                if "value" not in item:
+                    raise ProvenanceError(f"non_paper item {dict(item)!r} names a choice without its 'value'")
+                k, e = ours_entry(str(item["name"]), item["value"], str(item.get("why") or ""), protos)
+            else:
+                key = str(item["key"])
+                k, e = ours_entry(key, _get(method_cfg, key), str(item.get("why") or ""), protos)
             out[k] = e
             continue
         items = item.items() if isinstance(item, Mapping) else [(item, "")]
@@ -232,6 +245,15 @@ def differences(provenance: Mapping | None, paper_setting: Mapping | None, *, da
     return reasons
 
 
-def ours_labels(provenance: Mapping | None) -> list[str]:
-    """Labels of the ``ours.*`` entries (values we chose), for leaderboard footnotes."""
-    return [str(e.get("label") or e.get("id")) for k, e in (provenance or {}).items() if k.startswith(OURS_PREFIX)]
+def ours_labels(provenance: Mapping | None, protocol: str | None = None) -> list[str]:
+    """Labels of the ``ours.*`` entries (values we chose) that ``protocol``'s numbers depend on,
+    for leaderboard footnotes (an entry without ``protocols`` applies to every protocol)."""
+    out = []
+    for k, e in (provenance or {}).items():
+        if not k.startswith(OURS_PREFIX):
+            continue
+        protos = e.get("protocols")
+        if protocol is not None and protos is not None and not any(protocol.startswith(p) for p in protos):
+            continue
+        out.append(str(e.get("label") or e.get("id")))
+    return out

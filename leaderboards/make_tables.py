@@ -210,7 +210,7 @@ def render_reproduced(table: Table, records: list[dict]) -> str:
     notes: dict[str, int] = {}
     for (method, *_), g in sorted(groups.items()):
         rec, variant = g["rec"], g["variant"]
-        ours = P.ours_labels(rec.get("provenance"))
+        ours = P.ours_labels(rec.get("provenance"), rec["protocol"])
         mark = ""
         if ours:
             text = "; ".join(ours)

@@ -158,3 +158,22 @@ def test_ours_values_get_a_footnote_on_comparable_cells(tmp_path):
     write_record(_mld(0.5, {**MLD_PAPER, **ours}), tmp_path)
     body, _, _ = _sections(render_all([tmp_path])["mld.md"])
     assert "‡1" in body and "‡1 depends on values we chose (no paper or official code fixes them): zeta = 2.0" in body
+
+
+def test_ours_entry_scoped_to_protocols():
+    cfg = {"augment": {"t_start": 400}, "non_paper": [{"key": "augment.t_start", "why": "w", "protocols": ["semi"]},
+                                                      {"name": "rule", "value": "x"}]}
+    prov = P.ours_entries(cfg)
+    assert P.ours_labels(prov, "semi10") == ["augment.t_start = 400", "rule = x"]
+    assert P.ours_labels(prov, "linear") == ["rule = x"]
+    with pytest.raises(P.ProvenanceError, match="value"):
+        P.ours_entries({"non_paper": [{"name": "rule"}]})
+
+
+@pytest.mark.parametrize("method", ["macdiff", "mld", "momask", "hgm3", "diffusionpose", "heatmap_baseline"])
+def test_every_method_config_declares_a_resolvable_paper_setting(method):
+    from methods.common.config import load_config
+
+    assert paper_setting(method), f"configs/method/{method}.yaml declares no paper_setting"
+    for scale in ("paper", "smoke"):
+        P.ours_entries(load_config("method", method, scale))  # every non_paper key exists in the config
