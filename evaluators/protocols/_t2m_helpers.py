@@ -178,10 +178,64 @@ def gt_motion_fn(draw: RepetitionDraw, max_len: int):
     return fn
 
 
-def gen_motion_fn(method, draw: RepetitionDraw, steps: int | None):
+def gen_motion_fn(method, draw: RepetitionDraw, steps: int | None, codes: CodeDiversity | None = None):
     def fn(idx):
-        return call_generate(method, [draw.captions[i] for i in idx], [draw.lengths[i] for i in idx], steps)
+        out = call_generate(method, [draw.captions[i] for i in idx], [draw.lengths[i] for i in idx], steps)
+        if codes is not None:
+            codes.update(method)
+        return out
     return fn
+
+
+class CodeDiversity:
+    """Debug check on token generators: distinct codes per RVQ layer over the evaluated batches.
+
+    A method that exposes ``last_generation_codes() -> [B, N, Q]`` (-1 = pad; MoMask, HGM3) is
+    read after every evaluation batch. :meth:`check` raises (``mode="error"``) or warns
+    (``"warn"``) when a layer produced a single code over at least ``min_tokens`` tokens, the
+    signature of the issue-13 sampler bug (every residual code was 0). The summary goes into the
+    record's ``extra["generation_codes"]``.
+    """
+
+    def __init__(self, mode: str = "error", min_tokens: int = 16) -> None:
+        if mode not in ("error", "warn", "off"):
+            raise ValueError(f"debug_checks.residual_codes must be error|warn|off, got {mode!r}")
+        self.mode, self.min_tokens = mode, int(min_tokens)
+        self.seen: list[set[int]] = []
+        self.tokens = 0
+
+    def update(self, method) -> None:
+        fn = getattr(method, "last_generation_codes", None)
+        if self.mode == "off" or not callable(fn):
+            return
+        ids = fn()
+        if ids is None:
+            return
+        ids = torch.as_tensor(ids).reshape(-1, torch.as_tensor(ids).shape[-1])
+        valid = ids[:, 0] >= 0
+        self.tokens += int(valid.sum())
+        while len(self.seen) < ids.shape[1]:
+            self.seen.append(set())
+        for q in range(ids.shape[1]):
+            col = ids[valid, q]
+            self.seen[q].update(col[col >= 0].unique().tolist())
+
+    def summary(self) -> dict | None:
+        if not self.seen:
+            return None
+        return {"distinct_codes_per_layer": [len(s) for s in self.seen], "tokens": self.tokens}
+
+    def check(self, where: str) -> None:
+        if not self.seen or self.mode == "off" or self.tokens < self.min_tokens:
+            return
+        bad = [q for q, s in enumerate(self.seen) if len(s) <= 1]
+        if bad:
+            msg = (f"{where}: generated RVQ layer(s) {bad} used a single code over {self.tokens} tokens "
+                   f"(distinct codes per layer {[len(s) for s in self.seen]}); a collapsed sampler "
+                   "(see issue 13) or an untrained model. Set debug_checks.residual_codes=warn to continue")
+            if self.mode == "error":
+                raise RuntimeError(msg)
+            log.warning(msg)
 
 
 def multimodality_embeddings(method, ev, split: T2MSplit, rng: np.random.Generator, mcfg: dict, draw: RepetitionDraw,

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "mm": {"enabled": True, "mode": "t2m", "num_samples": 100, "num_repeats": 30, "num_times": 10, "num_batches": 3},
     "aits": {"enabled": True, "num_captions": None, "warmup": 1},
     "steps": None, "steps_sweep": None, "real_row": True,
+    "debug_checks": {"residual_codes": "error"},
     "evaluator": {"root": None, "checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
                   "train_split": "train", "train": {}},
 }
@@ -90,6 +91,7 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     gen_rows: dict[Any, list[dict]] = {s: [] for s in step_list}
     evaluated = 0
     fingerprint = H.split_fingerprint(split)
+    codes = H.CodeDiversity(str(c["debug_checks"]["residual_codes"]))
     for r in range(reps):
         seed = int(ctx.seed) + r
         rng = np.random.default_rng(seed)
@@ -106,7 +108,8 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
             row["diversity"] = G.diversity(gt_emb, _diversity_pairs(len(gt_emb), c["diversity_times"]), seed=seed)
             real_rows.append(row)
         for s in step_list:
-            _, gen_emb, _ = H.embed_batches(ev, draw, bs, H.gen_motion_fn(method, draw, s), text=False)
+            _, gen_emb, _ = H.embed_batches(ev, draw, bs, H.gen_motion_fn(method, draw, s, codes if s == default_steps else None),
+                                           text=False)
             row = _retrieval(text_emb, gen_emb, k)
             row["fid"] = G.fid(gt_emb, gen_emb)
             row["diversity"] = G.diversity(gen_emb, _diversity_pairs(len(gen_emb), c["diversity_times"]), seed=seed)
@@ -114,6 +117,7 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
                 mm = H.multimodality_embeddings(method, ev, split, rng, c["mm"], draw, bs, s)
                 row["multimodality"] = G.multimodality(mm, int(c["mm"]["num_times"]), seed=seed)
             gen_rows[s].append(row)
+        codes.check(f"text2motion repetition {r + 1}")
         log.info("text2motion repetition %d/%d: %s", r + 1, reps,
                  {k2: round(v, 4) for k2, v in gen_rows[default_steps][-1].items()})
 
@@ -134,6 +138,8 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
         metrics = _summarise(gen_rows[s])
         sampler_s = {**dict(sampler or {}), **({"steps": s} if s is not None else {})}
         extra = {**common, "per_repetition": gen_rows[s], "sampler": sampler_s}
+        if s == default_steps and codes.summary() is not None:
+            extra["generation_codes"] = codes.summary()
         if c["aits"]["enabled"]:
             a = H.measure_aits(method, split, c["aits"]["num_captions"], s, ctx.device, int(c["aits"]["warmup"]),
                                seed=int(ctx.seed))

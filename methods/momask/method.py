@@ -144,7 +144,6 @@ class MoMask(Method):
     def fit(self, dataset) -> None:
         """Train tokenizer, then masked transformer, then residual transformer on ``dataset``'s train split."""
         from methods.common.training import seed_everything
-
         from methods.momask.convert import refuse_official_tokenizer_training
 
         refuse_official_tokenizer_training(self)
