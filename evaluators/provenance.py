@@ -238,7 +238,7 @@ def differences(provenance: Mapping | None, paper_setting: Mapping | None, *, da
             reasons.append(f"{name} not recorded (paper: {' or '.join(_accepted(want))})")
         elif str(got.get("id")) not in _accepted(want):
             label = str(got.get("label") or got.get("id"))
-            reasons.append(label if label.lower().startswith(name.lower()) else f"{name} {label}")
+            reasons.append(label if name.lower() in label.lower() else f"{name} {label}")
     for key, e in provenance.items():
         if key.startswith(RECIPE_PREFIX) and not e.get("paper", False):
             reasons.append(f"recipe {e.get('label') or e.get('id')}")

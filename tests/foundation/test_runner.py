@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -68,6 +69,8 @@ def test_experiment_runs_end_to_end(single_run):
     assert rec["n_samples"] == {"expected": 20, "evaluated": 20}  # smoke size=40 -> 20 test samples
     assert rec["config"]["method"]["steps"] == 7  # the user override beats the smoke block (12)
     assert rec["config"]["protocol"]["k"] == 2 and rec["extra"]["k"] == 2
+    assert rec["schema"] == 2 and rec["provenance"]["weights"]["id"] == "trained-here"  # default entry
+    assert "torch" in rec["environment"]["packages"]
     (ckpt,) = (runs / "work" / "tinyrepro" / "tiny_synth").glob("smoke_s0_*/method.pt")
     assert rec["extra"]["checkpoint"] == str(ckpt)
     assert torch.load(ckpt.parent / "pretrain" / "last.pt", weights_only=False)["step"] == 7
@@ -84,6 +87,8 @@ def test_checkpoint_is_evaluated_without_training(single_run, cfg_dir, tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (rec2,) = read_records(tmp_path / "records")
     assert rec2["metrics"]["top1"]["value"] == rec["metrics"]["top1"]["value"]
+    w = rec2["provenance"]["weights"]
+    assert w["id"] == "official-converted" and w["sha256"] == hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()
     assert not list((tmp_path / "work").glob("*/*/*/pretrain"))  # nothing trained
 
 
