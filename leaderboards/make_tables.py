@@ -359,6 +359,16 @@ def regenerate(results_dirs: Iterable[Path] | None = None, out_dir: Path | None 
     return changed
 
 
+def _comparable_text(rec: dict) -> str:
+    """``comparable`` or ``not comparable: <what differs>`` (pipeline checks: just data/scale)."""
+    why = not_comparable_reasons(rec)
+    if not why:
+        return "comparable"
+    if is_pipeline_check(rec):
+        return "pipeline check"
+    return "not comparable: " + "; ".join(why)
+
+
 def summary_table(records: Iterable[dict]) -> str:
     """Short plain-text table of records (printed at the end of a run / the demo / CI)."""
     rows = []
@@ -366,7 +376,8 @@ def summary_table(records: Iterable[dict]) -> str:
         main = list(r["metrics"].items())[:4]
         rows.append({"method": r["method"], "dataset": r["dataset"], "protocol": r["protocol"],
                      "variant": r["variant"], "data": r["data"], "scale": r["scale"],
-                     "metrics": ", ".join(f"{k}={fmt_value(v)}" for k, v in main)})
+                     "metrics": ", ".join(f"{k}={fmt_value(v)}" for k, v in main),
+                     "vs paper": _comparable_text(r)})
     if not rows:
         return "(no run records)"
     return pd.DataFrame(rows).to_markdown(index=False, tablefmt="github", disable_numparse=True)
