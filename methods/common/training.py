@@ -62,13 +62,36 @@ from methods.common import distributed as D
 from methods.common.seeding import get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["TrainState", "train", "seed_everything", "epoch_permutation", "global_batches", "local_slice",
-           "average_gradients", "dataset_generators", "find_resume_checkpoint"]
+           "average_gradients", "dataset_generators", "find_resume_checkpoint",
+           "TrainingInterrupted", "STOP_ENV"]
 
 log = logging.getLogger(__name__)
 
 CKPT_NAME = "last.pt"
 PREV_NAME = "prev.pt"
 CKPT_VERSION = 2
+
+
+STOP_ENV = "MOTIONREPRO_STOP_AFTER"
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by the ``$MOTIONREPRO_STOP_AFTER`` test hook after the checkpoint of the stop step is written."""
+
+
+def _stop_hook(desc: str) -> int | None:
+    """``$MOTIONREPRO_STOP_AFTER`` = ``STEP`` or ``DESC:STEP`` (DESC a substring of the loop's ``desc``):
+    the step at which this loop simulates a kill (tests of resume through a method's whole ``fit``)."""
+    raw = os.environ.get(STOP_ENV, "").strip()
+    if not raw:
+        return None
+    name, _, step = raw.rpartition(":")
+    if name and name not in desc:
+        return None
+    try:
+        return int(step)
+    except ValueError:
+        raise ValueError(f"${STOP_ENV}={raw!r}: expected STEP or DESC:STEP") from None
 
 
 @dataclass
@@ -212,10 +235,17 @@ def _set_gen_state(g, st: dict) -> None:
         g.set_state(st["state"])
 
 
+def _generators(dataset, extra: dict | None) -> dict[str, Any]:
+    """The dataset's generators plus those a method passes to :func:`train` (``method.<name>``)."""
+    out = dataset_generators(dataset)
+    out.update({f"method.{k}": g for k, g in (extra or {}).items()})
+    return out
+
+
 def _save(path: Path, modules, optimizer, lr_scheduler, state: TrainState, seed: int, batch_size: int,
-          dataset=None) -> None:
+          dataset=None, generators: dict | None = None) -> None:
     rng = D.all_gather_object(get_rng_state())  # every rank's generators, in rank order
-    gens = D.all_gather_object({k: _gen_state(g) for k, g in dataset_generators(dataset).items()})
+    gens = D.all_gather_object({k: _gen_state(g) for k, g in _generators(dataset, generators).items()})
     if D.is_main():
         payload = {
             "version": CKPT_VERSION,
@@ -267,7 +297,7 @@ def find_resume_checkpoint(ckpt_dir: str | Path) -> tuple[Path, dict] | None:
 
 
 def _load(path: Path, ck: dict, modules, optimizer, lr_scheduler, seed: int, batch_size: int,
-          dataset=None) -> TrainState:
+          dataset=None, generators: dict | None = None) -> TrainState:
     if ck.get("seed") != seed or ck.get("batch_size") != batch_size:
         log.warning("%s was written with seed=%s batch_size=%s, resuming with seed=%s batch_size=%s",
                     path, ck.get("seed"), ck.get("batch_size"), seed, batch_size)
@@ -280,7 +310,7 @@ def _load(path: Path, ck: dict, modules, optimizer, lr_scheduler, seed: int, bat
     if lr_scheduler is not None and ck.get("scheduler") is not None:
         lr_scheduler.load_state_dict(ck["scheduler"])
     rng = ck["rng"]
-    gens = dataset_generators(dataset)
+    gens = _generators(dataset, generators)
     saved_gens = ck.get("dataset_rng") or []
     if len(rng) == D.world_size():
         set_rng_state(rng[D.rank()])
@@ -313,14 +343,19 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
           total_steps: int, step_fn: Callable[[Any, int], tuple[torch.Tensor, dict]], ckpt_dir=None, seed: int = 0,
           desc: str = "train", lr_scheduler=None, collate_fn=None, grad_clip: float | None = None,
           ckpt_every: int = 200, stop_after: int | None = None, num_workers: int = 0,
-          on_step: Callable[[TrainState], None] | None = None) -> TrainState:
+          on_step: Callable[[TrainState], None] | None = None, generators: dict | None = None) -> TrainState:
     """Train ``modules`` for ``total_steps`` optimizer steps (see the module docstring).
 
     ``dataset``: map-style (``__len__``/``__getitem__``). ``batch_size`` is the GLOBAL batch
     (summed over ranks). ``stop_after``: stop (with a checkpoint) once the global step reaches
     this value, as if the run had been interrupted there; tests use it. ``on_step(state)`` runs
     on every rank after each optimizer step, before that step's checkpoint (periodic validation,
-    best-checkpoint selection). Returns the :class:`TrainState` (identical on every rank).
+    best-checkpoint selection). ``generators``: random
+    generators the method's ``step_fn`` draws from (``{"noise": torch.Generator}``), checkpointed
+    and restored with the dataset's own. ``$MOTIONREPRO_STOP_AFTER``
+    (``STEP`` or ``DESC:STEP``) does the same from outside a method's ``fit`` and then raises
+    :class:`TrainingInterrupted`, so the later stages do not run (a kill without the slow kill). Returns the
+    :class:`TrainState` (identical on every rank).
     """
     D.init_distributed()
     rank, world = D.rank(), D.world_size()
@@ -335,7 +370,7 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
 
     found = find_resume_checkpoint(ckpt.parent) if ckpt is not None else None
     if found is not None:
-        state = _load(found[0], found[1], modules, optimizer, lr_scheduler, seed, batch_size, dataset)
+        state = _load(found[0], found[1], modules, optimizer, lr_scheduler, seed, batch_size, dataset, generators)
         log.info("%s: resumed from %s at step %d", desc, found[0], state.step)
     else:
         state = TrainState()
@@ -344,6 +379,11 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
         D.broadcast_module(m)
 
     end = total_steps if stop_after is None else min(total_steps, stop_after)
+    kill_at = _stop_hook(desc)
+    if kill_at is not None and state.step < kill_at < end:
+        end = kill_at
+    else:
+        kill_at = None
     batches_per_epoch = len(global_batches(n, batch_size, seed, 0))
     t0 = time.perf_counter()
     # in a log file (not a terminal) refresh rarely, so logs stay readable
@@ -391,8 +431,10 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
                 if on_step is not None:
                     on_step(state)
                 if ckpt is not None and (state.step % ckpt_every == 0 or state.step == end):
-                    _save(ckpt, modules, optimizer, lr_scheduler, state, seed, batch_size, dataset)
+                    _save(ckpt, modules, optimizer, lr_scheduler, state, seed, batch_size, dataset, generators)
     finally:
         bar.close()
     state.wall_s = time.perf_counter() - t0
+    if kill_at is not None:
+        raise TrainingInterrupted(f"{desc}: stopped at step {state.step} by ${STOP_ENV} (checkpoint written)")
     return state

@@ -278,7 +278,8 @@ class TopDownPoseMethod(Method):
                                  total_steps=steps, step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
                                  desc=self.registry_name, lr_scheduler=sched, grad_clip=tcfg.get("grad_clip"),
                                  ckpt_every=int(tcfg.get("ckpt_every", 500)),
-                                 on_step=selector.on_step if selector is not None else None)
+                                 on_step=selector.on_step if selector is not None else None,
+                                 generators={"noise": gen})  # checkpointed: resume draws the same noise
         if selector is not None:
             self.checkpoint_selection = selector.restore_best()
         self.net.eval()

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from evaluators.records import make_record
-
 from tests.safety.test_bad_inputs_table import _skeleton_text
 
 
