@@ -229,6 +229,12 @@ class MLD(Method):
         labels = {"smooth_l1_joints": "SmoothL1 features + SmoothL1 joints + KL (authors' code)",
                   "mse": "MSE features + KL (paper text)", "smooth_l1": "SmoothL1 features + KL (no joint term)"}
         out["vae_loss"] = {"id": rec, "label": labels.get(rec, rec), "recipe": True}
+        if self.condition == "action":  # README Deviations: joint positions, not ACTOR's SMPL rot6d VAE
+            from evaluators.provenance import recipe_entry
+
+            k, e = recipe_entry("action_representation", "joint-positions", paper=False, paper_value="SMPL rot6d",
+                                label="action motions as joint positions (paper: ACTOR VAE on SMPL rot6d)")
+            out[k] = e
         return out
 
     def _fit_vae(self, view) -> None:

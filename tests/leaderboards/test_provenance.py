@@ -177,3 +177,14 @@ def test_every_method_config_declares_a_resolvable_paper_setting(method):
     assert paper_setting(method), f"configs/method/{method}.yaml declares no paper_setting"
     for scale in ("paper", "smoke"):
         P.ours_entries(load_config("method", method, scale))  # every non_paper key exists in the config
+
+
+def test_mld_action_records_name_their_representation_departure():
+    from methods import get_method
+    from methods.common.config import load_config
+
+    cfg = load_config("method", "mld", "smoke")
+    cfg.update(condition="action", nclasses=3, nfeats=72)
+    prov = P.collect(get_method("mld")(cfg, seed=0), method_cfg=cfg)
+    why = P.differences(prov, paper_setting("mld"))
+    assert "recipe action motions as joint positions (paper: ACTOR VAE on SMPL rot6d)" in why
