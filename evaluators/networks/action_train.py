@@ -139,8 +139,15 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
     if cache and path.exists():
-        net.load_state_dict(load_checkpoint_file(path, what="recogniser cache")["model"])
-        return net.eval()
+        from evaluators.safe_load import CheckpointError
+
+        try:
+            net.load_state_dict(load_checkpoint_file(path, what="recogniser cache")["model"])
+            return net.eval()
+        except (CheckpointError, KeyError, RuntimeError) as e:  # a damaged cache entry: retrain, one line
+            log.warning("cached recogniser unusable (%s): retraining it", e)
+            torch.manual_seed(hp["seed"])  # a fresh net: the failed load may have written part of it
+            net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
     import random
 
     torch.manual_seed(hp["seed"])

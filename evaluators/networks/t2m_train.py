@@ -152,8 +152,13 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
                     data_digest(tr.motions, tr.captions), hp, f"minilm-proj-{PROJECTION_SEED}")
     path = cache_root() / "evaluators" / f"{key}.pt"
     if cache and path.exists():
+        from evaluators.safe_load import CheckpointError
+
         log.info("loading cached evaluator %s", path)
-        return T2MEvaluator.load(path)
+        try:
+            return T2MEvaluator.load(path)
+        except (CheckpointError, KeyError) as e:  # a damaged cache entry: rebuild it, one line
+            log.warning("cached evaluator unusable (%s): retraining it", e)
     mean, std = _stats(tr, dataset, cfg.joints_num, dim)
     torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     ev = T2MEvaluator(cfg, mean=mean, std=std)

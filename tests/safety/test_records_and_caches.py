@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from evaluators.records import make_record
 from tests.safety.test_bad_inputs_table import _skeleton_text
@@ -107,3 +108,28 @@ def test_unknown_method_record_is_a_warning_naming_the_file(tmp_path, caplog):
     (tmp_path / "y.json").write_text(json.dumps(_rec()))
     msgs = warn_unknown_methods([tmp_path], {"mld", "macdiff"})
     assert len(msgs) == 1 and "x.json" in msgs[0] and "nosuchmethod" in msgs[0]
+
+
+def test_truncated_recogniser_cache_is_retrained_with_one_line(tmp_path, monkeypatch, caplog):
+    from evaluators.networks.action_train import train_recognizer
+
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path / "cache"))
+
+    class Split:
+        def __init__(self, n):
+            rng = np.random.default_rng(0)
+            self.items = [{"motion": rng.normal(size=(12, 6, 3)).astype(np.float32), "label": i % 2} for i in range(n)]
+
+        def split(self, name):
+            return self.items
+
+    data = Split(8)
+    kw = dict(kind="a2m_gru", steps=2, batch_size=4, num_frames=12)
+    first = train_recognizer(data, **kw)
+    (entry,) = (tmp_path / "cache" / "evaluators").glob("*.pt")
+    entry.write_bytes(entry.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING):
+        again = train_recognizer(data, **kw)
+    assert sum("retraining" in r.getMessage() and entry.name in r.getMessage() for r in caplog.records) == 1
+    for k, v in first.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k])
