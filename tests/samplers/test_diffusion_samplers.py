@@ -52,7 +52,7 @@ def _propagate(ab: np.ndarray, ts: list[int], mu: np.ndarray, s2: np.ndarray, et
         sigma = eta * math.sqrt((1 - ap) / (1 - a) * (1 - a / ap))
         c = _eps_coef(a, s2)
 
-        def f(x):
+        def f(x, a=a, ap=ap, sigma=sigma, c=c):
             eps = c * (x - math.sqrt(a) * mu)
             x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
             return math.sqrt(ap) * x0 + math.sqrt(1 - ap - sigma ** 2) * eps
