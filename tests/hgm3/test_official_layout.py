@@ -1,4 +1,9 @@
-"""Official MoMask state-dict layouts load strictly, give the same outputs, and paper sizes match."""
+"""Official MoMask state-dict layouts load strictly and paper sizes match.
+
+The "reference" here is OUR restatement of the authors' modules (``restated_momask_layout.py``),
+so the forward comparisons check key names/shapes and our layers against stock torch layers; they
+are not evidence of parity with the authors' code (see that module's docstring, issue 13).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from methods.momask import convert
 from methods.momask.method import MoMask
 from methods.momask.tokenizer import RVQVAE
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
-from tests.hgm3.official_reference import OfficialMaskTransformer, OfficialResidualTransformer, official_rvq_shapes
+from tests.hgm3.restated_momask_layout import RestatedMaskTransformer, RestatedResidualTransformer, restated_rvq_shapes
 
 PAPER_CLIP = {"text_encoder": {"kind": "clip", "clip_path": None, "dim": 512}}
 
@@ -20,12 +25,12 @@ def _n(m):
     return sum(p.numel() for p in m.parameters())
 
 
-def test_paper_param_counts_match_official_definitions():
+def test_paper_param_counts_match_our_restatement_and_closed_form():
     m = MoMask(PAPER_CLIP)
-    rvq = sum(math.prod(s) for k, s in official_rvq_shapes().items() if not k.endswith("codebook"))
+    rvq = sum(math.prod(s) for k, s in restated_rvq_shapes().items() if not k.endswith("codebook"))
     assert _n(m.vq) == rvq  # codebooks are buffers (EMA), not parameters, in both
-    assert _n(m.mtrans) == _n(OfficialMaskTransformer())
-    assert _n(m.rtrans) == _n(OfficialResidualTransformer())
+    assert _n(m.mtrans) == _n(RestatedMaskTransformer())
+    assert _n(m.rtrans) == _n(RestatedResidualTransformer())
     # closed form of the masked transformer (8 post-norm layers at width 384, FF 1024)
     layer = 4 * 384 * 384 + 4 * 384 + 2 * 384 * 1024 + 1024 + 384 + 4 * 384
     assert _n(m.mtrans) == 514 * 512 + (512 * 384 + 384) * 2 + 8 * layer + (384 * 384 + 384) + 768 + (384 * 512 + 512)
@@ -36,7 +41,7 @@ def test_paper_param_counts_match_official_definitions():
 def test_official_tokenizer_layout_loads_strictly_and_encodes_by_nearest_codes():
     torch.manual_seed(0)
     kw = dict(d_in=263, nb_code=16, code_dim=8, down_t=2, width=12, depth=2, nq=3)
-    sd = {k: torch.randn(s) * 0.1 for k, s in official_rvq_shapes(**kw).items()}
+    sd = {k: torch.randn(s) * 0.1 for k, s in restated_rvq_shapes(**kw).items()}
     vq = RVQVAE(263, 16, 8, 2, 12, 2, 3, 3)
     vq.load_state_dict(convert.convert_tokenizer(sd), strict=True)
     vq.eval()
@@ -60,9 +65,9 @@ def test_official_tokenizer_layout_loads_strictly_and_encodes_by_nearest_codes()
             convert.convert_tokenizer({k: v for k, v in sd.items() if "decoder.model.0" not in k}))
 
 
-def test_official_mask_transformer_loads_and_matches_forward():
+def test_official_mask_transformer_keys_load_and_forward_equals_our_stock_layer_restatement():
     torch.manual_seed(0)
-    ref = OfficialMaskTransformer(num_tokens=32, code_dim=16, latent=24, ff=40, layers=2, heads=3, clip_dim=10).eval()
+    ref = RestatedMaskTransformer(num_tokens=32, code_dim=16, latent=24, ff=40, layers=2, heads=3, clip_dim=10).eval()
     sd = {**ref.state_dict(), "clip_model.token_embedding.weight": torch.zeros(3, 3)}  # official files carry CLIP
     ours = MaskTransformer(32, 16, 24, 40, 2, 3, 0.2, 10)
     ours.load_state_dict(convert.convert_transformer(sd), strict=True)
@@ -81,9 +86,9 @@ def test_official_mask_transformer_loads_and_matches_forward():
     torch.testing.assert_close(g[~pad], (u + (a - u) * 4.0)[~pad], atol=1e-4, rtol=1e-4)
 
 
-def test_official_residual_transformer_loads_and_matches_forward():
+def test_official_residual_transformer_keys_load_and_forward_equals_our_stock_layer_restatement():
     torch.manual_seed(0)
-    ref = OfficialResidualTransformer(num_tokens=32, nq=4, code_dim=16, latent=24, ff=40, layers=2, heads=3,
+    ref = RestatedResidualTransformer(num_tokens=32, nq=4, code_dim=16, latent=24, ff=40, layers=2, heads=3,
                                       clip_dim=10).eval()
     ours = ResidualTransformer(32, 4, 16, 24, 40, 2, 3, 0.2, 10, 0.2, share_weight=True)
     ours.load_state_dict(convert.convert_transformer(ref.state_dict()), strict=True)
