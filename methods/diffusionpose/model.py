@@ -49,6 +49,15 @@ def q_sample(y0: torch.Tensor, t: torch.Tensor, gammas: torch.Tensor, zeta: floa
     return g.sqrt() * (zeta * y0) + (1 - g).sqrt() * noise
 
 
+def ddim_step_x0(yt: torch.Tensor, y0: torch.Tensor, g: torch.Tensor, g_next: torch.Tensor,
+                 eps_floor: float = 1e-4) -> torch.Tensor:
+    """Deterministic DDIM update (eta = 0) from a clean-sample prediction ``y0`` (Song et al. Eq. 12):
+    ``eps = (y_t - sqrt(g) y0) / sqrt(1 - g)``, ``y_next = sqrt(g') y0 + sqrt(1 - g') eps``.
+    ``eps_floor`` (ours) bounds ``sqrt(1 - g)`` away from 0 at t = 0."""
+    eps = (yt - g.sqrt() * y0) / (1 - g).sqrt().clamp_min(eps_floor)
+    return g_next.sqrt() * y0 + (1 - g_next).sqrt() * eps
+
+
 def noisy_to_pixels(yt: torch.Tensor, zeta: float, size_wh: tuple[int, int]) -> torch.Tensor:
     """Clamp a noisy scaled keypoint to [-zeta, zeta] and map it to heatmap pixels (DiffusionDet)."""
     return from_unit(yt.clamp(-zeta, zeta) / zeta, size_wh)

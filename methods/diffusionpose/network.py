@@ -16,6 +16,7 @@ from methods.diffusionpose.model import (
     SGDD,
     StructureCondition,
     cosine_gammas,
+    ddim_step_x0,
     draw_masks,
     noisy_to_pixels,
     q_sample,
@@ -133,7 +134,5 @@ class DiffusionPoseNet(nn.Module):
             if i == len(ts) - 1:
                 break
             y0 = to_unit(soft_decode(hm0), self.size).clamp(-1, 1) * self.zeta
-            g, g_next = self.gammas[t], self.gammas[ts[i + 1]]
-            eps = (yt - g.sqrt() * y0) / (1 - g).sqrt().clamp_min(1e-4)
-            yt = g_next.sqrt() * y0 + (1 - g_next).sqrt() * eps
+            yt = ddim_step_x0(yt, y0, self.gammas[t], self.gammas[ts[i + 1]])
         return hm0

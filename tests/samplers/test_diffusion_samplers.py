@@ -158,3 +158,25 @@ def test_ddpm_posterior_variance_is_the_closed_form(which):
     for t in (0, 400, 999):
         got = float(sched.add_noise(x0, eps, torch.tensor([t])))
         assert got == pytest.approx(2.0 * math.sqrt(ab[t]) - math.sqrt(1 - ab[t]), rel=1e-4, abs=1e-5)
+
+
+# -- DiffusionPose: its DDIM update vs diffusers' DDIMScheduler.step (prediction_type="sample") ---------
+@pytest.mark.parametrize("steps", [1000, 50, 8])
+def test_diffusionpose_ddim_step_equals_diffusers_step(steps):
+    """Same gammas (alphas_cumprod) in both; diffusers steps from t to t - T/steps with eta 0."""
+    from diffusers import DDIMScheduler
+
+    from methods.diffusionpose.model import cosine_gammas, ddim_step_x0
+
+    g = cosine_gammas(T).double()
+    betas = 1 - torch.cat([g[:1], g[1:] / g[:-1]])
+    ref = DDIMScheduler(num_train_timesteps=T, trained_betas=betas.numpy(), prediction_type="sample",
+                        clip_sample=False, set_alpha_to_one=False)
+    ref.set_timesteps(steps)
+    gen = torch.Generator().manual_seed(0)
+    yt, y0 = torch.randn(3, 17, 2, generator=gen), torch.randn(3, 17, 2, generator=gen)
+    gap = T // steps
+    for t in [int(x) for x in ref.timesteps[::max(1, steps // 6)] if int(x) - gap >= 0]:
+        want = ref.step(y0, t, yt, eta=0.0).prev_sample
+        got = ddim_step_x0(yt, y0, g[t].float(), g[t - gap].float())
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
