@@ -82,17 +82,24 @@ def _to_joints(data, dim: int):
 
 def takes_posterior(method) -> bool:
     """Whether ``method.reconstruct`` has a ``posterior`` argument (a VAE: ``sample`` | ``mean``)."""
+    return _takes(method, "posterior")
+
+
+def _takes(method, name: str) -> bool:
     import inspect
 
     try:
-        return "posterior" in inspect.signature(method.reconstruct).parameters
+        return name in inspect.signature(method.reconstruct).parameters
     except (TypeError, ValueError):
         return False
 
 
 def _reconstruct(method, x: torch.Tensor, posterior: str | None = None):
+    kw = {"posterior": posterior} if posterior is not None else {}
+    if _takes(method, "return_mask"):  # a method that can report its hidden positions (MacDiff) is asked to
+        kw["return_mask"] = True
     with torch.inference_mode():
-        out = method.reconstruct(x, posterior=posterior) if posterior is not None else method.reconstruct(x)
+        out = method.reconstruct(x, **kw)
     mask = None
     if isinstance(out, dict):
         out, mask = out["x_hat"], out.get("mask")

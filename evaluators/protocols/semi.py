@@ -28,7 +28,10 @@ training window (random crop p in [0.5, 1]) is given to the method, which return
 length and appended to the labelled set (each emulated rank's own set under
 ``per_rank_official``), then fed through the same feeder. The ratio follows the paper: 2.0 /
 0.5 / 0.25 generated per real sample for 1% / 2% / 10% labels (``cfg["aug_ratio"]`` overrides).
-Variants: ``labels=1%,aug=off,subset=per_rank_official`` etc.
+Variants: ``labels=1%,aug=off,subset=per_rank_official`` etc. ``cfg["augment_grid"]``
+(``{key: [values]}``, e.g. ``t_start`` x ``guidance``) runs aug=on once per combination, laid
+over the method's ``augment`` settings and named in the variant
+(``configs/ablation/macdiff_augment_grid.yaml``).
 """
 
 from __future__ import annotations
@@ -154,15 +157,16 @@ def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     if bad:
         raise ValueError(f"protocol config subset_rule: unknown rule(s) {bad} (allowed: {list(SUBSET_RULES)})")
     world = int(cfg.get("official_world_size", 4))
-    aug_modes = [False]
+    aug_modes: list = [False]
     if cfg.get("augment", False) and hasattr(method, "augment"):
-        aug_modes.append(True)
+        aug_modes += augment_settings(cfg)
     aug_ratio = float(cfg.get("aug_ratio") or PAPER_AUG_RATIO.get(round(ratio, 4), 0.0))
     results = []
     label = f"{ratio * 100:g}%"
     for rule in rules:
         for aug in aug_modes:
             t0 = time.perf_counter()
+            restore = _apply_augment_setting(method, aug)
             tops, lasts, sizes, distinct = [], [], [], []
             for r in range(repeats):
                 if rule == "shared":
@@ -175,7 +179,7 @@ def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
                     parts = per_rank_subsets(len(train), ratio, base, world, int(cfg.get("min_labelled", 0)))
                     subs = [train.subset(np.asarray(p)) for p in parts]
                     distinct.append(int(len(np.unique(np.concatenate(parts)))))
-                if aug and aug_ratio > 0:
+                if aug is not False and aug_ratio > 0:
                     subs = [augmented_split(method, data, sub, aug_ratio, window, ctx.seed + r + 1000 * k)
                             for k, sub in enumerate(subs)]
                 if rule == "shared":
@@ -189,6 +193,7 @@ def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
                 tops.append(out["top1_best"])
                 lasts.append(out["top1_last"])
                 sizes.append(len(sub))
+            restore()
             m, ci = _ci(tops)
             ml, cil = _ci(lasts)
             rule_text = ("first int(N*ratio) of RandomState(subset_seed + repeat).permutation(N), one draw shared by "
@@ -198,13 +203,44 @@ def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
             results.append(ProtocolResult(
                 metrics={"top1": {"value": m, "ci95": ci}, "top1_last": {"value": ml, "ci95": cil}}, split="test",
                 n_samples={"expected": len(data.split("test")), "evaluated": out["n_test"]},
-                variant=f"labels={label},aug={'on' if aug else 'off'},subset={rule}",
+                variant=f"labels={label},aug={'on' if aug is not False else 'off'}{_setting_tag(aug)},subset={rule}",
                 extra={"repeats": tops, "repeats_last": lasts, "label_ratio": ratio,
                        "labelled_plus_generated": sizes, "distinct_labelled": distinct,
-                       "aug_ratio": aug_ratio if aug else 0.0, "subset_rule": rule, "subset_rule_text": rule_text,
+                       "aug_ratio": aug_ratio if aug is not False else 0.0, "subset_rule": rule, "subset_rule_text": rule_text,
                        "official_world_size": world if rule != "shared" else None,
+                       "augment_setting": aug if isinstance(aug, dict) else None,
                        "wall_s": time.perf_counter() - t0}))
     return results
+
+
+def augment_settings(cfg: dict) -> list:
+    """The aug=on runs: ``[True]`` (the method's own ``augment`` settings) or, with
+    ``cfg["augment_grid"] = {key: [values], ...}``, one dict per combination (an ablation of the
+    sampler settings the official code never fixes, e.g. ``t_start`` x ``guidance``)."""
+    grid = cfg.get("augment_grid")
+    if not grid:
+        return [True]
+    import itertools
+
+    keys = list(grid)
+    return [dict(zip(keys, vals)) for vals in itertools.product(*(list(grid[k]) for k in keys))]
+
+
+def _apply_augment_setting(method, aug):
+    """Lay a grid point over ``method.cfg["augment"]``; returns the function that undoes it."""
+    if not isinstance(aug, dict) or not hasattr(method, "cfg"):
+        return lambda: None
+    saved = dict(method.cfg.get("augment") or {})
+    method.cfg["augment"] = {**saved, **aug}
+
+    def restore() -> None:
+        method.cfg["augment"] = saved
+
+    return restore
+
+
+def _setting_tag(aug) -> str:
+    return "".join(f",{k}={v}" for k, v in aug.items()) if isinstance(aug, dict) else ""
 
 
 def _stack(splits):

@@ -108,11 +108,13 @@ class MacDiffCore(nn.Module):
 
     # -- conditioning --------------------------------------------------------------------------------
     def condition(self, x: torch.Tensor, mask_ratio: float | None = None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Encode a (masked) normalised skeleton into the per-token condition ``[N, L, D]``."""
+                  generator: torch.Generator | None = None, return_mask: bool = False):
+        """Encode a (masked) normalised skeleton into the per-token condition ``[N, L, D]``
+        (and, with ``return_mask``, the token mask ``[N, L]``, 1 = hidden)."""
         ratio = self.mask_ratio if mask_ratio is None else mask_ratio
-        latent, _, ids_restore = self.encoder.forward_masked(x, ratio, generator=generator)
-        return build_condition(latent, ids_restore, self.fusion)
+        latent, mask, ids_restore = self.encoder.forward_masked(x, ratio, generator=generator)
+        z = build_condition(latent, ids_restore, self.fusion)
+        return (z, mask) if return_mask else z
 
     def _eps(self, x_t: torch.Tensor, t: int, z: torch.Tensor, guidance: float) -> torch.Tensor:
         tt = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
@@ -152,11 +154,13 @@ class MacDiffCore(nn.Module):
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor, steps: int = 50, guidance: float = 1.0,
-                    mask_ratio: float | None = None, seed: int = 0) -> torch.Tensor:
-        """Masked reconstruction: encode a masked view of ``x`` (normalised) and sample from noise."""
+                    mask_ratio: float | None = None, seed: int = 0, return_mask: bool = False):
+        """Masked reconstruction: encode a masked view of ``x`` (normalised) and sample from noise.
+        ``return_mask``: also the token mask ``[N, L]`` (1 = hidden from the encoder)."""
         gen = torch.Generator().manual_seed(seed)
-        z = self.condition(x, mask_ratio, generator=_device_gen(gen, x.device, seed))
-        return self.sample(z, steps=steps, guidance=guidance, generator=gen)
+        z, mask = self.condition(x, mask_ratio, generator=_device_gen(gen, x.device, seed), return_mask=True)
+        out = self.sample(z, steps=steps, guidance=guidance, generator=gen)
+        return (out, mask) if return_mask else out
 
     @torch.inference_mode()
     def generate_like(self, x: torch.Tensor, steps: int, guidance: float, t_start: int | None,

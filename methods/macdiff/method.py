@@ -286,8 +286,12 @@ class MacDiff(Method):
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor, steps: int | None = None, guidance: float | None = None,
-                    mask_ratio: float | None = None, seed: int | None = None) -> torch.Tensor:
+                    mask_ratio: float | None = None, seed: int | None = None, return_mask: bool = False):
         """Masked reconstruction ``[B, 3, T, V, M] -> [B, 3, T, V, M]`` (raw coordinates).
+
+        ``return_mask``: ``{"x_hat": ..., "mask": bool [B, T, V, M]}``, the mask marking the
+        frames/joints of the tokens hidden from the encoder (each token = ``t_patch`` frames of
+        one joint), so the reconstruction protocol also reports ``mpjpe_masked_mm``.
 
         ``T`` other than the model window is resampled to the window and back (linear in time).
 
@@ -299,16 +303,27 @@ class MacDiff(Method):
         self.core.eval()
         m, t_in = x.shape[-1], x.shape[2]
         if t_in != self.window:  # e.g. a protocol window other than the model's: resample time both ways
-            return _resize_time(self.reconstruct(_resize_time(x.float(), self.window), steps, guidance, mask_ratio,
-                                                 seed), t_in)
+            res = self.reconstruct(_resize_time(x.float(), self.window), steps, guidance, mask_ratio, seed,
+                                   return_mask=return_mask)
+            if not return_mask:
+                return _resize_time(res, t_in)
+            src = torch.clamp(((torch.arange(t_in) + 0.5) * self.window / t_in).long(), max=self.window - 1)
+            return {"x_hat": _resize_time(res["x_hat"], t_in), "mask": res["mask"][:, src]}
         rows = fold_persons(x.to(self.device).float())
         mu = self.core.shift(rows)
-        out = self.core.reconstruct(self.core.normalise(rows, mu), steps=int(steps or s.get("ddim_steps", 50)),
-                                    guidance=float(guidance if guidance is not None else s.get("guidance", 1.0)),
-                                    mask_ratio=mask_ratio if mask_ratio is not None else s.get("mask_ratio"),
-                                    seed=self.seed if seed is None else seed)
+        out, tok_mask = self.core.reconstruct(
+            self.core.normalise(rows, mu), steps=int(steps or s.get("ddim_steps", 50)),
+            guidance=float(guidance if guidance is not None else s.get("guidance", 1.0)),
+            mask_ratio=mask_ratio if mask_ratio is not None else s.get("mask_ratio"),
+            seed=self.seed if seed is None else seed, return_mask=True)
         out = self.core.denormalise(out, mu) * (rows.abs().sum(dim=(1, 2, 3)) > 0).float()[:, None, None, None]
-        return unfold_persons(out, m).cpu()
+        x_hat = unfold_persons(out, m).cpu()
+        if not return_mask:
+            return x_hat
+        enc = self.core.encoder
+        tm = tok_mask.reshape(-1, enc.tp, enc.vp).bool().cpu()
+        tm = tm.repeat_interleave(self.core.t_patch, dim=1).repeat_interleave(self.core.patch, dim=2)  # [BM, T, V]
+        return {"x_hat": x_hat, "mask": tm.reshape(-1, m, *tm.shape[1:]).permute(0, 2, 3, 1).contiguous()}
 
     @torch.inference_mode()
     def augment(self, x: torch.Tensor, y: torch.Tensor | np.ndarray, ratio: float,

@@ -353,3 +353,65 @@ def test_transfer_finetunes_on_the_target(monkeypatch):
     assert [r.variant for r in out] == ["target=tiny_target"]
     assert out[0].n_samples == {"expected": 9, "evaluated": 9}
     assert get_protocol("transfer").fn(ProbeMethod(), target, {"enabled": False}, RunContext()) == []
+
+
+# -- 8. reconstruction on the masked joints -------------------------------------------------------------------------
+def test_reconstruction_reports_mpjpe_on_the_masked_joints():
+    from methods.registry import get_method
+
+    cfg = {"model": {**TINY, "dim_t_embed": 8}, "sampling": {"ddim_steps": 2}}
+    m = get_method("macdiff")(cfg, seed=0)
+    data = make_tiny(n_train=4, n_test=6)
+    res = get_protocol("reconstruction").fn(m, data, {"window": 32, "batch_size": 6, "max_samples": 6}, RunContext())
+    assert "mpjpe_masked_mm" in res.metrics and "mpjpe_mm" in res.metrics
+    te = data.feeder("test", train=False, window=32)
+    x = torch.stack([te[i][0] for i in range(6)])
+    out = m.reconstruct(x, return_mask=True)
+    mask = out["mask"].numpy()  # [B, T, V, M]
+    assert mask.shape == (6, 32, 25, 2)
+    tok = mask[:, ::4]  # one value per 4-frame token, constant inside it
+    np.testing.assert_array_equal(np.repeat(tok, 4, axis=1), mask)
+    assert tok[..., 0].reshape(6, -1).sum(1).tolist() == [200 - round(200 * 0.1)] * 6  # 90% of 200 tokens
+    # independent: mean joint error over masked, present joints of person 1 (person 2 is absent in the tiny set)
+    gt, pred = x.numpy().transpose(0, 4, 2, 3, 1)[:, 0], out["x_hat"].numpy().transpose(0, 4, 2, 3, 1)[:, 0]
+    err = np.linalg.norm(pred - gt, axis=-1)  # [B, T, V]
+    present = np.abs(gt).sum(axis=(2, 3)) > 0
+    sel = mask[..., 0] & present[:, :, None]
+    assert res.metrics["mpjpe_masked_mm"] == pytest.approx(1000 * err[sel].mean(), rel=1e-5)
+
+
+# -- 7. augmentation sampler grid ------------------------------------------------------------------------------------
+def test_augment_grid_runs_every_point_with_its_settings():
+    from tests.macdiff.test_protocols import ProbeMethod
+
+    class Recording(ProbeMethod):
+        def __init__(self):
+            super().__init__(with_augment=True)
+            self.cfg = {"augment": {"t_start": 400, "guidance": 1.0, "ddim_steps": 5}}
+            self.settings = []
+
+        def _augment(self, x, y, ratio, seed=0):
+            self.settings.append(dict(self.cfg["augment"]))
+            return super()._augment(x, y, ratio, seed)
+
+    m = Recording()
+    cfg = {"repeats": 1, "epochs": 1, "batch_size": 8, "warmup_epochs": 0, "min_lr_epochs": 0, "augment": True,
+           "subset_rule": "shared", "min_labelled": 8, "augment_grid": {"t_start": [200, 1000], "guidance": [1.0, 2.0]}}
+    out = get_protocol("semi10").fn(m, make_tiny(n_train=40, n_test=6), cfg, RunContext())
+    assert [r.variant for r in out] == ["labels=10%,aug=off,subset=shared"] + [
+        f"labels=10%,aug=on,t_start={t},guidance={g},subset=shared" for t in (200, 1000) for g in (1.0, 2.0)]
+    assert [(s["t_start"], s["guidance"]) for s in m.settings] == [(200, 1.0), (200, 2.0), (1000, 1.0), (1000, 2.0)]
+    assert all(s["ddim_steps"] == 5 for s in m.settings)
+    assert m.cfg["augment"] == {"t_start": 400, "guidance": 1.0, "ddim_steps": 5}  # restored
+
+
+def test_augment_grid_ablation_composes():
+    p = _plan_with(["+experiment=macdiff_ntu60", "+ablation=macdiff_augment_grid"])
+    grid = p["protocol_cfgs"]["semi1"]["augment_grid"]
+    assert grid == {"t_start": [200, 400, 600, 1000], "guidance": [1.0, 2.0]}
+
+
+def _plan_with(overrides):
+    from evaluators.run import compose, plan
+
+    return plan(compose(overrides), [], check_data=False)
