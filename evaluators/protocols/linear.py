@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluators.provenance import recipe_entry
 from evaluators.protocols._skeleton_common import device_of, extract_features, loader, window_of
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
 
@@ -200,10 +201,12 @@ def linear(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
                                       batch_size=int(pcfg["batch_size"]), dropout=float(pcfg["dropout"]), **common)
             text = (f"train windows re-encoded every epoch (random crop p in {list(aug_f.p_interval)}, rotation "
                     f"{bool(cfg.get('random_rot', True))}); dropout on {out['dropout_on']}; test crop p=0.95")
+        key, prov = recipe_entry("linear_features", features, paper=features == "per_epoch_augmented",
+                                 paper_value="per_epoch_augmented")
         results.append(ProtocolResult(
             metrics={"top1": out["top1_best"], "top1_last": out["top1_last"]}, split="test",
             n_samples={"expected": len(data.split("test")), "evaluated": len(yte)},
-            variant=f"pool={pooling},features={features}",
+            variant=f"pool={pooling},features={features}", provenance={key: prov},
             extra={"pooling": pooling, "feature_dim": int(fte.shape[1]), "window": window, "curve": out["curve"],
                    "top1_is": "best epoch (papers' 'Max accuracy'); top1_last = last epoch",
                    "features": features, "features_text": text, "wall_s": time.perf_counter() - t0}))

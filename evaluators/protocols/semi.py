@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from evaluators.protocols._skeleton_common import device_of, draw_subset, window_of
+from evaluators.provenance import ours_entry, recipe_entry
 from evaluators.protocols.finetune import finetune_once
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
 
@@ -200,7 +201,14 @@ def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
                          "all ranks (ours)") if rule == "shared" else (
                 f"official: {world} emulated ranks, rank k draws with numpy seeded subset_seed + k "
                 f"(+ {int(cfg.get('official_repeat_seed_step', 0))} x repeat); DistributedSampler batches per rank")
+            key, rule_prov = recipe_entry("semi_subset_rule", rule, paper=rule == "per_rank_official",
+                                          paper_value="per_rank_official")
+            prov = {key: rule_prov}
+            for k, v in (aug.items() if isinstance(aug, dict) else []):  # grid point: ours, laid over the config's
+                ok, oe = ours_entry(f"augment.{k}", v, "augmentation sampler ablation grid (no official value)")
+                prov[ok] = oe
             results.append(ProtocolResult(
+                provenance=prov,
                 metrics={"top1": {"value": m, "ci95": ci}, "top1_last": {"value": ml, "ci95": cil}}, split="test",
                 n_samples={"expected": len(data.split("test")), "evaluated": out["n_test"]},
                 variant=f"labels={label},aug={'on' if aug is not False else 'off'}{_setting_tag(aug)},subset={rule}",

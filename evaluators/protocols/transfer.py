@@ -18,6 +18,7 @@ import time
 from evaluators.protocols._skeleton_common import device_of, window_of
 from evaluators.protocols.finetune import finetune_once
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.provenance import ours_entry
 
 
 def load_target(cfg: dict, ctx: RunContext):
@@ -47,7 +48,10 @@ def transfer(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     finally:
         if cfg.get("method_finetune") is not None and hasattr(method, "cfg"):
             method.cfg["finetune"] = saved
+    key, prov = ours_entry("transfer.recipe", "pkuv2_finetune",
+                           "no official transfer config: the target's fine-tune recipe (protocol/transfer.yaml)")
     return [ProtocolResult(
+        provenance={key: prov},
         metrics={"top1": out["top1_best"], "top1_last": out["top1_last"]}, split="test",
         n_samples={"expected": len(target.split("test")), "evaluated": out["n_test"]},
         variant=f"target={dcfg['name']}",

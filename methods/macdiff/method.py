@@ -108,6 +108,20 @@ class MacDiff(Method):
         if c.get("checkpoint"):
             self.load_checkpoint(c["checkpoint"])
 
+    # -- provenance (evaluators/provenance.py) ------------------------------------------------------------
+    def provenance(self) -> dict[str, dict]:
+        """Recipe switches of this method config that can depart from the authors' code."""
+        from evaluators.provenance import recipe_entry
+
+        base = getattr(super(), "provenance", None)
+        out = dict(base()) if callable(base) else {}
+        if float(self.cfg.get("layer_mask_ratio", 0.0)) > 0:
+            train_only = bool(self.cfg.get("layer_mask_train_only", False))
+            k, e = recipe_entry("layer_mask_at_sampling", "off" if train_only else "on", paper=not train_only,
+                                paper_value="on")
+            out[k] = e
+        return out
+
     # -- model card --------------------------------------------------------------------------------
     def components(self) -> dict[str, nn.Module]:
         return {"encoder": self.core.encoder, "decoder": self.core.decoder}
@@ -345,7 +359,7 @@ class MacDiff(Method):
         seed = self.seed if seed is None else seed
         rng = np.random.RandomState(seed)
         idx = np.concatenate([np.tile(np.arange(n), n_gen // n), rng.permutation(n)[: n_gen % n]]).astype(np.int64)
-        t_start = a.get("t_start", 400)
+        t_start = a.get("t_start", 400)  # ours: (expand_dataset is never called in the official code)
         outs, bs = [], int(a.get("batch_size", 64))
         for k, part in enumerate(np.array_split(idx, max(1, math.ceil(len(idx) / bs)))):
             xb = x[torch.from_numpy(part)].to(self.device).float()

@@ -237,6 +237,7 @@ def test_default_linear_probe_reencodes_augmented_windows_every_epoch():
     out = get_protocol("linear").fn(m, data, {"epochs": 3, "poolings": ["joint"], "joint": {"batch_size": 8}},
                                     RunContext())
     assert [r.variant for r in out] == ["pool=joint,features=per_epoch_augmented"]
+    assert out[0].provenance["recipe.linear_features"]["paper"] is True
     assert len(m.seen) == 3 * 3 + 1  # 3 batches x 3 epochs (+ one probe of the token API)
     ep0, ep1 = torch.cat(m.seen[1:4]), torch.cat(m.seen[4:7])
     assert not torch.allclose(ep0.sort(0).values, ep1.sort(0).values)  # fresh crops/rotations each epoch
@@ -287,6 +288,7 @@ def test_semi_runs_both_rules_and_names_them():
     assert [r.variant for r in out] == ["labels=10%,aug=off,subset=per_rank_official", "labels=10%,aug=off,subset=shared"]
     assert out[0].extra["labelled_plus_generated"] == [4 * 8] and out[1].extra["labelled_plus_generated"] == [8]
     assert out[0].extra["distinct_labelled"][0] > 8
+    assert [r.provenance["recipe.semi_subset_rule"]["paper"] for r in out] == [True, False]
 
 
 def test_semi_configs_use_the_mamp_batch():
