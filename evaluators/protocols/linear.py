@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators.provenance import recipe_entry
 from evaluators.protocols._skeleton_common import device_of, extract_features, loader, window_of
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.provenance import recipe_entry
 
 DEFAULTS = {"joint": {"batch_size": 256, "dropout": 0.3}, "mean": {"batch_size": 128, "dropout": 0.0}}
 FEATURES = ("per_epoch_augmented", "frozen_once")

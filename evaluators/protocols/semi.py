@@ -42,9 +42,9 @@ import numpy as np
 import torch
 
 from evaluators.protocols._skeleton_common import device_of, draw_subset, window_of
-from evaluators.provenance import ours_entry, recipe_entry
 from evaluators.protocols.finetune import finetune_once
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.provenance import ours_entry, recipe_entry
 
 PAPER_AUG_RATIO = {0.01: 2.0, 0.02: 0.5, 0.1: 0.25}
 SUBSET_RULES = ("per_rank_official", "shared")

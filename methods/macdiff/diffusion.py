@@ -19,11 +19,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .model import (MacDiffDecoder, MacDiffEncoder, build_condition, motion_aware_noise, patchify,
-                    token_uniformity_loss, unpatchify)
+from .model import (
+    MacDiffDecoder,
+    MacDiffEncoder,
+    build_condition,
+    motion_aware_noise,
+    patchify,
+    token_uniformity_loss,
+    unpatchify,
+)
+from .schedule import make_schedulers
 
 MASK_KINDS = ("random", "motion_aware")
-from .schedule import make_schedulers
 
 
 class MacDiffCore(nn.Module):
