@@ -56,6 +56,7 @@ def transfer(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
         n_samples={"expected": len(target.split("test")), "evaluated": out["n_test"]},
         variant=f"target={dcfg['name']}",
         extra={"target": dcfg["name"], "target_source": dcfg.get("source"), "pretrained_on": data.name,
+               "target_overrides": dict(cfg.get("target_overrides") or {}),
                "curve": out["curve"], "window": window_of(method, cfg),
                "top1_is": "best epoch (as the official engine reports); top1_last = last epoch",
                "wall_s": time.perf_counter() - t0})]
