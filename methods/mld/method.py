@@ -54,6 +54,10 @@ class MLD(Method):
         if self.condition == "action":
             self.task = "action2motion"
         self.diff_cfg = dict(c.get("diffusion") or {})
+        if self.condition == "text":  # kind: auto -> local CLIP ViT-L/14 from $CLIP_VIT_L14_DIR, else MiniLM (warned)
+            from methods.common.text_encoders import resolve_text_encoder
+
+            self.cfg["text_encoder"] = resolve_text_encoder(c.get("text_encoder"), "clip-vit-l14", "mld")
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
         self._text_encoder: nn.Module | None = None
@@ -235,6 +239,10 @@ class MLD(Method):
             k, e = recipe_entry("action_representation", "joint-positions", paper=False, paper_value="SMPL rot6d",
                                 label="action motions as joint positions (paper: ACTOR VAE on SMPL rot6d)")
             out[k] = e
+        if self.condition == "text":
+            from methods.common.text_encoders import text_encoder_entry
+
+            out["text_encoder"] = text_encoder_entry(self.cfg["text_encoder"])
         return out
 
     def _fit_vae(self, view) -> None:

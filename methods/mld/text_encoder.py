@@ -47,10 +47,12 @@ class FrozenTextEncoder(nn.Module):
                     "ViT-L/14 weights (e.g. openai/clip-vit-large-patch14 saved with save_pretrained) - "
                     "nothing is downloaded at run time")
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+            from transformers import CLIPTokenizer
 
             self.tokenizer = CLIPTokenizer.from_pretrained(clip_path, local_files_only=True)
-            self.model = CLIPTextModelWithProjection.from_pretrained(clip_path, local_files_only=True)
+            from methods.common.text_encoders import load_clip_text_model
+
+            self.model = load_clip_text_model(clip_path)
             self.dim = int(self.model.config.projection_dim)
         else:
             raise ValueError(f"text_encoder.kind must be 'minilm' or 'clip', got {kind!r}")

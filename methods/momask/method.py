@@ -21,6 +21,7 @@ from methods.momask import bench
 from methods.momask import masking as M
 from methods.momask.data import MotionWindows, TextMotionCrops, collate_text_motion, text_motion_split
 from methods.momask.defaults import DEFAULTS, joints_from_dim, lr_lambda, merge
+from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
 from methods.momask.text import TextEncoder, shared_text_encoder
 from methods.momask.tokenizer import RVQVAE, tokenizer_losses
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
@@ -38,6 +39,9 @@ class MoMask(Method):
     def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
         super().__init__(cfg, device=device, seed=seed, workdir=workdir)
         self.c = merge(DEFAULTS, self.cfg)
+        # kind: auto (paper experiments) -> local CLIP ViT-B/32 from $CLIP_VIT_B32_DIR, else MiniLM + one warning
+        self.c["text_encoder"] = resolve_text_encoder(self.c["text_encoder"], "clip-vit-b32",
+                                                      getattr(self, "registry_name", "momask"))
         self._text: TextEncoder | None = None
         self.mean = torch.zeros(self.c["d_in"])
         self.std = torch.ones(self.c["d_in"])
@@ -71,6 +75,13 @@ class MoMask(Method):
             if self._text.dim != int(te["dim"]):
                 raise ValueError(f"text_encoder.dim={te['dim']} but the {te['kind']} encoder gives {self._text.dim}")
         return self._text
+
+    def provenance(self) -> dict[str, dict]:
+        """``text_encoder`` entry (CLIP ViT-B/32 folder + config hash, or MiniLM) for the run record."""
+        base = getattr(super(), "provenance", None)
+        out = dict(base()) if callable(base) else {}
+        out["text_encoder"] = text_encoder_entry(self.c["text_encoder"])
+        return out
 
     def components(self) -> dict[str, nn.Module]:
         out = {"tokenizer": self.vq, "mask_transformer": self.mtrans}

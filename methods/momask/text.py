@@ -39,9 +39,11 @@ class TextEncoder(nn.Module):
             if not clip_path or not Path(clip_path).exists():
                 raise ValueError(f"text_encoder.kind=clip needs a local CLIP folder in clip_path, got {clip_path!r} "
                                  "(weights are never downloaded)")
-            from transformers import CLIPTextModelWithProjection, CLIPTokenizerFast
+            from transformers import CLIPTokenizerFast
 
-            self.model = CLIPTextModelWithProjection.from_pretrained(clip_path, local_files_only=True)
+            from methods.common.text_encoders import load_clip_text_model
+
+            self.model = load_clip_text_model(clip_path)
             self.tokenizer = CLIPTokenizerFast.from_pretrained(clip_path, local_files_only=True)
             self.dim = int(self.model.config.projection_dim)
         else:
