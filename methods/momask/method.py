@@ -76,13 +76,6 @@ class MoMask(Method):
                 raise ValueError(f"text_encoder.dim={te['dim']} but the {te['kind']} encoder gives {self._text.dim}")
         return self._text
 
-    def provenance(self) -> dict[str, dict]:
-        """``text_encoder`` entry (CLIP ViT-B/32 folder + config hash, or MiniLM) for the run record."""
-        base = getattr(super(), "provenance", None)
-        out = dict(base()) if callable(base) else {}
-        out["text_encoder"] = text_encoder_entry(self.c["text_encoder"])
-        return out
-
     def components(self) -> dict[str, nn.Module]:
         out = {"tokenizer": self.vq, "mask_transformer": self.mtrans}
         if self.rtrans is not None:
@@ -355,9 +348,11 @@ class MoMask(Method):
         return getattr(self, "_last_codes", None)
 
     def provenance(self) -> dict[str, dict]:
-        """``weights`` entry naming the official files loaded (empty when the weights were trained here)."""
+        """``text_encoder`` entry (CLIP ViT-B/32 folder + config hash, or MiniLM) and a ``weights`` entry
+        naming the official files loaded (none when the weights were trained here)."""
         base = getattr(super(), "provenance", None)
         out = dict(base()) if callable(base) else {}
+        out["text_encoder"] = text_encoder_entry(self.c["text_encoder"])
         files = getattr(self, "official_files_loaded", None) or {}
         if files:
             from evaluators.provenance import sha256_file, sha256_text
