@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from methods.common.ddim import DDIMCoefficients, ddim_coefficients, ddim_loop
+
 from .model import (
     MacDiffDecoder,
     MacDiffEncoder,
@@ -123,8 +125,8 @@ class MacDiffCore(nn.Module):
         z = build_condition(latent, ids_restore, self.fusion)
         return (z, mask) if return_mask else z
 
-    def _eps(self, x_t: torch.Tensor, t: int, z: torch.Tensor, guidance: float) -> torch.Tensor:
-        tt = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
+    def _eps(self, x_t: torch.Tensor, t, z: torch.Tensor, guidance: float) -> torch.Tensor:
+        tt = (t if isinstance(t, torch.Tensor) else torch.tensor(int(t), device=x_t.device)).expand(x_t.shape[0])
         if guidance == 1.0:
             pred = self.decoder(x_t, tt, z)
         else:  # classifier-free guidance: one batched forward over [cond; uncond]
@@ -135,7 +137,8 @@ class MacDiffCore(nn.Module):
 
     @torch.inference_mode()
     def sample(self, z: torch.Tensor, steps: int = 50, guidance: float = 1.0, x_start: torch.Tensor | None = None,
-               t_start: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+               t_start: int | None = None, generator: torch.Generator | None = None,
+               fused: bool = True) -> torch.Tensor:
         """Conditional DDIM (eta 0) -> normalised skeletons ``[N, T, V, C]``.
 
         From pure noise by default; with ``x_start`` and ``t_start`` it starts from
@@ -144,20 +147,29 @@ class MacDiffCore(nn.Module):
         """
         n = z.shape[0]
         shape = (n, self.encoder.num_frames, self.encoder.num_joints, 3)
-        self.ddim.set_timesteps(steps, device=z.device)
-        timesteps = self.ddim.timesteps
+        coeffs = self.ddim_coefficients(steps)
         noise = torch.randn(shape, generator=generator, device="cpu").to(z.device)
         if x_start is not None and t_start is not None:
-            timesteps = timesteps[timesteps <= t_start]
-            if len(timesteps) == 0:
+            coeffs = coeffs.subset(coeffs.timesteps <= t_start)
+            if len(coeffs) == 0:
                 return x_start.clone()
-            x = self.noise_sched.add_noise(x_start, noise, timesteps[:1].repeat(n))
+            x = self.noise_sched.add_noise(x_start, noise, coeffs.timesteps[:1].repeat(n).to(z.device))
         else:
             x = noise
-        for t in timesteps:
-            eps = self._eps(x, int(t), z, guidance)
-            x = self.ddim.step(eps, t, x, eta=0.0).prev_sample
-        return x
+        if not fused:  # the reference: diffusers' DDIMScheduler.step at every step (tested equal)
+            self.ddim.set_timesteps(int(steps))
+            for t in coeffs.timesteps:
+                x = self.ddim.step(self._eps(x, int(t), z, guidance), int(t), x, eta=0.0).prev_sample
+            return x
+        return ddim_loop(lambda x_t, t, i: self._eps(x_t, t, z, guidance), x, coeffs)
+
+    def ddim_coefficients(self, steps: int) -> DDIMCoefficients:
+        """Fused DDIM (eta 0) coefficients of this schedule, computed once per step count."""
+        cache = self.__dict__.setdefault("_ddim_cache", {})
+        if steps not in cache:
+            self.ddim.set_timesteps(int(steps))
+            cache[steps] = ddim_coefficients(self.ddim, eta=0.0)
+        return cache[steps]
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor, steps: int = 50, guidance: float = 1.0,

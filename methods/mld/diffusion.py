@@ -20,10 +20,13 @@ which does not exist (IndexError); for N == num_train_timesteps we use ``steps_o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
+
+from methods.common.ddim import DDIMCoefficients, ddim_coefficients, ddim_loop
 
 # official configs/modules/scheduler.yaml
 SCHEDULER_DEFAULTS: dict = {
@@ -71,25 +74,51 @@ def _concat_cond(uncond: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
     return torch.cat([uncond, cond], dim=0)
 
 
+@functools.lru_cache(maxsize=32)
+def _coefficients(steps: int, eta: float, sched_items: tuple) -> DDIMCoefficients:
+    """Fused DDIM coefficients, computed once per (steps, η, schedule); see ``methods/common/ddim.py``."""
+    return ddim_coefficients(make_ddim_scheduler(steps, dict(sched_items)), eta)
+
+
+def ddim_coefficients_for(steps: int, eta: float = 0.0, scheduler_cfg: dict | None = None) -> DDIMCoefficients:
+    """MLD's DDIM schedule (official configuration) as precomputed per-step tensors."""
+    return _coefficients(int(steps), float(eta), tuple(sorted(_sched_kwargs(scheduler_cfg).items())))
+
+
 def ddim_sample(denoiser: Callable, cond: torch.Tensor, uncond: torch.Tensor | None, z_T: torch.Tensor,
                 steps: int = 50, guidance_scale: float = 7.5, eta: float = 0.0,
-                scheduler_cfg: dict | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                scheduler_cfg: dict | None = None, generator: torch.Generator | None = None,
+                fused: bool = True) -> torch.Tensor:
     """Reverse DDIM from ``z_T [B, n, d]`` to ``z_0`` under classifier-free guidance.
 
     ``cond``/``uncond``: condition inputs of the denoiser for the B samples (text embeddings
     ``[B, m, e]`` or action ids ``[B]``); ``uncond=None`` or ``guidance_scale <= 1`` runs the
     conditional branch alone. Deterministic for η = 0 and a fixed ``z_T``.
+
+    ``fused=True`` (default) runs the precomputed-coefficient loop (:func:`methods.common.ddim.ddim_loop`);
+    ``fused=False`` calls diffusers' ``DDIMScheduler.step`` every step (the reference; tested equal).
+    ``init_noise_sigma`` is 1 for DDIM, so ``z_T`` is used as is on the fused path.
     """
-    sched = make_ddim_scheduler(steps, scheduler_cfg)
-    latents = z_T * sched.init_noise_sigma
     cfg = uncond is not None and guidance_scale > 1.0
     both = _concat_cond(uncond, cond) if cfg else cond
     with torch.inference_mode():
-        for t in sched.timesteps:
-            model_in = torch.cat([latents, latents], dim=0) if cfg else latents
-            eps = denoiser(model_in, t.to(latents.device), both)
-            if cfg:
-                eps_u, eps_c = eps.chunk(2)
-                eps = eps_u + guidance_scale * (eps_c - eps_u)
-            latents = sched.step(eps, int(t), latents, eta=eta, generator=generator).prev_sample
-    return latents
+        if not fused:
+            sched = make_ddim_scheduler(steps, scheduler_cfg)
+            latents = z_T * sched.init_noise_sigma
+            for t in sched.timesteps:
+                model_in = torch.cat([latents, latents], dim=0) if cfg else latents
+                eps = denoiser(model_in, t.to(latents.device), both)
+                if cfg:
+                    eps_u, eps_c = eps.chunk(2)
+                    eps = eps_u + guidance_scale * (eps_c - eps_u)
+                latents = sched.step(eps, int(t), latents, eta=eta, generator=generator).prev_sample
+            return latents
+        coeffs = ddim_coefficients_for(steps, eta, scheduler_cfg)
+
+        def eps_fn(x: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
+            if not cfg:
+                return denoiser(x, t, both)
+            eps_u, eps_c = denoiser(torch.cat([x, x], dim=0), t, both).chunk(2)
+            return eps_u + guidance_scale * (eps_c - eps_u)
+
+        return ddim_loop(eps_fn, z_T, coeffs, generator)
