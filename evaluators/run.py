@@ -189,11 +189,13 @@ def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict
                               f"{'; did you mean ' + ', '.join(close) + '?' if close else ''} "
                               f"(its protocols: {', '.join(names)})")
     per_ds = _per_dataset(cfg)
+    exp = _experiment_keys(overrides)  # keys an experiment adds may be overridden too
     mcfgs = {str(n): _load("method", str(cfg.method), scale, ov["method"],
-                           _merge_patches(cfg.get("method_cfg"), per_ds.get(str(n), {}).get("method")))
+                           _merge_patches(cfg.get("method_cfg"), per_ds.get(str(n), {}).get("method")),
+                           known=exp["method"])
              for n in cfg.datasets}
     mcfg = next(iter(mcfgs.values())) if mcfgs else \
-        _load("method", str(cfg.method), scale, ov["method"], cfg.get("method_cfg"))
+        _load("method", str(cfg.method), scale, ov["method"], cfg.get("method_cfg"), known=exp["method"])
     pcfgs, pcfgs_by_ds = {}, {str(n): {} for n in cfg.datasets}
     for spec in specs:
         missing = [c for c in spec.needs if c not in caps]
@@ -202,12 +204,12 @@ def plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -> dict
                               f"does not implement (it has: {', '.join(sorted(caps)) or 'none'})")
         patch = (cfg.get("protocol_cfg") or {}).get(spec.name)
         pcfgs[spec.name] = _load("protocol", spec.name, scale, ov["protocol"].get(spec.name, []), patch,
-                                 optional=True)
+                                 optional=True, known=exp["protocol"].get(spec.name))
         for n in pcfgs_by_ds:
             ds_patch = (per_ds.get(n, {}).get("protocol") or {}).get(spec.name)
             pcfgs_by_ds[n][spec.name] = pcfgs[spec.name] if not ds_patch else _load(
                 "protocol", spec.name, scale, ov["protocol"].get(spec.name, []), _merge_patches(patch, ds_patch),
-                optional=True)
+                optional=True, known=exp["protocol"].get(spec.name))
     dataset_patch = {k: v for k, v in OmegaConf.to_container(cfg.get("dataset") or {}).items() if v is not None}
     dcfgs = []
     for name in cfg.datasets:
@@ -263,15 +265,55 @@ def _merge_patches(base: Any, extra: Any) -> Any:
     return OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(base), OmegaConf.create(extra)), resolve=True)
 
 
-def _load(group: str, name: str, scale: str, overrides: list[str], patch: Any, optional: bool = False) -> dict:
-    """The resolved group config; unknown override keys and out-of-range values raise ConfigError."""
+def _experiment_keys(overrides: list[str]) -> dict[str, Any]:
+    """The method / protocol settings the run's experiment file writes (``method_cfg``, ``protocol_cfg``,
+    ``per_dataset``, every scale), from the file itself so that user overrides are not among them."""
+    out: dict[str, Any] = {"method": {}, "protocol": {}}
+    names = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("experiment=")]
+    if not names:
+        return out
+    try:
+        from methods.common.config import config_path
+
+        raw = OmegaConf.to_container(OmegaConf.load(config_path("experiment", names[-1])))
+    except (FileNotFoundError, ValueError):
+        return out
+    if not isinstance(raw, dict):
+        return out
+
+    def flat(block: Any) -> dict:
+        if not isinstance(block, dict):
+            return {}
+        scales = block.get("scales") or {}
+        merged = OmegaConf.merge({k: v for k, v in block.items() if k != "scales"},
+                                 *(v for v in scales.values() if isinstance(v, dict)))
+        return OmegaConf.to_container(merged)
+
+    methods = [flat(raw.get("method_cfg"))]
+    protos: dict[str, list] = {k: [flat(v)] for k, v in (raw.get("protocol_cfg") or {}).items()}
+    for block in (raw.get("per_dataset") or {}).values():
+        if isinstance(block, dict):
+            methods.append(flat(block.get("method")))
+            for k, v in (block.get("protocol") or {}).items():
+                protos.setdefault(k, []).append(flat(v))
+    out["method"] = OmegaConf.to_container(OmegaConf.merge(*methods))
+    out["protocol"] = {k: OmegaConf.to_container(OmegaConf.merge(*v)) for k, v in protos.items()}
+    return out
+
+
+def _load(group: str, name: str, scale: str, overrides: list[str], patch: Any, optional: bool = False,
+          known: dict | None = None) -> dict:
+    """The resolved group config; unknown override keys and out-of-range values raise ConfigError.
+
+    ``known``: further keys an override may name (those the experiment file adds)."""
     from evaluators import validate
 
     patch = OmegaConf.to_container(patch, resolve=True) if isinstance(patch, DictConfig) else patch
     where = f"configs/{group}/{name}.yaml"
     try:
         if overrides:  # every overridden key must exist in the config file (either scale)
-            base = OmegaConf.to_container(OmegaConf.merge(*(load_config(group, name, s) for s in ("paper", "smoke"))))
+            base = OmegaConf.to_container(OmegaConf.merge(*(load_config(group, name, s) for s in ("paper", "smoke")),
+                                                          known or {}))
             extra = validate.COMMON_DATASET_KEYS if group == "dataset" else frozenset()
             prefix = f"protocol_cfg.{name}." if group == "protocol" else GROUP_PREFIXES_BY_GROUP[group]
             validate.check_override_keys(base, overrides, where, prefix, extra)

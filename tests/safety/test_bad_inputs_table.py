@@ -574,3 +574,11 @@ def test_inspect_uses_the_runner_exit_code(tmp_path):
     np.save(tmp_path / "new_joint_vecs" / "000001.npy", np.zeros((40, 263), bool))
     p = _cli("-m", "evaluators.datasets", "inspect", str(tmp_path / "new_joint_vecs" / "000001.npy"), tmp=tmp_path)
     assert p.returncode == 2 and "000001.npy" in p.stderr and "bool" in p.stderr
+
+
+def test_keys_an_experiment_adds_may_be_overridden():
+    from evaluators.run import _experiment_keys
+
+    keys = _experiment_keys(["+experiment=macdiff_ntu60"])["method"]
+    assert "mask_kind" in keys  # written by its per_dataset block, so method_cfg.mask_kind=... is not refused
+    _plan("method_cfg.vae.steps=2")()  # a valid override passes (the table's rows can fail for the right reason)
