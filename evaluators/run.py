@@ -379,7 +379,10 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
         data = load_dataset(dcfg)
         method = p["cls"](dict(mcfg), device=device, seed=seed, workdir=workdir)
         if cfg.get("checkpoint"):
-            method.load_checkpoint(str(cfg.checkpoint))
+            try:  # a mismatched setup is refused in one line naming the fix (exit 2)
+                method.load_checkpoint(str(cfg.checkpoint))
+            except (ValueError, FileNotFoundError, KeyError) as e:
+                raise ConfigError(f"checkpoint={cfg.checkpoint}: {str(e).splitlines()[0] if str(e) else e!r}") from e
             ckpt = str(cfg.checkpoint)
         else:
             (method.pretrain if isinstance(method, RepresentationLearner) else method.fit)(data)
@@ -524,7 +527,13 @@ def main(argv: list[str] | None = None) -> None:
         if len(argv) < 3:
             print("error: usage: --experiment METHOD DATASET [overrides]", file=sys.stderr)
             sys.exit(2)
-        argv = [f"+experiment={_guard(lambda: experiment_name(argv[1], argv[2]))}", *argv[3:]]
+        name = _guard(lambda: experiment_name(argv[1], argv[2]))
+        if any(a in ("--help", "-h") for a in argv[3:]):  # ./reproduce.sh METHOD DATASET --help
+            from evaluators.experiment_help import experiment_help
+
+            print(experiment_help(argv[1], name))
+            return
+        argv = [f"+experiment={name}", *argv[3:]]
     argv = [_upsert(_dataset_alias(a)) for a in argv]
     estimate_from = None
     if any(a == "--estimate" or a.startswith("--estimate-from=") for a in argv):  # issue 12 §4: cost, no run

@@ -355,7 +355,8 @@ class MLD(Method):
         if "text_encoded_dim" in sizes and sizes["text_encoded_dim"] != self.denoiser.text_encoded_dim:
             raise ValueError(f"{path}: the denoiser was trained on {sizes['text_encoded_dim']}-d text embeddings "
                              f"but text_encoder gives {self.denoiser.text_encoded_dim}-d; for the official weights "
-                             "use text_encoder.kind=clip text_encoder.clip_path=<local CLIP ViT-L/14>")
+                             "set CLIP_VIT_L14_DIR=<local CLIP ViT-L/14> (or text_encoder.kind=clip "
+                             "text_encoder.clip_path=DIR)")
         if nfeats != self.nfeats or nclasses != self.nclasses:
             self._build(nfeats, nclasses)
         self.load_state_dict(comps, strict=True)
@@ -365,6 +366,9 @@ class MLD(Method):
             from methods.mld.support import load_stats
 
             self.set_normalization(*load_stats(self.cfg["stats_dir"]))
+        elif info.get("format") == "official" and self.mean is None:
+            raise FileNotFoundError(f"{path}: the authors' checkpoint carries no Mean/Std; set "
+                                    "method_cfg.stats_dir=<HumanML3D folder with Mean.npy/Std.npy>")
         self.vae.eval()
         self.denoiser.eval()
         return info

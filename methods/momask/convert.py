@@ -133,6 +133,15 @@ def load_official(method, root: Path) -> list[str]:
             log.warning("%s: %s present but this method has no %s", f, key, role)
             continue
         sd = CONVERTERS[role](load_checkpoint_file(f)[key])
+        mine = comps[role].state_dict()
+        bad = [k for k, v in sd.items() if k in mine and tuple(v.shape) != tuple(mine[k].shape)]
+        if bad:  # one line naming the fix (a 512-d CLIP projection against a 384-d MiniLM config, ...)
+            k = bad[0]
+            hint = ("the released weights condition on 512-d CLIP ViT-B/32 text features: set CLIP_VIT_B32_DIR "
+                    "(or method_cfg.text_encoder.kind=clip clip_path=DIR)" if "cond_emb" in k or "text" in k
+                    else "use scale=paper (the released sizes)")
+            raise ValueError(f"{f} [{key}]: {role}.{k} is {tuple(sd[k].shape)} in the checkpoint but "
+                             f"{tuple(mine[k].shape)} here; {hint}")
         try:
             comps[role].load_state_dict(sd, strict=True)
         except RuntimeError as e:
@@ -146,7 +155,9 @@ def load_official(method, root: Path) -> list[str]:
             method.std = torch.from_numpy(np.load(d / "std.npy")).float()
             break
     else:
-        log.warning("%s: no meta/mean.npy,std.npy; keeping the dataset statistics", root)
+        if not (getattr(method, "c", None) or {}).get("stats_dir"):
+            raise FileNotFoundError(f"{root}: no meta/mean.npy,std.npy beside the official weights; set "
+                                    "method_cfg.stats_dir=<folder with the dataset's Mean.npy/Std.npy>")
     return sorted(found)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -107,6 +108,11 @@ def test_official_lightning_checkpoint_loads_strictly(tmp_path):
     assert infer_sizes(convert_official({"state_dict": sd}))["text_encoded_dim"] == 768
 
     m = MLD({"text_encoder": {"kind": "clip", "dim": 768}, "nfeats": 263}, seed=1)
+    with pytest.raises(FileNotFoundError, match="stats_dir"):  # the official .ckpt has no Mean/Std
+        m.load_checkpoint(path)
+    np.save(tmp_path / "Mean.npy", np.zeros(263, np.float32))
+    np.save(tmp_path / "Std.npy", np.ones(263, np.float32))
+    m = MLD({"text_encoder": {"kind": "clip", "dim": 768}, "nfeats": 263, "stats_dir": str(tmp_path)}, seed=1)
     info = m.load_checkpoint(path)
     assert info["format"] == "official"
     mine = {f"{c}.{k}": v for c, mod in m.components().items() for k, v in mod.state_dict().items()}
