@@ -47,6 +47,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["scale"] = "paper" if config.getoption("--paper-scale") else "smoke"
     if config.getoption("--max-steps"):
         machine_info["max_steps"] = config.getoption("--max-steps")
+    if SESSION_PEAK:  # the one ceiling of this file (header of its speed.md section)
+        machine_info["peak_gflops"] = dict(SESSION_PEAK)
     if os.environ.get("MOTIONREPRO_BENCH_NOTE"):  # e.g. "shared VM under load": printed in speed.md
         machine_info["note"] = os.environ["MOTIONREPRO_BENCH_NOTE"]
 
@@ -91,14 +93,49 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype = torch.float32,
     return 2 * n**3 / best / 1e9
 
 
+SESSION_PEAK: dict[str, float] = {}
+
+
 @pytest.fixture(scope="session")
 def peak_gflops(device) -> dict[str, float]:
+    """The matmul ceiling measured ONCE per run; every ``fraction_of_peak`` of the file divides by
+    it, and it is written to ``machine_info["peak_gflops"]`` (shown once in speed.md)."""
     out = {"fp32": matmul_peak_gflops(device, torch.float32)}
     try:
         out["bf16"] = matmul_peak_gflops(device, torch.bfloat16)
     except RuntimeError:
         pass
+    SESSION_PEAK.update(out)
     return out
+
+
+class CpuWall:
+    """Accumulates process CPU time (``time.process_time``: all threads) and wall time over the
+    calls of a timed region. ``cpu_s / wall_s`` below 0.9 × the threads used means the threads did
+    not get their cores (another process held them): the row is marked contended."""
+
+    def __init__(self) -> None:
+        self.cpu_s = self.wall_s = 0.0
+        self.calls = 0
+
+    def wrap(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        def timed():
+            c0, w0 = time.process_time(), time.perf_counter()
+            try:
+                return fn()
+            finally:
+                self.cpu_s += time.process_time() - c0
+                self.wall_s += time.perf_counter() - w0
+                self.calls += 1
+
+        return timed
+
+    @property
+    def info(self) -> dict[str, Any]:
+        threads = torch.get_num_threads()
+        ratio = self.cpu_s / self.wall_s if self.wall_s > 0 else None
+        return {"cpu_s": self.cpu_s, "wall_s": self.wall_s, "cpu_over_wall": ratio, "threads": threads,
+                "contended": bool(ratio is not None and ratio < 0.9 * threads)}
 
 
 def flop_count(module: torch.nn.Module, inputs: tuple) -> tuple[float, list[str]]:

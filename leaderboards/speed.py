@@ -78,6 +78,18 @@ def _entries(data: dict) -> list[dict]:
     return out
 
 
+def _cw(e: dict | None) -> str:
+    """``0.95 (1 thr)`` or ``0.41 (2 thr) contended``: CPU time / wall time of the timed region."""
+    if not e or e.get("cpu_over_wall") is None:
+        return ""
+    return f"{e['cpu_over_wall']:.2f} ({e.get('threads', '?')} thr)" + (" **contended**" if e.get("contended") else "")
+
+
+def _c(e: dict | None) -> str:
+    """`` †`` after a figure measured while contended."""
+    return " †" if e and e.get("contended") else ""
+
+
 def _frac_cell(frac: float | None, target: float | None) -> str:
     """``0.12 / 0.35 (−23 pts)``: achieved fraction of fp32 peak, target, and the miss."""
     if frac is None:
@@ -107,8 +119,9 @@ def _method_table(es: list[dict]) -> pd.DataFrame:
             "GMACs / step (b1, fvcore)": _fmt(d.get("gmacs")),
             "step latency (ms, b1)": _fmt(1e3 * d["median"]) if d.get("median") else "",
             "steps": _fmt(b1.get("steps") if b1 else ref_steps),
-            "AITS b1 (s)": _fmt(b1.get("aits_s")) if b1 else "",
-            "AITS b32 amortised (s)": _fmt(b32.get("aits_s")) if b32 else "",
+            "AITS b1 (s)": _fmt(b1.get("aits_s")) + _c(b1) if b1 else "",
+            "AITS b32 amortised (s)": _fmt(b32.get("aits_s")) + _c(b32) if b32 else "",
+            "cpu/wall b1; b32": "; ".join(x for x in (_cw(b1), _cw(b32)) if x),
             "call memory b32 (MiB)": _fmt(b32.get("heap_delta_mib")) if b32 else "",
             "peak fraction b1 / target": _frac_cell(b1.get("fraction_of_peak"), b1.get("target_fraction")) if b1 else "",
             "peak fraction b32 / target": _frac_cell(b32.get("fraction_of_peak"), b32.get("target_fraction"))
@@ -129,7 +142,7 @@ def _steps_table(es: list[dict]) -> pd.DataFrame:
         row = {"method": m}
         for e in samp:
             if e["method"] == m:
-                row["default" if e.get("steps") is None else str(e["steps"])] = f"{1e3 * e['median']:.1f}"
+                row["default" if e.get("steps") is None else str(e["steps"])] = f"{1e3 * e['median']:.1f}" + _c(e)
         rows.append(row)
     cols = ["method", *[str(s) for s in steps]] + (["default"] if any(e.get("steps") is None for e in samp) else [])
     return pd.DataFrame(rows, columns=cols)
@@ -146,9 +159,11 @@ def _switch_table(es: list[dict]) -> pd.DataFrame:
         for mode in ("fp32", "bf16_autocast", "compile"):
             e = by.get(mode)
             if e and e.get("median"):
-                cell = f"{1e3 * e['median']:.2f}"
+                cell = f"{1e3 * e['median']:.2f}" + _c(e)
                 if mode != "fp32" and base:
                     cell += f" (×{base / e['median']:.2f}, {e.get('note', '').replace('rel. max error vs fp32 ', 'err ')})"
+                if e.get("first_call_s") is not None:
+                    cell += f"; first call {e['first_call_s']:.2f} s"
                 row[f"{mode} (ms)"] = cell
         rows.append(row)
     return pd.DataFrame(rows)
@@ -160,31 +175,42 @@ def _other_table(es: list[dict]) -> pd.DataFrame:
         if e.get("method"):
             continue
         rows.append({"benchmark": e["name"], "what": _fmt(e.get("what")),
-                     "median (ms)": _fmt(1e3 * e["median"], 4) if e.get("median") else "",
-                     "rounds": _fmt(e.get("rounds")),
-                     "result": "; ".join(f"{k}={_fmt(e[k])}" for k in ("peak_gflops", "samples_per_s", "batch",
+                     "median (ms)": _fmt(1e3 * e["median"], 4) + _c(e) if e.get("median") else "",
+                     "rounds": _fmt(e.get("rounds")), "cpu/wall": _cw(e),
+                     "result": "; ".join(f"{k}={_fmt(e[k])}" for k in ("gflops", "samples_per_s", "batch",
                                                                          "feeder_over_step", "files_per_s")
                                          if e.get(k) is not None)})
     return pd.DataFrame(rows)
 
 
+def _file_peak(es: list[dict], mi: dict) -> tuple[float | None, float | None]:
+    """The file's one ceiling: ``machine_info["peak_gflops"]`` (measured once per run); older files
+    without it: the fp32 / bf16 matmul rows."""
+    if isinstance(mi.get("peak_gflops"), dict):
+        return mi["peak_gflops"].get("fp32"), mi["peak_gflops"].get("bf16")
+    rows = {e["what"]: e.get("peak_gflops") or e.get("gflops") for e in es
+            if e.get("what") in ("fp32 matmul", "bf16 matmul")}
+    return rows.get("fp32 matmul"), rows.get("bf16 matmul")
+
+
 def _render_file(path: Path, data: dict) -> list[str]:
     es = _entries(data)
     mi = data["machine_info"]
-    peaks = {e["what"]: e.get("peak_gflops") for e in es if e.get("what") in ("fp32 matmul", "bf16 matmul")}
-    samp_peak = next((e.get("peak_gflops") for e in es if e.get("what") == "sampling"), None)
+    fp32, bf16 = _file_peak(es, mi)
     scale = mi.get("scale", "?")
+    n_cont = sum(1 for e in es if e.get("contended"))
     parts = [f"## {path.stem}\n",
              f"Machine: {machine_label(mi)}; torch threads {mi.get('torch_threads', '?')}. Scale: **{scale}**. "
-             f"Date: {data.get('datetime', '?')}. fp32 matmul peak measured in this run: "
-             f"{_fmt(samp_peak or peaks.get('fp32 matmul'))} GFLOP/s"
-             + (f" (bf16 {_fmt(peaks['bf16 matmul'])})" if peaks.get("bf16 matmul") else "") + "."
+             f"Date: {data.get('datetime', '?')}. fp32 matmul peak measured once in this run: "
+             f"{_fmt(fp32)} GFLOP/s" + (f" (bf16 {_fmt(bf16)})" if bf16 else "") + "."
+             + (f" **{n_cont} timed rows contended** (marked †: CPU time / wall time of the timed region below "
+                "0.9 × threads, i.e. another process held the cores)." if n_cont else "")
              + (f" Note: {mi['note']}." if mi.get("note") else "") + "\n"]
     mt = _method_table(es)
     if len(mt):
         parts += ["### Per method\n",
                   "`peak fraction` = FLOPs of the whole sampling call (torch FlopCounterMode) / median time / fp32 "
-                  "peak; targets are issue 9's (paper scale, fp32, CPU) and apply only to paper-scale files. "
+                  "peak; targets are those stored in each row when it was measured (issue 16's since then; paper scale, fp32, CPU) and apply only to paper-scale files. "
                   "`GMACs / step` = fvcore on the module run once per step (CFG methods: the cond + uncond batch). "
                   "`call memory` = peak heap bytes in use above their level at the call's start (glibc mallinfo2, "
                   "polled; CPU) — the activations and workspaces of one batch-32 sampling call.\n", _md(mt)]
