@@ -12,6 +12,7 @@ the official HumanML3D configuration (MLD-1: latent 1x256, 9+9 VAE layers, 9 den
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Sequence
@@ -37,6 +38,9 @@ _VAE_ARCH = ("latent_size", "latent_dim", "ff_size", "num_layers", "num_heads", 
              "normalize_before")
 _DEN_ARCH = ("ff_size", "num_layers", "num_heads", "dropout", "activation", "normalize_before", "arch",
              "skip_connect")
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @register_method("mld")
@@ -71,6 +75,7 @@ class MLD(Method):
     def _build(self, nfeats: int, nclasses: int) -> None:
         v, d = dict(self.cfg.get("vae") or {}), dict(self.cfg.get("denoiser") or {})
         self.nfeats, self.nclasses = nfeats, nclasses
+        self._bf16_denoiser = None  # bf16 copy of the denoiser for precision=bf16 (built on first use)
         self.vae = MotionVAE(nfeats, **{k: v[k] for k in _VAE_ARCH if k in v}).to(self.device)
         text_dim = self._text_dim() if self.condition == "text" else 0
         self.denoiser = LatentDenoiser(
@@ -117,7 +122,8 @@ class MLD(Method):
                 "steps_offset": 1 if steps < n_train else 0, "beta_schedule": "scaled_linear 8.5e-4..0.012",
                 "text_encoder": (self.cfg.get("text_encoder") or {}).get("kind", "minilm")
                 if self.condition == "text" else None,
-                "latent_shape": [self.vae.latent_size, self.vae.latent_dim]}
+                "latent_shape": [self.vae.latent_size, self.vae.latent_dim], "precision": self.precision(),
+                "fused_ddim": True}
 
     # -- conditions -----------------------------------------------------------------------------
     def encode_conditions(self, conditions: Sequence[Any] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,6 +273,7 @@ class MLD(Method):
             return loss, {"eps_mse": float(loss.detach())}
 
         self._train(self.denoiser, d, view, step_fn, "denoiser")
+        self._bf16_denoiser = None  # weights changed: the bf16 copy is stale
 
     # -- inference ----------------------------------------------------------------------------------
     def sample_latents(self, cond: torch.Tensor, uncond: torch.Tensor | None, z_T: torch.Tensor,
@@ -274,12 +281,36 @@ class MLD(Method):
                        eta: float | None = None) -> torch.Tensor:
         """CFG DDIM from a given initial latent ``z_T [B, n, d]`` -> ``z_0`` (deterministic for η = 0)."""
         self.denoiser.eval()
-        return ddim_sample(self.denoiser, cond, uncond, z_T.to(self.device),
+        return ddim_sample(self._sampling_denoiser(), cond, uncond, z_T.to(self.device),
                            steps=int(steps or self.diff_cfg.get("steps", 50)),
                            guidance_scale=float(self.diff_cfg.get("guidance_scale", 7.5) if guidance_scale is None
                                                 else guidance_scale),
                            eta=float(self.diff_cfg.get("eta", 0.0) if eta is None else eta),
                            scheduler_cfg=self.diff_cfg)
+
+    def precision(self) -> str:
+        """``diffusion.precision``: ``fp32`` (default, paper numbers) or ``bf16``."""
+        p = str(self.diff_cfg.get("precision", "fp32"))
+        if p not in PRECISIONS:
+            raise ValueError(f"mld: diffusion.precision must be one of {PRECISIONS}, got {p!r}")
+        return p
+
+    def _sampling_denoiser(self):
+        """The denoiser as the sampler calls it. bf16: the weights cast to bf16 ONCE (a cached copy;
+        autocast re-casts every weight at every step under inference mode) and inputs cast on entry;
+        ε is returned in fp32 so the DDIM state and update stay fp32. LayerNorm and the SDPA softmax
+        of torch's CPU kernels accumulate bf16 inputs in fp32."""
+        if self.precision() == "fp32":
+            return self.denoiser
+        if self._bf16_denoiser is None:
+            self._bf16_denoiser = copy.deepcopy(self.denoiser).to(torch.bfloat16).eval()
+        mod = self._bf16_denoiser
+
+        def bf16_denoiser(z, t, c):
+            c = c.to(torch.bfloat16) if c.is_floating_point() else c
+            return mod(z.to(torch.bfloat16), t, c).float()
+
+        return bf16_denoiser
 
     def _denorm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None])[..., None]
@@ -360,6 +391,7 @@ class MLD(Method):
         if nfeats != self.nfeats or nclasses != self.nclasses:
             self._build(nfeats, nclasses)
         self.load_state_dict(comps, strict=True)
+        self._bf16_denoiser = None
         if extra.get("mean") is not None:
             self.set_normalization(extra["mean"], extra["std"])
         elif self.cfg.get("stats_dir"):  # official checkpoints carry no Mean/Std: the dataset's files
