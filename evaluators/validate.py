@@ -62,6 +62,9 @@ def _is_prob(key: str) -> bool:
     return key in _PROB_NAMES or key.endswith("prob") or "dropout" in key
 
 
+_DECLARATION_KEYS = ("paper_setting", "non_paper")
+
+
 def check_values(cfg: dict, where: str) -> None:
     """Types and ranges of the well-known keys anywhere in ``cfg`` (nested dicts included)."""
 
@@ -75,6 +78,8 @@ def check_values(cfg: dict, where: str) -> None:
                     walk(v, f"{path}[{i}]")
 
     def walk_key(key: str, v: Any, path: str) -> None:
+        if key in _DECLARATION_KEYS:  # paper_setting / non_paper describe settings, they are not settings
+            return
         if isinstance(v, (dict, list)) and not (key.endswith("_sweep") and isinstance(v, list)):
             walk(v, path)
             return

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from methods.base import Method
+from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
 from methods.momask import bench
 from methods.momask import masking as M
 from methods.momask.data import MotionWindows, TextMotionCrops, collate_text_motion, text_motion_split
 from methods.momask.defaults import DEFAULTS, joints_from_dim, lr_lambda, merge
-from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
 from methods.momask.text import TextEncoder, shared_text_encoder
 from methods.momask.tokenizer import RVQVAE, tokenizer_losses
 from methods.momask.transformer import MaskTransformer, ResidualTransformer

@@ -14,8 +14,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluators.networks.t2m_evaluator import (ROOT_ENV, T2MEvaluator, evaluator_config, locate_official_files,
-                                               resolve_official_files)
+from evaluators.networks.t2m_evaluator import (
+    ROOT_ENV,
+    T2MEvaluator,
+    evaluator_config,
+    locate_official_files,
+    resolve_official_files,
+)
 from tests.evaluators_gen._tiny import TINY_EVAL_CFG
 
 

@@ -11,7 +11,6 @@ from evaluators.records import RecordError, make_record, read_record, write_reco
 from leaderboards.__main__ import main as lb_main
 from leaderboards.make_tables import regenerate, render_all, summary_table
 
-
 # the provenance configs/method/mld.yaml declares as the paper's setting
 MLD_PAPER = {"text_encoder": entry("clip-vit-l14", "CLIP ViT-L/14"), "evaluator": entry("official", "official"),
              "word_vectors": entry("glove", "GloVe"), "weights": entry("trained-here", "trained here"),
