@@ -17,7 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+# isort: off
+import evaluators  # noqa: F401  (OpenMP wait policy / thread count before torch: evaluators/threads.py)
 import torch
+# isort: on
 
 
 def pytest_addoption(parser):
@@ -33,6 +37,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["torch"] = torch.__version__
     machine_info["cuda"] = torch.version.cuda
     machine_info["torch_threads"] = torch.get_num_threads()
+    machine_info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
     machine_info["cpu_count"] = os.cpu_count()
     machine_info["python_impl"] = platform.python_implementation()
     if torch.cuda.is_available():

@@ -177,7 +177,9 @@ def _other_table(es: list[dict]) -> pd.DataFrame:
         rows.append({"benchmark": e["name"], "what": _fmt(e.get("what")),
                      "median (ms)": _fmt(1e3 * e["median"], 4) + _c(e) if e.get("median") else "",
                      "rounds": _fmt(e.get("rounds")), "cpu/wall": _cw(e),
-                     "result": "; ".join(f"{k}={_fmt(e[k])}" for k in ("gflops", "samples_per_s", "batch",
+                     "result": "; ".join(f"{k}={_fmt(e[k])}" for k in ("gflops", "samples_per_s", "batch", "alone_s", "concurrent_s",
+                                                                         "concurrent_over_alone", "threads_per_process",
+                                                                         "omp_wait_policy",
                                                                          "feeder_over_step", "files_per_s")
                                          if e.get(k) is not None)})
     return pd.DataFrame(rows)

@@ -4,6 +4,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+import evaluators  # noqa: F401  (sets OpenMP wait policy / threads before torch loads: evaluators/threads.py)
 from methods.registry import get_method, list_methods, register_method
 
 _SKIP = {"common", "base", "registry"}
