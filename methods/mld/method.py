@@ -43,6 +43,22 @@ _DEN_ARCH = ("ff_size", "num_layers", "num_heads", "dropout", "activation", "nor
 PRECISIONS = ("fp32", "bf16")
 
 
+class _CompiledOrEager:
+    """Calls ``torch.compile(module)``; on the first failure logs it and calls ``module`` eagerly."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module, self.compiled = module, torch.compile(module, dynamic=False)
+
+    def __call__(self, *args):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except Exception as e:  # noqa: BLE001 - any backend failure: eager is always correct
+                log.warning("mld: torch.compile failed (%s: %s); sampling eagerly", type(e).__name__, e)
+                self.compiled = None
+        return self.module(*args)
+
+
 @register_method("mld")
 class MLD(Method):
     """Motion Latent Diffusion: ``MotionGenerator`` + ``Reconstructor`` (text or action conditions)."""
@@ -123,7 +139,7 @@ class MLD(Method):
                 "text_encoder": (self.cfg.get("text_encoder") or {}).get("kind", "minilm")
                 if self.condition == "text" else None,
                 "latent_shape": [self.vae.latent_size, self.vae.latent_dim], "precision": self.precision(),
-                "fused_ddim": True}
+                "fused_ddim": True, "compile": bool(self.diff_cfg.get("compile", False))}
 
     # -- conditions -----------------------------------------------------------------------------
     def encode_conditions(self, conditions: Sequence[Any] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,16 +317,28 @@ class MLD(Method):
         ε is returned in fp32 so the DDIM state and update stay fp32. LayerNorm and the SDPA softmax
         of torch's CPU kernels accumulate bf16 inputs in fp32."""
         if self.precision() == "fp32":
-            return self.denoiser
+            return self._maybe_compiled(self.denoiser)
         if self._bf16_denoiser is None:
             self._bf16_denoiser = copy.deepcopy(self.denoiser).to(torch.bfloat16).eval()
-        mod = self._bf16_denoiser
+        mod = self._maybe_compiled(self._bf16_denoiser)
 
         def bf16_denoiser(z, t, c):
             c = c.to(torch.bfloat16) if c.is_floating_point() else c
             return mod(z.to(torch.bfloat16), t, c).float()
 
         return bf16_denoiser
+
+    def _maybe_compiled(self, module: nn.Module):
+        """``diffusion.compile`` (ours, default false): the denoiser through ``torch.compile``
+        (inductor, ``dynamic=False``: one graph per batch shape), falling back to eager with a
+        warning when compilation fails (no C++ compiler, unsupported op)."""
+        if not bool(self.diff_cfg.get("compile", False)):
+            return module
+        cache = self.__dict__.setdefault("_compiled", {})
+        if id(module) not in cache:
+            cache.clear()  # a new bf16 copy or new weights object: drop old graphs
+            cache[id(module)] = _CompiledOrEager(module)
+        return cache[id(module)]
 
     def _denorm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None])[..., None]
