@@ -7,10 +7,15 @@ small matmuls took 7.7 s alone and 22 s as one of two processes, against 0.86 s 
 ``OMP_WAIT_POLICY=PASSIVE`` and 0.70 s / 1.06 s with one thread. So, unless the user set them:
 
 - ``OMP_WAIT_POLICY=PASSIVE`` (idle workers sleep instead of spinning);
-- ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` = the cores of this process's affinity mask minus the
-  current load (1-minute load average), at least 1.
+- ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` = the cores of this process's affinity mask.
 
-Override: ``MOTIONREPRO_THREADS=N`` (a fixed count, or ``auto``), or set ``OMP_NUM_THREADS`` /
+The thread count is deliberately NOT derived from the machine's load by default: a different
+thread count can change the reduction order of CPU kernels, and a seed must give the same
+numbers on every run (resume and determinism tests compare bit for bit). ``auto`` (load-aware)
+is an opt-in for interactive use on a shared machine.
+
+Override: ``MOTIONREPRO_THREADS=N`` (a fixed count), ``cores`` (default), ``auto`` (cores minus the
+1-minute load, at least 1), or set ``OMP_NUM_THREADS`` /
 ``OMP_WAIT_POLICY`` yourself; ``MOTIONREPRO_THREADS=off`` leaves the environment untouched.
 These variables only act before torch is first imported (OpenMP reads them at start-up), so the
 package ``__init__`` of ``methods`` and ``evaluators`` call :func:`configure`.
@@ -24,12 +29,17 @@ import sys
 ENV = "MOTIONREPRO_THREADS"
 
 
+def affinity_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def auto_threads() -> int:
     """Cores of the affinity mask minus the 1-minute load, clamped to [1, cores]."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = affinity_cores()
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
@@ -41,16 +51,18 @@ def configure(environ=None) -> dict[str, str]:
     """Set the defaults above in ``environ`` (``os.environ``) where unset; returns what it set.
     Does nothing once torch is imported, or with ``MOTIONREPRO_THREADS=off``."""
     env = os.environ if environ is None else environ
-    choice = env.get(ENV, "auto").strip().lower()
+    choice = env.get(ENV, "cores").strip().lower()
     if choice == "off" or (environ is None and "torch" in sys.modules):
         return {}
-    if choice == "auto":
+    if choice == "cores":
+        n = affinity_cores()
+    elif choice == "auto":
         n = auto_threads()
     else:
         try:
             n = int(choice)
         except ValueError:
-            raise ValueError(f"{ENV} must be an integer, 'auto' or 'off', got {env[ENV]!r}") from None
+            raise ValueError(f"{ENV} must be an integer, 'cores', 'auto' or 'off', got {env[ENV]!r}") from None
         if n < 1:
             raise ValueError(f"{ENV} must be >= 1, got {n}")
     out = {}
