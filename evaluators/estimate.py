@@ -88,31 +88,59 @@ class Costs:
 _LOAD: dict[str, Any] = {"cpu_s": 0.0, "wall_s": 0.0}
 
 
+def _busy_cpu_s() -> float | None:
+    """CPU-seconds every process on the machine has used (``/proc/stat``; None elsewhere)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
 def _median_time(fn, reps: int = 3) -> float:
-    """Median wall seconds of ``fn`` after one warm-up; CPU time is summed to detect contention."""
+    """Median wall seconds of ``fn`` after one warm-up. The probe's own CPU time and the whole
+    machine's busy CPU time are summed too, so other processes' share can be reported."""
     fn()  # warm-up (lazy init, allocator)
     times = []
     for _ in range(reps):
-        t0, c0 = time.perf_counter(), time.process_time()
+        b0, t0, c0 = _busy_cpu_s(), time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
+        b1 = _busy_cpu_s()
         _LOAD["cpu_s"] += time.process_time() - c0
         _LOAD["wall_s"] += times[-1]
+        if b0 is not None and b1 is not None:
+            _LOAD["machine_cpu_s"] = _LOAD.get("machine_cpu_s", 0.0) + (b1 - b0)
     return statistics.median(times)
 
 
+OTHER_LOAD_LIMIT = 0.25  # ours: CPUs used by other processes during the probe above which it is flagged
+
+
+def probe_load() -> tuple[float, float | None]:
+    """(CPUs the probe used, CPUs other processes used meanwhile; None without /proc/stat)."""
+    if not _LOAD["wall_s"]:
+        return 0.0, None
+    own = _LOAD["cpu_s"] / _LOAD["wall_s"]
+    machine = _LOAD.get("machine_cpu_s")
+    return own, None if machine is None else max(0.0, machine / _LOAD["wall_s"] - own)
+
+
 def contention_note(device: str) -> str:
-    """One line when other processes took this probe's CPU (cpu/wall below 0.9 x threads)."""
+    """One line on the probe's CPU use; CONTENDED when other processes took CPU meanwhile."""
     import torch
 
     if device.startswith("cuda") or not _LOAD["wall_s"]:
         return ""
-    ratio = _LOAD["cpu_s"] / _LOAD["wall_s"]
+    own, other = probe_load()
     threads = torch.get_num_threads()
-    if ratio < 0.9 * threads:
-        return (f"CONTENDED: the probe got {ratio:.2f} CPUs of the {threads} threads it used (machine load); "
-                "its seconds are too high, rerun on a quiet machine")
-    return f"probe CPU use {ratio:.2f} of {threads} threads (not contended)"
+    if other is not None and other > OTHER_LOAD_LIMIT:
+        return (f"CONTENDED: other processes used {other:.2f} CPUs during the probe (it used {own:.2f} with "
+                f"{threads} threads); its seconds are too high, rerun on a quiet machine")
+    return (f"probe used {own:.2f} CPUs with {threads} threads; other processes "
+            f"{'unknown' if other is None else f'{other:.2f}'} CPUs (not contended)")
 
 
 def probe_costs(method, device: str, batch: int = PROBE_BATCH) -> Costs:
@@ -327,46 +355,75 @@ def estimate(p: dict, cfg, estimate_from: str | None = None) -> str:
     return render(stages, costs, device, scale, f"{method_name} on {', '.join(d['name'] for d in p['datasets'])}")
 
 
-def estimate_all(experiments: list[str] | None = None, overrides: dict[str, list[str]] | None = None) -> str:
-    """One summary row per paper experiment (the README table): ``python -m evaluators.estimate``."""
-    from tabulate import tabulate
-
+def summary_row(exp: str) -> dict[str, Any]:
+    """One experiment's totals (run in its own process by :func:`estimate_all`, so the peak
+    memory is that experiment's)."""
     from evaluators.run import compose, load_plugins, plan, resolve_device
-    from methods.common.config import list_configs
 
     load_plugins()
+    ov = [f"+experiment={exp}"]
+    cfg = compose(ov)
+    p = plan(cfg, ov, check_data=False)
+    device = resolve_device(str(cfg.device))
+    method = p["cls"](dict(p["method_cfg"]), device=device, seed=0)
+    d = getattr(method, "nfeats", None)
+    if hasattr(method, "set_normalization") and d:
+        import numpy as np
+
+        method.set_normalization(np.zeros(int(d), np.float32), np.ones(int(d), np.float32))
+    costs = probe_costs(method, device)
+    train = other = 0.0
+    untimed = 0
+    for dc in p["datasets"]:
+        for s in plan_stages(str(cfg.method), dict(p["method_cfg"]), p["protocol_cfgs"], dc["name"], costs):
+            if s.wall_s is None:
+                untimed += 1
+            elif s.stage.startswith("train"):
+                train += s.wall_s
+            else:
+                other += s.wall_s
+    own, others = probe_load()
+    return {"experiment": exp, "datasets": [dc["name"] for dc in p["datasets"]], "train_s_per_sample": costs.train_s,
+            "training_s": train, "protocols_s": other, "peak_mib": costs.peak_mib, "probe_cpus": own,
+            "other_cpus": others, "untimed": untimed}
+
+
+def estimate_all(experiments: list[str] | None = None) -> str:
+    """One summary row per paper experiment (the README table): ``python -m evaluators.estimate``."""
+    import json
+    import subprocess
+    import sys
+
+    from tabulate import tabulate
+
+    from methods.common.config import list_configs
+
     names = experiments or [e for e in list_configs("experiment") if "synth" not in e]
     rows = []
     for exp in names:
-        ov = [f"+experiment={exp}", *(overrides or {}).get(exp, [])]
-        cfg = compose(ov)
-        p = plan(cfg, ov, check_data=False)
-        _LOAD.update(cpu_s=0.0, wall_s=0.0, failed="")
-        device = resolve_device(str(cfg.device))
-        method = p["cls"](dict(p["method_cfg"]), device=device, seed=0)
-        costs = probe_costs(method, device)
-        train = other = 0.0
-        untimed = 0
-        for d in p["datasets"]:
-            for s in plan_stages(str(cfg.method), dict(p["method_cfg"]), p["protocol_cfgs"], d["name"], costs):
-                if s.wall_s is None:
-                    untimed += 1
-                elif s.stage.startswith("train"):
-                    train += s.wall_s
-                else:
-                    other += s.wall_s
-        ratio = _LOAD["cpu_s"] / _LOAD["wall_s"] if _LOAD["wall_s"] else float("nan")
-        rows.append([exp, ", ".join(d["name"] for d in p["datasets"]),
-                     "?" if costs.train_s is None else f"{costs.train_s:.3g}", _fmt_s(train), _fmt_s(other),
-                     _fmt_s(train + other), f"{costs.peak_mib:.0f}" if costs.peak_mib else "?",
-                     f"{ratio:.2f}" + (" CONTENDED" if ratio < 0.9 * __import__("torch").get_num_threads() else ""),
-                     untimed])
+        res = subprocess.run([sys.executable, "-m", "evaluators.estimate", "--row", exp], capture_output=True,
+                             text=True)
+        if res.returncode != 0:
+            rows.append([exp, "", "", "", "", "failed: " + res.stderr.strip().splitlines()[-1][:80], "", "", ""])
+            continue
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        flag = " CONTENDED" if r["other_cpus"] is not None and r["other_cpus"] > OTHER_LOAD_LIMIT else ""
+        rows.append([exp, ", ".join(r["datasets"]),
+                     "?" if r["train_s_per_sample"] is None else f"{r['train_s_per_sample']:.3g}",
+                     _fmt_s(r["training_s"]), _fmt_s(r["protocols_s"]), _fmt_s(r["training_s"] + r["protocols_s"]),
+                     f"{r['peak_mib']:.0f}" if r["peak_mib"] else "?",
+                     f"{r['probe_cpus']:.2f} / " + ("?" if r["other_cpus"] is None else f"{r['other_cpus']:.2f}")
+                     + flag, r["untimed"]])
     return tabulate(rows, headers=["experiment", "datasets", "train s/sample", "training", "protocols",
-                                   "total (this machine)", "peak MiB", "probe CPUs", "stages not timed"],
+                                   "total (this machine)", "peak MiB", "CPUs probe / others", "stages not timed"],
                     tablefmt="github")
 
 
 if __name__ == "__main__":
+    import json
     import sys
 
-    print(estimate_all(sys.argv[1:] or None))
+    if sys.argv[1:2] == ["--row"]:
+        print(json.dumps(summary_row(sys.argv[2])))
+    else:
+        print(estimate_all(sys.argv[1:] or None))
