@@ -8,6 +8,7 @@ one is visible.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,6 +33,11 @@ def _release(root, a: MoMask, b: MoMask):
         d.mkdir(parents=True)
         torch.save({key: sd(a), "ep": 9}, d / "latest.tar")
         torch.save({key: sd(b), "ep": 5}, d / "net_best_fid.tar")
+    meta = root / "rvq" / "meta"  # the releases ship the dataset statistics beside the tokenizer
+    meta.mkdir()
+    n = int(getattr(a, "nfeats", 263))
+    np.save(meta / "mean.npy", np.zeros(n, np.float32))
+    np.save(meta / "std.npy", np.ones(n, np.float32))
 
 
 def _same(m1, m2) -> bool:
