@@ -325,6 +325,17 @@ def render(stages: list[Stage], costs: Costs, device: str, scale: str, experimen
     return "\n".join(out)
 
 
+def build_untrained(p: dict, device: str):
+    """The planned method, untrained, with identity feature statistics (generators need them)."""
+    method = p["cls"](dict(p["method_cfg"]), device=device, seed=0)
+    d = getattr(method, "nfeats", None)
+    if hasattr(method, "set_normalization") and d:
+        import numpy as np
+
+        method.set_normalization(np.zeros(int(d), np.float32), np.ones(int(d), np.float32))
+    return method
+
+
 def estimate(p: dict, cfg, estimate_from: str | None = None) -> str:
     """The table for a planned run (``evaluators.run.plan`` output and the composed config)."""
     from evaluators.run import resolve_device
@@ -336,18 +347,12 @@ def estimate(p: dict, cfg, estimate_from: str | None = None) -> str:
     if estimate_from:
         costs = bench_costs(method_name, estimate_from)
         if costs.train_s is None or costs.infer_s is None:
-            probe = probe_costs(p["cls"](mcfg, device=device, seed=0), device)
+            probe = probe_costs(build_untrained(p, device), device)
             costs = Costs(costs.train_s if costs.train_s is not None else probe.train_s,
                           costs.infer_s if costs.infer_s is not None else probe.infer_s,
                           costs.peak_mib or probe.peak_mib, costs.source + " + " + probe.source)
     else:
-        method = p["cls"](mcfg, device=device, seed=0)
-        d = getattr(method, "nfeats", None)
-        if hasattr(method, "set_normalization") and d:
-            import numpy as np
-
-            method.set_normalization(np.zeros(int(d), np.float32), np.ones(int(d), np.float32))
-        costs = probe_costs(method, device)
+        costs = probe_costs(build_untrained(p, device), device)
     stages: list[Stage] = []
     for dcfg in p["datasets"]:
         stages += plan_stages(method_name, mcfg, p["protocol_cfgs"], dcfg["name"], costs,
@@ -365,13 +370,7 @@ def summary_row(exp: str) -> dict[str, Any]:
     cfg = compose(ov)
     p = plan(cfg, ov, check_data=False)
     device = resolve_device(str(cfg.device))
-    method = p["cls"](dict(p["method_cfg"]), device=device, seed=0)
-    d = getattr(method, "nfeats", None)
-    if hasattr(method, "set_normalization") and d:
-        import numpy as np
-
-        method.set_normalization(np.zeros(int(d), np.float32), np.ones(int(d), np.float32))
-    costs = probe_costs(method, device)
+    costs = probe_costs(build_untrained(p, device), device)
     train = other = 0.0
     untimed = 0
     for dc in p["datasets"]:

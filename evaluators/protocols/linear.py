@@ -73,6 +73,14 @@ class TokenProbe(nn.Module):
         return self.fc(self.bn(f))
 
 
+def _test_top1(predict, probe: nn.Module, fte: torch.Tensor, yte: torch.Tensor, device) -> float:
+    """Top-1 (%) of ``predict`` on the frozen test features, with ``probe`` in eval mode."""
+    probe.eval()
+    with torch.inference_mode():
+        pred = torch.cat([predict(f.to(device)).argmax(-1).cpu() for f in torch.split(fte, 1024)])
+    return 100.0 * float((pred == yte).float().mean())
+
+
 def _supports_tokens(method, x: torch.Tensor) -> bool:
     try:
         out = method.encode(x[:1], pooling="tokens")
@@ -115,10 +123,7 @@ def fit_augmented_probe(method, train_feeder, fte: torch.Tensor, yte: torch.Tens
             loss.backward()
             opt.step()
             step += 1
-        probe.eval()
-        with torch.inference_mode():
-            pred = torch.cat([probe.classify_pooled(f.to(device)).argmax(-1).cpu() for f in torch.split(fte, 1024)])
-        curve.append(100.0 * float((pred == yte).float().mean()))
+        curve.append(_test_top1(probe.classify_pooled, probe, fte, yte, device))
     return {"top1_best": max(curve), "top1_last": curve[-1], "curve": curve,
             "dropout_on": "tokens" if tokens else "pooled"}
 
@@ -164,10 +169,7 @@ def fit_linear_probe(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yt
             loss.backward()
             opt.step()
             step += 1
-        probe.eval()
-        with torch.inference_mode():
-            pred = torch.cat([probe(f.to(device)).argmax(-1).cpu() for f in torch.split(fte, 1024)])
-        curve.append(100.0 * float((pred == yte).float().mean()))
+        curve.append(_test_top1(probe, probe, fte, yte, device))
     return {"top1_best": max(curve), "top1_last": curve[-1], "curve": curve}
 
 
