@@ -5,7 +5,8 @@ Everything here raises :class:`ConfigError` (re-exported by :mod:`evaluators.run
 - :func:`check_run_values`: ``seed`` an int, ``device`` one of cpu / cuda / cuda:N / auto.
 - :func:`check_values`: in a resolved method / dataset / protocol config, counts (``steps``,
   ``epochs``, ``batch_size``, ...) are ints >= 1 (warm-up style counts >= 0), probabilities
-  (``*_prob``, ``*dropout``, ``mask_ratio``, ...) are numbers in [0, 1], seeds are ints.
+  (``*_prob``, ``*dropout``, ``mask_ratio``, ...) are numbers in [0, 1], seeds are ints, and a
+  sampler ``precision`` is ``fp32`` or ``bf16`` (:mod:`methods.common.precision`).
 - :func:`check_override_keys`: a command-line override names a key the config has (with a
   did-you-mean from :mod:`difflib`), so ``method_cfg.vae.stepz=7`` is not silently added.
 - :func:`check_checkpoint`: ``checkpoint=`` exists and is a torch file, or a folder for a
@@ -20,6 +21,8 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+
+from methods.common.precision import PRECISIONS
 
 # counts that must be >= 1 (a key equal to, or ending in, one of these)
 _COUNT_SUFFIXES = ("steps", "epochs", "batch_size", "iterations", "timesteps", "num_batches", "iters")
@@ -96,6 +99,9 @@ def check_values(cfg: dict, where: str) -> None:
             low = 0 if key.startswith(_ZERO_OK_PREFIXES) else 1
             if not _is_int(v) or v < low:
                 raise _err(f"{where}: {path} must be an integer >= {low}, got {v!r}")
+        elif key == "precision":
+            if str(v) not in PRECISIONS:
+                raise _err(f"{where}: {path} must be one of {', '.join(PRECISIONS)}, got {v!r}")
         elif _is_prob(key):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
                 raise _err(f"{where}: {path} must be a probability in [0, 1], got {v!r}")

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from methods.base import Method
+from methods.common.precision import LowPrecisionCache, check_precision
 from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
 from methods.momask import bench
 from methods.momask import masking as M
@@ -43,6 +44,7 @@ class MoMask(Method):
         self.c["text_encoder"] = resolve_text_encoder(self.c["text_encoder"], "clip-vit-b32",
                                                       getattr(self, "registry_name", "momask"))
         self._text: TextEncoder | None = None
+        self._low = LowPrecisionCache()  # bf16 copies for sampler.precision=bf16 (rebuilt when weights change)
         self.mean = torch.zeros(self.c["d_in"])
         self.std = torch.ones(self.c["d_in"])
         self._build(self.c["d_in"])
@@ -289,7 +291,31 @@ class MoMask(Method):
 
     # -- inference ------------------------------------------------------------------------------------
     def sampler_settings(self) -> dict[str, Any]:
-        return dict(self.c["sampler"])
+        return {**self.c["sampler"], "precision": self.precision()}
+
+    def precision(self) -> str:
+        """``sampler.precision``: ``fp32`` (default, paper numbers) or ``bf16``."""
+        return check_precision(self.c["sampler"].get("precision", "fp32"),
+                               f"{getattr(self, 'registry_name', 'momask')}: sampler.precision")
+
+    def _sampling_modules(self) -> tuple[nn.Module, nn.Module | None]:
+        """(masked transformer, residual transformer) as decoding calls them. fp32: the trained
+        modules. bf16: copies with the weights cast to bf16 ONCE (cached; rebuilt when the weights
+        change, :mod:`methods.common.precision`) that take fp32 inputs and return fp32 logits, so
+        CFG mixing, top-k, softmax / Gumbel sampling and the confidences stay fp32."""
+        if self.precision() == "fp32":
+            return self.mtrans, self.rtrans
+        rt = None if self.rtrans is None else self._low.get("residual_transformer", self.rtrans)
+        return self._low.get("mask_transformer", self.mtrans), rt
+
+    def _decode(self, ids: torch.Tensor) -> torch.Tensor:
+        """RVQ decoder ``vq.decode`` (codebook sums in fp32; with bf16 the conv decoder is a cached
+        bf16 copy returning fp32)."""
+        self.vq.eval()
+        if self.precision() == "fp32":
+            return self.vq.decode(ids)
+        z = self.vq.quantizer.get_codes_from_indices(ids).sum(0).permute(0, 2, 1)
+        return self._low.get("decoder", self.vq.decoder.model)(z).permute(0, 2, 1)
 
     def level_at(self, k: int, steps: int, n_levels: int) -> int:
         """Condition level used at decoding iteration ``k`` (MoMask: the only one)."""
@@ -305,9 +331,10 @@ class MoMask(Method):
         returns the unconditional logits, momask-codes ``models/mask_transformer/transformer.py:314-315``);
         the residual transformer, whose official ``generate`` has no such switch, is unchanged.
         """
-        s, mt = self.c["sampler"], self.mtrans
+        s = self.c["sampler"]
         for mod in self.components().values():  # incl. HGM3's graph encoder (dropout off)
             mod.eval()
+        mt, _ = self._sampling_modules()
         levels = self.conditions(captions)
         n = int(token_lens.max())
 
@@ -329,6 +356,7 @@ class MoMask(Method):
         if rt is None:
             return ids0[..., None]
         rt.eval()
+        _, rt_s = self._sampling_modules()  # rt_s: the network (bf16 copy or rt); rt: its fp32 tables
         pad = M.lengths_to_pad(token_lens, ids0.shape[1])
         cond = self.text.encode(captions).to(self.device)
         emb, _ = rt.embed_tables()
@@ -336,7 +364,7 @@ class MoMask(Method):
         out, hist = [cur], 0
         for q in range(1, rt.nq):
             hist = hist + emb[q - 1][cur]
-            logits = rt.cfg_logits(hist, q, cond, pad, s["res_cond_scale"])
+            logits = rt_s.cfg_logits(hist, q, cond, pad, s["res_cond_scale"])
             cur = torch.where(pad, rt.pad_id, M.sample_ids(logits, s["temperature"], s["topk_thres"], gumbel=True,
                                                             name=f"residual_logits[q={q}]"))
             out.append(cur)
@@ -380,8 +408,7 @@ class MoMask(Method):
         tok = ((lens + unit - 1) // unit).clamp(min=1)  # eval lengths are multiples of 4 (floor == ceil)
         ids = self.generate_tokens([str(c) for c in conditions], tok, steps, force_mask=force_mask)
         self._last_codes = ids.detach().cpu()
-        self.vq.eval()
-        x = self.denormalize(self.vq.decode(ids))
+        x = self.denormalize(self._decode(ids))
         t = int(lens.max())
         out = torch.zeros(len(lens), t, x.shape[-1], device=x.device)
         out[:, :min(t, x.shape[1])] = x[:, :t]

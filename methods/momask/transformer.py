@@ -237,7 +237,7 @@ class ResidualTransformer(nn.Module):
                 force_uncond: bool | torch.Tensor = False) -> torch.Tensor:
         """Logits ``[B, N, K+1]`` for layer ``qids [B]`` from ``history [B, N, C]``; ``cond [B, Dc]``."""
         c = self.cond_emb(drop_condition(cond[:, None], self.cond_drop_prob, self.training, force_uncond))
-        q = self.quant_emb(F.one_hot(qids, self.nq).float())[:, None]
+        q = self.quant_emb(F.one_hot(qids, self.nq).to(self.quant_emb.weight.dtype))[:, None]
         x = self.position_enc(self.input_process(history))
         keep = ~torch.cat([torch.zeros(pad.shape[0], 2, dtype=torch.bool, device=pad.device), pad], 1)
         h = self.output_process(self.seqTransEncoder(torch.cat([c, q, x], 1), keep)[:, 2:])  # [B, N, C]
