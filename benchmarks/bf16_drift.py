@@ -1,0 +1,406 @@
+"""bf16 quality drift of the text-to-motion generators on synth_t2m (issue 16 §2).
+
+``python -m benchmarks.bf16_drift --out leaderboards/benchmarks/bf16-drift.json
+[--methods mld momask hgm3] [--runs-dir DIR] [--repetitions R] [--seed S] [--device cpu]``
+
+For each method: the smoke-scale model of its ``synth-t2m`` experiment (the demo's), taken from
+``DIR/work/METHOD/synth_t2m/<tag>/method.pt`` (the runner's layout, ``evaluators/run.py``) when
+a finished run left one there, else trained through the same calls the runner makes and saved
+there. Then the text2motion protocol (``evaluators/protocols/text2motion.py``, its own metric
+functions) runs twice on those weights, once per sampler precision (``PRECISION_KEYS``), each
+after ``seed_everything(seed)``, with one evaluator object, so both passes see the same
+captions, crops, batches and generation noise. The JSON holds, per method and metric, the fp32
+and bf16 values, their difference, the fp32 between-repetition std (is the drift inside the
+evaluation noise?), the per-repetition values, a raw-output check (the bf16 pass really differs
+from fp32 on one seeded batch, and fp32 repeats bit for bit), and the machine, torch and commit.
+
+SYNTHETIC data, SMOKE-scale models: the numbers say how far bf16 sampling moves the protocol's
+metrics on one trained model; they are not comparable with any paper number
+(``leaderboards/speed.py`` renders them under that label).
+"""
+
+from __future__ import annotations
+
+# isort: off
+import evaluators  # noqa: F401  (thread defaults before torch: evaluators/threads.py)
+# isort: on
+
+import argparse
+import copy
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leaderboards.speed import DRIFT_KIND as KIND  # speed.md renders files of this kind
+from leaderboards.speed import DRIFT_TITLE
+
+log = logging.getLogger("benchmarks.bf16_drift")
+
+SCHEMA = 1
+DATASET = "synth-t2m"  # experiment alias (configs/experiment/<method>_synth-t2m.yaml)
+# where each generator reads its sampler precision (fp32 | bf16)
+PRECISION_KEYS: dict[str, tuple[str, ...]] = {"mld": ("diffusion", "precision"),
+                                              "momask": ("sampler", "precision"),
+                                              "hgm3": ("sampler", "precision")}
+# method-config keys that only change sampling, never the trained weights: a finished run whose
+# config differs from today's in these alone (e.g. it predates the key) still has today's weights
+INFERENCE_ONLY: dict[str, tuple[str, ...]] = {"mld": ("diffusion.precision", "diffusion.compile"),
+                                              "momask": ("sampler.precision", "sampler.compile"),
+                                              "hgm3": ("sampler.precision", "sampler.compile")}
+TABLE_METRICS = ("fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist")
+LABEL = ("SYNTHETIC data (synth_t2m), SMOKE-scale models trained here: the drift of bf16 sampling against fp32 "
+         "on the same weights and seeds; not comparable with any paper number")
+# protocol settings of the drift run (ours): no AITS (timing is in the benchmark files), no step sweep,
+# no GT row (it does not depend on the generator's precision); the rest is the smoke protocol config
+PROTOCOL_PATCH: dict[str, Any] = {"aits": {"enabled": False}, "steps_sweep": None, "real_row": False}
+
+
+# -- configuration -----------------------------------------------------------------------------------
+def with_precision(method: str, mcfg: dict, precision: str) -> dict:
+    """A deep copy of ``mcfg`` with the method's sampler precision set to ``precision``."""
+    if method not in PRECISION_KEYS:
+        raise ValueError(f"bf16_drift: no precision setting known for method {method!r} "
+                         f"(known: {sorted(PRECISION_KEYS)})")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"bf16_drift: precision must be fp32 or bf16, got {precision!r}")
+    out = copy.deepcopy(dict(mcfg))
+    node = out
+    *parents, leaf = PRECISION_KEYS[method]
+    for k in parents:
+        node[k] = dict(node.get(k) or {})
+        node = node[k]
+    node[leaf] = precision
+    return out
+
+
+@dataclass
+class Setup:
+    """One method's smoke run on synth_t2m as the runner resolves it."""
+
+    method: str
+    cls: type
+    method_cfg: dict
+    dataset_cfg: dict
+    protocol_cfg: dict
+    seed: int
+    scale: str
+    workdir: Path
+    experiment: str
+    extra: dict = field(default_factory=dict)
+
+
+def resolve(method: str, runs_dir: Path, seed: int = 0, repetitions: int | None = None) -> Setup:
+    """The method, dataset and text2motion configs of ``METHOD_synth-t2m`` at smoke scale (``plan``)."""
+    from evaluators.datasets.cache import cache_key
+    from evaluators.run import compose, experiment_name, plan
+
+    exp = experiment_name(method, DATASET)
+    cfg = compose([f"+experiment={exp}", "scale=smoke", f"seed={seed}"])
+    p = plan(cfg, [])
+    if len(p["datasets"]) != 1 or "text2motion" not in p["protocol_cfgs"]:
+        raise ValueError(f"bf16_drift: experiment {exp} must run text2motion on one dataset")
+    dcfg = p["datasets"][0]
+    mcfg = p["method_cfgs"].get(str(cfg.datasets[0]), p["method_cfg"])
+    pcfg = copy.deepcopy(p["protocol_cfgs"]["text2motion"])
+    for k, v in PROTOCOL_PATCH.items():
+        pcfg[k] = {**(pcfg.get(k) or {}), **v} if isinstance(v, dict) else v
+    if repetitions is not None:
+        pcfg["repetitions"] = int(repetitions)
+    # the runner's workdir (evaluators/run.py run_experiment): the settings' hash names the folder
+    tag = f"smoke_s{seed}_{cache_key(mcfg, dcfg)[:8]}"
+    return Setup(method, p["cls"], dict(mcfg), dcfg, pcfg, seed, "smoke", runs_dir / "work" / method / dcfg["name"] / tag,
+                 exp)
+
+
+# -- checkpoints: reuse a finished smoke run, else train one ---------------------------------------------
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return out
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose value differs between two configs (a key missing on one side counts)."""
+    a, b = _flat(old), _flat(new)
+    missing = object()
+    return sorted(k for k in set(a) | set(b) if a.get(k, missing) != b.get(k, missing))
+
+
+def find_checkpoint(s: Setup, runs_dir: Path) -> dict | None:
+    """A finished smoke run's ``method.pt`` for this setup, or None.
+
+    1. ``s.workdir/method.pt`` (the runner's folder for today's config hash);
+    2. else a sibling ``smoke_s<seed>_*`` folder whose run record (under ``runs_dir/records``) used
+       the same dataset config and a method config that differs from today's only in
+       ``INFERENCE_ONLY`` keys (a run made before such a key existed trained the same weights).
+    """
+    exact = s.workdir / "method.pt"
+    if exact.is_file():
+        return {"path": str(exact), "match": "config hash"}
+    from evaluators.records import read_records
+
+    recs = read_records(runs_dir / "records", skip_invalid=True) if (runs_dir / "records").is_dir() else []
+    allowed = set(INFERENCE_ONLY.get(s.method, ()))
+    parent = s.workdir.parent
+    for d in sorted(parent.glob(f"smoke_s{s.seed}_*")) if parent.is_dir() else []:
+        ck = d / "method.pt"
+        if not ck.is_file():
+            continue
+        tail = f"work/{s.method}/{s.dataset_cfg['name']}/{d.name}/method.pt"
+        for r in recs:
+            if (r.get("method"), r.get("scale"), r.get("seed")) != (s.method, "smoke", s.seed):
+                continue
+            if not str((r.get("extra") or {}).get("checkpoint", "")).endswith(tail):
+                continue
+            conf = r.get("config") or {}
+            ddiff = config_differences(conf.get("dataset") or {}, s.dataset_cfg)
+            mdiff = config_differences(conf.get("method") or {}, s.method_cfg)
+            if not ddiff and set(mdiff) <= allowed:
+                return {"path": str(ck), "match": "run record config", "record_git": r.get("git"),
+                        "config_differences": mdiff}
+            log.info("%s: not reused (method config differs in %s, dataset config in %s)", ck,
+                     [k for k in mdiff if k not in allowed], ddiff)
+            break
+    return None
+
+
+def train(s: Setup, device: str) -> dict:
+    """Train at smoke scale as ``evaluators.run.run_experiment`` does (seed, load the data, build,
+    ``fit``) and save ``workdir/method.pt``."""
+    from evaluators.datasets import load_dataset
+    from methods.common.seeding import seed_everything
+
+    seed_everything(s.seed)
+    data = load_dataset(s.dataset_cfg)
+    method = s.cls(dict(s.method_cfg), device=device, seed=s.seed, workdir=s.workdir)
+    t0 = time.perf_counter()
+    method.fit(data)
+    path = s.workdir / "method.pt"
+    method.save_checkpoint(path)
+    return {"path": str(path), "match": "trained by this run", "train_wall_s": time.perf_counter() - t0}
+
+
+def build(s: Setup, precision: str, checkpoint: str, device: str):
+    """The method at ``precision`` with the checkpoint's weights (strict load)."""
+    m = s.cls(with_precision(s.method, s.method_cfg, precision), device=device, seed=s.seed, workdir=s.workdir)
+    m.load_checkpoint(checkpoint)
+    got = (m.sampler_settings() or {}).get("precision") if hasattr(m, "sampler_settings") else None
+    if got != precision:
+        raise RuntimeError(f"{s.method}: asked for sampler precision {precision}, its sampler_settings() say "
+                           f"{got!r}; does this method read {'.'.join(PRECISION_KEYS[s.method])}?")
+    return m
+
+
+# -- the measurement -------------------------------------------------------------------------------------
+def raw_output_check(models: dict[str, Any], captions: list, lengths: list[int], seed: int) -> dict:
+    """Raw ``generate`` outputs of one seeded batch: fp32 twice and bf16 once.
+
+    Returns the max |fp32 - fp32 again| (0 when sampling is deterministic for a seed) and the max
+    and relative |bf16 - fp32|; a bf16 output equal to fp32 means the precision switch did nothing.
+    """
+    from evaluators.protocols._t2m_helpers import call_generate
+    from methods.common.seeding import seed_everything
+
+    def gen(m):
+        seed_everything(seed)
+        return call_generate(m, list(captions), list(lengths), None)
+
+    a, a2, b = gen(models["fp32"]), gen(models["fp32"]), gen(models["bf16"])
+    scale = float(a.abs().max()) or 1.0
+    out = {"batch": len(captions), "fp32_repeat_max_abs_diff": float((a - a2).abs().max()),
+           "bf16_max_abs_diff": float((b - a).abs().max()), "bf16_rel_max_abs_diff": float((b - a).abs().max()) / scale,
+           "bf16_mean_abs_diff": float((b - a).abs().mean())}
+    out["deterministic"] = out["fp32_repeat_max_abs_diff"] == 0.0
+    out["precision_switched"] = out["bf16_max_abs_diff"] > 0.0
+    return out
+
+
+def check_batch(data: Any, n: int = 16, unit: int = 4, max_len: int = 196) -> tuple[list[str], list[int]]:
+    """The first ``n`` test captions with their motions' lengths (multiples of ``unit``)."""
+    from evaluators.networks.t2m_data import t2m_split
+
+    split = t2m_split(data, "test")
+    n = min(n, len(split))
+    lengths = [max(unit, min(len(split.motions[i]), max_len) // unit * unit) for i in range(n)]
+    return [split.captions[i][0] for i in range(n)], lengths
+
+
+def evaluate(method, data, pcfg: dict, ctx, seed: int):
+    """One text2motion protocol run (seeded like the runner); its main (generated, default-steps) result."""
+    from evaluators.protocols import get_protocol
+    from methods.common.seeding import seed_everything
+
+    seed_everything(seed)
+    t0 = time.perf_counter()
+    results = get_protocol("text2motion").fn(method, data, pcfg, ctx)
+    res = next(r for r in (results if isinstance(results, list) else [results]) if r.variant == "")
+    return res, time.perf_counter() - t0
+
+
+def compare(per_rep: dict[str, list[dict[str, float]]], metrics: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Per metric: fp32, bf16 (protocol means), diff = bf16 - fp32, fp32 between-repetition std (ddof 1),
+    |diff| / std, the protocol's ci95s and the paired per-repetition differences."""
+    out = {}
+    for k in metrics["fp32"]:
+        if k not in metrics["bf16"]:
+            continue
+        a = np.array([r[k] for r in per_rep["fp32"]], np.float64)
+        b = np.array([r[k] for r in per_rep["bf16"]], np.float64)
+        fa, fb = float(metrics["fp32"][k]["value"]), float(metrics["bf16"][k]["value"])
+        std = float(a.std(ddof=1)) if a.size > 1 else None
+        paired = b - a
+        out[k] = {"fp32": fa, "bf16": fb, "diff": fb - fa,
+                  "fp32_std": std, "bf16_std": float(b.std(ddof=1)) if b.size > 1 else None,
+                  "abs_diff_over_fp32_std": abs(fb - fa) / std if std else None,
+                  "fp32_ci95": metrics["fp32"][k].get("ci95"), "bf16_ci95": metrics["bf16"][k].get("ci95"),
+                  "paired_diff_std": float(paired.std(ddof=1)) if paired.size > 1 else None,
+                  "per_repetition": {"fp32": a.tolist(), "bf16": b.tolist()}}
+    return out
+
+
+def measure_pair(models: dict[str, Any], data: Any, pcfg: dict, ctx, seed: int) -> dict:
+    """Raw-output check, then the protocol at fp32 and at bf16 on the same data, evaluator and seed."""
+    from evaluators.protocols import _t2m_helpers as H
+
+    if "t2m_evaluator" not in (ctx.extra or {}):  # one evaluator object for both passes
+        from methods.common.seeding import seed_everything
+
+        seed_everything(seed)
+        ctx.extra = {**(ctx.extra or {}), "t2m_evaluator": H.build_evaluator(data, pcfg.get("evaluator") or {}, ctx)}
+    ev = ctx.extra["t2m_evaluator"]
+    caps, lens = check_batch(data, unit=ev.cfg.unit_length, max_len=ev.cfg.max_motion_length)
+    raw = raw_output_check(models, caps, lens, seed)
+    if not raw["precision_switched"]:
+        raise RuntimeError(f"bf16 and fp32 gave identical raw outputs on one seeded batch of {len(caps)}: the precision "
+                           "setting had no effect, so a zero drift would be meaningless")
+    res, wall, per_rep, metrics, sampler = {}, {}, {}, {}, {}
+    for prec in ("fp32", "bf16"):
+        res[prec], wall[prec] = evaluate(models[prec], data, pcfg, ctx, seed)
+        per_rep[prec] = res[prec].extra["per_repetition"]
+        metrics[prec] = res[prec].metrics
+        sampler[prec] = res[prec].extra.get("sampler")
+    return {"metrics": compare(per_rep, metrics), "raw_output_check": raw, "sampler": sampler,
+            "protocol_wall_s": wall, "n_samples": res["fp32"].n_samples,
+            "evaluator": res["fp32"].extra.get("evaluator")}
+
+
+def measure_method(method: str, runs_dir: Path, seed: int, device: str, repetitions: int | None,
+                   evaluators_cache: dict) -> dict:
+    """Resolve, reuse or train, build both precisions, measure."""
+    from evaluators.datasets import load_dataset
+    from evaluators.protocols import RunContext
+    from methods.common.seeding import seed_everything
+
+    t0 = time.perf_counter()
+    s = resolve(method, runs_dir, seed, repetitions)
+    seed_everything(seed)
+    data = load_dataset(s.dataset_cfg)
+    ck = find_checkpoint(s, runs_dir)
+    models = None
+    if ck is not None:
+        try:
+            models = {p: build(s, p, ck["path"], device) for p in ("fp32", "bf16")}
+        except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+            log.warning("%s: %s does not load with today's code (%s); training a fresh smoke model", method,
+                        ck["path"], str(e).splitlines()[0] if str(e) else type(e).__name__)
+            ck = {**ck, "load_error": str(e).splitlines()[0] if str(e) else type(e).__name__}
+            models = None
+    if models is None:
+        failed = ck
+        ck = train(s, device)
+        if failed:
+            ck["not_reused"] = failed
+        models = {p: build(s, p, ck["path"], device) for p in ("fp32", "bf16")}
+    ekey = (s.dataset_cfg["name"], repr(sorted(_flat(s.protocol_cfg.get("evaluator") or {}).items())))
+    ctx = RunContext(seed=seed, device=device, workdir=s.workdir, data_source=s.dataset_cfg["source"], scale=s.scale,
+                     extra={"dataset_cfg": s.dataset_cfg, "method_cfg": s.method_cfg,
+                            **({"t2m_evaluator": evaluators_cache[ekey]} if ekey in evaluators_cache else {})})
+    out = measure_pair(models, data, s.protocol_cfg, ctx, seed)
+    evaluators_cache[ekey] = ctx.extra["t2m_evaluator"]
+    out.update({"experiment": s.experiment, "dataset": s.dataset_cfg["name"], "data": s.dataset_cfg["source"],
+                "scale": s.scale, "seed": seed, "checkpoint": ck, "precision_key": ".".join(PRECISION_KEYS[method]),
+                "protocol_cfg": s.protocol_cfg, "wall_s": time.perf_counter() - t0})
+    return out
+
+
+def environment() -> dict:
+    """Machine, torch, threads, commit, load: what a reader needs to place the numbers."""
+    from evaluators.records import git_info, hardware_info
+
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {"git": git_info(), "hardware": hardware_info(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "niceness": os.nice(0), "loadavg_start": load,
+            "cpu_bf16": "avx512_bf16" in _cpu_flags() or "amx_bf16" in _cpu_flags()}
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next((ln for ln in fh if ln.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bf16_drift", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="JSON to write (e.g. leaderboards/benchmarks/bf16-drift.json)")
+    ap.add_argument("--methods", nargs="+", default=["mld", "momask", "hgm3"], choices=sorted(PRECISION_KEYS))
+    ap.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                    help="runs folder of finished smoke runs to reuse (work/ and records/, e.g. a demo's); fresh "
+                         "models are trained into it")
+    ap.add_argument("--repetitions", type=int, default=10, help="protocol repetitions per precision (ours: 10)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
+    from evaluators.run import load_plugins
+
+    load_plugins()
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t0 = time.perf_counter()
+    doc = {"kind": KIND, "schema": SCHEMA, "title": DRIFT_TITLE,
+           "label": LABEL, "data": "synthetic", "scale": "smoke", "dataset": "synth_t2m",
+           "command": shlex.join(["python", "-m", "benchmarks.bf16_drift", *argv]), "started": started,
+           "repetitions": args.repetitions, "seed": args.seed, "device": args.device,
+           "table_metrics": list(TABLE_METRICS), **environment(), "methods": {}}
+    cache: dict = {}
+    for m in args.methods:
+        log.info("bf16 drift: %s", m)
+        doc["methods"][m] = measure_method(m, args.runs_dir, args.seed, args.device, args.repetitions, cache)
+    doc["wall_s"] = time.perf_counter() - t0
+    try:
+        doc["loadavg_end"] = list(os.getloadavg())
+    except OSError:
+        pass
+    from evaluators.io import atomic_write_text
+    from evaluators.records import _jsonable
+
+    atomic_write_text(args.out, json.dumps(_jsonable(doc), indent=1, sort_keys=True) + "\n")
+    for m, r in doc["methods"].items():
+        print(m, {k: f"{v['fp32']:.4g} -> {v['bf16']:.4g} (std {v['fp32_std'] or float('nan'):.3g})"
+                  for k, v in r["metrics"].items() if k in TABLE_METRICS})
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
