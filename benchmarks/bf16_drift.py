@@ -214,15 +214,24 @@ def raw_output_check(models: dict[str, Any], captions: list, lengths: list[int],
     from evaluators.protocols._t2m_helpers import call_generate
     from methods.common.seeding import seed_everything
 
-    def gen(m):
-        seed_everything(seed)
-        return call_generate(m, list(captions), list(lengths), None)
+    codes = {}
 
-    a, a2, b = gen(models["fp32"]), gen(models["fp32"]), gen(models["bf16"])
+    def gen(m, key):
+        seed_everything(seed)
+        out = call_generate(m, list(captions), list(lengths), None)
+        fn = getattr(m, "last_generation_codes", None)  # token generators (MoMask, HGM3): [B, N, Q], -1 = pad
+        c = fn() if callable(fn) else None
+        codes[key] = None if c is None else torch.as_tensor(c).clone()
+        return out
+
+    a, a2, b = gen(models["fp32"], "fp32"), gen(models["fp32"], "fp32_again"), gen(models["bf16"], "bf16")
     scale = float(a.abs().max()) or 1.0
     out = {"batch": len(captions), "fp32_repeat_max_abs_diff": float((a - a2).abs().max()),
            "bf16_max_abs_diff": float((b - a).abs().max()), "bf16_rel_max_abs_diff": float((b - a).abs().max()) / scale,
            "bf16_mean_abs_diff": float((b - a).abs().mean())}
+    if codes.get("fp32") is not None and codes.get("bf16") is not None and codes["fp32"].shape == codes["bf16"].shape:
+        valid = codes["fp32"] >= 0
+        out["bf16_token_mismatch_fraction"] = float((codes["fp32"] != codes["bf16"])[valid].float().mean())
     out["deterministic"] = out["fp32_repeat_max_abs_diff"] == 0.0
     out["precision_switched"] = out["bf16_max_abs_diff"] > 0.0
     return out
@@ -396,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
 
     atomic_write_text(args.out, json.dumps(_jsonable(doc), indent=1, sort_keys=True) + "\n")
     for m, r in doc["methods"].items():
-        print(m, {k: f"{v['fp32']:.4g} -> {v['bf16']:.4g} (std {v['fp32_std'] or float('nan'):.3g})"
+        print(m, {k: f"{v['fp32']:.4g} -> {v['bf16']:.4g} (fp32 std {v['fp32_std']})"
                   for k, v in r["metrics"].items() if k in TABLE_METRICS})
     print(f"wrote {args.out}")
     return 0

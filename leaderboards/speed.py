@@ -323,6 +323,7 @@ def _drift_checks(doc: dict) -> pd.DataFrame:
                      "raw max abs(bf16 − fp32) (rel.)": f"{_fmt(raw.get('bf16_max_abs_diff'))} "
                      f"({_fmt(raw.get('bf16_rel_max_abs_diff'))})" if raw else "",
                      "fp32 repeat max abs diff": _fmt(raw.get("fp32_repeat_max_abs_diff")),
+                     "tokens changed by bf16": _fmt(raw.get("bf16_token_mismatch_fraction")),
                      "evaluated motions": _fmt((r.get("n_samples") or {}).get("evaluated")),
                      "protocol wall fp32 / bf16 (s)": f"{_fmt(wall.get('fp32'))} / {_fmt(wall.get('bf16'))}"
                      if wall else ""})
@@ -346,7 +347,8 @@ def render_drift(path: Path, doc: dict) -> list[str]:
             f"{git.get('commit', '?')}{' (dirty)' if git.get('dirty') else ''}; started {doc.get('started', '?')}.\n",
             _md(_drift_rows(doc)),
             "Checks: the raw `generate` output of one seeded batch at bf16 against fp32 (must differ: the switch "
-            "took effect) and fp32 against itself (0: same seed, same output).\n",
+            "took effect) and fp32 against itself (0: same seed, same output); token generators: the fraction of "
+            "generated codes that bf16 changed. Wall times are whole protocol passes on a shared CPU, not benchmarks.\n",
             _md(_drift_checks(doc))]
 
 
