@@ -319,7 +319,7 @@ def _drift_checks(doc: dict) -> pd.DataFrame:
     for m, r in sorted(doc["methods"].items()):
         raw, ck, wall = r.get("raw_output_check") or {}, r.get("checkpoint") or {}, r.get("protocol_wall_s") or {}
         rows.append({"method": m, "precision setting": f"`method_cfg.{r.get('precision_key', '?')}`",
-                     "weights": ck.get("match", ""),
+                     "weights": _weights_cell(ck),
                      "raw max abs(bf16 − fp32) (rel.)": f"{_fmt(raw.get('bf16_max_abs_diff'))} "
                      f"({_fmt(raw.get('bf16_rel_max_abs_diff'))})" if raw else "",
                      "fp32 repeat max abs diff": _fmt(raw.get("fp32_repeat_max_abs_diff")),
@@ -328,6 +328,15 @@ def _drift_checks(doc: dict) -> pd.DataFrame:
                      "protocol wall fp32 / bf16 (s)": f"{_fmt(wall.get('fp32'))} / {_fmt(wall.get('bf16'))}"
                      if wall else ""})
     return pd.DataFrame(rows)
+
+
+def _weights_cell(ck: dict) -> str:
+    """Where the drift run's weights came from: a finished run (how it was matched) or trained by it."""
+    match = ck.get("match", "")
+    if match == "trained by this run":
+        return "trained by this run"
+    diff = ", ".join(f"`{k}`" for k in ck.get("config_differences") or [])
+    return f"reused run ({match}" + (f"; differs only in {diff}" if diff else "") + ")" if match else ""
 
 
 def render_drift(path: Path, doc: dict) -> list[str]:
