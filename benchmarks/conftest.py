@@ -30,6 +30,9 @@ def pytest_addoption(parser):
     parser.addoption("--max-steps", type=int, default=None,
                      help="cap the sampling steps actually run (paper scale on a CPU: the per-step cost, and "
                           "so the fraction of peak, does not depend on the step count; recorded in the JSON)")
+    parser.addoption("--profile-top", type=int, default=8,
+                     help="sampling benchmarks with a target: top N ops by self CPU time of one extra, untimed "
+                          "call (torch.profiler) in extra_info['profile']; 0 = off")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -66,6 +69,11 @@ def scale(request) -> str:
 @pytest.fixture(scope="session")
 def max_steps(request) -> int | None:
     return request.config.getoption("--max-steps")
+
+
+@pytest.fixture(scope="session")
+def profile_top(request) -> int:
+    return int(request.config.getoption("--profile-top"))
 
 
 @pytest.fixture(scope="session")

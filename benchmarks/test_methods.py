@@ -32,6 +32,7 @@ from benchmarks.conftest import (
     reset_peak,
     sync,
 )
+from benchmarks.profiling import top_ops
 from benchmarks.settings import configured_batch, default_steps
 from methods import get_method, list_methods
 from methods.base import MotionGenerator, PoseEstimator, RepresentationLearner
@@ -133,7 +134,7 @@ def _call_flops(m, batch: int, steps: int | None, run) -> float:
     return f1 + (steps - 1) * (f2 - f1)
 
 
-def _run(benchmark, name, steps, batch, scale, device, peak_gflops, max_steps):
+def _run(benchmark, name, steps, batch, scale, device, peak_gflops, max_steps, profile_top=0):
     m = build(name, scale, device)
     if steps == "default":
         steps = default_steps(m)
@@ -170,16 +171,29 @@ def _run(benchmark, name, steps, batch, scale, device, peak_gflops, max_steps):
         notes.append("meets target" if frac >= target else f"misses target by {100 * (target - frac):.1f} points of peak")
     if notes:
         benchmark.extra_info["note"] = "; ".join(notes)
+    _profile(benchmark, run, m, steps, batch, target, profile_top)
+
+
+def _profile(benchmark, run, m, steps, batch, target, top: int) -> None:
+    """One extra, untimed call under torch.profiler: top ops by self CPU time in ``extra_info["profile"]``.
+
+    Only rows that carry a target (the ones speed.md can mark as a miss) and, at batch 1, only
+    the method's default step count (the row speed.md compares with the target).
+    """
+    if top <= 0 or target is None or (batch == 1 and steps != default_steps(m)):
+        return
+    with torch.inference_mode():
+        benchmark.extra_info["profile"] = top_ops(run, top)
 
 
 @pytest.mark.parametrize("name,steps", _cases(batch32=False))
-def test_sampling_batch1(benchmark, name, steps, scale, device, peak_gflops, max_steps):
-    _run(benchmark, name, steps, 1, scale, device, peak_gflops, max_steps)
+def test_sampling_batch1(benchmark, name, steps, scale, device, peak_gflops, max_steps, profile_top):
+    _run(benchmark, name, steps, 1, scale, device, peak_gflops, max_steps, profile_top)
 
 
 @pytest.mark.parametrize("name,steps", _cases(batch32=True))
-def test_sampling_batch32(benchmark, name, steps, scale, device, peak_gflops, max_steps):
-    _run(benchmark, name, steps, 32, scale, device, peak_gflops, max_steps)
+def test_sampling_batch32(benchmark, name, steps, scale, device, peak_gflops, max_steps, profile_top):
+    _run(benchmark, name, steps, 32, scale, device, peak_gflops, max_steps, profile_top)
 
 
 @pytest.mark.parametrize("name", list_methods())

@@ -193,6 +193,69 @@ def _other_table(es: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _miss_profiles(es: list[dict]) -> list[str]:
+    """Under the per-method table: for each sampling row that misses its target, the top ops by
+    self CPU time of one profiled call (``extra_info["profile"]``, benchmarks/profiling.py)."""
+    lines = []
+    for e in es:
+        frac, target, prof = e.get("fraction_of_peak"), e.get("target_fraction"), e.get("profile")
+        if e.get("what") != "sampling" or frac is None or target is None or frac >= target or not prof:
+            continue
+        ops = ", ".join(f"`{o['op']}` {100 * o['share']:.1f} %" for o in prof.get("top_ops", [])
+                        if o.get("share") is not None)
+        in_ops = (f"; time in ops {100 * prof['ops_self_s'] / e['median']:.0f} % of the timed median"
+                  if e.get("median") and prof.get("ops_self_s") is not None else "")
+        label = e.get("precision") or e.get("mode")
+        lines.append(f"- {e['method']} b{e.get('batch')}{f' ({label})' if label else ''}, "
+                     f"{frac:.3f} of peak against {target:.2f}: {ops}{in_ops}.")
+    if not lines:
+        return []
+    return ["Profiles of the rows that miss their target (one extra untimed call under torch.profiler; "
+            "share of the ops' total self CPU time; the rest of the call, if any, is Python and dispatch "
+            "outside ops):\n", "\n".join(lines) + "\n"]
+
+
+def _repetition_table(es: list[dict]) -> pd.DataFrame:
+    """One text2motion repetition per method: seconds per part and the share outside generation."""
+    rows = []
+    for e in es:
+        if e.get("what") != "text2motion repetition":
+            continue
+        share, target = e.get("share_outside_generation"), e.get("target_share_outside")
+        verdict = "" if share is None or target is None else (
+            "met" if share < target else f"misses by {100 * (share - target):.1f} pts")
+        rows.append({
+            "method": e.get("method"),
+            "evaluated / MM gens": f"{e.get('evaluated_samples', '')} / {e.get('mm_generations', '')}",
+            "generation (s)": _fmt(e.get("generation_s")),
+            "evaluator motion (s)": _fmt(e.get("evaluator_motion_s")),
+            "evaluator text (s)": _fmt(e.get("evaluator_text_s")),
+            "metrics (s)": _fmt(e.get("metrics_s")),
+            "data + other (s)": _fmt((e.get("data_s") or 0.0) + (e.get("other_s") or 0.0)),
+            "repetition (s)": _fmt(e.get("repetition_wall_s")) + _c(e),
+            "outside generation / target": (f"{100 * share:.1f} % / < {100 * target:.0f} % ({verdict})"
+                                            if share is not None and target is not None else _fmt(share)),
+            "cpu/wall": _cw(e),
+        })
+    return pd.DataFrame(rows)
+
+
+def _repetition_section(es: list[dict]) -> list[str]:
+    rt = _repetition_table(es)
+    if not len(rt):
+        return []
+    notes = sorted({e["note"] for e in es if e.get("what") == "text2motion repetition" and e.get("note")})
+    metric_parts = sorted({k for e in es if e.get("what") == "text2motion repetition"
+                           for k in (e.get("parts_s") or {}) if k.startswith("metric_")})
+    return ["### One text2motion repetition on synth_t2m (issue 16: < 10 % outside generation)\n",
+            "The protocol's own code path (`evaluators/protocols/text2motion.py`) timed by its exclusive spans "
+            "(`evaluators/protocols/_timing.py`): `generation` = `method.generate` (main pass and MultiModality), "
+            "`evaluator` = the T2M networks (GT pass, the real row's second GT pass, generations), `metrics` = "
+            + ", ".join(f"`{m[len('metric_'):]}`" for m in metric_parts) + ". "
+            + ("Reduced run: " + "; ".join(notes) + ". " if notes else "")
+            + "Shares, not absolute seconds, carry over to a full run.\n", _md(rt)]
+
+
 def _file_peak(es: list[dict], mi: dict) -> tuple[float | None, float | None]:
     """The file's one ceiling: ``machine_info["peak_gflops"]`` (measured once per run); older files
     without it: the fp32 / bf16 matmul rows."""
@@ -232,12 +295,14 @@ def _render_file(path: Path, data: dict) -> list[str]:
                  if e.get("what") == "sampling" and e.get("note")]
         if notes:
             parts.append("\n".join(notes) + "\n")
+        parts += _miss_profiles(es)
     st = _steps_table(es)
     if len(st):
         parts += ["### Sampling latency against steps (batch 1, median ms)\n", _md(st)]
     sw = _switch_table(es)
     if len(sw):
         parts += ["### bf16 autocast and torch.compile against fp32 (one denoiser forward, batch 8)\n", _md(sw)]
+    parts += _repetition_section(es)
     ot = _other_table(es)
     if len(ot):
         parts += ["### Machine ceiling, evaluators and loaders\n", _md(ot)]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch, t2m_split
+from evaluators.protocols._timing import span
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,9 @@ def _sync(device: torch.device) -> None:
 
 def call_generate(method, captions: list[str], lengths: list[int], steps: int | None) -> torch.Tensor:
     """``method.generate`` under inference mode; returns a CPU float tensor ``[B, T, D]`` (raw features)."""
-    with torch.inference_mode():
+    with span("generation"), torch.inference_mode():
         out = method.generate(captions, lengths, steps) if steps is not None else method.generate(captions, lengths)
-    out = torch.as_tensor(out).detach().float().cpu()
+        out = torch.as_tensor(out).detach().float().cpu()
     if out.ndim != 3 or out.shape[0] != len(captions):
         raise ValueError(f"{type(method).__name__}.generate returned shape {tuple(out.shape)}, expected "
                          f"[{len(captions)}, T, D]")
@@ -134,6 +135,11 @@ class RepetitionDraw:
 def draw_repetition(split: T2MSplit, rng: np.random.Generator, batch_size: int, unit_length: int,
                     max_len: int) -> RepetitionDraw:
     """``DataLoader(shuffle=True, drop_last=True)`` + Text2MotionDatasetV2 item draws, seeded."""
+    with span("data"):
+        return _draw(split, rng, batch_size, unit_length, max_len)
+
+
+def _draw(split: T2MSplit, rng: np.random.Generator, batch_size: int, unit_length: int, max_len: int) -> RepetitionDraw:
     n_eval = (len(split) // batch_size) * batch_size
     if n_eval == 0:
         raise ValueError(f"test split has {len(split)} motions, fewer than one batch of {batch_size}")
@@ -161,9 +167,12 @@ def embed_batches(ev, draw: RepetitionDraw, batch_size: int, motion_fn, text: bo
     for b in mine:
         idx = list(range(int(b) * batch_size, (int(b) + 1) * batch_size))
         lens = [draw.lengths[i] for i in idx]
-        m_parts.append(ev.embed_motion(motion_fn(idx), lens).cpu().numpy())
+        motions = motion_fn(idx)
+        with span("evaluator_motion"):
+            m_parts.append(ev.embed_motion(motions, lens).cpu().numpy())
         if text:
-            t_parts.append(ev.embed_text([draw.cap_inputs[i] for i in idx]).cpu().numpy())
+            with span("evaluator_text"):
+                t_parts.append(ev.embed_text([draw.cap_inputs[i] for i in idx]).cpu().numpy())
     dim = ev.cfg.dim_coemb_hidden
     m_local = np.concatenate(m_parts) if m_parts else np.zeros((0, dim), np.float32)
     t_local = (np.concatenate(t_parts) if t_parts else np.zeros((0, dim), np.float32)) if text else None
@@ -174,7 +183,8 @@ def embed_batches(ev, draw: RepetitionDraw, batch_size: int, motion_fn, text: bo
 
 def gt_motion_fn(draw: RepetitionDraw, max_len: int):
     def fn(idx):
-        return torch.from_numpy(pad_batch([draw.crops[i] for i in idx], max_len))
+        with span("data"):
+            return torch.from_numpy(pad_batch([draw.crops[i] for i in idx], max_len))
     return fn
 
 
@@ -255,7 +265,8 @@ def multimodality_embeddings(method, ev, split: T2MSplit, rng: np.random.Generat
     parts = []
     for c in chosen[mine]:
         gen = call_generate(method, [draw.captions[c]] * k, [draw.lengths[c]] * k, steps)
-        parts.append(ev.embed_motion(gen, [draw.lengths[c]] * k).cpu().numpy()[None])
+        with span("evaluator_motion"):
+            parts.append(ev.embed_motion(gen, [draw.lengths[c]] * k).cpu().numpy()[None])
     local = np.concatenate(parts) if parts else np.zeros((0, k, ev.cfg.dim_coemb_hidden), np.float32)
     return gather_concat(local)
 

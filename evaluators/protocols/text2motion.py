@@ -21,6 +21,12 @@ AITS: mean wall time of ``generate`` at batch 1 over test captions (synchronised
 R-Precision, MM-Dist, Diversity and AITS; no MultiModality). Under ``torchrun`` the batches
 are sharded across ranks (``methods.common.distributed.shard_indices``) and gathered; the
 record stores the expected and the evaluated sample counts.
+
+Timing (issue 16): each repetition's wall time is split into exclusive spans (``_timing.py``):
+``generation`` (``method.generate``), ``evaluator_motion`` / ``evaluator_text`` (the T2M
+networks), ``metric_*``, ``data`` (the loader pass: draws, crops, padding) and ``repetition``
+(the rest of the loop body). The split is logged per repetition; a caller that puts a
+``_timing.Spans`` in ``ctx.extra["timing"]`` reads it (``benchmarks/test_text2motion_repetition.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import numpy as np
 from evaluators.metrics import generation as G
 from evaluators.networks.t2m_data import t2m_split
 from evaluators.protocols import _t2m_helpers as H
+from evaluators.protocols import _timing as T
 from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
 
 log = logging.getLogger(__name__)
@@ -58,10 +65,21 @@ def _diversity_pairs(n: int, wanted: int) -> int:
 
 
 def _retrieval(text, motion, k) -> dict[str, float]:
-    rp = G.r_precision(text, motion, top_k=k)
-    out = {f"r_precision_top{i + 1}": float(rp[i]) for i in range(k)}
-    out["mm_dist"] = G.matching_score(text, motion)
+    with T.span("metric_retrieval"):
+        rp = G.r_precision(text, motion, top_k=k)
+        out = {f"r_precision_top{i + 1}": float(rp[i]) for i in range(k)}
+        out["mm_dist"] = G.matching_score(text, motion)
     return out
+
+
+def _fid(a, b) -> float:
+    with T.span("metric_fid"):
+        return G.fid(a, b)
+
+
+def _diversity(feats, wanted: int, seed: int) -> float:
+    with T.span("metric_diversity"):
+        return G.diversity(feats, _diversity_pairs(len(feats), wanted), seed=seed)
 
 
 def _summarise(per_rep: list[dict[str, float]]) -> dict[str, dict]:
@@ -74,6 +92,7 @@ def _summarise(per_rep: list[dict[str, float]]) -> dict[str, dict]:
 
 
 @register_protocol("text2motion", needs="MotionGenerator", tasks="text2motion")
+@T.recorded  # timing spans per repetition (generation / evaluator / metrics / data), issue 16
 def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """T2M protocol: R-Precision, FID, MM-Dist, Diversity, MultiModality (mean ± 95% CI over R), AITS."""
     c = merge_defaults(DEFAULTS, cfg or {})
@@ -92,7 +111,7 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     evaluated = 0
     fingerprint = H.split_fingerprint(split)
     codes = H.CodeDiversity(str(c["debug_checks"]["residual_codes"]))
-    for r in range(reps):
+    for r in T.repetitions(range(reps)):
         seed = int(ctx.seed) + r
         rng = np.random.default_rng(seed)
         draw = H.draw_repetition(split, rng, bs, unit, max_len)
@@ -104,18 +123,19 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
             draw2 = H.draw_repetition(split, np.random.default_rng(10_000 + seed), bs, unit, max_len)
             _, gt_emb2, _ = H.embed_batches(ev, draw2, bs, H.gt_motion_fn(draw2, max_len), text=False)
             row = _retrieval(text_emb, gt_emb, k)
-            row["fid"] = G.fid(gt_emb2, gt_emb)
-            row["diversity"] = G.diversity(gt_emb, _diversity_pairs(len(gt_emb), c["diversity_times"]), seed=seed)
+            row["fid"] = _fid(gt_emb2, gt_emb)
+            row["diversity"] = _diversity(gt_emb, c["diversity_times"], seed)
             real_rows.append(row)
         for s in step_list:
             _, gen_emb, _ = H.embed_batches(ev, draw, bs, H.gen_motion_fn(method, draw, s, codes if s == default_steps else None),
                                            text=False)
             row = _retrieval(text_emb, gen_emb, k)
-            row["fid"] = G.fid(gt_emb, gen_emb)
-            row["diversity"] = G.diversity(gen_emb, _diversity_pairs(len(gen_emb), c["diversity_times"]), seed=seed)
+            row["fid"] = _fid(gt_emb, gen_emb)
+            row["diversity"] = _diversity(gen_emb, c["diversity_times"], seed)
             if s == default_steps and c["mm"]["enabled"]:
                 mm = H.multimodality_embeddings(method, ev, split, rng, c["mm"], draw, bs, s)
-                row["multimodality"] = G.multimodality(mm, int(c["mm"]["num_times"]), seed=seed)
+                with T.span("metric_multimodality"):
+                    row["multimodality"] = G.multimodality(mm, int(c["mm"]["num_times"]), seed=seed)
             gen_rows[s].append(row)
         codes.check(f"text2motion repetition {r + 1}")
         log.info("text2motion repetition %d/%d: %s", r + 1, reps,
@@ -141,8 +161,9 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
         if s == default_steps and codes.summary() is not None:
             extra["generation_codes"] = codes.summary()
         if c["aits"]["enabled"]:
-            a = H.measure_aits(method, split, c["aits"]["num_captions"], s, ctx.device, int(c["aits"]["warmup"]),
-                               seed=int(ctx.seed))
+            with T.span("aits"):  # outside the repetitions: once per variant
+                a = H.measure_aits(method, split, c["aits"]["num_captions"], s, ctx.device,
+                                   int(c["aits"]["warmup"]), seed=int(ctx.seed))
             metrics["aits_s"] = a["aits_s"]
             extra["aits"] = a
         variant = "" if s == default_steps else f"steps={s}"  # the main row keeps the plain identity

@@ -127,3 +127,45 @@ def test_text2motion_momask_multimodality_subset(tiny, monkeypatch):
     cfg["mm"] = {"mode": "t2m", "num_samples": 5, "num_repeats": 3, "num_times": 2}
     get_protocol("text2motion").fn(RetrievalGenerator(data, 0.05), data, cfg, RunContext(seed=5, extra={"t2m_evaluator": ev}))
     assert shapes == [(5, 3, ev.cfg.dim_coemb_hidden)]
+
+
+class SlowGenerator(RetrievalGenerator):
+    """RetrievalGenerator that sleeps a known time per generate call."""
+
+    delay = 0.03
+
+    def generate(self, conditions, lengths, steps=None):
+        import time
+
+        time.sleep(self.delay)
+        return super().generate(conditions, lengths, steps)
+
+
+def test_text2motion_timing_spans_split_a_repetition(tiny):
+    """Issue 16: the protocol's spans put generate's known time in `generation`, the evaluator's
+    time elsewhere, and their sum is the repetition's wall time (measured here around the call)."""
+    import time
+
+    from evaluators.protocols import _t2m_helpers as H
+    from evaluators.protocols._timing import Spans, share_outside
+
+    data, ev = tiny
+    gen = SlowGenerator(data, 0.05)
+    rec = Spans()
+    cfg = {"repetitions": 1, "aits": {"enabled": False}, "diversity_times": 20,
+           "mm": {"num_samples": 2, "num_repeats": 3, "num_times": 2}}
+    H._GT_CACHE.clear()
+    t0 = time.perf_counter()
+    get_protocol("text2motion").fn(gen, data, cfg, RunContext(seed=11, extra={"t2m_evaluator": ev, "timing": rec}))
+    wall = time.perf_counter() - t0
+    (parts,) = rec.repetitions
+    n_calls = len(gen.calls)  # 2 main batches + 2 MultiModality prompts
+    assert parts["generation"]["calls"] == n_calls == 4
+    assert parts["generation"]["wall_s"] >= n_calls * SlowGenerator.delay
+    assert parts["generation"]["wall_s"] < n_calls * SlowGenerator.delay + 0.5 * wall
+    # GT pass + second GT pass + generations + MultiModality: 2 + 2 + 2 + 2 motion-evaluator calls, 2 text calls
+    assert parts["evaluator_motion"]["calls"] == 8 and parts["evaluator_text"]["calls"] == 2
+    assert {"metric_fid", "metric_retrieval", "metric_diversity", "metric_multimodality", "data"} <= set(parts)
+    total = sum(v["wall_s"] for v in parts.values())
+    assert 0.8 * wall <= total <= wall
+    assert share_outside(parts) == pytest.approx(1 - parts["generation"]["wall_s"] / total)
