@@ -2,7 +2,9 @@
 
 - ``default_steps``: the sampler's configured step / iteration count (batch-32 runs use it:
   the papers' counts at paper scale, the smoke configs' shorter samplers at smoke scale);
-- ``configured_batch``: the training batch of the main stage (train-step samples/s).
+- ``configured_batch``: the training batch of the main stage (train-step samples/s);
+- ``PRECISION_KEYS`` / ``set_precision``: where each generator's ``precision: fp32 | bf16`` sampler
+  setting lives in its method config (the bf16 sampling rows set it before building).
 
 FLOPs, per-step latency and train-step throughput use the methods' own optional hooks
 ``Method.denoiser_example(batch)`` / ``Method.train_step_example(batch)`` (``methods/base.py``).
@@ -37,3 +39,19 @@ def default_steps(m) -> int | None:
     if name == "diffusionpose":
         return int(c.get("sample_steps", 2))
     return None
+
+
+# method -> path of its sampler ``precision`` key in the method config (methods/common/precision.py)
+PRECISION_KEYS = {"mld": ("diffusion", "precision"), "momask": ("sampler", "precision"),
+                  "hgm3": ("sampler", "precision"), "macdiff": ("sampling", "precision"),
+                  "diffusionpose": ("precision",)}
+
+
+def set_precision(cfg: dict, name: str, precision: str) -> dict:
+    """``cfg`` (a method config, modified in place and returned) with its sampler precision set."""
+    *parents, key = PRECISION_KEYS[name]
+    d = cfg
+    for k in parents:
+        d = d.setdefault(k, {})
+    d[key] = precision
+    return cfg

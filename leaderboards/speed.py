@@ -86,6 +86,11 @@ def _entries(data: dict) -> list[dict]:
     return out
 
 
+def _fp32(e: dict) -> bool:
+    """A row run at the fp32 default (rows without a ``precision`` predate the setting: fp32)."""
+    return e.get("precision", "fp32") == "fp32"
+
+
 def _cw(e: dict | None) -> str:
     """``0.95 (1 thr)`` or ``0.41 (2 thr) contended``: CPU time / wall time of the timed region."""
     if not e or e.get("cpu_over_wall") is None:
@@ -110,7 +115,7 @@ def _frac_cell(frac: float | None, target: float | None) -> str:
 
 def _method_table(es: list[dict]) -> pd.DataFrame:
     """One row per method: size, per-step cost, AITS, memory, fraction of peak vs target, training."""
-    samp = [e for e in es if e.get("what") == "sampling"]
+    samp = [e for e in es if e.get("what") == "sampling" and _fp32(e)]
     den = {e["method"]: e for e in es if e.get("what") == "one denoiser forward"}
     train = {e["method"]: e for e in es if e.get("what") == "train step"}
     methods = sorted({e["method"] for e in samp} | set(den) | set(train))
@@ -141,7 +146,7 @@ def _method_table(es: list[dict]) -> pd.DataFrame:
 
 def _steps_table(es: list[dict]) -> pd.DataFrame:
     """Median sampling latency (ms) at batch 1, methods × step counts."""
-    samp = [e for e in es if e.get("what") == "sampling" and e.get("batch") == 1 and e.get("median")]
+    samp = [e for e in es if e.get("what") == "sampling" and e.get("batch") == 1 and e.get("median") and _fp32(e)]
     if not samp:
         return pd.DataFrame()
     steps = sorted({e.get("steps") for e in samp if e.get("steps") is not None})
@@ -154,6 +159,28 @@ def _steps_table(es: list[dict]) -> pd.DataFrame:
         rows.append(row)
     cols = ["method", *[str(s) for s in steps]] + (["default"] if any(e.get("steps") is None for e in samp) else [])
     return pd.DataFrame(rows, columns=cols)
+
+
+def _precision_table(es: list[dict]) -> pd.DataFrame:
+    """Full sampling at ``precision: bf16`` beside the fp32 row of the same call (batch 1 and 32, the
+    default step count): AITS, speed-up, and the fraction of the bf16 peak against the same target."""
+    samp = [e for e in es if e.get("what") == "sampling" and e.get("median")]
+    low = [e for e in samp if not _fp32(e)]
+    rows = []
+    for e in sorted(low, key=lambda e: (e["method"], e.get("batch", 0), e.get("precision"))):
+        ref = next((r for r in samp if _fp32(r) and r["method"] == e["method"] and r.get("batch") == e.get("batch")
+                    and r.get("steps") == e.get("steps")), None)
+        rows.append({
+            "method": e["method"], "batch": _fmt(e.get("batch")), "steps": _fmt(e.get("steps")),
+            "precision": e.get("precision"),
+            "AITS fp32 (s)": _fmt(ref.get("aits_s")) + _c(ref) if ref else "",
+            "AITS (s)": _fmt(e.get("aits_s")) + _c(e),
+            "speed-up": f"×{ref['median'] / e['median']:.2f}" if ref else "",
+            "cpu/wall": _cw(e),
+            "peak fraction / target": _frac_cell(e.get("fraction_of_peak"), e.get("target_fraction"))
+            + (f" (of the {e.get('peak_dtype', e.get('precision'))} peak)" if e.get("fraction_of_peak") is not None else ""),
+        })
+    return pd.DataFrame(rows)
 
 
 def _switch_table(es: list[dict]) -> pd.DataFrame:
@@ -205,7 +232,7 @@ def _miss_profiles(es: list[dict]) -> list[str]:
                         if o.get("share") is not None)
         in_ops = (f"; time in ops {100 * prof['ops_self_s'] / e['median']:.0f} % of the timed median"
                   if e.get("median") and prof.get("ops_self_s") is not None else "")
-        label = e.get("precision") or e.get("mode")
+        label = (None if _fp32(e) else e.get("precision")) or e.get("mode")
         lines.append(f"- {e['method']} b{e.get('batch')}{f' ({label})' if label else ''}, "
                      f"{frac:.3f} of peak against {target:.2f}: {ops}{in_ops}.")
     if not lines:
@@ -291,11 +318,17 @@ def _render_file(path: Path, data: dict) -> list[str]:
         if any(skipped.values()):
             parts.append("Ops fvcore skipped (not in GMACs): "
                          + "; ".join(f"{m}: {', '.join(v)}" for m, v in sorted(skipped.items()) if v) + ".\n")
-        notes = [f"- {e['method']} b{e.get('batch')}: {e['note']}" for e in es
-                 if e.get("what") == "sampling" and e.get("note")]
+        notes = [f"- {e['method']} b{e.get('batch')}" + ("" if _fp32(e) else f" {e['precision']}") + f": {e['note']}"
+                 for e in es if e.get("what") == "sampling" and e.get("note")]
         if notes:
             parts.append("\n".join(notes) + "\n")
         parts += _miss_profiles(es)
+    pt = _precision_table(es)
+    if len(pt):
+        parts += ["### Sampling at bf16 (`precision: bf16`: weights cast once, sampler state fp32)\n",
+                  "The same sampling call as the per-method rows at the default step count, with the method's "
+                  "sampler `precision` set to bf16; `peak fraction` divides by this file's bf16 matmul peak and is "
+                  "held to the same targets.\n", _md(pt)]
     st = _steps_table(es)
     if len(st):
         parts += ["### Sampling latency against steps (batch 1, median ms)\n", _md(st)]
@@ -448,7 +481,7 @@ def write_latency_plot(bench_dirs: list[Path], out_dir: Path) -> list[Path]:
     curves = {}
     for path, data in load_benchmarks(bench_dirs):
         for e in _entries(data):
-            if e.get("what") == "sampling" and e.get("batch") == 1 and e.get("steps") and e.get("median"):
+            if e.get("what") == "sampling" and e.get("batch") == 1 and e.get("steps") and e.get("median") and _fp32(e):
                 curves.setdefault((e["method"], path.stem), []).append((e["steps"], e["median"]))
     if not curves:
         return []

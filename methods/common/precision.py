@@ -92,6 +92,17 @@ class LowPrecisionCache:
             self._entries[name] = hit
         return hit[1]
 
+    def view(self, name: str, module: nn.Module, children: tuple[str, ...],
+             dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+        """A shallow copy of ``module`` whose ``children`` are cached low-precision copies and whose
+        own methods, buffers and other children are the original ones: its sampling code (keypoint
+        / DDIM arithmetic, schedules) runs unchanged in fp32 around bf16 networks."""
+        v = copy.copy(module)
+        v._modules = dict(module._modules)  # the original's children dict stays untouched
+        for c in children:
+            v._modules[c] = self.get(f"{name}.{c}", getattr(module, c), dtype)
+        return v
+
     def clear(self) -> None:
         self._entries.clear()
 

@@ -8,8 +8,11 @@ runs S reverse (DDIM skip-step) iterations; ``steps=0`` returns the conv initial
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
+from methods.common.precision import LowPrecisionCache, check_precision
 from methods.diffusionpose.network import DiffusionPoseNet
 from methods.diffusionpose.pose_method import TopDownPoseMethod
 from methods.registry import register_method
@@ -22,6 +25,26 @@ class DiffusionPose(TopDownPoseMethod):
     @property
     def default_steps(self) -> int:  # type: ignore[override]
         return int(self.cfg.get("sample_steps", 1))
+
+    def precision(self) -> str:
+        """``precision``: ``fp32`` (default) or ``bf16`` for inference (the reverse process)."""
+        return check_precision(self.cfg.get("precision", "fp32"), "diffusionpose: precision")
+
+    def sampler_settings(self) -> dict[str, Any]:
+        """What a run record says about the reverse process."""
+        return {"sampler": "ddim (keypoint space, eta 0)", "steps": self.default_steps,
+                "timesteps": int(self.cfg.get("timesteps", 1000)), "flip_test": bool(self.cfg.get("flip_test", True)),
+                "precision": self.precision()}
+
+    def _sampling_net(self) -> nn.Module:
+        """fp32: the network. bf16: a view of it whose backbone, coarse head, structure condition and
+        SGDD decoder are cached copies with bf16 weights (cast once; rebuilt when the weights change),
+        taking and returning fp32, so heatmap rendering, the masks, soft-argmax decoding and the DDIM
+        update in keypoint space stay fp32 (bf16 keypoints would be off by up to 0.25 px at 64 px)."""
+        if self.precision() == "fp32":
+            return self.net
+        low = self.__dict__.setdefault("_low", LowPrecisionCache())
+        return low.view("net", self.net, ("backbone", "head", "condition", "decoder"))
 
     def build_net(self) -> nn.Module:
         c = self.cfg

@@ -210,7 +210,7 @@ class SGDD(nn.Module):
         self.width = width
 
     def forward(self, hm: torch.Tensor, cond: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        temb = self.temb(timestep_embedding(t, self.width))
+        temb = self.temb(timestep_embedding(t, self.width).to(hm.dtype))  # bf16 sampling copy: follow the input
         x = self.inp(torch.cat([hm, cond], 1))
         skips = []
         for blocks, pool in zip(self.down, self.pool):

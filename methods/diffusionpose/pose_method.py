@@ -320,6 +320,10 @@ class TopDownPoseMethod(Method):
             cs.append((c, s))
         return torch.stack(out) if out else torch.zeros(0, 3, self.input_size[1], self.input_size[0]), cs
 
+    def _sampling_net(self) -> nn.Module:
+        """The network as inference calls it (DiffusionPose: bf16 networks when ``precision: bf16``)."""
+        return self.net
+
     @torch.inference_mode()
     def heatmaps(self, x: torch.Tensor, steps: int | None = None, flip: bool | None = None) -> torch.Tensor:
         """Heatmaps ``[B, K, h, w]`` of normalised crops, with the flip test when enabled."""
@@ -327,9 +331,10 @@ class TopDownPoseMethod(Method):
         flip = self.cfg.get("flip_test", True) if flip is None else flip
         steps = self.default_steps if steps is None else steps
         x = x.to(self.device)
-        hm = self.net.heatmaps(x, steps)
+        net = self._sampling_net()
+        hm = net.heatmaps(x, steps)
         if flip:
-            hf = self.net.heatmaps(x.flip(-1), steps)
+            hf = net.heatmaps(x.flip(-1), steps)
             hm = (hm + flip_heatmaps(hf, self.flip_pairs, shift=self.cfg.get("shift_heatmap", True))) / 2
         return hm
 

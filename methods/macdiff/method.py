@@ -18,6 +18,7 @@ from torch import nn
 
 from evaluators.safe_load import load_checkpoint_file
 from methods.base import Method
+from methods.common.precision import LowPrecisionCache, check_precision
 from methods.registry import register_method
 
 from . import convert
@@ -105,6 +106,7 @@ class MacDiff(Method):
                                 motion_aware_tau=float(c.get("motion_aware_tau", 0.8)),
                                 layer_mask_ratio=float(c.get("layer_mask_ratio", 0.0)),
                                 layer_mask_train_only=bool(c.get("layer_mask_train_only", False))).to(self.device)
+        self._low = LowPrecisionCache()  # bf16 decoder for sampling.precision=bf16 (rebuilt when weights change)
         if c.get("checkpoint"):
             self.load_checkpoint(c["checkpoint"])
 
@@ -298,6 +300,24 @@ class MacDiff(Method):
     def _sampling(self) -> dict:
         return dict(self.cfg.get("sampling", {}))
 
+    def precision(self) -> str:
+        """``sampling.precision`` (reconstruction and augmentation): ``fp32`` (default) or ``bf16``."""
+        return check_precision(self._sampling().get("precision", "fp32"), "macdiff: sampling.precision")
+
+    def sampler_settings(self) -> dict[str, Any]:
+        """What a run record says about sampling (reconstruction ``sampling``, augmentation ``augment``)."""
+        return {"sampler": "ddim", "eta": 0.0, **self._sampling(), "augment": dict(self.cfg.get("augment", {})),
+                "precision": self.precision()}
+
+    def _sampling_core(self) -> MacDiffCore:
+        """The core as DDIM sampling calls it. bf16: a view of the core whose decoder (the network
+        run at every step) is a cached copy with bf16 weights, cast once, taking and returning fp32;
+        the encoder (one pass for the condition), the DDIM update and the CFG mix stay fp32."""
+        self.core.eval()
+        if self.precision() == "fp32":
+            return self.core
+        return self._low.view("core", self.core, ("decoder",))
+
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor, steps: int | None = None, guidance: float | None = None,
                     mask_ratio: float | None = None, seed: int | None = None, return_mask: bool = False):
@@ -325,7 +345,7 @@ class MacDiff(Method):
             return {"x_hat": _resize_time(res["x_hat"], t_in), "mask": res["mask"][:, src]}
         rows = fold_persons(x.to(self.device).float())
         mu = self.core.shift(rows)
-        out, tok_mask = self.core.reconstruct(
+        out, tok_mask = self._sampling_core().reconstruct(
             self.core.normalise(rows, mu), steps=int(steps or s.get("ddim_steps", 50)),
             guidance=float(guidance if guidance is not None else s.get("guidance", 1.0)),
             mask_ratio=mask_ratio if mask_ratio is not None else s.get("mask_ratio"),
@@ -366,7 +386,7 @@ class MacDiff(Method):
             m = xb.shape[-1]
             rows = fold_persons(xb)
             mu = self.core.shift(rows)
-            gen = self.core.generate_like(self.core.normalise(rows, mu), steps=int(a.get("ddim_steps", 50)),
+            gen = self._sampling_core().generate_like(self.core.normalise(rows, mu), steps=int(a.get("ddim_steps", 50)),
                                           guidance=float(a.get("guidance", 1.0)),
                                           t_start=None if t_start is None else int(t_start),
                                           z_noise_std=float(a.get("z_noise_std", 0.0)),

@@ -241,7 +241,7 @@ class MacDiffDecoder(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         n = x_t.shape[0]
         h = (self.embed(x_t) + self.pos_embed + self.temp_embed).reshape(n, self.tp * self.vp, self.dim_feat)
-        t_emb = timestep_embedding(t, self.dim_t)
+        t_emb = timestep_embedding(t, self.dim_t).to(h.dtype)  # bf16 sampling copy: follow the weights
         for blk in self.blocks:
             h = blk(h, z, t_emb)
         return self.pred(self.norm(h))

@@ -130,11 +130,93 @@ def test_invalid_precision_names_the_key():
         check_precision("fp16x", "x.precision")
 
 
+# -- MacDiff reconstruction / augmentation ------------------------------------------------------------------------
+def _macdiff(precision: str, seed: int = 0):
+    cfg = load_config("method", "macdiff", "smoke")
+    cfg["sampling"] = {**cfg["sampling"], "precision": precision}
+    return get_method("macdiff")(cfg, seed=seed)
+
+
+def test_macdiff_bf16_reconstruction_and_augmentation_close_to_fp32():
+    a, b = _macdiff("fp32"), _macdiff("bf16")
+    b.load_state_any({"encoder": a.core.encoder.state_dict(), "decoder": a.core.decoder.state_dict()})
+    x = torch.randn(2, 3, a.window, a.core.encoder.num_joints, 2, generator=torch.Generator().manual_seed(0))
+    assert a._sampling_core() is a.core
+    spy = DtypeSpy(b._sampling_core().decoder.blocks[0].attn.qkv)
+    for kw in ({"steps": 4}, {"steps": 4, "guidance": 2.0}):  # plain and CFG (one batched [cond; uncond] call)
+        ra, rb = a.reconstruct(x, **kw), b.reconstruct(x, **kw)
+        assert rb.dtype == torch.float32 and 0 < rel_err(ra, rb) < REL_TOL, (kw, rel_err(ra, rb))
+    assert len(spy.seen) == 4 + 4  # every DDIM step of both calls ran the bf16 copy
+    xa, _ = a.augment(x, [0, 1], 1.0)
+    xb, _ = b.augment(x, [0, 1], 1.0)
+    assert 0 < rel_err(xa, xb) < REL_TOL, rel_err(xa, xb)
+    assert len(spy.seen) > 8 and set(spy.seen) == {torch.bfloat16}  # augmentation too
+    assert next(b.core.decoder.parameters()).dtype == torch.float32
+    assert a.sampler_settings()["precision"] == "fp32" and b.sampler_settings()["precision"] == "bf16"
+
+
+def test_macdiff_bf16_copy_follows_weight_changes():
+    a, b = _macdiff("bf16", seed=0), _macdiff("fp32", seed=1)
+    old = a._sampling_core().decoder
+    a.load_state_any({"encoder": b.core.encoder.state_dict(), "decoder": b.core.decoder.state_dict()})
+    new = a._sampling_core().decoder
+    assert new is not old and a._sampling_core().decoder is new  # rebuilt once, then cached
+    assert torch.equal(new.pred.weight, b.core.decoder.pred.weight.to(torch.bfloat16))
+
+
+# -- DiffusionPose ------------------------------------------------------------------------------------------------------
+def _pose(precision: str, seed: int = 0):
+    cfg = load_config("method", "diffusionpose", "smoke")
+    cfg["precision"] = precision
+    return get_method("diffusionpose")(cfg, seed=seed)
+
+
+def test_diffusionpose_bf16_networks_close_to_fp32_and_really_bf16():
+    """Per network on the same inputs, and the whole reverse process at 0 steps (the coarse heatmap).
+    Several steps are not compared end to end: each step re-decodes keypoints by ARGMAX, which on an
+    untrained model's near-flat heatmaps jumps by pixels under any perturbation (bf16 or a different
+    BLAS), so a tolerance there would test the argmax, not the precision."""
+    a, b = _pose("fp32"), _pose("bf16")
+    b.net.load_state_dict(a.net.state_dict())
+    a.net.eval()  # BatchNorm: running statistics, as inference uses them
+    x = torch.randn(2, 3, a.input_size[1], a.input_size[0], generator=torch.Generator().manual_seed(0))
+    na, nb = a._sampling_net(), b._sampling_net()
+    assert na is a.net
+    spy = DtypeSpy(nb.decoder.inp)
+    with torch.inference_mode():
+        fa, ca = na.features(x)
+        fb, cb = nb.features(x)
+        assert fb.dtype == torch.float32 and 0 < rel_err(fa, fb) < REL_TOL and 0 < rel_err(ca, cb) < REL_TOL
+        w, h = a.heatmap_size
+        y = torch.rand(2, a.num_keypoints, 2, generator=torch.Generator().manual_seed(1)) * torch.tensor([w - 1.0, h - 1.0])
+        t = torch.full((2,), 500, dtype=torch.long)
+        da, db = na.denoise(fa, y, t), nb.denoise(fa, y, t)
+        assert db.dtype == torch.float32 and 0 < rel_err(da, db) < REL_TOL, rel_err(da, db)
+    ha, hb = a.heatmaps(x, 0, flip=False), b.heatmaps(x, 0, flip=False)
+    assert 0 < rel_err(ha, hb) < REL_TOL
+    out = b.heatmaps(x, 2, flip=True)  # the full reverse process runs in bf16 and returns fp32
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert len(spy.seen) == 1 + 2 * 2 and set(spy.seen) == {torch.bfloat16}  # denoise above + 2 steps x 2 flips
+    assert next(b.net.parameters()).dtype == torch.float32
+    assert a.sampler_settings()["precision"] == "fp32" and b.sampler_settings()["precision"] == "bf16"
+
+
+def test_diffusionpose_bf16_copy_follows_weight_changes():
+    a, b = _pose("bf16", seed=0), _pose("fp32", seed=1)
+    old = a._sampling_net().decoder
+    a.net.load_state_dict(b.net.state_dict())
+    new = a._sampling_net().decoder
+    assert new is not old and a._sampling_net().decoder is new
+    assert torch.equal(new.inp.weight, b.net.decoder.inp.weight.to(torch.bfloat16))
+
+
 # -- through the CLI: a bad value exits 2 before any work, naming the key ---------------------------------------------
 PRECISION_KEYS = {
     "mld": ("mld_synth-t2m", "method_cfg.diffusion.precision"),
     "momask": ("momask_synth-t2m", "method_cfg.sampler.precision"),
     "hgm3": ("hgm3_synth-t2m", "method_cfg.sampler.precision"),
+    "macdiff": ("macdiff_synth-ntu", "method_cfg.sampling.precision"),
+    "diffusionpose": ("diffusionpose_synth-coco", "method_cfg.precision"),
 }
 
 
