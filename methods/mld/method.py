@@ -25,6 +25,7 @@ from torch import nn
 
 from evaluators.io import atomic_torch_save
 from methods.base import Method
+from methods.common.precision import LowPrecisionCache
 from methods.mld import convert
 from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
 from methods.mld.denoiser import LatentDenoiser
@@ -328,6 +329,16 @@ class MLD(Method):
 
         return bf16_denoiser
 
+    def _sampling_vae(self) -> MotionVAE:
+        """The VAE as ``generate`` decodes with it. bf16: a view whose decoder networks (queries,
+        transformer decoder, output layer) are cached copies with bf16 weights (cast once, rebuilt
+        when the weights change; ``methods/common/precision.py``) taking and returning fp32. At
+        batch 32 the 196-frame decoder costs more than a few DDIM steps of the 7-token denoiser."""
+        if self.precision() == "fp32":
+            return self.vae
+        low = self.__dict__.setdefault("_low", LowPrecisionCache())
+        return low.view("vae", self.vae, ("query_pos_decoder", "decoder", "final_layer"))
+
     def _maybe_compiled(self, module: nn.Module):
         """``diffusion.compile`` (ours, default false): the denoiser through ``torch.compile``
         (inductor, ``dynamic=False``: one graph per batch shape), falling back to eager with a
@@ -370,7 +381,7 @@ class MLD(Method):
                 sub = None if conditions is None else list(conditions)[sl]
                 cond, uncond = self.encode_conditions(sub, sl.stop - sl.start)
                 z0 = self.sample_latents(cond, uncond, z_T[sl], steps)
-                x = self.vae.decode(z0, lengths_t[sl], max_len=T)
+                x = self._sampling_vae().decode(z0, lengths_t[sl], max_len=T)
                 outs.append(self._denorm(x, lengths_t[sl]).cpu())
         out = torch.cat(outs)
         return out.reshape(B, T, -1, 3) if self.condition == "action" else out
