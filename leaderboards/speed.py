@@ -184,14 +184,15 @@ def _precision_table(es: list[dict]) -> pd.DataFrame:
 
 
 def _switch_table(es: list[dict]) -> pd.DataFrame:
-    """Denoiser forward (batch 8) under fp32 / bf16 autocast / torch.compile: ms, speed-up, error."""
+    """Denoiser forward (batch 8) under fp32 / bf16 autocast / bf16 weights cast once (what
+    ``precision: bf16`` samples with) / torch.compile: ms, speed-up, error."""
     sw = [e for e in es if str(e.get("what", "")).startswith("denoiser forward (")]
     rows = []
     for m in sorted({e["method"] for e in sw}):
         by = {e["what"][len("denoiser forward ("):-1]: e for e in sw if e["method"] == m}
         base = by.get("fp32", {}).get("median")
         row = {"method": m}
-        for mode in ("fp32", "bf16_autocast", "compile"):
+        for mode in ("fp32", "bf16_autocast", "bf16_weights", "compile"):
             e = by.get(mode)
             if e and e.get("median"):
                 cell = f"{1e3 * e['median']:.2f}" + _c(e)
@@ -334,7 +335,7 @@ def _render_file(path: Path, data: dict) -> list[str]:
         parts += ["### Sampling latency against steps (batch 1, median ms)\n", _md(st)]
     sw = _switch_table(es)
     if len(sw):
-        parts += ["### bf16 autocast and torch.compile against fp32 (one denoiser forward, batch 8)\n", _md(sw)]
+        parts += ["### bf16 autocast, bf16 weights (cast once) and torch.compile against fp32 (one denoiser forward, batch 8)\n", _md(sw)]
     parts += _repetition_section(es)
     ot = _other_table(es)
     if len(ot):
