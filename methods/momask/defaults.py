@@ -25,7 +25,8 @@ DEFAULTS: dict[str, Any] = {
                              "epochs": 500, "steps": None, "lr": 2e-4, "warmup": 2000, "milestones": [50000],
                              "gamma": 0.1, "weight_decay": 1e-5},
     "sampler": {"iterations": 10, "cond_scale": 4.0, "res_cond_scale": 5.0, "temperature": 1.0,
-                "topk_thres": 0.9, "gumbel": False, "precision": "fp32"},
+                "topk_thres": 0.9, "gumbel": False, "precision": "fp32",
+                "compile": False},  # ours: torch.compile of the guided transformer forward (eager fallback)
     "ckpt_every": 500,
 }
 

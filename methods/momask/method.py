@@ -317,6 +317,21 @@ class MoMask(Method):
         z = self.vq.quantizer.get_codes_from_indices(ids).sum(0).permute(0, 2, 1)
         return self._low.get("decoder", self.vq.decoder.model)(z).permute(0, 2, 1)
 
+    def _guided(self, fn):
+        """``sampler.compile`` (ours, default false): the guided transformer forward ``fn`` (a bound
+        ``guided_logits``) through ``torch.compile`` with an eager fallback and one warning when
+        compilation fails (:class:`methods.common.compile.CompiledOrEager`); one wrapper per module
+        and method, kept for the life of the method (graphs are reused across generate calls)."""
+        if not bool(self.c["sampler"].get("compile", False)):
+            return fn
+        from methods.common.compile import CompiledOrEager
+
+        cache = self.__dict__.setdefault("_compiled", {})
+        key = (id(fn.__self__), fn.__func__.__name__)
+        if key not in cache or cache[key].fn.__self__ is not fn.__self__:
+            cache[key] = CompiledOrEager(fn, name=f"{getattr(self, 'registry_name', 'momask')} sampler", dynamic=None)
+        return cache[key]
+
     def level_at(self, k: int, steps: int, n_levels: int) -> int:
         """Condition level used at decoding iteration ``k`` (MoMask: the only one)."""
         return 0
@@ -337,14 +352,16 @@ class MoMask(Method):
         mt, _ = self._sampling_modules()
         levels = self.conditions(captions)
         n = int(token_lens.max())
+        pad = M.lengths_to_pad(token_lens, n)
+        guides: dict[int, Any] = {}  # per condition level, built once per call (resident across iterations)
 
         def logits_fn(ids, k):
-            cond, cpad = levels[self.level_at(k, steps, len(levels))]
-            if force_mask:
-                return mt(ids, cond, pad, cpad, force_uncond=True)
-            return mt.cfg_logits(ids, cond, pad, cpad, s["cond_scale"])
+            lvl = self.level_at(k, steps, len(levels))
+            if lvl not in guides:
+                cond, cpad = levels[lvl]
+                guides[lvl] = mt.guidance(cond, pad, cpad, s["cond_scale"], force_uncond=force_mask)
+            return self._guided(mt.guided_logits)(ids, guides[lvl])
 
-        pad = M.lengths_to_pad(token_lens, n)
         ids0 = M.iterative_decode(logits_fn, token_lens, n, steps, mt.mask_id, mt.pad_id, s["temperature"],
                                   s["topk_thres"], s["gumbel"])
         return self.residual_tokens(ids0, captions, token_lens)
@@ -359,12 +376,13 @@ class MoMask(Method):
         _, rt_s = self._sampling_modules()  # rt_s: the network (bf16 copy or rt); rt: its fp32 tables
         pad = M.lengths_to_pad(token_lens, ids0.shape[1])
         cond = self.text.encode(captions).to(self.device)
-        emb, _ = rt.embed_tables()
+        g = rt_s.guidance(cond, pad, s["res_cond_scale"])  # condition rows, masks, tables: once per call
+        emb, _ = rt.embed_tables()  # fp32 history tables (bf16: the network's own are bf16)
         cur = torch.where(pad, rt.pad_id, ids0)
         out, hist = [cur], 0
         for q in range(1, rt.nq):
-            hist = hist + emb[q - 1][cur]
-            logits = rt_s.cfg_logits(hist, q, cond, pad, s["res_cond_scale"])
+            hist = hist + emb[q - 1][cur]  # incremental: only the newest layer is gathered
+            logits = self._guided(rt_s.guided_logits)(hist, q, g)
             cur = torch.where(pad, rt.pad_id, M.sample_ids(logits, s["temperature"], s["topk_thres"], gumbel=True,
                                                             name=f"residual_logits[q={q}]"))
             out.append(cur)

@@ -15,10 +15,25 @@ names. Differences in *code*, not in numerics:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass
+class Guidance:
+    """Per-generate-call buffers of a guided transformer forward (``MaskTransformer.guidance`` /
+    ``ResidualTransformer.guidance``): kept resident across the decoding iterations."""
+
+    c: torch.Tensor                   # embedded condition rows [rows x B, Lc, d]
+    keep: torch.Tensor                # key mask [rows x B, Lc (+1) + N], True = real key
+    rows: int                         # 2 = cond + uncond rows (CFG), 1 = one set
+    scale: float                      # guidance scale
+    offset: int                       # positional-encoding offset of the motion tokens
+    quant: torch.Tensor | None = None              # residual: quant_emb of each layer id [Q, d]
+    tables: tuple[torch.Tensor, torch.Tensor] | None = None  # residual: (input, output) embedding tables
 
 
 class SelfAttention(nn.Module):
@@ -181,16 +196,50 @@ class MaskTransformer(nn.Module):
         """Logits ``[B, N, K]`` (one trans_forward of the official code)."""
         return self.output_process(self.hidden(ids, cond, pad, cond_pad, force_uncond))
 
+    def guidance(self, cond: torch.Tensor, pad: torch.Tensor, cond_pad: torch.Tensor | None = None,
+                 scale: float = 4.0, force_uncond: bool = False) -> Guidance:
+        """Everything of a guided forward that does not depend on the token ids, computed ONCE per
+        generate call (issue 16): the embedded condition rows (cond rows then zeroed rows when
+        ``scale != 1``; one zeroed set with ``force_uncond``), with their positional encoding when
+        it runs over [condition; motion], and the key mask of the doubled batch.
+        """
+        b = cond.shape[0]
+        if force_uncond:
+            rows, force, scale = 1, True, 1.0
+        elif scale == 1:
+            rows, force = 1, False
+        else:
+            rows = 2
+            force = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(cond.device)
+        cond = cond.to(self.cond_emb.weight.dtype)  # a bf16 copy (sampler.precision) takes fp32 inputs
+        cond_r = cond.repeat(rows, 1, 1) if rows > 1 else cond
+        c = self.cond_emb(drop_condition(cond_r, self.cond_drop_prob, self.training, force))
+        lc = c.shape[1]
+        if self.pe_over_condition:  # HGM3: positions 0..Lc-1 on the condition, Lc.. on the motion
+            c = self.position_enc(c)
+        cpad = torch.zeros(c.shape[:2], dtype=torch.bool, device=c.device) if cond_pad is None \
+            else (cond_pad.repeat(rows, 1) if rows > 1 else cond_pad)
+        keep = ~torch.cat([cpad, pad.repeat(rows, 1) if rows > 1 else pad], 1)
+        return Guidance(c=c, keep=keep, rows=rows, scale=float(scale), offset=lc if self.pe_over_condition else 0)
+
+    def guided_logits(self, ids: torch.Tensor, g: Guidance) -> torch.Tensor:
+        """Logits ``[B, N, K]`` of ``ids [B, N]`` under the prepared guidance ``g``: ONE forward over
+        ``g.rows x B`` rows, then ``uncond + (cond - uncond) * scale`` (same numbers as
+        :meth:`forward` on the repeated batch; tested)."""
+        x = self.position_enc(self.input_process(self.token_emb(ids)), g.offset)  # [B, N, d], once for all rows
+        if g.rows > 1:
+            x = x.repeat(g.rows, 1, 1)
+        h = self.seqTransEncoder(torch.cat([g.c, x], 1), g.keep)[:, g.c.shape[1]:]
+        out = self.output_process(h).float()  # CFG mix in fp32 (also for a bf16 copy)
+        if g.rows == 1:
+            return out
+        b = ids.shape[0]
+        cond_l, uncond_l = out[:b], out[b:]
+        return uncond_l + (cond_l - uncond_l) * g.scale
+
     def cfg_logits(self, ids, cond, pad, cond_pad=None, scale: float = 4.0) -> torch.Tensor:
         """``uncond + (cond - uncond) * scale`` from ONE batched forward (cond rows, then zeroed rows)."""
-        if scale == 1:
-            return self(ids, cond, pad, cond_pad)
-        b = ids.shape[0]
-        force = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(ids.device)
-        cp = None if cond_pad is None else cond_pad.repeat(2, 1)
-        both = self(ids.repeat(2, 1), cond.repeat(2, 1, 1), pad.repeat(2, 1), cp, force)
-        cond_l, uncond_l = both[:b], both[b:]
-        return uncond_l + (cond_l - uncond_l) * scale
+        return self.guided_logits(ids, self.guidance(cond, pad, cond_pad, scale))
 
 
 class ResidualTransformer(nn.Module):
@@ -255,15 +304,45 @@ class ResidualTransformer(nn.Module):
         csum = codes.cumsum(-1)
         return csum[torch.arange(ids.shape[0], device=ids.device), :, :, upto - 1]
 
+    def guidance(self, cond: torch.Tensor, pad: torch.Tensor, scale: float) -> Guidance:
+        """Id-independent part of the guided residual forward, computed ONCE per generate call:
+        embedded condition rows (cond then zeroed when ``scale != 1``), the quantizer-id
+        embeddings of every layer, the key mask of the doubled batch and the embedding tables."""
+        b = cond.shape[0]
+        rows = 1 if scale == 1 else 2
+        force = False if rows == 1 else \
+            torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(cond.device)
+        cond = cond.to(self.cond_emb.weight.dtype)  # a bf16 copy (sampler.precision) takes fp32 inputs
+        cond_r = cond.repeat(rows, 1) if rows > 1 else cond
+        c = self.cond_emb(drop_condition(cond_r[:, None], self.cond_drop_prob, self.training, force))  # [R B, 1, d]
+        q = self.quant_emb(torch.eye(self.nq, device=cond.device, dtype=cond.dtype))  # row j = quant_emb(one_hot(j))
+        pad_r = pad.repeat(rows, 1) if rows > 1 else pad
+        keep = ~torch.cat([torch.zeros(pad_r.shape[0], 2, dtype=torch.bool, device=pad.device), pad_r], 1)
+        return Guidance(c=c, keep=keep, rows=rows, scale=float(scale), offset=0, quant=q,
+                        tables=self.embed_tables())
+
+    def guided_logits(self, history: torch.Tensor, qid: int, g: Guidance) -> torch.Tensor:
+        """Guided logits ``[B, N, K+1]`` of layer ``qid`` from ``history [B, N, C]``: one forward over
+        ``g.rows x B`` rows; the output projection of the layer is ONE matmul with its table
+        (not a per-row gathered copy of it)."""
+        x = self.position_enc(self.input_process(history.to(g.c.dtype)))
+        if g.rows > 1:
+            x = x.repeat(g.rows, 1, 1)
+        r = x.shape[0]
+        q = g.quant[qid][None, None].expand(r, 1, -1)
+        h = self.output_process(self.seqTransEncoder(torch.cat([g.c, q, x], 1), g.keep)[:, 2:])  # [R B, N, C]
+        logits = F.linear(h, g.tables[1][qid - 1])
+        if not self.share_weight:
+            logits = 2 * logits + self.output_proj_bias[qid - 1]  # official `output += output + bias`
+        logits = logits.float()  # CFG mix in fp32 (also for a bf16 copy)
+        if g.rows == 1:
+            return logits
+        b = history.shape[0]
+        return logits[b:] + (logits[:b] - logits[b:]) * g.scale
+
     def cfg_logits(self, history, qid: int, cond, pad, scale: float) -> torch.Tensor:
         """Guided logits for layer ``qid`` from one batched (cond + uncond) forward."""
-        b = history.shape[0]
-        qids = torch.full((b,), qid, dtype=torch.long, device=history.device)
-        if scale == 1:
-            return self(history, qids, cond, pad)
-        force = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(history.device)
-        both = self(history.repeat(2, 1, 1), qids.repeat(2), cond.repeat(2, 1), pad.repeat(2, 1), force)
-        return both[b:] + (both[:b] - both[b:]) * scale
+        return self.guided_logits(history, qid, self.guidance(cond, pad, scale))
 
 
 class GuidedStep(nn.Module):

@@ -1,0 +1,38 @@
+"""``torch.compile`` with an eager fallback, shared by the samplers (issue 16).
+
+A compiled callable that fails (no C++ compiler for inductor on the CPU, an unsupported op, a
+backend error at the first call) must never stop a run: eager is always correct. The first
+failure is logged once as a warning and every later call runs eagerly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class CompiledOrEager:
+    """Calls ``torch.compile(fn)``; on the first failure logs it and calls ``fn`` eagerly from then on.
+
+    ``dynamic``: passed to ``torch.compile`` (``False``: one graph per input shape, as MLD's
+    fixed-shape denoiser; ``None``: PyTorch's default, which turns a shape that changed into a
+    symbolic one at the first recompilation, for MoMask's per-batch token counts).
+    """
+
+    def __init__(self, fn: Callable, name: str = "sampler", dynamic: bool | None = False) -> None:
+        self.fn, self.name = fn, name
+        self.compiled: Callable | None = torch.compile(fn, dynamic=dynamic)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - any backend failure: eager is always correct
+                log.warning("%s: torch.compile failed (%s: %s); running eagerly", self.name, type(e).__name__, e)
+                self.compiled = None
+        return self.fn(*args, **kwargs)
