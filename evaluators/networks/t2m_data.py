@@ -99,7 +99,15 @@ def t2m_split(data: Any, split: str = "test") -> T2MSplit:
 def crop_like_official(motion: np.ndarray, rng: np.random.Generator, unit_length: int = 4,
                        max_len: int = 196) -> tuple[np.ndarray, int]:
     """Official ``Text2MotionDatasetV2`` length handling -> (cropped motion ``[m_len, D]``, m_len)."""
-    m_len = min(len(motion), max_len)
+    idx, m_len = crop_window_official(len(motion), rng, unit_length, max_len)
+    return motion[idx:idx + m_len], m_len
+
+
+def crop_window_official(n_frames: int, rng: np.random.Generator, unit_length: int = 4,
+                         max_len: int = 196) -> tuple[int, int]:
+    """The ``(start, m_len)`` window :func:`crop_like_official` cuts from an ``n_frames`` motion
+    (same random draws): the identity of a crop, e.g. for caching its evaluator embedding."""
+    m_len = min(n_frames, max_len)
     if unit_length < 10:
         coin = rng.choice(["single", "single", "double"])
     else:
@@ -109,8 +117,7 @@ def crop_like_official(motion: np.ndarray, rng: np.random.Generator, unit_length
     else:
         m_len = (m_len // unit_length) * unit_length
     m_len = max(m_len, unit_length)
-    idx = int(rng.integers(0, len(motion) - m_len + 1))
-    return motion[idx:idx + m_len], m_len
+    return int(rng.integers(0, n_frames - m_len + 1)), m_len
 
 
 def pad_batch(motions: Sequence[np.ndarray], max_len: int | None = None) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch, t2m_split
+from evaluators.networks.t2m_data import T2MSplit, crop_like_official, crop_window_official, pad_batch, t2m_split
 from evaluators.protocols._timing import span
 
 log = logging.getLogger(__name__)
@@ -74,18 +74,32 @@ def resolve_device(device) -> torch.device:
 
 _GT_CACHE: dict = {}
 _GT_CACHE_MAX = 64
+# GT motion embedding per crop window, across repetitions: {(evaluator, split): {(motion, start, m_len): [D]}}
+_WINDOW_CACHE: dict[tuple, dict[tuple[int, int, int], np.ndarray]] = {}
+_WINDOW_CACHE_MAX = 200_000  # ours: entries over all keys (~2 KB each at D = 512)
 
 
-def cached_gt_embeddings(ev, split: T2MSplit, draw: RepetitionDraw, key: tuple, batch_size: int, max_len: int):
+def window_cache(key: tuple | None) -> dict | None:
+    """The GT-window embedding cache of one (evaluator, split) ``key``; ``None`` turns it off."""
+    if key is None:
+        return None
+    if key not in _WINDOW_CACHE and sum(len(v) for v in _WINDOW_CACHE.values()) >= _WINDOW_CACHE_MAX:
+        _WINDOW_CACHE.clear()
+    return _WINDOW_CACHE.setdefault(key, {})
+
+
+def cached_gt_embeddings(ev, split: T2MSplit, draw: RepetitionDraw, key: tuple, batch_size: int, max_len: int,
+                         windows: dict | None = None):
     """GT text/motion embeddings of one repetition's pass, cached in-process.
 
     They depend only on the evaluator, the split, the seed and the batch size, never on the
     method, so evaluating several methods (or step counts) reuses them. ``key`` must identify
-    the evaluator, the split and the seed.
+    the evaluator, the split and the seed. ``windows`` (:func:`window_cache`) also reuses the
+    embedding of every GT crop window already embedded by an earlier repetition.
     """
     hit = _GT_CACHE.get(key)
     if hit is None:
-        hit = embed_batches(ev, draw, batch_size, gt_motion_fn(draw, max_len))
+        hit = embed_batches(ev, draw, batch_size, gt_motion_fn(draw, max_len), windows=windows, part="evaluator_gt")
         if len(_GT_CACHE) >= _GT_CACHE_MAX:
             _GT_CACHE.pop(next(iter(_GT_CACHE)))
         _GT_CACHE[key] = hit
@@ -130,6 +144,7 @@ class RepetitionDraw:
     crops: list[np.ndarray]        # GT crop per sample [m_len, D] (raw)
     lengths: list[int]             # GT lengths (multiples of unit_length)
     extra: dict = field(default_factory=dict)
+    windows: list[tuple[int, int, int]] = field(default_factory=list)  # (test index, crop start, m_len)
 
 
 def draw_repetition(split: T2MSplit, rng: np.random.Generator, batch_size: int, unit_length: int,
@@ -144,32 +159,40 @@ def _draw(split: T2MSplit, rng: np.random.Generator, batch_size: int, unit_lengt
     if n_eval == 0:
         raise ValueError(f"test split has {len(split)} motions, fewer than one batch of {batch_size}")
     order = rng.permutation(len(split))[:n_eval]
-    cap_inputs, captions, crops, lengths = [], [], [], []
+    cap_inputs, captions, crops, lengths, windows = [], [], [], [], []
     for i in order:
         j = int(rng.integers(len(split.captions[i])))
         cap_inputs.append(split.caption_input(int(i), j))
         captions.append(split.captions[i][j])
-        crop, m_len = crop_like_official(split.motions[i], rng, unit_length, max_len)
-        crops.append(crop)
+        start, m_len = crop_window_official(len(split.motions[i]), rng, unit_length, max_len)
+        crops.append(split.motions[i][start:start + m_len])
         lengths.append(m_len)
-    return RepetitionDraw(order, cap_inputs, captions, crops, lengths)
+        windows.append((int(i), start, m_len))
+    return RepetitionDraw(order, cap_inputs, captions, crops, lengths, windows=windows)
 
 
-def embed_batches(ev, draw: RepetitionDraw, batch_size: int, motion_fn, text: bool = True):
+def embed_batches(ev, draw: RepetitionDraw, batch_size: int, motion_fn, text: bool = True,
+                  windows: dict | None = None, part: str = "evaluator_motion"):
     """Embed this rank's batches (sharded by batch), gather in order.
 
     ``motion_fn(batch_indices) -> raw motions [B, T, D]`` gives the motions to embed (GT crops
     or generations). Returns ``(text_emb or None, motion_emb, n_local)`` as numpy arrays.
+    ``windows`` (GT crops only, :func:`window_cache`): embeddings by crop window; only the
+    windows not in it are embedded (one evaluator call per batch), then stored in it. ``part``:
+    the timing span of the motion evaluator (``evaluator_gt`` for GT crops).
     """
     n_batches = len(draw.order) // batch_size
     mine = shard_indices(n_batches)
     t_parts, m_parts = [], []
     for b in mine:
         idx = list(range(int(b) * batch_size, (int(b) + 1) * batch_size))
-        lens = [draw.lengths[i] for i in idx]
-        motions = motion_fn(idx)
-        with span("evaluator_motion"):
-            m_parts.append(ev.embed_motion(motions, lens).cpu().numpy())
+        if windows is not None and draw.windows:
+            m_parts.append(_embed_windows(ev, draw, idx, motion_fn, windows, part))
+        else:
+            lens = [draw.lengths[i] for i in idx]
+            motions = motion_fn(idx)
+            with span(part):
+                m_parts.append(ev.embed_motion(motions, lens).cpu().numpy())
         if text:
             with span("evaluator_text"):
                 t_parts.append(ev.embed_text([draw.cap_inputs[i] for i in idx]).cpu().numpy())
@@ -179,6 +202,25 @@ def embed_batches(ev, draw: RepetitionDraw, batch_size: int, motion_fn, text: bo
     m_all = gather_concat(m_local)
     t_all = gather_concat(t_local) if text else None
     return t_all, m_all, len(mine) * batch_size
+
+
+def _embed_windows(ev, draw: RepetitionDraw, idx: list[int], motion_fn, windows: dict,
+                   part: str = "evaluator_gt") -> np.ndarray:
+    """Motion embeddings of samples ``idx``, from ``windows`` where cached, else embedded and stored.
+
+    ours: the official evaluations re-embed every GT crop in every repetition (T2M
+    final_evaluations.py:155-172, MoMask utils/eval_t2m.py:976); an embedding depends only on
+    the crop (no op mixes samples), so a cached one equals a recomputed one up to fp32 rounding
+    of a different batch composition (~1e-6).
+    """
+    miss = [i for i in idx if draw.windows[i] not in windows]
+    if miss:
+        motions = motion_fn(miss)
+        with span(part):
+            emb = ev.embed_motion(motions, [draw.lengths[i] for i in miss]).cpu().numpy()
+        for i, e in zip(miss, emb):
+            windows[draw.windows[i]] = e
+    return np.stack([windows[draw.windows[i]] for i in idx])
 
 
 def gt_motion_fn(draw: RepetitionDraw, max_len: int):

@@ -155,6 +155,7 @@ def test_text2motion_timing_spans_split_a_repetition(tiny):
     cfg = {"repetitions": 1, "aits": {"enabled": False}, "diversity_times": 20,
            "mm": {"num_samples": 2, "num_repeats": 3, "num_times": 2}}
     H._GT_CACHE.clear()
+    H._WINDOW_CACHE.clear()
     t0 = time.perf_counter()
     get_protocol("text2motion").fn(gen, data, cfg, RunContext(seed=11, extra={"t2m_evaluator": ev, "timing": rec}))
     wall = time.perf_counter() - t0
@@ -163,9 +164,42 @@ def test_text2motion_timing_spans_split_a_repetition(tiny):
     assert parts["generation"]["calls"] == n_calls == 4
     assert parts["generation"]["wall_s"] >= n_calls * SlowGenerator.delay
     assert parts["generation"]["wall_s"] < n_calls * SlowGenerator.delay + 0.5 * wall
-    # GT pass + second GT pass + generations + MultiModality: 2 + 2 + 2 + 2 motion-evaluator calls, 2 text calls
-    assert parts["evaluator_motion"]["calls"] == 8 and parts["evaluator_text"]["calls"] == 2
+    # GT pass + second GT pass: 2 + 2 GT-evaluator calls (2 batches each, fresh caches); generations +
+    # MultiModality: 2 + 2 motion-evaluator calls; captions: 2 text calls
+    assert parts["evaluator_gt"]["calls"] == 4 and parts["evaluator_motion"]["calls"] == 4
+    assert parts["evaluator_text"]["calls"] == 2
     assert {"metric_fid", "metric_retrieval", "metric_diversity", "metric_multimodality", "data"} <= set(parts)
     total = sum(v["wall_s"] for v in parts.values())
     assert 0.8 * wall <= total <= wall
     assert share_outside(parts) == pytest.approx(1 - parts["generation"]["wall_s"] / total)
+
+
+def test_text2motion_gt_window_cache_matches_recomputation(tiny, monkeypatch):
+    """cache_gt_windows reuses GT crop embeddings across repetitions: fewer motions embedded, the same
+    metrics as recomputing every crop (up to fp32 rounding of another batch composition)."""
+    from evaluators.protocols import _t2m_helpers as H
+
+    data, ev = tiny
+    embedded = []
+    orig = ev.embed_motion
+    monkeypatch.setattr(ev, "embed_motion", lambda raw, lengths: embedded.append(len(lengths)) or orig(raw, lengths))
+    out = {}
+    for on in (False, True):
+        H._GT_CACHE.clear()
+        H._WINDOW_CACHE.clear()
+        embedded.clear()
+        cfg = {"repetitions": 4, "aits": {"enabled": False}, "diversity_times": 20, "mm": {"enabled": False},
+               "cache_gt_windows": on}
+        res = get_protocol("text2motion").fn(RetrievalGenerator(data, 0.05), data, cfg,
+                                            RunContext(seed=2, extra={"t2m_evaluator": ev}))
+        out[on] = (res, sum(embedded))
+    (plain, n0), (cached, n1) = out[False], out[True]
+    for a, b in zip(plain, cached):
+        for ra, rb in zip(a.extra["per_repetition"], b.extra["per_repetition"]):
+            assert ra.keys() == rb.keys()
+            for k in ra:
+                assert rb[k] == pytest.approx(ra[k], rel=1e-4, abs=1e-5), k
+    # without the cache: GT pass, second GT pass and generations, 64 motions each, in each of 4 repetitions
+    assert n0 == 4 * 3 * 64
+    windows = {w for w in H._WINDOW_CACHE[next(iter(H._WINDOW_CACHE))]}
+    assert n1 == 4 * 64 + len(windows) < n0  # generations, plus every distinct GT window once
