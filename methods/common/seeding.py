@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -49,3 +51,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def rng_neutral() -> Iterator[None]:
+    """Run the block without touching the global python / numpy / torch generators.
+
+    For loading frozen pretrained parts (text encoders, parsers) lazily, inside a training step:
+    the first import of their libraries draws from python's ``random``, so without this a run that
+    resumes from a checkpoint (and loads them again at a later step, in a fresh process) would
+    continue from other generator states than the uninterrupted run (issue 17 §1).
+    """
+    state = get_rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)

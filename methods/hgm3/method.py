@@ -86,7 +86,10 @@ class HGM3(MoMask):
     @property
     def parser(self) -> SemanticParser:
         if self._parser is None:
-            self._parser = SemanticParser()
+            from methods.common.seeding import rng_neutral
+
+            with rng_neutral():  # spaCy's first load must not draw from the run's generators (resume)
+                self._parser = SemanticParser()
         return self._parser
 
     def prepare_text(self, captions: list[str]) -> None:
@@ -96,7 +99,10 @@ class HGM3(MoMask):
         todo = [c for c in dict.fromkeys(captions) if c not in self._graphs]
         for i in range(0, len(todo), 64):
             chunk = todo[i:i + 64]
-            for c, (nodes, present, edges) in zip(chunk, graph_tensors(self.parser.parse_many(chunk), self.text)):
+            # token states one caption at a time (as TextEncoder.encode): batched, a caption's node
+            # features would depend on the batch it was first cached with, and a resumed run would drift
+            for c, g in zip(chunk, self.parser.parse_many(chunk)):
+                ((nodes, present, edges),) = graph_tensors([g], self.text)
                 self._graphs[c] = (nodes.half(), present, edges)  # fp16 cache: ~10 KB per caption
 
     def conditions(self, captions: list[str]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:

@@ -117,8 +117,11 @@ class MLD(Method):
         if self._text_encoder is None:
             from methods.mld.text_encoder import FrozenTextEncoder
 
+            from methods.common.seeding import rng_neutral
+
             te = dict(self.cfg.get("text_encoder") or {})
-            self._text_encoder = FrozenTextEncoder(te.get("kind", "minilm"), te.get("clip_path")).to(self.device)
+            with rng_neutral():  # loaded lazily (maybe mid-training, after a resume): must not draw randomness
+                self._text_encoder = FrozenTextEncoder(te.get("kind", "minilm"), te.get("clip_path")).to(self.device)
             if self._text_encoder.dim != self.denoiser.text_encoded_dim:
                 raise ValueError(f"text encoder gives {self._text_encoder.dim}-d embeddings, the denoiser expects "
                                  f"{self.denoiser.text_encoded_dim} (set text_encoder.dim)")

@@ -8,8 +8,12 @@
   official ``MldTextEncoder`` does (``mld/models/architectures/mld_clip.py``): tokenised to
   CLIP's max length with padding, ``get_text_features`` = projected pooled output, 768-d.
 
-Both return ``[B, 1, text_encoded_dim]``. Embeddings are cached per caption: the encoder is
-frozen and deterministic, so caching changes nothing but the speed.
+Both return ``[B, 1, text_encoded_dim]``. Embeddings are cached per caption, and a caption is
+encoded on its own (a batch of one): an embedding computed inside a batch depends in its last
+bits on the batch's other captions (padding, matrix shapes), so with a cache it would depend on
+which batch first held the caption, and a resumed run (empty cache) would drift from an
+uninterrupted one (issue 17 §1). Encoded alone, it is a function of the caption only, and the
+cache changes nothing but the speed.
 """
 
 from __future__ import annotations
@@ -80,8 +84,6 @@ class FrozenTextEncoder(nn.Module):
         texts = [str(t) for t in texts]
         if self._cache is None:
             return self._encode(texts)[:, None, :]
-        todo = sorted({t for t in texts if t not in self._cache})
-        if todo:
-            for t, e in zip(todo, self._encode(todo).cpu()):
-                self._cache[t] = e
+        for t in sorted({t for t in texts if t not in self._cache}):  # one at a time: see the module docstring
+            self._cache[t] = self._encode([t])[0].cpu()
         return torch.stack([self._cache[t] for t in texts]).to(self.device)[:, None, :]

@@ -80,12 +80,11 @@ class TextEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, captions: list[str]) -> torch.Tensor:
         """Sentence embeddings ``[B, dim]`` on CPU (MiniLM: mean-pool + L2; CLIP: projected EOT state)."""
-        todo = sorted({c for c in captions if c not in self._cache})
-        for i in range(0, len(todo), 64):
-            chunk = todo[i:i + 64]
-            _, _, _, sent = self.token_states(chunk)
-            for c, e in zip(chunk, sent):
-                self._cache[c] = e
+        # one caption at a time: inside a batch an embedding's last bits depend on the other captions
+        # (padding, matrix shapes), so a cached one would depend on the run's history and a resumed
+        # run (empty cache) would drift from an uninterrupted one (issue 17 §1)
+        for c in sorted({c for c in captions if c not in self._cache}):
+            self._cache[c] = self.token_states([c])[3][0]
         return torch.stack([self._cache[c] for c in captions]) if captions else torch.zeros(0, self.dim)
 
 
@@ -96,6 +95,9 @@ def shared_text_encoder(kind: str = "minilm", clip_path: str | None = None) -> T
     """One frozen encoder per (kind, path) in the process (methods and tests share it; it is never trained)."""
     key = (kind, str(clip_path) if clip_path else None)
     if key not in _SHARED:
-        _SHARED[key] = TextEncoder(kind, clip_path)
+        from methods.common.seeding import rng_neutral
+
+        with rng_neutral():  # loaded lazily (maybe mid-training, after a resume): must not draw randomness
+            _SHARED[key] = TextEncoder(kind, clip_path)
     return _SHARED[key]
 
