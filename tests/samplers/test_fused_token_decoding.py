@@ -163,6 +163,10 @@ def test_greedy_decoding_reproduces_the_old_loop(name):
 
     cfg = load_config("method", name, "smoke", ["render.n=0", "sampler.temperature=1e-12"])
     m = get_method(name)(cfg, seed=0)
+    with torch.no_grad():  # untrained weights barely see the condition: make guidance matter
+        for mod in (m.mtrans, m.rtrans):
+            mod.cond_emb.weight.mul_(50.0)
+            mod.output_process.poseFinal.weight.mul_(5.0)
     tok = torch.tensor([12, 7, 12, 3])
     with torch.inference_mode():
         ref = _old_greedy_tokens(m, CAPS, tok, 6)
