@@ -25,6 +25,7 @@ from torch import nn
 
 from evaluators.io import atomic_torch_save
 from methods.base import Method
+from methods.common.compile import CompiledOrEager
 from methods.common.precision import LowPrecisionCache
 from methods.mld import convert
 from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
@@ -42,22 +43,6 @@ _DEN_ARCH = ("ff_size", "num_layers", "num_heads", "dropout", "activation", "nor
 
 
 PRECISIONS = ("fp32", "bf16")
-
-
-class _CompiledOrEager:
-    """Calls ``torch.compile(module)``; on the first failure logs it and calls ``module`` eagerly."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.module, self.compiled = module, torch.compile(module, dynamic=False)
-
-    def __call__(self, *args):
-        if self.compiled is not None:
-            try:
-                return self.compiled(*args)
-            except Exception as e:  # noqa: BLE001 - any backend failure: eager is always correct
-                log.warning("mld: torch.compile failed (%s: %s); sampling eagerly", type(e).__name__, e)
-                self.compiled = None
-        return self.module(*args)
 
 
 @register_method("mld")
@@ -351,7 +336,7 @@ class MLD(Method):
         cache = self.__dict__.setdefault("_compiled", {})
         if id(module) not in cache:
             cache.clear()  # a new bf16 copy or new weights object: drop old graphs
-            cache[id(module)] = _CompiledOrEager(module)
+            cache[id(module)] = CompiledOrEager(module, name="mld", dynamic=False)
         return cache[id(module)]
 
     def _denorm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
