@@ -315,8 +315,9 @@ def _render_file(path: Path, data: dict) -> list[str]:
     n_cont = sum(1 for e in es if e.get("contended"))
     parts = [f"## {path.stem}\n",
              f"Machine: {machine_label(mi)}; torch threads {mi.get('torch_threads', '?')}. Scale: **{scale}**. "
-             f"Date: {data.get('datetime', '?')}. fp32 matmul peak measured once in this run: "
-             f"{_fmt(fp32)} GFLOP/s" + (f" (bf16 {_fmt(bf16)})" if bf16 else "") + "."
+             f"Date: {data.get('datetime', '?')}. "
+             + (f"fp32 matmul peak measured once in this run: {_fmt(fp32)} GFLOP/s"
+                + (f" (bf16 {_fmt(bf16)})" if bf16 else "") + "." if fp32 else "No matmul peak in this file.")
              + (f" **{n_cont} timed rows contended** (marked †: CPU time / wall time of the timed region below "
                 "0.9 × threads, i.e. another process held the cores)." if n_cont else "")
              + (f" Note: {mi['note']}." if mi.get("note") else "") + "\n"]
