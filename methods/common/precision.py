@@ -41,9 +41,11 @@ def _fingerprint(module: nn.Module) -> tuple:
     return tuple(out)
 
 
-def _cast_in(dtype: torch.dtype):
+def _cast_in(dtype: torch.dtype, channels_last: bool = False):
     def cast(x):
         if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != dtype:
+            if channels_last and x.dim() == 4:
+                return x.to(dtype, memory_format=torch.channels_last)
             return x.to(dtype)
         if isinstance(x, (tuple, list)):
             return type(x)(cast(v) for v in x)
@@ -67,12 +69,19 @@ def _float_out(module, args, kwargs, out):
     return _float(out)
 
 
-def low_precision_copy(module: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+def low_precision_copy(module: nn.Module, dtype: torch.dtype = torch.bfloat16,
+                       channels_last: bool = False) -> nn.Module:
     """An eval-mode copy of ``module`` with weights in ``dtype``, taking any-dtype floating inputs
-    (cast on entry) and returning fp32 outputs (forward hooks on the copy's top level)."""
+    (cast on entry) and returning fp32 outputs (forward hooks on the copy's top level).
+
+    ``channels_last`` (conv nets): 4-D weights and inputs in NHWC, the layout oneDNN's bf16
+    convolutions run fastest in (HRNet-W32 at batch 32 on this CPU: bf16 7.7 s NCHW, 5.0 s NHWC;
+    fp32 NCHW 11.6 s). The layout changes no value."""
     with torch.inference_mode(False), torch.no_grad():
         cp = copy.deepcopy(module).to(dtype).eval().requires_grad_(False)
-    cp.register_forward_pre_hook(_cast_in(dtype), with_kwargs=True)
+        if channels_last:
+            cp = cp.to(memory_format=torch.channels_last)
+    cp.register_forward_pre_hook(_cast_in(dtype, channels_last), with_kwargs=True)
     cp.register_forward_hook(_float_out, with_kwargs=True)
     cp.low_precision_dtype = dtype
     return cp
@@ -84,23 +93,25 @@ class LowPrecisionCache:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[tuple, nn.Module]] = {}
 
-    def get(self, name: str, module: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
-        key = (dtype, _fingerprint(module))
+    def get(self, name: str, module: nn.Module, dtype: torch.dtype = torch.bfloat16,
+            channels_last: bool = False) -> nn.Module:
+        key = (dtype, channels_last, _fingerprint(module))
         hit = self._entries.get(name)
         if hit is None or hit[0] != key:
-            hit = (key, low_precision_copy(module, dtype))
+            hit = (key, low_precision_copy(module, dtype, channels_last))
             self._entries[name] = hit
         return hit[1]
 
     def view(self, name: str, module: nn.Module, children: tuple[str, ...],
-             dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+             dtype: torch.dtype = torch.bfloat16, channels_last: tuple[str, ...] = ()) -> nn.Module:
         """A shallow copy of ``module`` whose ``children`` are cached low-precision copies and whose
         own methods, buffers and other children are the original ones: its sampling code (keypoint
-        / DDIM arithmetic, schedules) runs unchanged in fp32 around bf16 networks."""
+        / DDIM arithmetic, schedules) runs unchanged in fp32 around bf16 networks. Children named in
+        ``channels_last`` run in NHWC (see :func:`low_precision_copy`)."""
         v = copy.copy(module)
         v._modules = dict(module._modules)  # the original's children dict stays untouched
         for c in children:
-            v._modules[c] = self.get(f"{name}.{c}", getattr(module, c), dtype)
+            v._modules[c] = self.get(f"{name}.{c}", getattr(module, c), dtype, c in channels_last)
         return v
 
     def clear(self) -> None:

@@ -44,7 +44,9 @@ class DiffusionPose(TopDownPoseMethod):
         if self.precision() == "fp32":
             return self.net
         low = self.__dict__.setdefault("_low", LowPrecisionCache())
-        return low.view("net", self.net, ("backbone", "head", "condition", "decoder"))
+        # convolutions in NHWC (oneDNN's fast bf16 layout); the SC-CA condition keeps NCHW
+        return low.view("net", self.net, ("backbone", "head", "condition", "decoder"),
+                        channels_last=("backbone", "head", "decoder"))
 
     def build_net(self) -> nn.Module:
         c = self.cfg
