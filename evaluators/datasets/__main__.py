@@ -13,7 +13,10 @@ from evaluators.datasets.base import DatasetError, inspect_path, list_datasets
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evaluators.datasets")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("inspect", help="print a JSON summary of a supported file or dataset folder")
+    p = sub.add_parser("inspect", help="print a JSON summary of a supported file or dataset folder",
+                       description="Print a JSON summary of a supported file or dataset folder. On bad input it "
+                                   "prints the DatasetError (naming the file) and exits 2, the runner's code "
+                                   "for the same error.")
     p.add_argument("path")
     sub.add_parser("list", help="list registered datasets")
     args = ap.parse_args(argv)

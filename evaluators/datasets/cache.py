@@ -3,17 +3,26 @@
 ``$MOTIONREPRO_CACHE`` (default ``<repo>/.cache``, git-ignored). Entries are keyed by a
 hash of their sources and options (:func:`cache_key`) and written atomically, so a
 killed run never leaves a half-written cache behind.
+
+A generated dataset folder also holds a manifest (:data:`MANIFEST`: every file's size and
+sha256, :func:`write_manifest`, written last, inside the staging folder). On open,
+:func:`valid_or_discard` checks it; a truncated, edited, incomplete or manifest-less folder is
+removed with ONE warning line naming it and the caller rebuilds it (issue 17 §5).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+MANIFEST = ".cache-manifest.json"
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -24,3 +33,60 @@ def cache_key(*parts: Any) -> str:
     """Stable short hash of JSON-able parts (options, source file names/sizes/mtimes)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def write_manifest(folder: str | Path) -> None:
+    """Record every file's size and sha256 in ``folder/MANIFEST`` (call last, before the rename)."""
+    folder = Path(folder)
+    files = {str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": _sha256(p)} for p in _files(folder)}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, sort_keys=True), encoding="utf-8")
+
+
+def cache_problem(folder: str | Path) -> str | None:
+    """Why ``folder`` is not a complete cache entry (None when every file matches its manifest)."""
+    folder = Path(folder)
+    try:
+        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
+        if not isinstance(files, dict):
+            raise TypeError("files is not a mapping")
+    except FileNotFoundError:
+        return f"incomplete (no {MANIFEST})"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"unreadable ({MANIFEST}: {type(e).__name__})"
+    present = {str(p.relative_to(folder)) for p in _files(folder)}
+    if present != set(files):
+        missing, extra = sorted(set(files) - present), sorted(present - set(files))
+        return f"inconsistent (missing {missing[:3]}, unlisted {extra[:3]})"
+    for rel, want in sorted(files.items()):
+        size = (folder / rel).stat().st_size
+        if size != want.get("size"):
+            return f"truncated ({rel} has {size} bytes, the manifest says {want.get('size')})"
+        if _sha256(folder / rel) != want.get("sha256"):
+            return f"corrupt ({rel} checksum differs from the manifest)"
+    return None
+
+
+def valid_or_discard(folder: str | Path, what: str) -> bool:
+    """True when ``folder`` is a complete cache entry; a damaged one is removed (one warning line
+    naming it) and False returned, so the caller rebuilds it. False when it does not exist."""
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    problem = cache_problem(folder)
+    if problem is None:
+        return True
+    log.warning("%s cache %s is %s: rebuilding it", what, folder, problem)
+    shutil.rmtree(folder, ignore_errors=True)
+    return False

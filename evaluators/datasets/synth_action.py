@@ -8,21 +8,25 @@ position, length (``min_frames``..``max_frames`` at 20 fps) and a little joint n
 the local joint rotations of the 22-joint IK as axis-angle (hands zero) — the right shape and
 kind, not SMPL-consistent (no SMPL model is available; the xyz loaders do not read it).
 
-Written to ``cache_root()/synth_action/<cache_key>/humanact12poses.pkl`` atomically and read
+Written to ``cache_root()/synth_action/<cache_key>/humanact12poses.pkl`` (a staging folder renamed
+into place, with a size/checksum manifest checked on open) and read
 back by the real ``read_humanact12``. Splits: ``train`` (all clips, as HumanAct12) plus a
 held-out ``test`` list (``test_names.txt``) so classifiers can be checked on unseen clips.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .action import HUMANACT12_CLASSES, SMPL24_CHAIN, ActionDataset, read_humanact12
 from .base import DatasetError, register_dataset
-from .cache import cache_key, cache_root
+from .cache import cache_key, cache_problem, cache_root, valid_or_discard, write_manifest
 from .motion_body import compose, pose_clip
 from .motion_kinematics import T2M, inverse_kinematics
 
@@ -88,10 +92,23 @@ def generate(path: str | Path, cfg: dict | None = None) -> Path:
 
 def ensure(cfg: dict | None = None) -> Path:
     p = _params(cfg or {})
-    path = cache_root() / "synth_action" / cache_key("synth_action", VERSION, p) / "humanact12poses.pkl"
-    if not (path.is_file() and (path.parent / "test_names.txt").is_file()):
-        generate(path, p)
-    return path
+    folder = cache_root() / "synth_action" / cache_key("synth_action", VERSION, p)
+    if valid_or_discard(folder, "synth_action"):  # sizes + checksums (a damaged copy is rebuilt, one warning)
+        return folder / "humanact12poses.pkl"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:  # built in a staging folder renamed into place: a failed build leaves nothing behind
+        generate(stage / "humanact12poses.pkl", p)
+        write_manifest(stage)
+        os.chmod(stage, 0o755)  # mkdtemp makes it private; the finished dataset is shared
+        try:
+            os.replace(stage, folder)
+        except OSError:  # another process finished first: keep its copy
+            if cache_problem(folder) is not None:
+                raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return folder / "humanact12poses.pkl"
 
 
 @register_dataset("synth_action", task="action2motion", source="synthetic")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluators.datasets.base import register_dataset
-from evaluators.datasets.cache import cache_key, cache_root
+from evaluators.datasets.cache import cache_key, cache_problem, cache_root, valid_or_discard, write_manifest
 
 log = logging.getLogger(__name__)
 GENERATOR_VERSION = 3
@@ -240,17 +240,18 @@ def ensure_synth(cfg: dict) -> Path:
                                           ("max_people", 2))}
     opts["image_size"] = list(opts["image_size"])
     final = cache_root() / "synth_coco" / cache_key(GENERATOR_VERSION, opts)
-    if (final / "DONE").exists():
+    if valid_or_discard(final, "synth_coco"):  # sizes + checksums (a damaged copy is rebuilt, one warning)
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
     try:
         generate(tmp, **opts)
         (tmp / "DONE").write_text(json.dumps(opts))
+        write_manifest(tmp)
         try:
             os.replace(tmp, final)
         except OSError:  # another process finished first
-            if not (final / "DONE").exists():
+            if cache_problem(final) is not None:
                 raise
     finally:
         if tmp.exists():

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluators.datasets.base import register_dataset
-from evaluators.datasets.cache import cache_key, cache_root
+from evaluators.datasets.cache import cache_key, cache_problem, cache_root, valid_or_discard, write_manifest
 from evaluators.datasets.skeleton_synth_body import (
     ACTIONS,
     envelope,
@@ -211,18 +211,19 @@ def generate(cfg: dict) -> Path:
     """Write the synthetic dataset (if not cached) and return its root folder."""
     o = _opts(cfg)
     root = cache_root() / f"synth_ntu-{cache_key('synth_ntu', GENERATOR_VERSION, o)}"
-    if (root / "DONE").exists():
+    if valid_or_discard(root, "synth_ntu"):  # sizes + checksums (a damaged copy is rebuilt, one warning)
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".synth_ntu-", dir=root.parent))
     try:
         _write_all(stage, o)
         (stage / "DONE").write_text("ok\n")
+        write_manifest(stage)
         os.chmod(stage, 0o755)  # mkdtemp makes it private; the finished dataset is shared
         try:
             os.replace(stage, root)
         except OSError:  # another process finished first: keep its copy
-            if not (root / "DONE").exists():
+            if cache_problem(root) is not None:
                 raise
     finally:
         if stage.exists():

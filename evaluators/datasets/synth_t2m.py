@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import register_dataset
-from .cache import cache_key, cache_root
+from .cache import cache_key, cache_problem, cache_root, valid_or_discard, write_manifest
 from .humanml3d import HUMANML3D_FPS, extract_features, feature_slices, recover_from_ric
 from .motion_body import PHRASES, PRIMITIVES, compose, pose_clip
 from .motion_kinematics import T2M, mirror_joints
@@ -159,23 +159,35 @@ def generate(out_dir: str | Path, cfg: dict | None = None) -> Path:
         ids["all"] = ids["train"] + ids["val"] + ids["test"]
         for name, lst in ids.items():
             (tmp / f"{name}.txt").write_text("\n".join(lst) + "\n", encoding="utf-8")
+        write_manifest(tmp)  # sizes + checksums, checked when the cache is opened
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only succeeds when empty (another process may be filling it)
+    except OSError:
+        pass
+
+
 def ensure(cfg: dict | None = None) -> Path:
     """The cached synthetic HumanML3D folder for these options (generated on first use)."""
     p = _params(cfg or {})
     final = cache_root() / "synth_t2m" / cache_key("synth_t2m", VERSION, p) / "HumanML3D"
-    if (final / "all.txt").is_file():
+    if valid_or_discard(final, "synth_t2m"):  # sizes + checksums (a damaged copy is rebuilt, one warning)
         return final
     try:
         generate(final, p)
     except OSError:
-        if not (final / "all.txt").is_file():  # lost a race only if the winner finished
+        if cache_problem(final) is not None:  # lost a race only if the winner finished
+            _remove_if_empty(final.parent)
             raise
+    except BaseException:
+        _remove_if_empty(final.parent)  # no empty <key>/ folder after a failed build
+        raise
     log.info("synth_t2m written to %s", final)
     return final
 
