@@ -75,10 +75,11 @@ def sample_ids(logits: torch.Tensor, temperature: float = 1.0, topk_thres: float
                noise: torch.Tensor | None = None) -> torch.Tensor:
     """Sample ``[B, N]`` ids from ``logits [B, N, K]`` after top-k filtering.
 
-    Both modes draw from ``softmax(top_k(logits) / temperature)``, as the official
-    ``MaskTransformer.generate`` (momask-codes ``models/mask_transformer/transformer.py:404-412``):
-    a categorical draw (default) or Gumbel-max (``gsample=True``; the residual transformer always
-    uses it). NaN/inf in ``logits`` raise :class:`methods.common.sampling.NonFiniteError` naming ``name``.
+    Both modes draw from ``softmax(top_k(logits) / temperature)`` (momask-codes
+    ``models/mask_transformer/transformer.py:404-412``): a categorical draw (default) or Gumbel-max
+    (``gsample=True``; the residual transformer always uses it). The official categorical branch
+    divides the softmax probabilities by T and ``Categorical`` renormalises them, so T has no effect
+    there; ours applies T in both modes (issue 13). Identical at the default T = 1 (README deviations). NaN/inf in ``logits`` raise :class:`methods.common.sampling.NonFiniteError` naming ``name``.
 
     Fused (issue 16): the draw is made among the ``k`` kept values only (``topk`` -> Gumbel-max or
     a categorical over ``k`` -> gather the index), not over a ``[B, N, K]`` tensor that is ``-inf``
