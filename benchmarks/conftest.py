@@ -27,9 +27,10 @@ import torch
 def pytest_addoption(parser):
     parser.addoption("--paper-scale", action="store_true", default=False,
                      help="benchmark the papers' model sizes instead of the smoke sizes")
-    parser.addoption("--max-steps", type=int, default=None,
-                     help="cap the sampling steps actually run (paper scale on a CPU: the per-step cost, and "
-                          "so the fraction of peak, does not depend on the step count; recorded in the JSON)")
+    parser.addoption("--max-steps", type=str, default=None,
+                     help="cap the sampling steps actually run: N for every method or METHOD=N[,METHOD=N] "
+                          "for some (paper scale on a CPU: the per-step cost, and so the fraction of peak, "
+                          "does not depend on the step count; recorded in the JSON and in each capped row)")
     parser.addoption("--profile-top", type=int, default=8,
                      help="sampling benchmarks with a target: top N ops by self CPU time of one extra, untimed "
                           "call (torch.profiler) in extra_info['profile']; 0 = off")
@@ -67,8 +68,34 @@ def scale(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def max_steps(request) -> int | None:
-    return request.config.getoption("--max-steps")
+def max_steps(request) -> dict[str, int] | int | None:
+    return parse_max_steps(request.config.getoption("--max-steps"))
+
+
+def parse_max_steps(text: str | None) -> dict[str, int] | int | None:
+    """``--max-steps``: ``None``, ``N`` (every method) or ``{method: N}`` from ``m=N,m2=N2``."""
+    if not text:
+        return None
+    try:
+        if "=" not in text:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            return n
+        out = {}
+        for part in text.split(","):
+            name, _, v = part.partition("=")
+            out[name.strip()] = int(v)
+            if out[name.strip()] < 1 or not name.strip():
+                raise ValueError
+        return out
+    except ValueError:
+        raise pytest.UsageError(f"--max-steps: expected N or METHOD=N[,METHOD=N] with N >= 1, got {text!r}") from None
+
+
+def cap_for(max_steps: dict[str, int] | int | None, method: str) -> int | None:
+    """The step cap ``--max-steps`` sets for ``method`` (``None``: uncapped)."""
+    return max_steps.get(method) if isinstance(max_steps, dict) else max_steps
 
 
 @pytest.fixture(scope="session")

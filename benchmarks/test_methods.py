@@ -28,6 +28,7 @@ import torch
 from benchmarks.conftest import (
     CpuWall,
     RssPeak,
+    cap_for,
     count_flops_of_call,
     flop_count,
     matmul_peak_gflops,
@@ -145,7 +146,8 @@ def _run(benchmark, name, steps, batch, scale, device, peak_gflops, max_steps, p
     m = build(name, scale, device, precision=precision)
     if steps == "default":
         steps = default_steps(m)
-    measured = steps if steps is None or not max_steps else min(steps, max_steps)
+    cap = cap_for(max_steps, name)
+    measured = steps if steps is None or not cap else min(steps, cap)
     call = sampling_call(m, batch, measured)
 
     def run():

@@ -182,6 +182,20 @@ def ours_entries(method_cfg: Mapping) -> dict[str, dict]:
     return out
 
 
+def precision_entry(method: Any) -> dict[str, dict]:
+    """``recipe.precision`` when a method samples below fp32 (``precision: bf16``): the papers'
+    numbers are fp32, so such a record is never comparable, however small the drift
+    (``leaderboards/speed.md``, bf16 quality drift). Nothing for fp32 or a method without the setting."""
+    fn = getattr(method, "precision", None)
+    if not callable(fn):
+        return {}
+    p = str(fn())
+    if p == "fp32":
+        return {}
+    k, e = recipe_entry("precision", p, paper=False, paper_value="fp32", label=f"{p} sampling (paper: fp32)")
+    return {k: e}
+
+
 def collect(method: Any = None, *, method_cfg: Mapping | None = None, protocol: Mapping | None = None,
             checkpoint: str | None = None, workdir: str | os.PathLike | None = None,
             trained: bool = True) -> dict[str, dict]:
@@ -191,6 +205,7 @@ def collect(method: Any = None, *, method_cfg: Mapping | None = None, protocol: 
     fn = getattr(method, "provenance", None)
     if callable(fn):
         out.update(fn() or {})
+    out.update(precision_entry(method))
     out.update(protocol or {})
     validate(out)
     return {k: dict(v) for k, v in out.items()}

@@ -100,9 +100,8 @@ class MLD(Method):
     @property
     def text_encoder(self) -> nn.Module:
         if self._text_encoder is None:
-            from methods.mld.text_encoder import FrozenTextEncoder
-
             from methods.common.seeding import rng_neutral
+            from methods.mld.text_encoder import FrozenTextEncoder
 
             te = dict(self.cfg.get("text_encoder") or {})
             with rng_neutral():  # loaded lazily (maybe mid-training, after a resume): must not draw randomness

@@ -188,3 +188,26 @@ def test_mld_action_records_name_their_representation_departure():
     prov = P.collect(get_method("mld")(cfg, seed=0), method_cfg=cfg)
     why = P.differences(prov, paper_setting("mld"))
     assert "recipe action motions as joint positions (paper: ACTOR VAE on SMPL rot6d)" in why
+
+
+@pytest.mark.parametrize("method,key", [("mld", ("diffusion", "precision")), ("momask", ("sampler", "precision")),
+                                        ("hgm3", ("sampler", "precision")), ("macdiff", ("sampling", "precision")),
+                                        ("diffusionpose", ("precision",))])
+def test_bf16_sampling_makes_a_record_non_comparable(method, key):
+    """The papers' numbers are fp32: a bf16 run names that departure; an fp32 run carries no entry."""
+    from methods import get_method
+    from methods.common.config import load_config
+
+    for value in ("fp32", "bf16"):
+        cfg = load_config("method", method, "smoke")
+        node = cfg
+        for k in key[:-1]:
+            node = node.setdefault(k, {})
+        node[key[-1]] = value
+        prov = P.collect(get_method(method)(cfg, seed=0), method_cfg=cfg)
+        why = P.differences(prov, paper_setting(method))
+        if value == "fp32":
+            assert "recipe.precision" not in prov and not any("precision" in w or "bf16" in w for w in why)
+        else:
+            assert prov["recipe.precision"]["paper"] is False
+            assert "recipe bf16 sampling (paper: fp32)" in why

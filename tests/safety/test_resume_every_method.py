@@ -219,5 +219,5 @@ def test_mld_killed_by_sigkill_resumes_to_identical_weights_and_records(tmp_path
     assert 0 < killed_at < 24
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"mld-denoiser: resumed from" in again.stdout + again.stderr
+    assert "mld-denoiser: resumed from" in again.stdout + again.stderr
     assert_same_run(reference, runs)
