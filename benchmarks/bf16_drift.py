@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.settings import PRECISION_KEYS as _ALL_PRECISION_KEYS
 from leaderboards.speed import DRIFT_KIND as KIND  # speed.md renders files of this kind
 from leaderboards.speed import DRIFT_TITLE
 
@@ -49,9 +50,8 @@ log = logging.getLogger("benchmarks.bf16_drift")
 SCHEMA = 1
 DATASET = "synth-t2m"  # experiment alias (configs/experiment/<method>_synth-t2m.yaml)
 # where each generator reads its sampler precision (fp32 | bf16)
-PRECISION_KEYS: dict[str, tuple[str, ...]] = {"mld": ("diffusion", "precision"),
-                                              "momask": ("sampler", "precision"),
-                                              "hgm3": ("sampler", "precision")}
+# the text-to-motion generators' entries of the one table of precision keys (benchmarks/settings.py)
+PRECISION_KEYS: dict[str, tuple[str, ...]] = {m: _ALL_PRECISION_KEYS[m] for m in ("mld", "momask", "hgm3")}
 # method-config keys that only change sampling, never the trained weights: a finished run whose
 # config differs from today's in these alone (e.g. it predates the key) still has today's weights
 INFERENCE_ONLY: dict[str, tuple[str, ...]] = {"mld": ("diffusion.precision", "diffusion.compile"),
