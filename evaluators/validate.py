@@ -99,6 +99,9 @@ def check_values(cfg: dict, where: str) -> None:
             low = 0 if key.startswith(_ZERO_OK_PREFIXES) else 1
             if not _is_int(v) or v < low:
                 raise _err(f"{where}: {path} must be an integer >= {low}, got {v!r}")
+        elif key == "compile":
+            if not isinstance(v, bool):
+                raise _err(f"{where}: {path} must be true or false, got {v!r}")
         elif key == "precision":
             if str(v) not in PRECISIONS:
                 raise _err(f"{where}: {path} must be one of {', '.join(PRECISIONS)}, got {v!r}")

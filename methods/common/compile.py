@@ -7,11 +7,13 @@ failure is logged once as a warning and every later call runs eagerly.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +38,32 @@ class CompiledOrEager:
                 log.warning("%s: torch.compile failed (%s: %s); running eagerly", self.name, type(e).__name__, e)
                 self.compiled = None
         return self.fn(*args, **kwargs)
+
+
+class CompiledModule(nn.Module):
+    """``module`` called through :class:`CompiledOrEager`, as an ``nn.Module`` so it can stand in
+    for a child of a sampling view (its parameters are the original's: nothing is copied)."""
+
+    def __init__(self, module: nn.Module, name: str, dynamic: bool | None = False) -> None:
+        super().__init__()
+        self.inner = module
+        self._call = CompiledOrEager(module, name, dynamic)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+
+def compiled_view(cache: dict, name: str, module: nn.Module, children: tuple[str, ...],
+                  dynamic: bool | None = False) -> nn.Module:
+    """A shallow copy of ``module`` whose ``children`` (the networks run at every sampling step) are
+    compiled (:class:`CompiledModule`, cached in ``cache`` per child object, so a new bf16 copy or
+    new weights object gets a new graph); its own methods and other children are the original's."""
+    v = copy.copy(module)
+    v._modules = dict(module._modules)
+    for c in children:
+        child = getattr(module, c)
+        key = (name, c)
+        if key not in cache or cache[key].inner is not child:
+            cache[key] = CompiledModule(child, f"{name}.{c}", dynamic)
+        v._modules[c] = cache[key]
+    return v

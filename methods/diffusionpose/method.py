@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from methods.common.compile import compiled_view
 from methods.common.precision import LowPrecisionCache, check_precision
 from methods.diffusionpose.network import DiffusionPoseNet
 from methods.diffusionpose.pose_method import TopDownPoseMethod
@@ -34,19 +35,23 @@ class DiffusionPose(TopDownPoseMethod):
         """What a run record says about the reverse process."""
         return {"sampler": "ddim (keypoint space, eta 0)", "steps": self.default_steps,
                 "timesteps": int(self.cfg.get("timesteps", 1000)), "flip_test": bool(self.cfg.get("flip_test", True)),
-                "precision": self.precision()}
+                "precision": self.precision(), "compile": bool(self.cfg.get("compile", False))}
 
     def _sampling_net(self) -> nn.Module:
         """fp32: the network. bf16: a view of it whose backbone, coarse head, structure condition and
         SGDD decoder are cached copies with bf16 weights (cast once; rebuilt when the weights change),
         taking and returning fp32, so heatmap rendering, the masks, soft-argmax decoding and the DDIM
         update in keypoint space stay fp32 (bf16 keypoints would be off by up to 0.25 px at 64 px)."""
-        if self.precision() == "fp32":
-            return self.net
-        low = self.__dict__.setdefault("_low", LowPrecisionCache())
-        # convolutions in NHWC (oneDNN's fast bf16 layout); the SC-CA condition keeps NCHW
-        return low.view("net", self.net, ("backbone", "head", "condition", "decoder"),
-                        channels_last=("backbone", "head", "decoder"))
+        net = self.net
+        if self.precision() != "fp32":
+            low = self.__dict__.setdefault("_low", LowPrecisionCache())
+            # convolutions in NHWC (oneDNN's fast bf16 layout); the SC-CA condition keeps NCHW
+            net = low.view("net", self.net, ("backbone", "head", "condition", "decoder"),
+                           channels_last=("backbone", "head", "decoder"))
+        if bool(self.cfg.get("compile", False)):  # ours (issue 16): the per-step networks compiled
+            net = compiled_view(self.__dict__.setdefault("_compiled", {}), "diffusionpose", net,
+                                ("condition", "decoder"))
+        return net
 
     def build_net(self) -> nn.Module:
         c = self.cfg

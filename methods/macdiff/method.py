@@ -18,6 +18,7 @@ from torch import nn
 
 from evaluators.safe_load import load_checkpoint_file
 from methods.base import Method
+from methods.common.compile import compiled_view
 from methods.common.precision import LowPrecisionCache, check_precision
 from methods.registry import register_method
 
@@ -307,16 +308,17 @@ class MacDiff(Method):
     def sampler_settings(self) -> dict[str, Any]:
         """What a run record says about sampling (reconstruction ``sampling``, augmentation ``augment``)."""
         return {"sampler": "ddim", "eta": 0.0, **self._sampling(), "augment": dict(self.cfg.get("augment", {})),
-                "precision": self.precision()}
+                "precision": self.precision(), "compile": bool(self._sampling().get("compile", False))}
 
     def _sampling_core(self) -> MacDiffCore:
         """The core as DDIM sampling calls it. bf16: a view of the core whose decoder (the network
         run at every step) is a cached copy with bf16 weights, cast once, taking and returning fp32;
         the encoder (one pass for the condition), the DDIM update and the CFG mix stay fp32."""
         self.core.eval()
-        if self.precision() == "fp32":
-            return self.core
-        return self._low.view("core", self.core, ("decoder",))
+        core = self.core if self.precision() == "fp32" else self._low.view("core", self.core, ("decoder",))
+        if bool(self._sampling().get("compile", False)):  # ours (issue 16): the per-step decoder compiled
+            core = compiled_view(self.__dict__.setdefault("_compiled", {}), "macdiff", core, ("decoder",))
+        return core
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor, steps: int | None = None, guidance: float | None = None,
