@@ -264,7 +264,7 @@ def _repetition_table(es: list[dict]) -> pd.DataFrame:
             "repetition (s)": _fmt(e.get("repetition_wall_s")) + _c(e),
             "outside generation / target": (f"{100 * share:.1f} % / < {100 * target:.0f} % ({verdict})"
                                             if share is not None and target is not None else _fmt(share)),
-            "same, GT windows cached": _share_cell(e.get("share_outside_generation_warm"), target),
+            "2nd repetition (GT windows reused)": _share_cell(e.get("share_outside_generation_warm"), target),
             "cpu/wall": _cw(e),
         })
     return pd.DataFrame(rows)
@@ -292,9 +292,9 @@ def _repetition_section(es: list[dict]) -> list[str]:
             "`evaluator generated` = on the generations, `metrics` = "
             + ", ".join(f"`{m[len('metric_'):]}`" for m in metric_parts) + ". "
             + ("Reduced run: " + "; ".join(notes) + ". " if notes else "")
-            + "Shares, not absolute seconds, carry over to a full run. `same, GT windows cached`: the same "
-            "repetition rerun with every GT crop window in the protocol's cache (`cache_gt_windows`), what the "
-            "later repetitions of a 20-repetition run approach.\n", _md(rt)]
+            + "Shares, not absolute seconds, carry over to a full run. `2nd repetition`: the second repetition of "
+            "the same call, reusing the GT crop windows the first embedded (`cache_gt_windows`, per call); the "
+            "later repetitions of a 20-repetition run reuse more.\n", _md(rt)]
 
 
 def _file_peak(es: list[dict], mi: dict) -> tuple[float | None, float | None]:

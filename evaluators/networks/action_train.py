@@ -26,6 +26,7 @@ from torch import nn
 
 from evaluators.networks.action_recognition import build_recognizer
 from evaluators.safe_load import load_checkpoint_file
+from methods.common.seeding import rng_neutral
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,10 @@ def load_recognizer(checkpoint: str, kind: str, sample: np.ndarray, n_cls: int, 
     return net.eval()
 
 
+# the caller's python / numpy / torch generators are left as they were: a run whose evaluator is
+# trained here (cache miss) and one that loads it from the cache then draw the same generation
+# noise (issue 17: a resumed run loads the evaluator the uninterrupted run trained)
+@rng_neutral()
 def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **kwargs) -> nn.Module:
     """Train (or load from cache) the recognition evaluator of ``data``; returns it in eval mode."""
     from evaluators.datasets.cache import cache_key, cache_root

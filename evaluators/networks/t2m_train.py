@@ -30,6 +30,7 @@ from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch
 from evaluators.networks.t2m_evaluator import T2MEvaluator, evaluator_config, evaluator_std
 from evaluators.networks.t2m_modules import ContrastiveLoss, MovementConvDecoder
 from evaluators.networks.word_vectors import PROJECTION_SEED
+from methods.common.seeding import rng_neutral
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,10 @@ def fit_evaluator(ev: T2MEvaluator, split: T2MSplit, *, steps: int, batch_size: 
     return losses
 
 
+# the caller's python / numpy / torch generators are left as they were: a run whose evaluator is
+# trained here (cache miss) and one that loads it from the cache then draw the same generation
+# noise (issue 17: a resumed run loads the evaluator the uninterrupted run trained)
+@rng_neutral()
 def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, config: str | None = None,
                     **kwargs) -> T2MEvaluator:
     """Train (or load from cache) an evaluator for ``dataset``; cached at ``cache_root()/evaluators/<key>.pt``.

@@ -72,37 +72,26 @@ def resolve_device(device) -> torch.device:
     return torch.device(device)
 
 
-_GT_CACHE: dict = {}
-_GT_CACHE_MAX = 64
-# GT motion embedding per crop window, across repetitions: {(evaluator, split): {(motion, start, m_len): [D]}}
-_WINDOW_CACHE: dict[tuple, dict[tuple[int, int, int], np.ndarray]] = {}
-_WINDOW_CACHE_MAX = 200_000  # ours: entries over all keys (~2 KB each at D = 512)
-
-
-def window_cache(key: tuple | None) -> dict | None:
-    """The GT-window embedding cache of one (evaluator, split) ``key``; ``None`` turns it off."""
-    if key is None:
-        return None
-    if key not in _WINDOW_CACHE and sum(len(v) for v in _WINDOW_CACHE.values()) >= _WINDOW_CACHE_MAX:
-        _WINDOW_CACHE.clear()
-    return _WINDOW_CACHE.setdefault(key, {})
+def new_window_store() -> dict[tuple[int, int, int], np.ndarray]:
+    """An empty GT-window embedding store ``{(motion, start, m_len): [D]}`` for ONE protocol call
+    (shared by its repetitions and GT passes; never across calls, so a run's numbers do not depend
+    on what ran before it in the process)."""
+    return {}
 
 
 def cached_gt_embeddings(ev, split: T2MSplit, draw: RepetitionDraw, key: tuple, batch_size: int, max_len: int,
-                         windows: dict | None = None):
-    """GT text/motion embeddings of one repetition's pass, cached in-process.
+                         windows: dict | None, cache: dict):
+    """GT text/motion embeddings of one repetition's pass, computed once per ``key`` in ``cache``.
 
     They depend only on the evaluator, the split, the seed and the batch size, never on the
-    method, so evaluating several methods (or step counts) reuses them. ``key`` must identify
-    the evaluator, the split and the seed. ``windows`` (:func:`window_cache`) also reuses the
-    embedding of every GT crop window already embedded by an earlier repetition.
+    method, so the real row and every step-count variant of one protocol call reuse them.
+    ``windows`` (:func:`new_window_store`) also reuses the embedding of every GT crop window
+    already embedded by an earlier repetition of the same call.
     """
-    hit = _GT_CACHE.get(key)
+    hit = cache.get(key)
     if hit is None:
         hit = embed_batches(ev, draw, batch_size, gt_motion_fn(draw, max_len), windows=windows, part="evaluator_gt")
-        if len(_GT_CACHE) >= _GT_CACHE_MAX:
-            _GT_CACHE.pop(next(iter(_GT_CACHE)))
-        _GT_CACHE[key] = hit
+        cache[key] = hit
     return hit
 
 
@@ -177,7 +166,7 @@ def embed_batches(ev, draw: RepetitionDraw, batch_size: int, motion_fn, text: bo
 
     ``motion_fn(batch_indices) -> raw motions [B, T, D]`` gives the motions to embed (GT crops
     or generations). Returns ``(text_emb or None, motion_emb, n_local)`` as numpy arrays.
-    ``windows`` (GT crops only, :func:`window_cache`): embeddings by crop window; only the
+    ``windows`` (GT crops only, :func:`new_window_store`): embeddings by crop window; only the
     windows not in it are embedded (one evaluator call per batch), then stored in it. ``part``:
     the timing span of the motion evaluator (``evaluator_gt`` for GT crops).
     """

@@ -171,3 +171,32 @@ def test_movement_autoencoder_pretraining_then_frozen_encoder():
     assert not torch.equal(w0, w1)  # the AE pretraining changed the movement encoder ...
     torch.testing.assert_close(w1, w2)  # ... and the matching stage kept it frozen (official recipe)
     assert not torch.equal(pre.text_encoder.input_emb.weight, after.text_encoder.input_emb.weight)
+
+
+def test_training_or_loading_an_evaluator_leaves_the_global_generators_alone(tmp_path, monkeypatch):
+    """A run that trains its evaluator (cache miss) and one that loads it (the resumed run, a rerun)
+    must then draw the same generation noise: both paths leave python / numpy / torch RNGs as they were."""
+    import random
+
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
+    from evaluators.networks.action_train import train_recognizer
+    from evaluators.networks.t2m_train import train_evaluator
+    from methods.common.seeding import seed_everything
+
+    class Actions:
+        def __init__(self, n):
+            rng = np.random.default_rng(0)
+            self.items = [{"motion": rng.normal(size=(12, 6, 3)).astype(np.float32), "label": i % 2} for i in range(n)]
+
+        def split(self, name):
+            return self.items
+
+    calls = [lambda: train_evaluator(TinyT2M(n=40, k=4), steps=3, config_overrides=TINY_EVAL_CFG, seed=0),
+             lambda: train_recognizer(Actions(8), kind="a2m_gru", steps=2, batch_size=4, num_frames=12)]
+    for call in calls:
+        for _ in ("trained", "loaded from the cache"):
+            seed_everything(123)
+            call()
+            after = (random.random(), float(np.random.rand()), float(torch.rand(())))
+            seed_everything(123)
+            assert after == (random.random(), float(np.random.rand()), float(torch.rand(())))

@@ -13,7 +13,7 @@ the runner's own checkpoint, one cheap protocol and the records it writes. Three
 
 Then every ``last.pt`` and ``method.pt`` of B equals A's (tensors bit for bit, optimizer, RNG
 and dataset-generator states, step, loss history), and every record of B equals A's in every
-field except :data:`VOLATILE` (wall-clock fields); paths differ only by the ``runs_dir`` prefix,
+field except :data:`VOLATILE` (wall-clock fields and the installed-vs-lock check); paths differ only by the ``runs_dir`` prefix,
 which is replaced by a placeholder before comparing. ``test_mld_killed_by_sigkill...`` does the
 same with a real ``kill -9`` of ``python -m evaluators.run`` once a checkpoint file appears.
 """
@@ -42,7 +42,11 @@ REPO = Path(__file__).resolve().parents[2]
 # protocol's own timings). Both runs use the same runs_dir path, so paths (and the workdir hash in
 # provenance) are compared like everything else.
 VOLATILE = ("started", "wall_s", "extra.train_wall_s", "extra.protocol_wall_s", "extra.wall_s",
-            "extra.infer_s_per_instance")
+            "extra.infer_s_per_instance",
+            # installed packages vs the lock, as the process that wrote the record saw them: the resumed
+            # process may legitimately see another environment (an upgrade between kill and rerun must
+            # show); versions, lock name and hash stay compared
+            "environment.lock.matches_installed", "environment.lock.differs")
 
 T2M_DATA = ["dataset.n_train=24", "dataset.n_val=4", "dataset.n_test=16"]  # 32 test motions: one R-precision batch
 T2M_EVAL = ["protocols=[text2motion]", "protocol_cfg.text2motion.steps_sweep=null",
