@@ -17,6 +17,8 @@ import json
 import logging
 import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +92,24 @@ def valid_or_discard(folder: str | Path, what: str) -> bool:
     log.warning("%s cache %s is %s: rebuilding it", what, folder, problem)
     shutil.rmtree(folder, ignore_errors=True)
     return False
+
+
+def build_staged(folder: str | Path, write: Callable[[Path], None]) -> Path:
+    """Build the cache entry ``folder`` atomically: ``write(stage)`` fills a staging folder beside it,
+    the manifest is added last and the stage is renamed into place, so a failed build leaves nothing
+    behind. When another process finished first, its (valid) copy is kept."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        write(stage)
+        write_manifest(stage)
+        os.chmod(stage, 0o755)  # mkdtemp makes it private; the finished dataset is shared
+        try:
+            os.replace(stage, folder)
+        except OSError:  # another process finished first: keep its copy
+            if cache_problem(folder) is not None:
+                raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return folder

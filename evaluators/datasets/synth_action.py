@@ -16,17 +16,14 @@ held-out ``test`` list (``test_names.txt``) so classifiers can be checked on uns
 
 from __future__ import annotations
 
-import os
 import pickle
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .action import HUMANACT12_CLASSES, SMPL24_CHAIN, ActionDataset, read_humanact12
 from .base import DatasetError, register_dataset
-from .cache import cache_key, cache_problem, cache_root, valid_or_discard, write_manifest
+from .cache import build_staged, cache_key, cache_root, valid_or_discard
 from .motion_body import compose, pose_clip
 from .motion_kinematics import T2M, inverse_kinematics
 
@@ -95,19 +92,7 @@ def ensure(cfg: dict | None = None) -> Path:
     folder = cache_root() / "synth_action" / cache_key("synth_action", VERSION, p)
     if valid_or_discard(folder, "synth_action"):  # sizes + checksums (a damaged copy is rebuilt, one warning)
         return folder / "humanact12poses.pkl"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:  # built in a staging folder renamed into place: a failed build leaves nothing behind
-        generate(stage / "humanact12poses.pkl", p)
-        write_manifest(stage)
-        os.chmod(stage, 0o755)  # mkdtemp makes it private; the finished dataset is shared
-        try:
-            os.replace(stage, folder)
-        except OSError:  # another process finished first: keep its copy
-            if cache_problem(folder) is not None:
-                raise
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    build_staged(folder, lambda stage: generate(stage / "humanact12poses.pkl", p))
     return folder / "humanact12poses.pkl"
 
 

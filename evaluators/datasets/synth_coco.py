@@ -19,14 +19,12 @@ import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from evaluators.datasets.base import register_dataset
-from evaluators.datasets.cache import cache_key, cache_problem, cache_root, valid_or_discard, write_manifest
+from evaluators.datasets.cache import build_staged, cache_key, cache_root, valid_or_discard
 
 log = logging.getLogger(__name__)
 GENERATOR_VERSION = 3
@@ -242,20 +240,11 @@ def ensure_synth(cfg: dict) -> Path:
     final = cache_root() / "synth_coco" / cache_key(GENERATOR_VERSION, opts)
     if valid_or_discard(final, "synth_coco"):  # sizes + checksums (a damaged copy is rebuilt, one warning)
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
-    try:
-        generate(tmp, **opts)
-        (tmp / "DONE").write_text(json.dumps(opts))
-        write_manifest(tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process finished first
-            if cache_problem(final) is not None:
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    def write(stage: Path) -> None:
+        generate(stage, **opts)
+        (stage / "DONE").write_text(json.dumps(opts))
+
+    build_staged(final, write)
     log.info("synth-coco generated at %s", final)
     return final
 

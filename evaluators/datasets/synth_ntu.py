@@ -18,15 +18,12 @@ renamed into place in one step (a killed run never leaves a partial dataset).
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from evaluators.datasets.base import register_dataset
-from evaluators.datasets.cache import cache_key, cache_problem, cache_root, valid_or_discard, write_manifest
+from evaluators.datasets.cache import build_staged, cache_key, cache_root, valid_or_discard
 from evaluators.datasets.skeleton_synth_body import (
     ACTIONS,
     envelope,
@@ -213,22 +210,11 @@ def generate(cfg: dict) -> Path:
     root = cache_root() / f"synth_ntu-{cache_key('synth_ntu', GENERATOR_VERSION, o)}"
     if valid_or_discard(root, "synth_ntu"):  # sizes + checksums (a damaged copy is rebuilt, one warning)
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".synth_ntu-", dir=root.parent))
-    try:
+    def write(stage: Path) -> None:
         _write_all(stage, o)
         (stage / "DONE").write_text("ok\n")
-        write_manifest(stage)
-        os.chmod(stage, 0o755)  # mkdtemp makes it private; the finished dataset is shared
-        try:
-            os.replace(stage, root)
-        except OSError:  # another process finished first: keep its copy
-            if cache_problem(root) is not None:
-                raise
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
-    return root
+
+    return build_staged(root, write)
 
 
 def _write_all(stage: Path, o: dict) -> None:

@@ -18,15 +18,12 @@ built in a temporary folder and renamed into place.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .base import register_dataset
-from .cache import cache_key, cache_problem, cache_root, valid_or_discard, write_manifest
+from .cache import build_staged, cache_key, cache_problem, cache_root, valid_or_discard
 from .humanml3d import HUMANML3D_FPS, extract_features, feature_slices, recover_from_ric
 from .motion_body import PHRASES, PRIMITIVES, compose, pose_clip
 from .motion_kinematics import T2M, mirror_joints
@@ -141,9 +138,7 @@ def generate(out_dir: str | Path, cfg: dict | None = None) -> Path:
                     train_feats.append(feats)
             idx += 1
     tokens = iter(tag_captions([c for *_, cs in records for c, _, _ in cs]))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    def write(tmp: Path) -> None:
         for sub in ("new_joint_vecs", "new_joints", "texts"):
             (tmp / sub).mkdir()
         for _split, sid, feats, cs in records:
@@ -159,10 +154,8 @@ def generate(out_dir: str | Path, cfg: dict | None = None) -> Path:
         ids["all"] = ids["train"] + ids["val"] + ids["test"]
         for name, lst in ids.items():
             (tmp / f"{name}.txt").write_text("\n".join(lst) + "\n", encoding="utf-8")
-        write_manifest(tmp)  # sizes + checksums, checked when the cache is opened
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    build_staged(out, write)  # sizes + checksums (manifest), checked when the cache is opened
     return out
 
 

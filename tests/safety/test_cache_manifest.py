@@ -94,13 +94,13 @@ def test_damaged_cache_is_rebuilt_with_one_line(name, damage, cache_dir, caplog)
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_failed_build_leaves_no_folder(name, cache_dir, monkeypatch):
-    module, build = BUILDERS[name]
+    _, build = BUILDERS[name]
 
     def boom(folder):  # every data file is written by now: the staging folder is full
         assert any(Path(folder).rglob("*"))
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(module, "write_manifest", boom)
+    monkeypatch.setattr(C, "write_manifest", boom)  # every generator stages through cache.build_staged
     with pytest.raises(RuntimeError, match="simulated"):
         build()
     left = [p for p in cache_dir.rglob("*") if p.is_file() or (p.parent != cache_dir and not any(p.iterdir()))]
