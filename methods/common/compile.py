@@ -7,13 +7,14 @@ failure is logged once as a warning and every later call runs eagerly.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+
+from methods.common.precision import module_view
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,8 @@ def compiled_view(cache: dict, name: str, module: nn.Module, children: tuple[str
     """A shallow copy of ``module`` whose ``children`` (the networks run at every sampling step) are
     compiled (:class:`CompiledModule`, cached in ``cache`` per child object, so a new bf16 copy or
     new weights object gets a new graph); its own methods and other children are the original's."""
-    v = copy.copy(module)
-    v._modules = dict(module._modules)
     for c in children:
         child = getattr(module, c)
-        key = (name, c)
-        if key not in cache or cache[key].inner is not child:
-            cache[key] = CompiledModule(child, f"{name}.{c}", dynamic)
-        v._modules[c] = cache[key]
-    return v
+        if (name, c) not in cache or cache[(name, c)].inner is not child:
+            cache[(name, c)] = CompiledModule(child, f"{name}.{c}", dynamic)
+    return module_view(module, {c: cache[(name, c)] for c in children})

@@ -108,11 +108,8 @@ class LowPrecisionCache:
         own methods, buffers and other children are the original ones: its sampling code (keypoint
         / DDIM arithmetic, schedules) runs unchanged in fp32 around bf16 networks. Children named in
         ``channels_last`` run in NHWC (see :func:`low_precision_copy`)."""
-        v = copy.copy(module)
-        v._modules = dict(module._modules)  # the original's children dict stays untouched
-        for c in children:
-            v._modules[c] = self.get(f"{name}.{c}", getattr(module, c), dtype, c in channels_last)
-        return v
+        return module_view(module, {c: self.get(f"{name}.{c}", getattr(module, c), dtype, c in channels_last)
+                                    for c in children})
 
     def clear(self) -> None:
         self._entries.clear()
@@ -122,3 +119,12 @@ class LowPrecisionCache:
 
     def __getitem__(self, name: str) -> nn.Module:
         return self._entries[name][1]
+
+
+def module_view(module: nn.Module, children: dict[str, nn.Module]) -> nn.Module:
+    """A shallow copy of ``module`` with the named children replaced; its own methods, buffers,
+    parameters and other children are the original's, and the original is left untouched (the
+    sampling views of :class:`LowPrecisionCache` and ``methods.common.compile.compiled_view``)."""
+    v = copy.copy(module)
+    v._modules = {**module._modules, **children}
+    return v
