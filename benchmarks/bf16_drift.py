@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from benchmarks.settings import PRECISION_KEYS as _ALL_PRECISION_KEYS
-from leaderboards.speed import DRIFT_KIND as KIND  # speed.md renders files of this kind
-from leaderboards.speed import DRIFT_TITLE
+from leaderboards.speed_drift import DRIFT_KIND as KIND  # speed.md renders files of this kind
+from leaderboards.speed_drift import DRIFT_TITLE
 
 log = logging.getLogger("benchmarks.bf16_drift")
 
