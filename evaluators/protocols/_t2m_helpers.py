@@ -79,32 +79,20 @@ def new_window_store() -> dict[tuple[int, int, int], np.ndarray]:
     return {}
 
 
-def cached_gt_embeddings(ev, split: T2MSplit, draw: RepetitionDraw, key: tuple, batch_size: int, max_len: int,
+def cached_gt_embeddings(ev, split: T2MSplit, draw: RepetitionDraw, seed: int, batch_size: int, max_len: int,
                          windows: dict | None, cache: dict):
-    """GT text/motion embeddings of one repetition's pass, computed once per ``key`` in ``cache``.
+    """GT text/motion embeddings of one repetition's pass, computed once per repetition ``seed`` in
+    ``cache`` (one protocol call: its evaluator, split and batch size are fixed).
 
-    They depend only on the evaluator, the split, the seed and the batch size, never on the
-    method, so the real row and every step-count variant of one protocol call reuse them.
+    They never depend on the method, so the real row and every step-count variant of the call reuse them.
     ``windows`` (:func:`new_window_store`) also reuses the embedding of every GT crop window
     already embedded by an earlier repetition of the same call.
     """
-    hit = cache.get(key)
+    hit = cache.get(seed)
     if hit is None:
         hit = embed_batches(ev, draw, batch_size, gt_motion_fn(draw, max_len), windows=windows, part="evaluator_gt")
-        cache[key] = hit
+        cache[seed] = hit
     return hit
-
-
-def split_fingerprint(split: T2MSplit) -> str:
-    """Cheap identity of a split for cache keys: names (or sizes) and caption counts."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for i, m in enumerate(split.motions):
-        name = split.names[i] if i < len(split.names) else str(i)
-        h.update(f"{name}:{m.shape}:{len(split.captions[i])};".encode())
-        h.update(np.ascontiguousarray(m[:2], dtype=np.float32).tobytes())
-    return h.hexdigest()[:16]
 
 
 def _sync(device: torch.device) -> None:

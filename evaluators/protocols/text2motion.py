@@ -117,7 +117,6 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     real_rows: list[dict] = []
     gen_rows: dict[Any, list[dict]] = {s: [] for s in step_list}
     evaluated = 0
-    fingerprint = H.split_fingerprint(split)
     codes = H.CodeDiversity(str(c["debug_checks"]["residual_codes"]))
     # caches live for THIS call only: a run's numbers must not depend on what ran before it in the
     # process (a cached crop embedded in another batch differs in the last bits; issue 17 resume)
@@ -128,8 +127,7 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
         rng = np.random.default_rng(seed)
         draw = H.draw_repetition(split, rng, bs, unit, max_len)
         # GT embeddings: computed once per repetition, reused by the real row and every variant
-        key = (fingerprint, seed, bs)
-        text_emb, gt_emb, _ = H.cached_gt_embeddings(ev, split, draw, key, bs, max_len, windows, gt_cache)
+        text_emb, gt_emb, _ = H.cached_gt_embeddings(ev, split, draw, seed, bs, max_len, windows, gt_cache)
         evaluated = len(gt_emb)
         if c["real_row"]:
             draw2 = H.draw_repetition(split, np.random.default_rng(10_000 + seed), bs, unit, max_len)
