@@ -4,7 +4,7 @@
 [--methods mld momask hgm3] [--runs-dir DIR] [--repetitions R] [--seed S] [--device cpu]``
 
 For each method: the smoke-scale model of its ``synth-t2m`` experiment (the demo's), taken from
-``DIR/work/METHOD/synth_t2m/<tag>/method.pt`` (the runner's layout, ``evaluators/run.py``) when
+``DIR/work/METHOD/synth_t2m/<tag>/method.pt`` (the runner's layout, ``evaluators/runner/run.py``) when
 a finished run left one there, else trained through the same calls the runner makes and saved
 there. Then the text2motion protocol (``evaluators/protocols/text2motion.py``, its own metric
 functions) runs twice on those weights, once per sampler precision (``PRECISION_KEYS``), each
@@ -22,7 +22,7 @@ metrics on one trained model; they are not comparable with any paper number
 from __future__ import annotations
 
 # isort: off
-import evaluators  # noqa: F401  (thread defaults before torch: evaluators/threads.py)
+import evaluators  # noqa: F401  (thread defaults before torch: evaluators/core/threads.py)
 # isort: on
 
 import argparse
@@ -102,7 +102,7 @@ class Setup:
 def resolve(method: str, runs_dir: Path, seed: int = 0, repetitions: int | None = None) -> Setup:
     """The method, dataset and text2motion configs of ``METHOD_synth-t2m`` at smoke scale (``plan``)."""
     from evaluators.datasets.cache import cache_key
-    from evaluators.run import compose, experiment_name, plan
+    from evaluators.runner.run import compose, experiment_name, plan
 
     exp = experiment_name(method, DATASET)
     cfg = compose([f"+experiment={exp}", "scale=smoke", f"seed={seed}"])
@@ -116,7 +116,7 @@ def resolve(method: str, runs_dir: Path, seed: int = 0, repetitions: int | None 
         pcfg[k] = {**(pcfg.get(k) or {}), **v} if isinstance(v, dict) else v
     if repetitions is not None:
         pcfg["repetitions"] = int(repetitions)
-    # the runner's workdir (evaluators/run.py run_experiment): the settings' hash names the folder
+    # the runner's workdir (evaluators/runner/run.py run_experiment): the settings' hash names the folder
     tag = f"smoke_s{seed}_{cache_key(mcfg, dcfg)[:8]}"
     return Setup(method, p["cls"], dict(mcfg), dcfg, pcfg, seed, "smoke", runs_dir / "work" / method / dcfg["name"] / tag,
                  exp)
@@ -178,10 +178,10 @@ def find_checkpoint(s: Setup, runs_dir: Path) -> dict | None:
 
 
 def train(s: Setup, device: str) -> dict:
-    """Train at smoke scale as ``evaluators.run.run_experiment`` does (seed, load the data, build,
+    """Train at smoke scale as ``evaluators.runner.run.run_experiment`` does (seed, load the data, build,
     ``fit``) and save ``workdir/method.pt``."""
+    from evaluators.core.seeding import seed_everything
     from evaluators.datasets import load_dataset
-    from methods.common.seeding import seed_everything
 
     seed_everything(s.seed)
     data = load_dataset(s.dataset_cfg)
@@ -211,8 +211,8 @@ def raw_output_check(models: dict[str, Any], captions: list, lengths: list[int],
     Returns the max |fp32 - fp32 again| (0 when sampling is deterministic for a seed) and the max
     and relative |bf16 - fp32|; a bf16 output equal to fp32 means the precision switch did nothing.
     """
+    from evaluators.core.seeding import seed_everything
     from evaluators.protocols._t2m_helpers import call_generate
-    from methods.common.seeding import seed_everything
 
     codes = {}
 
@@ -249,8 +249,8 @@ def check_batch(data: Any, n: int = 16, unit: int = 4, max_len: int = 196) -> tu
 
 def evaluate(method, data, pcfg: dict, ctx, seed: int):
     """One text2motion protocol run (seeded like the runner); its main (generated, default-steps) result."""
+    from evaluators.core.seeding import seed_everything
     from evaluators.protocols import get_protocol
-    from methods.common.seeding import seed_everything
 
     seed_everything(seed)
     t0 = time.perf_counter()
@@ -285,7 +285,7 @@ def measure_pair(models: dict[str, Any], data: Any, pcfg: dict, ctx, seed: int) 
     from evaluators.protocols import _t2m_helpers as H
 
     if "t2m_evaluator" not in (ctx.extra or {}):  # one evaluator object for both passes
-        from methods.common.seeding import seed_everything
+        from evaluators.core.seeding import seed_everything
 
         seed_everything(seed)
         ctx.extra = {**(ctx.extra or {}), "t2m_evaluator": H.build_evaluator(data, pcfg.get("evaluator") or {}, ctx)}
@@ -309,9 +309,9 @@ def measure_pair(models: dict[str, Any], data: Any, pcfg: dict, ctx, seed: int) 
 def measure_method(method: str, runs_dir: Path, seed: int, device: str, repetitions: int | None,
                    evaluators_cache: dict) -> dict:
     """Resolve, reuse or train, build both precisions, measure."""
+    from evaluators.core.seeding import seed_everything
     from evaluators.datasets import load_dataset
     from evaluators.protocols import RunContext
-    from methods.common.seeding import seed_everything
 
     t0 = time.perf_counter()
     s = resolve(method, runs_dir, seed, repetitions)
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
-    from evaluators.run import load_plugins
+    from evaluators.runner.run import load_plugins
 
     load_plugins()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["loadavg_end"] = list(os.getloadavg())
     except OSError:
         pass
-    from evaluators.io import atomic_write_text
+    from evaluators.core.io import atomic_write_text
     from evaluators.records import _jsonable
 
     atomic_write_text(args.out, json.dumps(_jsonable(doc), indent=1, sort_keys=True) + "\n")

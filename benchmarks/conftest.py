@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 # isort: off
-import evaluators  # noqa: F401  (OpenMP wait policy / thread count before torch: evaluators/threads.py)
+import evaluators  # noqa: F401  (OpenMP wait policy / thread count before torch: evaluators/core/threads.py)
 import torch
 # isort: on
 

@@ -64,7 +64,7 @@ fi
 
 # 3. one DDP smoke run per method (nccl on GPUs, one record per protocol under $OUT/ddp)
 for m in "${METHODS[@]}"; do
-    exp=$("$PY" -c "from methods.common.config import load_config as l; print(l('method', '$m', 'smoke')['demo_experiment'])")
+    exp=$("$PY" -c "from evaluators.core.config import load_config as l; print(l('method', '$m', 'smoke')['demo_experiment'])")
     args=(-m evaluators.run "+experiment=$exp" scale=smoke device=auto "runs_dir=$OUT/ddp")
     if [ $DRY = 0 ]; then
         timed "ddp_$m" 120 "$PY" -m torch.distributed.run --standalone --nproc_per_node=$NPROC "${args[@]}" \

@@ -41,7 +41,7 @@ def default_steps(m) -> int | None:
     return None
 
 
-# method -> path of its sampler ``precision`` key in the method config (methods/common/precision.py)
+# method -> path of its sampler ``precision`` key in the method config (evaluators/core/precision.py)
 PRECISION_KEYS = {"mld": ("diffusion", "precision"), "momask": ("sampler", "precision"),
                   "hgm3": ("sampler", "precision"), "macdiff": ("sampling", "precision"),
                   "diffusionpose": ("precision",)}

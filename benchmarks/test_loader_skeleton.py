@@ -119,8 +119,8 @@ def test_ntu_feeder_batch_vs_model_step(benchmark, synth, scale, device):
 
 
 def test_skeleton_parse_and_preprocess(benchmark, synth):
-    from evaluators.datasets.ntu import read_missing_list, read_skeleton
-    from evaluators.datasets.ntu_preprocess import preprocess_skeleton
+    from evaluators.datasets.skeleton.ntu import read_missing_list, read_skeleton
+    from evaluators.datasets.skeleton.ntu_preprocess import preprocess_skeleton
 
     skip = set(read_missing_list(Path(synth.root) / "NTU_RGBD_samples_with_missing_skeletons.txt"))
     files = [p for p in sorted(Path(synth.root).rglob("*.skeleton")) if p.stem not in skip][:20]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from evaluators.core.config import load_config
 from evaluators.datasets import load_dataset
-from methods.common.config import load_config
 
 N = 64
 

@@ -38,9 +38,9 @@ from benchmarks.conftest import (
 )
 from benchmarks.profiling import top_ops
 from benchmarks.settings import PRECISION_KEYS, configured_batch, default_steps, set_precision
+from evaluators.core.config import load_config
 from methods import get_method, list_methods
 from methods.base import MotionGenerator, PoseEstimator, RepresentationLearner
-from methods.common.config import load_config
 
 STEPS = {"mld": [1, 2, 5, 10, 25, 50, 100, 1000], "momask": [1, 2, 5, 10, 18], "hgm3": [1, 2, 5, 10, 18],
          "macdiff": [1, 2, 5, 10, 50], "diffusionpose": [1, 2, 5, 10], "heatmap_baseline": [None]}
@@ -262,7 +262,7 @@ def test_denoiser_switches(benchmark, name, mode, scale, device):
     if mode == "compile":
         fn = torch.compile(module)
     elif mode == "bf16_weights":  # what precision: bf16 samples with: weights cast once, fp32 in and out
-        from methods.common.precision import low_precision_copy
+        from evaluators.core.precision import low_precision_copy
 
         fn = low_precision_copy(module)
 

@@ -3,7 +3,7 @@
 Each process runs the same loop of small matmuls (per-op parallel regions, as a sampling loop).
 ``concurrent_over_alone`` = wall time of the slower of two concurrent processes / wall time of
 one alone; 2 means the cores were simply shared, far above 2 means threads spun while waiting
-for descheduled peers. ``suite`` uses the defaults of ``evaluators/threads.py`` (passive wait,
+for descheduled peers. ``suite`` uses the defaults of ``evaluators/core/threads.py`` (passive wait,
 threads from affinity mask and load); ``openmp_default`` unsets them and uses every core.
 """
 
@@ -25,7 +25,7 @@ def _env(mode: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MOTIONREPRO_THREADS")}
     if mode == "suite":
-        from evaluators.threads import configure
+        from evaluators.core.threads import configure
 
         configure(env)
     else:

@@ -37,11 +37,11 @@ import pytest
 import torch
 
 from benchmarks.conftest import CpuWall
+from evaluators.core.config import load_config
 from evaluators.datasets import load_dataset
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.protocols._timing import Spans, share_outside
 from methods import get_method, list_methods
-from methods.common.config import load_config
 
 METHODS = [m for m in ("mld", "momask", "hgm3") if m in list_methods()]
 TARGET_SHARE = 0.10  # issue 16: evaluation outside generation < 10 % of a repetition's wall time

@@ -1,5 +1,5 @@
 """Everything that turns a trained method into numbers: datasets, metrics, protocols, records."""
 
-from evaluators import threads as _threads
+from evaluators.core import threads as _threads
 
-_threads.configure()  # OpenMP wait policy / thread count before torch loads (evaluators/threads.py)
+_threads.configure()  # OpenMP wait policy / thread count before torch loads (evaluators/core/threads.py)

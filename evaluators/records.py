@@ -36,7 +36,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from evaluators.io import atomic_write_text
+from evaluators.core.io import atomic_write_text
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)  # schema 1 = before provenance/environment; still read, never comparable

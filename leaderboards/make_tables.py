@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from evaluators import provenance as P
-from evaluators.io import atomic_write_text
+from evaluators.core.io import atomic_write_text
 from evaluators.records import hardware_label, read_records
 from leaderboards.references import Paper, Table, load_papers, load_sources
 
@@ -93,7 +93,7 @@ def paper_setting(method: str, rec: dict | None = None) -> dict | None:
     if method not in _SETTINGS:
         import yaml
 
-        from methods.common.config import config_dirs
+        from evaluators.core.config import config_dirs
 
         found = None
         for d in config_dirs():

@@ -381,7 +381,7 @@ def _quality_key(rec: dict) -> str | None:
 
 
 def _save(fig, path: Path) -> Path:
-    from evaluators.io import atomic_open
+    from evaluators.core.io import atomic_open
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as fh:

@@ -1,16 +1,10 @@
-"""Registered methods. Importing this package imports every method subpackage."""
+"""Registered methods: one folder per method, each registering its class with ``@register_method``.
 
-import importlib
-import pkgutil
-from pathlib import Path
+The method folders are imported on the first lookup (:func:`get_method`, :func:`list_methods`),
+not when this package is imported, so that :mod:`methods.base` (the capabilities protocols
+code against) can be imported without loading every model.
+"""
 
-import evaluators  # noqa: F401  (sets OpenMP wait policy / threads before torch loads: evaluators/threads.py)
 from methods.registry import get_method, list_methods, register_method
-
-_SKIP = {"common", "base", "registry"}
-
-for _mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
-    if _mod.ispkg and _mod.name not in _SKIP and not _mod.name.startswith("_"):
-        importlib.import_module(f"methods.{_mod.name}")
 
 __all__ = ["get_method", "list_methods", "register_method"]

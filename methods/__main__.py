@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
 
+    from evaluators.core.config import load_config
     from methods import get_method, list_methods
-    from methods.common.config import load_config
     from methods.registry import UnknownNameError
 
     if args.cmd == "list":

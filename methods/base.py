@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from evaluators.safe_load import load_checkpoint_file
+from evaluators.core.safe_load import load_checkpoint_file
 
 
 @runtime_checkable
@@ -167,7 +167,7 @@ class Method:
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Atomically write ``{"method", "state_dict", "cfg"}`` (the runner does this after training)."""
-        from evaluators.io import atomic_torch_save
+        from evaluators.core.io import atomic_torch_save
 
         atomic_torch_save({"method": self.registry_name, "state_dict": self.state_dict(), "cfg": self.cfg}, path)
         return Path(path)
@@ -180,7 +180,7 @@ class Method:
         """
         if not Path(path).exists():
             raise FileNotFoundError(f"checkpoint {path} does not exist")
-        obj = load_checkpoint_file(path)  # weights_only=True (evaluators/safe_load.py)
+        obj = load_checkpoint_file(path)  # weights_only=True (evaluators/core/safe_load.py)
         self.load_state_dict(obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj)
 
     def to(self, device: str | torch.device) -> Method:

@@ -1,29 +1,20 @@
 """Method registry: one decorator per method class, looked up by name.
 
 Every method package under ``methods/`` registers its entry class with
-``@register_method("<folder name>")``; ``methods/__init__.py`` imports every
-subpackage so the decorators run (a test checks no folder is forgotten).
+``@register_method("<folder name>")``; the first lookup imports every method
+folder and the ``$MOTIONREPRO_PLUGINS`` modules so the decorators run (a test checks no folder is forgotten).
 """
 
 from __future__ import annotations
 
-import difflib
+import importlib
+import pkgutil
+from pathlib import Path
+
+from evaluators.core.names import UnknownNameError, unknown_name_message
+from evaluators.core.plugins import load_plugins
 
 _METHODS: dict[str, type] = {}
-
-
-class UnknownNameError(KeyError):
-    """An unknown registry name; the message lists close matches and all names."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
-        return str(self.args[0])
-
-
-def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
-    """One line naming the close matches and the available names (shared by all registries)."""
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f" did you mean {', '.join(close)}?" if close else ""
-    return f"unknown {kind} {name!r};{hint} available: {', '.join(sorted(known))}"
 
 
 def register_method(name: str):
@@ -41,6 +32,7 @@ def register_method(name: str):
 
 def get_method(name: str) -> type:
     """The registered class for ``name``; raises UnknownNameError with suggestions."""
+    _import_all()
     try:
         return _METHODS[name]
     except KeyError:
@@ -49,4 +41,20 @@ def get_method(name: str) -> type:
 
 def list_methods(include_testing: bool = False) -> list[str]:
     """Sorted names of registered methods (test-only methods hidden unless asked)."""
+    _import_all()
     return sorted(n for n, c in _METHODS.items() if include_testing or not getattr(c, "testing_only", False))
+
+
+# folders of methods/ that hold shared code, not a method
+_NOT_METHODS = {"common"}
+
+
+def _import_all() -> None:
+    """Import every method folder and the plugins so their ``@register_method`` decorators run."""
+    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if mod.ispkg and mod.name not in _NOT_METHODS and not mod.name.startswith("_"):
+            importlib.import_module(f"methods.{mod.name}")
+    load_plugins()
+
+
+__all__ = ["UnknownNameError", "get_method", "list_methods", "register_method", "unknown_name_message"]

@@ -14,21 +14,16 @@ missing), ``url`` (where the maintainers publish it).
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from methods.registry import UnknownNameError, unknown_name_message
-
-
-class DatasetError(Exception):
-    """Bad or missing dataset input. The message names the file and what is wrong."""
-
-    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
-        self.path = str(path) if path is not None else None
-        super().__init__(f"{self.path}: {message}" if self.path and self.path not in message else message)
-
+from evaluators.core.errors import DatasetError
+from evaluators.core.names import UnknownNameError, unknown_name_message
+from evaluators.core.plugins import load_plugins
 
 _DATASETS: dict[str, Callable[[dict], Any]] = {}
 _INFO: dict[str, dict[str, Any]] = {}
@@ -126,11 +121,13 @@ def inspect_path(path: str | os.PathLike) -> dict:
 
 def _import_all() -> None:
     """Import every loader module so its registrations run."""
-    import importlib
-    import pkgutil
+    for mod in pkgutil.walk_packages(_PACKAGE_PATH, prefix="evaluators.datasets."):
+        if not mod.name.rsplit(".", 1)[-1].startswith("_") and mod.name not in _SHARED:
+            importlib.import_module(mod.name)
+    load_plugins()
 
-    import evaluators.datasets as pkg
 
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_") and mod.name != "base":
-            importlib.import_module(f"evaluators.datasets.{mod.name}")
+# the registrations live in the family sub-packages; the shared modules register nothing
+_PACKAGE_PATH = [str(Path(__file__).parent)]
+_SHARED = {"evaluators.datasets.base", "evaluators.datasets.cache", "evaluators.datasets.checks",
+           "evaluators.datasets.ntu", "evaluators.datasets.humanml3d"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DatasetError
+from evaluators.datasets.base import DatasetError
 
 #: dtype kinds a numeric array may have: signed/unsigned integers and floats
 NUMERIC_KINDS = "iuf"

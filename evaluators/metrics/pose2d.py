@@ -5,7 +5,7 @@
   invisible (or whose sample has a zero normaliser) is excluded; a joint with no valid sample
   gets -1 and is left out of the mean.
 - :func:`pckh` follows MMPose ``MpiiPCKAccuracy``: normaliser = head size (0.6 x head-box
-  diagonal, see ``evaluators/datasets/mpii.py``) on both axes; the mean excludes pelvis and
+  diagonal, see ``evaluators/datasets/pose2d/mpii.py``) on both axes; the mean excludes pelvis and
   thorax (joints 6, 7) and weights joints by their visible counts; PCKh@0.1 from the same
   tables.
 - :func:`oks_ap` writes the results to a temporary file and runs ``COCOeval(iouType='keypoints')``.
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evaluators.datasets.pose_transforms import COCO_SIGMAS
+from evaluators.datasets.pose2d.transforms import COCO_SIGMAS
 
 COCO_STATS = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 

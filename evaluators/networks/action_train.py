@@ -3,7 +3,7 @@
 An action-to-motion dataset is read through :func:`action_split`, which accepts
 ``data.split(name)`` returning either an object with ``motions`` (list of ``[T_i, J, C]``)
 and ``labels`` (ints), or a sequence of items with ``motion`` / ``label`` (attributes or dict
-keys; ``joints`` is accepted for ``motion``, as ``evaluators/datasets/action.py`` names it).
+keys; ``joints`` is accepted for ``motion``, as ``evaluators/datasets/motion/action.py`` names it).
 Class count: ``data.num_classes`` or ``max(label) + 1``.
 
 Training follows ACTOR's recognition training (``src/train/train_stgcn.py``: cross-entropy,
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from evaluators.core.safe_load import load_checkpoint_file
+from evaluators.core.seeding import rng_neutral
 from evaluators.networks.action_recognition import build_recognizer
-from evaluators.safe_load import load_checkpoint_file
-from methods.common.seeding import rng_neutral
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def actor_clip(motion: np.ndarray, num_frames: int | None, rng) -> np.ndarray:
     ``torch_dataset`` yields. ``rng`` is a ``random.Random``."""
     m = np.asarray(motion, np.float32)
     if num_frames:
-        from evaluators.datasets.action import actor_frame_indices
+        from evaluators.datasets.motion.action import actor_frame_indices
 
         m = m[actor_frame_indices(len(m), int(num_frames), rng)]
     return m - m[:1, :1]
@@ -66,7 +66,7 @@ def action_split(data: Any, split: str) -> ActionSplit:
     if items and isinstance(items[0], dict):
         def get(it, k):
             return it["joints"] if k == "motion" and "motion" not in it else it[k]
-    else:  # evaluators/datasets/action.py ActionSample(name, joints [T, J, 3], label)
+    else:  # evaluators/datasets/motion/action.py ActionSample(name, joints [T, J, 3], label)
         def get(it, k):
             return it.joints if k == "motion" and not hasattr(it, "motion") else getattr(it, k)
     return ActionSplit([np.asarray(get(it, "motion"), np.float32) for it in items],
@@ -129,8 +129,8 @@ def load_recognizer(checkpoint: str, kind: str, sample: np.ndarray, n_cls: int, 
 @rng_neutral()
 def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **kwargs) -> nn.Module:
     """Train (or load from cache) the recognition evaluator of ``data``; returns it in eval mode."""
+    from evaluators.core.io import atomic_torch_save
     from evaluators.datasets.cache import cache_key, cache_root
-    from evaluators.io import atomic_torch_save
 
     hp = {**DEFAULTS, **kwargs}
     tr = action_split(data, split)
@@ -144,7 +144,7 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
     if cache and path.exists():
-        from evaluators.safe_load import CheckpointError
+        from evaluators.core.safe_load import CheckpointError
 
         try:
             net.load_state_dict(load_checkpoint_file(path, what="recogniser cache")["model"])

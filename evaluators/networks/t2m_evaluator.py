@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from evaluators.core.safe_load import load_checkpoint_file
 from evaluators.networks.t2m_modules import MotionEncoderBiGRUCo, MovementConvEncoder, TextEncoderBiGRUCo
 from evaluators.networks.word_vectors import MAX_TEXT_LEN, POS_ENUMERATOR, default_vectorizer, tokenize_caption
-from evaluators.safe_load import load_checkpoint_file
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ class T2MEvaluator(nn.Module):
 
     def save(self, path: str | Path) -> None:
         """Atomic save: official layout + our mean/std/config/meta."""
-        from evaluators.io import atomic_torch_save
+        from evaluators.core.io import atomic_torch_save
 
         state = self.official_state_dict()
         state.update(mean=self.mean.cpu(), std=self.std.cpu(), config=asdict(self.cfg), meta=self.meta)

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from evaluators.core.seeding import rng_neutral
 from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch, t2m_split
 from evaluators.networks.t2m_evaluator import T2MEvaluator, evaluator_config, evaluator_std
 from evaluators.networks.t2m_modules import ContrastiveLoss, MovementConvDecoder
 from evaluators.networks.word_vectors import PROJECTION_SEED
-from methods.common.seeding import rng_neutral
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
                     data_digest(tr.motions, tr.captions), hp, f"minilm-proj-{PROJECTION_SEED}")
     path = cache_root() / "evaluators" / f"{key}.pt"
     if cache and path.exists():
-        from evaluators.safe_load import CheckpointError
+        from evaluators.core.safe_load import CheckpointError
 
         log.info("loading cached evaluator %s", path)
         try:

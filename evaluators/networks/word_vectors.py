@@ -97,7 +97,7 @@ class GloveVectors(_Vectorizer):
             if not p.exists():
                 raise FileNotFoundError(f"{p}: official GloVe file missing (expected {[q.name for q in paths]})")
         vectors = np.load(paths[0])
-        from evaluators.safe_load import load_data_pickle
+        from evaluators.core.safe_load import load_data_pickle
 
         words = load_data_pickle(paths[1])  # restricted: lists/dicts of str and int only
         idx = load_data_pickle(paths[2])
@@ -164,7 +164,7 @@ def tokenize_caption(caption: str) -> list[str]:
 
 @functools.lru_cache(maxsize=65536)
 def _tokenize_cached(caption: str) -> tuple[str, ...]:
-    from evaluators.datasets.t2m_text import tokens_from_doc
+    from evaluators.datasets.motion.t2m_text import tokens_from_doc
 
     # same process_text rules as the dataset tagger; the vocabulary lookup is lower-case
     out = []

@@ -1,7 +1,7 @@
 """Shared pieces of the skeleton protocols (linear / semi / finetune): features, classifier
 training with the MAMP/MacDiff fine-tune recipe, and the hook a method provides for fine-tuning.
 
-Protocols receive a :class:`~evaluators.datasets.skeleton_base.SkeletonDataset` (``data``) and a
+Protocols receive a :class:`~evaluators.datasets.skeleton.dataset.SkeletonDataset` (``data``) and a
 method; they never import a concrete method. Windows come from ``data.feeder(split, train,
 window)`` with ``window = cfg["window"]`` or the method's ``window`` attribute (120 by default).
 """

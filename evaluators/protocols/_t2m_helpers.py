@@ -18,8 +18,8 @@ from evaluators.protocols._timing import span
 
 log = logging.getLogger(__name__)
 
-try:  # methods.common.distributed is written by another engineer; fall back to one process
-    from methods.common.distributed import gather_concat, shard_indices
+try:  # evaluators.core.distributed is written by another engineer; fall back to one process
+    from evaluators.core.distributed import gather_concat, shard_indices
 except ImportError:  # pragma: no cover - exercised only before that module lands
     def shard_indices(n: int, num_shards=None, shard=None) -> np.ndarray:
         return np.arange(int(n), dtype=np.int64)

@@ -16,7 +16,7 @@ Registered as ``pose`` and, with their own configs, ``coco_ap`` / ``mpii_pckh``
 - ``overlays``: skeleton-overlay PNGs of the first images (and of the real COCO / MPII
   samples when ``real_samples`` points at them) under ``<workdir>/overlays``.
 
-Evaluation is sharded over ranks (``methods.common.distributed``); each instance counts once.
+Evaluation is sharded over ranks (``evaluators.core.distributed``); each instance counts once.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluators.datasets.coco import read_image
+from evaluators.datasets.pose2d.coco import read_image
 from evaluators.metrics.pose2d import coco_results, oks_ap, pck, pckh
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
 
@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {"split": None, "boxes": ["det", "gt"], "flip_test": 
 
 def predict_instances(method, instances: list[dict], cfg: dict, steps: int | None = None) -> tuple[np.ndarray, float]:
     """Predictions ``[N, K, 3]`` for instance dicts (sharded over ranks, gathered) and wall seconds."""
-    from methods.common import distributed as D
+    from evaluators.core import distributed as D
 
     kwargs = {}
     params = inspect.signature(method.predict).parameters
@@ -211,7 +211,7 @@ def _save_png(arr: np.ndarray, path: Path) -> Path:
 
     from PIL import Image
 
-    from evaluators.io import atomic_write_bytes
+    from evaluators.core.io import atomic_write_bytes
 
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
@@ -233,8 +233,8 @@ def draw_overlays(instances: list[dict], preds: np.ndarray, skeleton, out_dir: P
 
 def draw_real_samples(method, shared_dir: Path, out_dir: Path) -> list[Path]:
     """Predict and draw on the real COCO (GT boxes of test_coco.json) or MPII samples matching the method's format."""
-    from evaluators.datasets.coco import parse_coco_keypoints
-    from evaluators.datasets.mpii import parse_mpii
+    from evaluators.datasets.pose2d.coco import parse_coco_keypoints
+    from evaluators.datasets.pose2d.mpii import parse_mpii
 
     fmt = getattr(method, "fmt", "coco")
     if fmt == "coco" and (shared_dir / "coco" / "test_coco.json").exists():

@@ -72,7 +72,7 @@ class _Acc:
 def _to_joints(data, dim: int):
     if hasattr(data, "features_to_joints"):
         return lambda x: np.asarray(data.features_to_joints(x))
-    from evaluators.datasets.humanml3d import recover_from_ric
+    from evaluators.datasets.motion.humanml3d import recover_from_ric
 
     joints_num = {263: 22, 251: 21}.get(dim)
     if joints_num is None:

@@ -2,17 +2,20 @@
 
 A protocol is ``fn(method, data, cfg: dict, ctx: RunContext) -> ProtocolResult``. It asks
 for a capability (``needs``), never a concrete method. The runner
-(``evaluators/run.py``) writes one run record per returned result.
+(``evaluators/runner/run.py``) writes one run record per returned result.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from methods.registry import UnknownNameError, unknown_name_message
+from evaluators.core.names import UnknownNameError, unknown_name_message
+from evaluators.core.plugins import load_plugins
 
 
 @dataclass
@@ -97,11 +100,8 @@ def list_protocols() -> list[str]:
 
 
 def _import_all() -> None:
-    import importlib
-    import pkgutil
-
-    import evaluators.protocols as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
+    """Import every protocol module (and the plugins) so their registrations run."""
+    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if not mod.name.startswith("_") and mod.name != "registry":
             importlib.import_module(f"evaluators.protocols.{mod.name}")
+    load_plugins()

@@ -116,7 +116,7 @@ def _ci(values: list[float]) -> tuple[float, float]:
 
 def augmented_split(method, data, sub, ratio: float, window: int, seed: int):
     """``sub`` (a SkeletonSplit) plus ``round(ratio * len(sub))`` generated samples (see module doc)."""
-    from evaluators.datasets.skeleton_base import SkeletonSplit
+    from evaluators.datasets.skeleton.dataset import SkeletonSplit
 
     torch.manual_seed(seed)
     feeder = data.feeder(sub, train=True, window=window)
@@ -252,7 +252,7 @@ def _setting_tag(aug) -> str:
 
 
 def _stack(splits):
-    from evaluators.datasets.skeleton_base import SkeletonSplit
+    from evaluators.datasets.skeleton.dataset import SkeletonSplit
 
     return SkeletonSplit(np.concatenate([s.data for s in splits]), np.concatenate([s.labels for s in splits]),
                          [n for s in splits for n in s.names], np.concatenate([s.valid_frames for s in splits]))

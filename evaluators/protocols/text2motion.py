@@ -27,7 +27,7 @@ at most ``max_motion_length`` frames has at most 12 windows (<= 4 starts at the 
 AITS: mean wall time of ``generate`` at batch 1 over test captions (synchronised on GPU).
 ``steps_sweep: [10, 50, ...]`` adds one result per step count (variant ``steps=N``: FID,
 R-Precision, MM-Dist, Diversity and AITS; no MultiModality). Under ``torchrun`` the batches
-are sharded across ranks (``methods.common.distributed.shard_indices``) and gathered; the
+are sharded across ranks (``evaluators.core.distributed.shard_indices``) and gathered; the
 record stores the expected and the evaluated sample counts.
 
 Timing (issue 16): each repetition's wall time is split into exclusive spans (``_timing.py``):

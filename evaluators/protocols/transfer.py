@@ -23,8 +23,8 @@ from evaluators.provenance import ours_entry
 
 def load_target(cfg: dict, ctx: RunContext):
     """The target dataset object (``evaluators.datasets.load_dataset``) named by ``cfg["target"]``."""
+    from evaluators.core.config import load_config
     from evaluators.datasets import load_dataset
-    from methods.common.config import load_config
 
     target = cfg.get("target")
     if not target:

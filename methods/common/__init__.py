@@ -2,7 +2,7 @@
 
 Not a method package (``methods/__init__.py`` skips it). Import the submodules directly::
 
-    from methods.common.config import load_config
+    from evaluators.core.config import load_config
     from methods.common.training import train, seed_everything
-    from methods.common.distributed import shard_indices, gather_concat
+    from evaluators.core.distributed import shard_indices, gather_concat
 """

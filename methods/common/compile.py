@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.common.precision import module_view
+from evaluators.core.precision import module_view
 
 log = logging.getLogger(__name__)
 

@@ -31,12 +31,12 @@ Checkpoints. ``ckpt_dir/last.pt`` holds the modules, optimizer, scheduler, step,
 history, the python/numpy/torch RNG states of every rank, and the state of every generator
 the dataset owns (:func:`dataset_generators`: e.g. the caption/crop ``random.Random`` of the
 text-motion dataset, the clip-shift RNG of the action dataset); it is written atomically
-(temp file + rename, :func:`evaluators.io.atomic_torch_save`) every ``ckpt_every`` steps and
+(temp file + rename, :func:`evaluators.core.io.atomic_torch_save`) every ``ckpt_every`` steps and
 at the end, after the previous one has been renamed to ``prev.pt``. When it exists,
 :func:`train` resumes from it, so a killed run re-run with the same arguments ends with
 bit-identical weights (CPU) to an uninterrupted one. A truncated or unreadable ``last.pt``
 is named in one warning line and the run resumes from ``prev.pt`` instead. Checkpoints are
-read with ``weights_only=True`` (:mod:`evaluators.safe_load`). The data order needs no saved
+read with ``weights_only=True`` (:mod:`evaluators.core.safe_load`). The data order needs no saved
 generator: it is a pure function of ``(seed, epoch)``.
 """
 
@@ -57,9 +57,9 @@ from torch import nn
 from torch.utils.data import DataLoader, default_collate
 from tqdm.auto import tqdm
 
-from evaluators.io import atomic_torch_save
-from methods.common import distributed as D
-from methods.common.seeding import get_rng_state, seed_everything, set_rng_state
+from evaluators.core import distributed as D
+from evaluators.core.io import atomic_torch_save
+from evaluators.core.seeding import get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["TrainState", "train", "seed_everything", "epoch_permutation", "global_batches", "local_slice",
            "average_gradients", "dataset_generators", "find_resume_checkpoint",
@@ -271,9 +271,9 @@ def find_resume_checkpoint(ckpt_dir: str | Path) -> tuple[Path, dict] | None:
     """The checkpoint to resume from and its contents: ``last.pt``, else (damaged or missing) ``prev.pt``.
 
     A damaged ``last.pt`` costs one warning line naming it; both damaged raises
-    :class:`evaluators.safe_load.CheckpointError` naming both files. None when neither exists.
+    :class:`evaluators.core.safe_load.CheckpointError` naming both files. None when neither exists.
     """
-    from evaluators.safe_load import CheckpointError, load_checkpoint_file
+    from evaluators.core.safe_load import CheckpointError, load_checkpoint_file
 
     last, prev = Path(ckpt_dir) / CKPT_NAME, Path(ckpt_dir) / PREV_NAME
     errors = []

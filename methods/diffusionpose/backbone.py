@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from evaluators.safe_load import load_checkpoint_file
+from evaluators.core.safe_load import load_checkpoint_file
 
 log = logging.getLogger(__name__)
 

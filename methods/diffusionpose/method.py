@@ -2,7 +2,7 @@
 
 Builds :class:`~methods.diffusionpose.network.DiffusionPoseNet` from the method config and
 inherits training, flip-test inference and checkpoints from
-:class:`~methods.diffusionpose.pose_method.TopDownPoseMethod`. ``predict(..., steps=S)``
+:class:`~methods.common.pose_estimation.TopDownPoseMethod`. ``predict(..., steps=S)``
 runs S reverse (DDIM skip-step) iterations; ``steps=0`` returns the conv initialisation.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 
 from torch import nn
 
+from evaluators.core.precision import LowPrecisionCache, check_precision
 from methods.common.compile import compiled_view
-from methods.common.precision import LowPrecisionCache, check_precision
+from methods.common.pose_estimation import TopDownPoseMethod
 from methods.diffusionpose.network import DiffusionPoseNet
-from methods.diffusionpose.pose_method import TopDownPoseMethod
 from methods.registry import register_method
 
 

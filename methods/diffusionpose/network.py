@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators.datasets.pose_transforms import refine_quarter_offset
+from evaluators.datasets.pose2d.transforms import refine_quarter_offset
 from methods.diffusionpose.backbone import HeatmapHead, HRNet
 from methods.diffusionpose.model import (
     SGDD,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import torch
 
-from evaluators.safe_load import load_checkpoint_file
+from evaluators.core.safe_load import load_checkpoint_file
 
 
 def is_official_layout(state: Mapping) -> bool:

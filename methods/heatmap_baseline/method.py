@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from methods.common.pose_estimation import TopDownPoseMethod
 from methods.diffusionpose.network import HeatmapNet
-from methods.diffusionpose.pose_method import TopDownPoseMethod
 from methods.registry import register_method
 
 

@@ -86,7 +86,7 @@ class HGM3(MoMask):
     @property
     def parser(self) -> SemanticParser:
         if self._parser is None:
-            from methods.common.seeding import rng_neutral
+            from evaluators.core.seeding import rng_neutral
 
             with rng_neutral():  # spaCy's first load must not draw from the run's generators (resume)
                 self._parser = SemanticParser()

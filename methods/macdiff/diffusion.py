@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from methods.common.ddim import DDIMCoefficients, ddim_coefficients, ddim_loop
-
-from .model import (
+from methods.macdiff.model import (
     MacDiffDecoder,
     MacDiffEncoder,
     build_condition,
@@ -30,7 +29,7 @@ from .model import (
     token_uniformity_loss,
     unpatchify,
 )
-from .schedule import make_schedulers
+from methods.macdiff.schedule import make_schedulers
 
 MASK_KINDS = ("random", "motion_aware")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .model import MacDiffEncoder
+from methods.macdiff.model import MacDiffEncoder
 
 
 class FinetuneHead(nn.Module):

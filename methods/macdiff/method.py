@@ -16,15 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluators.safe_load import load_checkpoint_file
+from evaluators.core.precision import LowPrecisionCache, check_precision
+from evaluators.core.safe_load import load_checkpoint_file
 from methods.base import Method
 from methods.common.compile import compiled_view
-from methods.common.precision import LowPrecisionCache, check_precision
+from methods.macdiff import convert
+from methods.macdiff.diffusion import MacDiffCore
+from methods.macdiff.finetune_model import MacDiffClassifier
 from methods.registry import register_method
-
-from . import convert
-from .diffusion import MacDiffCore
-from .finetune_model import MacDiffClassifier
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +158,7 @@ class MacDiff(Method):
     def pretrain(self, dataset: Any) -> Any:
         """Self-supervised pretraining on ``dataset.split("train")`` through the shared train loop.
 
-        ``dataset``: a :class:`~evaluators.datasets.skeleton_base.SkeletonDataset`. The feeder
+        ``dataset``: a :class:`~evaluators.datasets.skeleton.dataset.SkeletonDataset`. The feeder
         yields ``(x, x_aug)`` pairs (random crop p in [0.5, 1], resize to the model window;
         ``x_aug`` adds N(0, 0.005) joint noise, optionally a random rotation).
         """
@@ -400,7 +399,7 @@ class MacDiff(Method):
     # -- checkpoints ---------------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path) -> None:
         """Write ``{"encoder", "decoder", "config"}`` atomically (reloadable by :meth:`load_checkpoint`)."""
-        from evaluators.io import atomic_torch_save
+        from evaluators.core.io import atomic_torch_save
 
         atomic_torch_save({**self.state_dict(), "config": self.cfg}, Path(path))
 

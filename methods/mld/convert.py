@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from evaluators.safe_load import load_checkpoint_file
+from evaluators.core.safe_load import load_checkpoint_file
 
 OFFICIAL_PREFIXES = {"vae.": "vae", "denoiser.": "denoiser"}
 IGNORED_PREFIXES = ("text_encoder.", "t2m_textencoder.", "t2m_moveencoder.", "t2m_motionencoder.", "_losses.")

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluators.io import atomic_torch_save
+from evaluators.core.io import atomic_torch_save
+from evaluators.core.precision import LowPrecisionCache
 from methods.base import Method
 from methods.common.compile import CompiledOrEager
-from methods.common.precision import LowPrecisionCache
 from methods.mld import convert
 from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
 from methods.mld.denoiser import LatentDenoiser
@@ -100,7 +100,7 @@ class MLD(Method):
     @property
     def text_encoder(self) -> nn.Module:
         if self._text_encoder is None:
-            from methods.common.seeding import rng_neutral
+            from evaluators.core.seeding import rng_neutral
             from methods.mld.text_encoder import FrozenTextEncoder
 
             te = dict(self.cfg.get("text_encoder") or {})
@@ -210,7 +210,7 @@ class MLD(Method):
         de-normalised features reshaped (ours: the authors' action VAE goes through SMPL ``rot2xyz``),
         with padded frames zeroed as their ``feats2joints(feats, mask)``.
         """
-        from evaluators.datasets.humanml3d import recover_from_ric
+        from evaluators.datasets.motion.humanml3d import recover_from_ric
 
         self._need_stats()
         raw = x * self.std + self.mean
@@ -319,7 +319,7 @@ class MLD(Method):
     def _sampling_vae(self) -> MotionVAE:
         """The VAE as ``generate`` decodes with it. bf16: a view whose decoder networks (queries,
         transformer decoder, output layer) are cached copies with bf16 weights (cast once, rebuilt
-        when the weights change; ``methods/common/precision.py``) taking and returning fp32. At
+        when the weights change; ``evaluators/core/precision.py``) taking and returning fp32. At
         batch 32 the 196-frame decoder costs more than a few DDIM steps of the 7-token denoiser."""
         if self.precision() == "fp32":
             return self.vae

@@ -113,7 +113,7 @@ def features_to_joints(feats: np.ndarray) -> np.ndarray | None:
     width = feats.shape[-1]
     if width not in (263, 251):
         return None
-    from evaluators.datasets.humanml3d import recover_from_ric
+    from evaluators.datasets.motion.humanml3d import recover_from_ric
 
     return np.asarray(recover_from_ric(feats, 22 if width == 263 else 21))
 
@@ -122,16 +122,16 @@ def render_demo(method, out_dir: Path, base, n: int | None = None, kinematic_cha
                 class_names=None) -> list[Path]:
     """Generate ``n`` samples for captions of the training items and write stick-figure GIFs.
 
-    Uses ``evaluators.datasets.render.render_motion``; if that module is not available the
+    Uses ``evaluators.datasets.motion.render.render_motion``; if that module is not available the
     step is skipped with a log line (rendering is a convenience, not a metric).
     """
     n = int((method.cfg.get("render") or {}).get("n", 3) if n is None else n)
     if n <= 0 or len(base) == 0:
         return []
     try:
-        from evaluators.datasets.render import render_motion
+        from evaluators.datasets.motion.render import render_motion
     except ImportError:
-        log.info("mld: evaluators.datasets.render not available; skipping the demo GIFs")
+        log.info("mld: evaluators.datasets.motion.render not available; skipping the demo GIFs")
         return []
     from methods.mld.data import condition_of, motion_of
 

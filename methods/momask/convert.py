@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluators.safe_load import load_checkpoint_file
+from evaluators.core.safe_load import load_checkpoint_file
 
 log = logging.getLogger(__name__)
 

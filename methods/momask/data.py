@@ -47,7 +47,7 @@ def _get(item, *names):
 def text_motion_split(dataset, split: str = "train") -> TextMotionSplit:
     """Read ``split`` of a text-motion dataset object into a :class:`TextMotionSplit`.
 
-    Uses the ``MotionTextDataset`` API (``evaluators/datasets/t2m_dataset.py``):
+    Uses the ``MotionTextDataset`` API (``evaluators/datasets/motion/t2m_dataset.py``):
     ``dataset.split(name)`` -> samples with raw ``motion [T, D]`` and ``texts`` (``.caption``),
     plus ``dataset.mean`` / ``dataset.std``. Objects without ``split`` but with
     ``torch_dataset(split, normalize=False)`` items (``motion``, ``length``, ``captions``) also work.

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from evaluators.core.precision import LowPrecisionCache, check_precision
 from methods.base import Method
-from methods.common.precision import LowPrecisionCache, check_precision
 from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
 from methods.momask import bench
 from methods.momask import masking as M
@@ -166,7 +166,7 @@ class MoMask(Method):
         self.fit_mask_transformer(crops)
         if self.rtrans is not None:
             self.fit_residual_transformer(crops)
-        from methods.common import distributed as D
+        from evaluators.core import distributed as D
 
         if D.is_main():  # one writer under torchrun
             self.save_checkpoint()
@@ -182,7 +182,7 @@ class MoMask(Method):
         to_joints = getattr(dataset, "features_to_joints", None)
         if n <= 0 or self.workdir is None or to_joints is None:
             return []
-        from evaluators.datasets.render import render_motion
+        from evaluators.datasets.motion.render import render_motion
 
         caps = [c[0] for c in data.captions[:n]]
         lens = [min(len(m), self.c["max_motion_length"]) // 4 * 4 for m in data.motions[:n]]
@@ -301,7 +301,7 @@ class MoMask(Method):
     def _sampling_modules(self) -> tuple[nn.Module, nn.Module | None]:
         """(masked transformer, residual transformer) as decoding calls them. fp32: the trained
         modules. bf16: copies with the weights cast to bf16 ONCE (cached; rebuilt when the weights
-        change, :mod:`methods.common.precision`) that take fp32 inputs and return fp32 logits, so
+        change, :mod:`evaluators.core.precision`) that take fp32 inputs and return fp32 logits, so
         CFG mixing, top-k, softmax / Gumbel sampling and the confidences stay fp32."""
         if self.precision() == "fp32":
             return self.mtrans, self.rtrans
@@ -447,7 +447,7 @@ class MoMask(Method):
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
-        from evaluators.io import atomic_torch_save
+        from evaluators.core.io import atomic_torch_save
 
         if path is None:
             if self.workdir is None:

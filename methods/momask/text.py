@@ -95,7 +95,7 @@ def shared_text_encoder(kind: str = "minilm", clip_path: str | None = None) -> T
     """One frozen encoder per (kind, path) in the process (methods and tests share it; it is never trained)."""
     key = (kind, str(clip_path) if clip_path else None)
     if key not in _SHARED:
-        from methods.common.seeding import rng_neutral
+        from evaluators.core.seeding import rng_neutral
 
         with rng_neutral():  # loaded lazily (maybe mid-training, after a resume): must not draw randomness
             _SHARED[key] = TextEncoder(kind, clip_path)

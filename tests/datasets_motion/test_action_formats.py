@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 
 from evaluators.datasets import load_dataset
-from evaluators.datasets.action import ACTION2MOTION_JOINTS, HUMANACT12_CLASSES, read_uestc
+from evaluators.datasets.motion.action import ACTION2MOTION_JOINTS, HUMANACT12_CLASSES, read_uestc
 
 
 def _uestc(tmp_path, with_globtrans=True):

@@ -9,9 +9,9 @@ import pytest
 
 from evaluators.datasets import load_dataset
 from evaluators.datasets.__main__ import main as cli
-from evaluators.datasets.action import read_humanact12, read_uestc
 from evaluators.datasets.base import DatasetError, inspect_path
-from evaluators.datasets.t2m_dataset import MotionTextDataset, load_features
+from evaluators.datasets.motion.action import read_humanact12, read_uestc
+from evaluators.datasets.motion.t2m_dataset import MotionTextDataset, load_features
 
 
 def _folder(tmp_path, n=2, dim=263, length=60):

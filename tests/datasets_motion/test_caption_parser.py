@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaluators.datasets.base import DatasetError
-from evaluators.datasets.t2m_text import Caption, format_caption_line, parse_caption_line, read_caption_file
+from evaluators.datasets.motion.t2m_text import Caption, format_caption_line, parse_caption_line, read_caption_file
 
 words = st.text(alphabet=st.characters(blacklist_characters="#/ \r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
                                        blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=8)

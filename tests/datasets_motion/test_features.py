@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators.datasets.humanml3d import (
+from evaluators.datasets.motion.body import compose, pose_clip
+from evaluators.datasets.motion.humanml3d import (
     extract_features,
     feature_slices,
     recover_from_ric,
     recover_full_positions,
     t2m_target_offsets,
 )
-from evaluators.datasets.motion_body import compose, pose_clip
-from evaluators.datasets.motion_kinematics import KIT, T2M, forward_kinematics, mirror_joints, qbetween, qrot
+from evaluators.datasets.motion.kinematics import KIT, T2M, forward_kinematics, mirror_joints, qbetween, qrot
 from tests.conftest import need_shared
 
 REAL = ("humanml3d", "HumanML3D")

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from evaluators.datasets.base import inspect_path
-from evaluators.datasets.render import render_motion
+from evaluators.datasets.motion.render import render_motion
 from tests.conftest import need_shared
 
 
@@ -27,7 +27,7 @@ def test_inspect_real_files():
 
 
 def test_inspect_synthetic_formats(synth_t2m, tmp_path):
-    from evaluators.datasets.synth_action import generate
+    from evaluators.datasets.motion.synth_action import generate
     from tests.datasets_motion.conftest import SMALL_ACTION
 
     root = synth_t2m.root

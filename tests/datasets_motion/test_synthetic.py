@@ -9,11 +9,11 @@ import random
 import numpy as np
 import torch
 
-from evaluators.datasets.action import actor_frame_indices, read_humanact12
-from evaluators.datasets.humanml3d import feature_slices, recover_from_ric
-from evaluators.datasets.synth_action import generate as gen_action
-from evaluators.datasets.synth_t2m import compute_mean_std, generate, swap_left_right
-from evaluators.datasets.t2m_text import read_caption_file
+from evaluators.datasets.motion.action import actor_frame_indices, read_humanact12
+from evaluators.datasets.motion.humanml3d import feature_slices, recover_from_ric
+from evaluators.datasets.motion.synth_action import generate as gen_action
+from evaluators.datasets.motion.synth_t2m import compute_mean_std, generate, swap_left_right
+from evaluators.datasets.motion.t2m_text import read_caption_file
 from tests.datasets_motion.conftest import SMALL_ACTION, SMALL_T2M
 
 

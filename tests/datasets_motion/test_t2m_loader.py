@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from evaluators.datasets import load_dataset
-from evaluators.datasets.t2m_dataset import MotionTextDataset, crop_length, load_stat, read_split_file
-from evaluators.datasets.t2m_text import Caption, format_caption_line, read_tmr_annotations
+from evaluators.datasets.motion.t2m_dataset import MotionTextDataset, crop_length, load_stat, read_split_file
+from evaluators.datasets.motion.t2m_text import Caption, format_caption_line, read_tmr_annotations
 from tests.conftest import need_shared
 
 
@@ -164,7 +164,7 @@ def test_caption_line_format_is_the_humanml3d_one():
 
 
 def test_real_index_csv_and_remaining_split_files():
-    from evaluators.datasets.t2m_dataset import read_humanml3d_index
+    from evaluators.datasets.motion.t2m_dataset import read_humanml3d_index
 
     rows = read_humanml3d_index(need_shared("humanml3d", "index.csv"))
     ids = [r["id"] for r in rows]

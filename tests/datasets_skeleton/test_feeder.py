@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from evaluators.datasets.skeleton_base import SkeletonSplit
-from evaluators.datasets.skeleton_feeder import (
+from evaluators.datasets.skeleton.dataset import SkeletonSplit
+from evaluators.datasets.skeleton.feeder import (
     SkeletonFeeder,
     crop_bounds,
     joint_noise,

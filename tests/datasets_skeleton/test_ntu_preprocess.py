@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from evaluators.datasets import DatasetError, load_dataset
-from evaluators.datasets.ntu import parse_skeleton_text, read_skeleton
-from evaluators.datasets.ntu_preprocess import (
+from evaluators.datasets.skeleton.ntu import parse_skeleton_text, read_skeleton
+from evaluators.datasets.skeleton.ntu_preprocess import (
     ctvm_to_rows,
     one_hot,
     preprocess_skeleton,
@@ -18,7 +18,7 @@ from evaluators.datasets.ntu_preprocess import (
     rows_to_ctvm,
     select_actors,
 )
-from evaluators.datasets.ntu_splits import (
+from evaluators.datasets.skeleton.ntu_splits import (
     NTU60_XSUB_TRAIN,
     NTU120_XSET_TRAIN,
     NTU120_XSUB_TEST,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from evaluators.datasets import DatasetError
 from evaluators.datasets.__main__ import main as cli_main
-from evaluators.datasets.ntu import parse_name, parse_skeleton_text, read_missing_list, read_skeleton
+from evaluators.datasets.skeleton.ntu import parse_name, parse_skeleton_text, read_missing_list, read_skeleton
 from tests.conftest import REPO, need_shared
 from tests.datasets_skeleton.helpers import NTU_SAMPLES, person, skeleton_text
 

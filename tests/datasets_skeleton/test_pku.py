@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from evaluators.datasets import DatasetError, inspect_path, load_dataset
-from evaluators.datasets.pku import read_pku_labels, read_pku_skeleton, read_split_file
+from evaluators.datasets.skeleton.pku import read_pku_labels, read_pku_skeleton, read_split_file
 
 
 def _write_root(root, version=1, n_frames=400, labels="1,10,90,1\n5,100,400,2\n51,300,330,1\n"):
@@ -134,7 +134,7 @@ def test_inspect_pku(tmp_path):
 
 
 def test_pku_npz_in_root_is_used(tmp_path):
-    from evaluators.datasets.ntu_preprocess import one_hot
+    from evaluators.datasets.skeleton.ntu_preprocess import one_hot
 
     rng = np.random.default_rng(0)
     x = np.zeros((3, 300, 150), np.float32)

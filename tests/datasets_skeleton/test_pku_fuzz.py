@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluators.datasets import DatasetError
-from evaluators.datasets.pku import read_pku_labels, read_pku_skeleton
+from evaluators.datasets.skeleton.pku import read_pku_labels, read_pku_skeleton
 
 FIELDS = st.sampled_from(["1", "7", "51", "52", "0", "-3", "12.5", "inf", "-inf", "nan", "1e400", "x", "", " "])
 

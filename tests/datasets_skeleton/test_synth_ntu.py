@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from evaluators.datasets import load_dataset
-from evaluators.datasets.ntu import NAME_RE, parse_name, read_missing_list, read_skeleton
-from evaluators.datasets.ntu_splits import NTU60_XSUB_TEST, NTU60_XSUB_TRAIN
-from evaluators.datasets.synth_ntu import generate
+from evaluators.datasets.skeleton.ntu import NAME_RE, parse_name, read_missing_list, read_skeleton
+from evaluators.datasets.skeleton.ntu_splits import NTU60_XSUB_TEST, NTU60_XSUB_TRAIN
+from evaluators.datasets.skeleton.synth_ntu import generate
 
 TINY = {"num_actions": 12, "subjects": [1, 3], "cameras": [1, 2], "frames": [20, 30], "missing_samples": 1}
 
@@ -77,7 +77,7 @@ def test_byte_identical_for_the_same_seed_and_different_otherwise(cache_env, tmp
 
 
 def test_failed_generation_leaves_nothing(cache_env, monkeypatch):
-    import evaluators.datasets.synth_ntu as sn
+    import evaluators.datasets.skeleton.synth_ntu as sn
 
     def boom(stage, o):
         (stage / "nturgb+d_skeletons").mkdir()

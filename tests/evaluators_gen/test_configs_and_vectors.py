@@ -7,10 +7,10 @@ import pickle
 import numpy as np
 import pytest
 
+from evaluators.core.config import load_config
 from evaluators.networks import t2m_train
 from evaluators.networks.word_vectors import POS_ENUMERATOR, GloveVectors, pos_onehot
 from evaluators.protocols import action2motion, reconstruction, text2motion
-from methods.common.config import load_config
 
 PROTOCOL_DEFAULTS = {"text2motion": text2motion.DEFAULTS, "action2motion": action2motion.DEFAULTS,
                      "reconstruction": reconstruction.DEFAULTS}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators.datasets.humanml3d import recover_from_ric
+from evaluators.datasets.motion.humanml3d import recover_from_ric
 from evaluators.metrics.reconstruction import mpjpe
 from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext, get_protocol

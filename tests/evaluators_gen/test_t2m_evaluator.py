@@ -179,9 +179,9 @@ def test_training_or_loading_an_evaluator_leaves_the_global_generators_alone(tmp
     import random
 
     monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
+    from evaluators.core.seeding import seed_everything
     from evaluators.networks.action_train import train_recognizer
     from evaluators.networks.t2m_train import train_evaluator
-    from methods.common.seeding import seed_everything
 
     class Actions:
         def __init__(self, n):

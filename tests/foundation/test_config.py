@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from methods.common.config import load_config, resolve_scale
+from evaluators.core.config import load_config, resolve_scale
 
 
 @pytest.fixture

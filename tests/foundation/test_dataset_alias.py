@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluators.run import _dataset_alias, main
+from evaluators.runner.run import _dataset_alias, main
 
 
 @pytest.mark.parametrize(("arg", "want"), [

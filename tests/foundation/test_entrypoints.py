@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from methods.common.config import list_configs
+from evaluators.core.config import list_configs
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "reproduce.sh"
@@ -115,7 +115,7 @@ def test_unlocked_bootstrap_installs_torch_first_then_the_newest_project_deps(tm
 @pytest.mark.parametrize("experiment", [e for e in list_configs("experiment")])
 def test_every_experiment_composes_and_fits_its_method(experiment):
     """Each experiment's method, datasets and protocols exist and fit (capability, task), at both scales."""
-    from evaluators.run import compose, load_plugins, plan
+    from evaluators.runner.run import compose, load_plugins, plan
 
     load_plugins()
     for scale in ("smoke", "paper"):
@@ -125,7 +125,7 @@ def test_every_experiment_composes_and_fits_its_method(experiment):
 
 
 def test_readme_commands_name_real_experiments():
-    from evaluators.run import experiment_name, load_plugins
+    from evaluators.runner.run import experiment_name, load_plugins
 
     load_plugins()
     text = (REPO / "README.md").read_text()

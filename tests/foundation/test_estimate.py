@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators.estimate import SPLIT_SIZES, Costs, bench_costs, plan_stages, render
+from evaluators.runner.estimate import SPLIT_SIZES, Costs, bench_costs, plan_stages, render
 
 ROOT = Path(__file__).resolve().parents[2]
 COSTS = Costs(train_s=0.01, infer_s=0.002, peak_mib=100.0, source="stub")
@@ -69,7 +69,7 @@ def _paper_experiments() -> list[str]:
 
 
 def test_every_paper_experiment_gets_a_row_per_stage():
-    from evaluators.run import compose, load_plugins, plan
+    from evaluators.runner.run import compose, load_plugins, plan
 
     load_plugins()
     for exp in _paper_experiments():
@@ -84,7 +84,7 @@ def test_every_paper_experiment_gets_a_row_per_stage():
 
 @pytest.mark.slow
 def test_cli_prints_the_table_with_a_probe():
-    res = subprocess.run([sys.executable, "-m", "evaluators.run", "--experiment", "mld", "humanml3d", "scale=smoke",
+    res = subprocess.run([sys.executable, "-m", "evaluators.runner.run", "--experiment", "mld", "humanml3d", "scale=smoke",
                           "--estimate"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "| humanml3d | train: denoiser" in res.stdout and "probe (batch 4, cpu)" in res.stdout

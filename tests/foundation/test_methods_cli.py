@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.core.config import load_config
 from methods import get_method, list_methods
 from methods.base import capabilities_of
-from methods.common.config import load_config
-
-from .tiny_method import TinyRepro
+from tests.foundation.tiny_method import TinyRepro
 
 REPO = Path(__file__).resolve().parents[2]
 

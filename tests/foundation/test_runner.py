@@ -13,8 +13,7 @@ import pytest
 import torch
 
 from evaluators.records import read_records
-
-from .tiny_method import TinyRepro  # noqa: F401  (registers the test-only method in this process)
+from tests.foundation.tiny_method import TinyRepro  # noqa: F401  (registers the test-only method in this process)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +48,7 @@ def runner(args: list[str], cfg_dir: Path, runs: Path, torchrun: bool = False, *
     env.pop("TINY_REAL_ROOT", None) if "TINY_REAL_ROOT" not in env_extra else None
     pre = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"] if torchrun \
         else [sys.executable, "-m"]
-    return subprocess.run([*pre, "evaluators.run", *args], cwd=REPO, env=env, capture_output=True, text=True,
+    return subprocess.run([*pre, "evaluators.runner.run", *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=180)
 
 
@@ -129,7 +128,7 @@ def test_unknown_method_or_dataset_is_one_line_exit_2(cfg_dir, tmp_path):
 @pytest.mark.parametrize("experiment, needle", [("tinyrepo_synth", "unknown method 'tinyrepo'; did you mean tinyrepro"),
                                                 ("tinyrepro_synht", "did you mean synth? available: real, synth")])
 def test_unknown_name_messages(cfg_dir, monkeypatch, experiment, needle):
-    from evaluators.run import ConfigError, check_experiment_override
+    from evaluators.runner.run import ConfigError, check_experiment_override
 
     monkeypatch.setenv("MOTIONREPRO_CONFIG_PATH", str(cfg_dir))
     with pytest.raises(ConfigError) as e:

@@ -1,4 +1,4 @@
-"""evaluators/threads.py: OpenMP defaults for a shared CPU, and their overrides."""
+"""evaluators/core/threads.py: OpenMP defaults for a shared CPU, and their overrides."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from evaluators.threads import auto_threads, configure
+from evaluators.core.threads import auto_threads, configure
 
 
 def test_defaults_fill_only_unset_variables():

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from methods.common import distributed as D
+from evaluators.core import distributed as D
 from methods.common.training import global_batches, local_slice
-
-from .toy_train import run
+from tests.foundation.toy_train import run
 
 SCRIPT = Path(__file__).with_name("toy_train.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -131,8 +130,7 @@ def test_shard_indices_partition_without_padding():
 
 def test_dataset_generators_are_found_and_checkpointed(tmp_path):
     from methods.common.training import dataset_generators
-
-    from .toy_train import JitterDataset, make_data
+    from tests.foundation.toy_train import JitterDataset, make_data
 
     ds = JitterDataset(make_data()[0], seed=0)
     assert list(dataset_generators(ds)) == ["rng"]
@@ -148,7 +146,7 @@ def test_truncated_last_checkpoint_falls_back_to_prev_with_one_warning(tmp_path,
     ref = run(seed=0, steps=12, ckpt_dir=tmp_path / "ref")
     d = tmp_path / "part"
     run(seed=0, steps=12, ckpt_dir=d, stop_after=10, ckpt_every=5)  # last.pt at 10, prev.pt at 5
-    from evaluators.safe_load import load_checkpoint_file
+    from evaluators.core.safe_load import load_checkpoint_file
 
     assert load_checkpoint_file(d / "prev.pt")["step"] == 5  # weights_only=True reads our own files
     raw = (d / "last.pt").read_bytes()
@@ -162,7 +160,7 @@ def test_truncated_last_checkpoint_falls_back_to_prev_with_one_warning(tmp_path,
 
 
 def test_both_checkpoints_damaged_is_a_named_error(tmp_path):
-    from evaluators.safe_load import CheckpointError
+    from evaluators.core.safe_load import CheckpointError
 
     d = tmp_path / "ck"
     run(seed=0, steps=10, ckpt_dir=d, ckpt_every=5)

@@ -8,11 +8,10 @@ from types import SimpleNamespace
 import torch
 from torch.utils.data import TensorDataset
 
+from evaluators.core import distributed as D
 from evaluators.datasets import register_dataset, resolve_root
 from evaluators.protocols import ProtocolResult, register_protocol
-from methods.common import distributed as D
-
-from .tiny_method import TinyRepro  # noqa: F401  (registers "tinyrepro")
+from tests.foundation.tiny_method import TinyRepro  # noqa: F401  (registers "tinyrepro")
 
 
 def _make(n: int, d: int = 4, seed: int = 0) -> SimpleNamespace:

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from methods.common import distributed as D
-from methods.common.seeding import seed_everything
+from evaluators.core import distributed as D
+from evaluators.core.seeding import seed_everything
 from methods.common.training import train
 
 N_TRAIN, N_EVAL, DIM = 50, 11, 6
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     res = run(seed=a.seed, steps=a.steps, batch_size=a.batch_size, ckpt_dir=a.ckpt_dir, noise=not a.no_noise,
               sleep=a.sleep, ckpt_every=a.ckpt_every)
     if D.is_main():
-        from evaluators.io import atomic_torch_save
+        from evaluators.core.io import atomic_torch_save
 
         atomic_torch_save(res, a.out)
     D.barrier()

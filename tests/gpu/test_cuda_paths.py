@@ -64,8 +64,8 @@ def test_nccl_one_process_all_reduce(tmp_path):
 
 
 def test_mld_bf16_sampling_close_to_fp32_on_cuda():
+    from evaluators.core.config import load_config
     from methods import get_method
-    from methods.common.config import load_config
 
     cfg = load_config("method", "mld", "smoke")
     cfg["render"] = {"n": 0}

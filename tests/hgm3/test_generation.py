@@ -19,16 +19,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def synth():
+    from evaluators.core.config import load_config
     from evaluators.datasets.base import load_dataset
-    from methods.common.config import load_config
 
     return load_dataset(load_config("dataset", "synth_t2m", "smoke"))
 
 
 @pytest.fixture(scope="module")
 def evaluator(synth):
+    from evaluators.core.config import load_config
     from evaluators.networks.t2m_train import train_evaluator
-    from methods.common.config import load_config
 
     train = load_config("protocol", "text2motion", "smoke")["evaluator"]["train"]
     return train_evaluator(synth, **train).eval()
@@ -47,8 +47,8 @@ def _scores(method, ev, caps, lens, gt_emb, text_emb):
 def trained(synth, tmp_path_factory, name="hgm3"):
     """HGM3 briefly trained on synth_t2m (its MoMask path is the same code with both switches off,
     see test_equivalence); shared by the tests below."""
+    from evaluators.core.config import load_config
     from methods import get_method
-    from methods.common.config import load_config
 
     cfg = load_config("method", name, "smoke", ["render.n=0"])
     # keep the end-to-end test short: the full smoke schedule is for the demo

@@ -52,7 +52,7 @@ def test_release_without_mean_std_is_refused_naming_stats_dir(tmp_path):
     ("macdiff", "ntu60", ["checkpoint=PATH", "NTU60_ROOT"]),
 ])
 def test_experiment_help_names_files_and_variables(capsys, method, dataset, needles):
-    from evaluators.run import main
+    from evaluators.runner.run import main
 
     main(["--experiment", method, dataset, "--help"])
     out = capsys.readouterr().out

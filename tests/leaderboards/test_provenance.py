@@ -172,7 +172,7 @@ def test_ours_entry_scoped_to_protocols():
 
 @pytest.mark.parametrize("method", ["macdiff", "mld", "momask", "hgm3", "diffusionpose", "heatmap_baseline"])
 def test_every_method_config_declares_a_resolvable_paper_setting(method):
-    from methods.common.config import load_config
+    from evaluators.core.config import load_config
 
     assert paper_setting(method), f"configs/method/{method}.yaml declares no paper_setting"
     for scale in ("paper", "smoke"):
@@ -180,8 +180,8 @@ def test_every_method_config_declares_a_resolvable_paper_setting(method):
 
 
 def test_mld_action_records_name_their_representation_departure():
+    from evaluators.core.config import load_config
     from methods import get_method
-    from methods.common.config import load_config
 
     cfg = load_config("method", "mld", "smoke")
     cfg.update(condition="action", nclasses=3, nfeats=72)
@@ -195,8 +195,8 @@ def test_mld_action_records_name_their_representation_departure():
                                         ("diffusionpose", ("precision",))])
 def test_bf16_sampling_makes_a_record_non_comparable(method, key):
     """The papers' numbers are fp32: a bf16 run names that departure; an fp32 run carries no entry."""
+    from evaluators.core.config import load_config
     from methods import get_method
-    from methods.common.config import load_config
 
     for value in ("fp32", "bf16"):
         cfg = load_config("method", method, "smoke")

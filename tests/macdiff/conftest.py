@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluators.datasets.skeleton_base import SkeletonDataset, SkeletonSplit
+from evaluators.datasets.skeleton.dataset import SkeletonDataset, SkeletonSplit
 
 
 def make_tiny(n_train: int = 60, n_test: int = 30, num_classes: int = 3, seed: int = 0, frames: int = 300):

@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import make_tiny  # noqa: E402
 
+from evaluators.core import distributed as D  # noqa: E402
 from methods import get_method  # noqa: E402
-from methods.common import distributed as D  # noqa: E402
 
 TINY = dict(dim_feat=32, depth=2, decoder_depth=2, num_heads=4, num_frames=16, dim_t_embed=16)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .ddp_pretrain import run
+from tests.macdiff.ddp_pretrain import run
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,7 @@ from evaluators.protocols import RunContext, get_protocol
 from evaluators.protocols._skeleton_common import Finetunable, draw_subset, layer_decay_groups
 from evaluators.protocols.linear import fit_linear_probe
 from evaluators.records import make_record
-
-from .conftest import make_tiny
+from tests.macdiff.conftest import make_tiny
 
 
 class _Classifier(nn.Module):

@@ -22,15 +22,14 @@ from evaluators.protocols.linear import TokenProbe
 from evaluators.protocols.semi import PerRankBatchSampler, per_rank_subsets
 from methods.macdiff.diffusion import MacDiffCore
 from methods.macdiff.model import FeatureModulation, MacDiffDecoder, MacDiffEncoder, motion_aware_noise
-
-from .conftest import make_tiny
+from tests.macdiff.conftest import make_tiny
 
 TINY = dict(dim_feat=16, depth=1, decoder_depth=2, num_heads=2, num_frames=32, num_joints=25, t_patch_size=4)
 
 
 # -- 0. per-dataset settings -----------------------------------------------------------------------------
 def _plan(experiment: str, scale: str = "paper"):
-    from evaluators.run import compose, plan
+    from evaluators.runner.run import compose, plan
 
     return plan(compose([f"+experiment={experiment}", f"scale={scale}"]), [], check_data=False)
 
@@ -67,7 +66,7 @@ def test_experiments_resolve_the_official_settings_per_dataset(experiment):
 def test_per_dataset_block_rejects_unknown_keys():
     from omegaconf import OmegaConf
 
-    from evaluators.run import ConfigError, _per_dataset
+    from evaluators.runner.run import ConfigError, _per_dataset
 
     with pytest.raises(ConfigError, match="per_dataset.ntu60_xsub"):
         _per_dataset(OmegaConf.create({"per_dataset": {"ntu60_xsub": {"methd": {}}}}))
@@ -292,7 +291,7 @@ def test_semi_runs_both_rules_and_names_them():
 
 
 def test_semi_configs_use_the_mamp_batch():
-    from methods.common.config import load_config
+    from evaluators.core.config import load_config
 
     for name in ("semi1", "semi10"):
         c = load_config("protocol", name, "paper")
@@ -317,7 +316,7 @@ def test_finetune_lr_holds_min_lr_for_the_last_ten_epochs():
         ours = cosine_lr(step, total, warmup, 3e-4, 1e-5, hold)
         assert ours == pytest.approx(_official_lr(step / per, epochs, 5, 10, 3e-4, 1e-5), rel=1e-9, abs=1e-15)
     assert cosine_lr(total - 1, total, warmup, 3e-4, 1e-5, hold) == 1e-5
-    from methods.common.config import load_config
+    from evaluators.core.config import load_config
 
     assert load_config("protocol", "finetune", "paper")["min_lr_epochs"] == 10
 
@@ -414,6 +413,6 @@ def test_augment_grid_ablation_composes():
 
 
 def _plan_with(overrides):
-    from evaluators.run import compose, plan
+    from evaluators.runner.run import compose, plan
 
     return plan(compose(overrides), [], check_data=False)

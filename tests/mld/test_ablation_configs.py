@@ -18,7 +18,7 @@ CASES = {
 
 @pytest.mark.parametrize("ablation", sorted(CASES))
 def test_ablation_composes_and_changes_the_model(ablation):
-    from evaluators.run import compose, load_plugins, plan
+    from evaluators.runner.run import compose, load_plugins, plan
 
     load_plugins()
     p = plan(compose(["+experiment=mld_humanml3d", f"+ablation={ablation}", "scale=smoke"]), [],

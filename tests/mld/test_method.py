@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from evaluators.core.config import load_config
 from methods import get_method
 from methods.base import MotionGenerator, Reconstructor
-from methods.common.config import load_config
 
 TINY = {"vae": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2, "steps": 3, "batch_size": 4},
         "denoiser": {"ff_size": 32, "num_layers": 1, "num_heads": 2, "steps": 3, "batch_size": 4},
@@ -55,7 +55,7 @@ def test_fit_generate_checkpoint_roundtrip(tmp_path):
     assert (tmp_path / "vae" / "last.pt").is_file() and (tmp_path / "denoiser" / "last.pt").is_file()
     gifs = list((tmp_path / "samples").glob("*.gif"))
     try:
-        import evaluators.datasets.render  # noqa: F401
+        import evaluators.datasets.motion.render  # noqa: F401
         assert len(gifs) == 1
     except ImportError:
         assert gifs == []

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from evaluators.core.config import load_config
 from methods import get_method
-from methods.common.config import load_config
 
 
 def _mld(precision: str):

@@ -34,11 +34,11 @@ ALPHA = 0.05
 
 @pytest.fixture(scope="module")
 def setup():
+    from evaluators.core.config import load_config
     from evaluators.datasets import load_dataset
     from evaluators.metrics.generation import fid, r_precision
     from evaluators.networks.t2m_train import train_evaluator
     from methods import get_method
-    from methods.common.config import load_config
 
     torch.set_num_threads(1)
     data = load_dataset({"name": "synth_t2m"})

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluators.datasets.humanml3d import recover_from_ric
+from evaluators.core.config import load_config
+from evaluators.datasets.motion.humanml3d import recover_from_ric
 from methods import get_method
-from methods.common.config import load_config
 
 TINY_VAE = {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2, "dropout": 0.0}
 
@@ -46,7 +46,7 @@ def _kl(mu, logvar):
 
 
 def test_authors_loss_is_the_default_of_the_paper_experiments():
-    from evaluators.run import compose, load_plugins, plan
+    from evaluators.runner.run import compose, load_plugins, plan
 
     load_plugins()
     for exp in ("mld_humanml3d", "mld_kit"):

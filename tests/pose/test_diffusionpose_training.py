@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evaluators.core.config import load_config
 from evaluators.datasets import load_dataset
 from evaluators.metrics.pose2d import pck
 from evaluators.protocols.pose import predict_instances
 from methods import get_method
-from methods.common.config import load_config
 
 
 @pytest.mark.slow

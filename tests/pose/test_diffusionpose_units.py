@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators.datasets.pose_transforms import COCO_SKELETON
+from evaluators.datasets.pose2d.transforms import COCO_SKELETON
 from methods.diffusionpose.backbone import HeatmapHead, HRNet
 from methods.diffusionpose.model import (
     SGDD,

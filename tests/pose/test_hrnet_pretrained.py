@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from evaluators.core.config import load_config
 from methods import get_method
-from methods.common.config import load_config
 from methods.diffusionpose.backbone import HRNet, PretrainedLayoutError, convert_imagenet_state, load_imagenet
 
 WIDTHS = {"w32": [32, 64, 128, 256], "w48": [48, 96, 192, 384]}

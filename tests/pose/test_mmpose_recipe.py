@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators.datasets.pose_transforms import (
+from evaluators.core.config import load_config
+from evaluators.datasets.pose2d.transforms import (
     COCO_LOWER_BODY,
     COCO_UPPER_BODY,
     fix_aspect_ratio,
     half_body_ids,
     topdown_sample,
 )
-from methods.common.config import load_config
-from methods.diffusionpose.pose_method import make_lr_scheduler
+from methods.common.pose_estimation import make_lr_scheduler
 
 
 @pytest.mark.parametrize("name", ["diffusionpose", "heatmap_baseline"])
@@ -97,8 +97,8 @@ class _Scripted:
 def test_best_checkpoint_is_the_argmax_of_val_ap_and_survives_resume(tmp_path):
     from types import SimpleNamespace
 
+    from methods.common.pose_estimation import BestCheckpoint
     from methods.common.training import TrainState
-    from methods.diffusionpose.pose_method import BestCheckpoint
 
     values = [10.0, 30.0, 25.0, 30.0, 20.0]  # evaluated at steps 4, 8, 12, 16, 20 (val_interval 2 epochs x 2)
     m = _Scripted(values)

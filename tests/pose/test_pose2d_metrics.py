@@ -107,7 +107,7 @@ def test_oks_ap_equals_pycocotools_on_real_coco_samples(noise):
 
 def test_coco_results_keep_gt_perfect_ap_on_real_samples():
     """Rescoring + OKS-NMS of GT-box predictions equal to the GT keep AP at 1 (no true pose suppressed)."""
-    from evaluators.datasets.coco import parse_coco_keypoints
+    from evaluators.datasets.pose2d.coco import parse_coco_keypoints
 
     gt_path = need_shared("coco", "test_coco.json")
     insts = parse_coco_keypoints(gt_path, need_shared("coco"))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from evaluators.datasets import DatasetError, inspect_path, load_dataset
-from evaluators.datasets.coco import parse_coco_detections, parse_coco_keypoints
-from evaluators.datasets.mpii import parse_mpii
-from evaluators.datasets.synth_coco import generate
+from evaluators.datasets.pose2d.coco import parse_coco_detections, parse_coco_keypoints
+from evaluators.datasets.pose2d.mpii import parse_mpii
+from evaluators.datasets.pose2d.synth_coco import generate
 from tests.conftest import need_shared
 
 

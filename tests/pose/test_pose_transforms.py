@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators.datasets.pose_transforms import (
+from evaluators.datasets.pose2d.transforms import (
     COCO_FLIP_PAIRS,
     affine_points,
     box_to_center_scale,

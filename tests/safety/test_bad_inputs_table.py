@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 
+from evaluators.core.safe_load import CheckpointError
 from evaluators.datasets import DatasetError
 from evaluators.records import RecordError, make_record, read_record
-from evaluators.run import ConfigError
-from evaluators.safe_load import CheckpointError
+from evaluators.runner.run import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 CASES: dict[str, object] = {}
@@ -46,7 +46,7 @@ class Evil:
 
 # -- run configuration (plan() runs before any data is read) ------------------------------------------------
 def _plan(*extra: str):
-    from evaluators.run import _upsert, compose, load_plugins, plan
+    from evaluators.runner.run import _upsert, compose, load_plugins, plan
 
     load_plugins()
     ov = [_upsert(o) for o in ("+experiment=mld_synth-t2m", "scale=smoke", *extra)]
@@ -101,7 +101,7 @@ def _(tmp):
 
 @case("cfg-runs-dir-not-writable")
 def _(tmp):
-    from evaluators.validate import probe_writable
+    from evaluators.core.validate import probe_writable
 
     (tmp / "afile").write_text("x")
     return (lambda: probe_writable(tmp / "afile" / "runs", "runs_dir")), ConfigError, "runs_dir"
@@ -109,7 +109,7 @@ def _(tmp):
 
 # -- checkpoints ------------------------------------------------------------------------------------------
 def _ckpt_load(path):
-    from evaluators.safe_load import load_checkpoint_file
+    from evaluators.core.safe_load import load_checkpoint_file
 
     return lambda: load_checkpoint_file(path)
 
@@ -195,7 +195,7 @@ def _(tmp):
 
 # -- dataset pickles --------------------------------------------------------------------------------------
 def _act12(tmp, data: bytes, name="humanact12poses.pkl"):
-    from evaluators.datasets.action import read_humanact12
+    from evaluators.datasets.motion.action import read_humanact12
 
     (tmp / name).write_bytes(data)
     return lambda: read_humanact12(tmp / name)
@@ -229,14 +229,14 @@ def _(tmp):
 
 @case("pkl-directory")
 def _(tmp):
-    from evaluators.datasets.action import read_humanact12
+    from evaluators.datasets.motion.action import read_humanact12
 
     (tmp / "humanact12poses.pkl").mkdir()
     return (lambda: read_humanact12(tmp / "humanact12poses.pkl")), DatasetError, "humanact12poses.pkl"
 
 
 def _uestc(tmp, names=b"a1_d1_p1_c1_color.avi\n", nf=b"60\n", vibe=None):
-    from evaluators.datasets.action import read_uestc
+    from evaluators.datasets.motion.action import read_uestc
 
     (tmp / "info").mkdir(exist_ok=True)
     (tmp / "info" / "names.txt").write_bytes(names)
@@ -270,7 +270,7 @@ def _(tmp):
 
 # -- HumanML3D / KIT-ML -----------------------------------------------------------------------------------
 def _features(tmp, arr, name="000001.npy"):
-    from evaluators.datasets.t2m_dataset import load_features
+    from evaluators.datasets.motion.t2m_dataset import load_features
 
     d = tmp / "new_joint_vecs"
     d.mkdir(exist_ok=True)
@@ -303,7 +303,7 @@ def _(tmp):
 
 @case("t2m-features-directory")
 def _(tmp):
-    from evaluators.datasets.t2m_dataset import load_features
+    from evaluators.datasets.motion.t2m_dataset import load_features
 
     (tmp / "new_joint_vecs" / "000001.npy").mkdir(parents=True)
     return (lambda: load_features(tmp / "new_joint_vecs" / "000001.npy")), DatasetError, "directory"
@@ -311,7 +311,7 @@ def _(tmp):
 
 @case("t2m-stats-bool")
 def _(tmp):
-    from evaluators.datasets.t2m_dataset import load_stat
+    from evaluators.datasets.motion.t2m_dataset import load_stat
 
     np.save(tmp / "Mean.npy", np.ones(263, bool))
     return (lambda: load_stat(tmp / "Mean.npy", 263)), DatasetError, "Mean.npy"
@@ -319,7 +319,7 @@ def _(tmp):
 
 @case("t2m-stats-nan")
 def _(tmp):
-    from evaluators.datasets.t2m_dataset import load_stat
+    from evaluators.datasets.motion.t2m_dataset import load_stat
 
     np.save(tmp / "Std.npy", np.full(263, np.nan))
     return (lambda: load_stat(tmp / "Std.npy", 263)), DatasetError, "Std.npy"
@@ -327,7 +327,7 @@ def _(tmp):
 
 @case("t2m-split-not-utf8")
 def _(tmp):
-    from evaluators.datasets.t2m_dataset import read_split_file
+    from evaluators.datasets.motion.t2m_dataset import read_split_file
 
     (tmp / "train.txt").write_bytes(b"000001\n\xc3\x28\n")
     return (lambda: read_split_file(tmp / "train.txt")), DatasetError, "train.txt"
@@ -335,7 +335,7 @@ def _(tmp):
 
 @case("t2m-split-directory")
 def _(tmp):
-    from evaluators.datasets.t2m_dataset import read_split_file
+    from evaluators.datasets.motion.t2m_dataset import read_split_file
 
     (tmp / "train.txt").mkdir()
     return (lambda: read_split_file(tmp / "train.txt")), DatasetError, "train.txt"
@@ -343,7 +343,7 @@ def _(tmp):
 
 @case("t2m-caption-not-utf8")
 def _(tmp):
-    from evaluators.datasets.t2m_text import read_caption_file
+    from evaluators.datasets.motion.t2m_text import read_caption_file
 
     (tmp / "000001.txt").write_bytes(b"a person walks\xff#a/DET#0.0#0.0\n")
     return (lambda: read_caption_file(tmp / "000001.txt")), DatasetError, "000001.txt"
@@ -360,7 +360,7 @@ def _(tmp):
 
 # -- NTU --------------------------------------------------------------------------------------------------
 def _npz(tmp, **over):
-    from evaluators.datasets.ntu_preprocess import read_npz
+    from evaluators.datasets.skeleton.ntu_preprocess import read_npz
 
     arrs = {"x_train": np.zeros((2, 30, 150), np.float32), "y_train": np.array([0, 1]),
             "x_test": np.zeros((1, 30, 150), np.float32), "y_test": np.array([1])}
@@ -395,7 +395,7 @@ def _(tmp):
 
 @case("ntu-npz-directory")
 def _(tmp):
-    from evaluators.datasets.ntu_preprocess import read_npz
+    from evaluators.datasets.skeleton.ntu_preprocess import read_npz
 
     (tmp / "NTU60_CS.npz").mkdir()
     return (lambda: read_npz(tmp / "NTU60_CS.npz")), DatasetError, "NTU60_CS.npz"
@@ -411,7 +411,7 @@ def _skeleton_text(frames=1, joint_state="2", body_state="2", header=None):
 
 
 def _skel(tmp, text):
-    from evaluators.datasets.ntu import read_skeleton
+    from evaluators.datasets.skeleton.ntu import read_skeleton
 
     p = tmp / "S001C001P001R001A001.skeleton"
     p.write_text(text)
@@ -440,7 +440,7 @@ def _(tmp):
 
 # -- COCO / MPII / PKU -------------------------------------------------------------------------------------
 def _coco(tmp, mutate):
-    from evaluators.datasets.coco import parse_coco_keypoints
+    from evaluators.datasets.pose2d.coco import parse_coco_keypoints
 
     data = {"images": [{"id": 1, "file_name": "1.jpg", "width": 640, "height": 480}],
             "annotations": [{"id": 7, "image_id": 1, "bbox": [10, 10, 50, 80], "area": 4000, "iscrowd": 0,
@@ -468,7 +468,7 @@ for _name, (_mut, _needle) in COCO_ROWS.items():
 
 
 def _mpii(tmp, mutate):
-    from evaluators.datasets.mpii import parse_mpii
+    from evaluators.datasets.pose2d.mpii import parse_mpii
 
     data = [{"image": "1.jpg", "center": [100.0, 120.0], "scale": 1.5, "joints": [[50.0, 60.0]] * 16,
              "joints_vis": [1] * 16}]
@@ -493,7 +493,7 @@ for _name, (_mut, _needle) in MPII_ROWS.items():
 
 @case("pku-interval-end-beyond-video")
 def _(tmp):
-    from evaluators.datasets.pku import instances
+    from evaluators.datasets.skeleton.pku import instances
 
     seq = np.ones((50, 150), np.float32)
     return (lambda: list(instances(seq, np.array([[1, 10, 60]]), "0002-L", path=tmp / "0002-L.txt"))), \
@@ -552,10 +552,10 @@ def _cli(*args: str, tmp: Path):
 
 
 CLI_ROWS = {
-    "seed": (["-m", "evaluators.run", "+experiment=mld_synth-t2m", "scale=smoke", "seed=abc"], "seed"),
-    "unknown-key": (["-m", "evaluators.run", "+experiment=mld_synth-t2m", "scale=smoke", "method_cfg.vae.stepz=7"],
+    "seed": (["-m", "evaluators.runner.run", "+experiment=mld_synth-t2m", "scale=smoke", "seed=abc"], "seed"),
+    "unknown-key": (["-m", "evaluators.runner.run", "+experiment=mld_synth-t2m", "scale=smoke", "method_cfg.vae.stepz=7"],
                     "method_cfg.vae.steps"),
-    "hydra-syntax": (["-m", "evaluators.run", "+experiment=mld_synth-t2m", "scale=smoke", "seed=[1,"], "seed"),
+    "hydra-syntax": (["-m", "evaluators.runner.run", "+experiment=mld_synth-t2m", "scale=smoke", "seed=[1,"], "seed"),
 }
 
 
@@ -577,7 +577,7 @@ def test_inspect_uses_the_runner_exit_code(tmp_path):
 
 
 def test_keys_an_experiment_adds_may_be_overridden():
-    from evaluators.run import _experiment_keys
+    from evaluators.runner.run import _experiment_keys
 
     keys = _experiment_keys(["+experiment=macdiff_ntu60"])["method"]
     assert "mask_kind" in keys  # written by its per_dataset block, so method_cfg.mask_kind=... is not refused

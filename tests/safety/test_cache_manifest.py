@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from evaluators.datasets import cache as C
-from evaluators.datasets import synth_action, synth_coco, synth_ntu, synth_t2m
+from evaluators.datasets.motion import synth_action, synth_t2m
+from evaluators.datasets.pose2d import synth_coco
+from evaluators.datasets.skeleton import synth_ntu
 
 BUILDERS = {  # name: (module, build -> folder) at a few samples each
     "synth_t2m": (synth_t2m, lambda: synth_t2m.ensure({"n_train": 3, "n_val": 1, "n_test": 1})),

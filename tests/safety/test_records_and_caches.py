@@ -25,7 +25,7 @@ def _files(tmp: Path, n: int = 3) -> dict[str, Path]:
 
 
 def test_truncated_or_corrupt_cache_is_rebuilt_with_one_line(tmp_path, monkeypatch, caplog):
-    from evaluators.datasets.skeleton_build import build_arrays
+    from evaluators.datasets.skeleton.build import build_arrays
 
     monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path / "cache"))
     files = _files(tmp_path)
@@ -50,7 +50,7 @@ def test_truncated_or_corrupt_cache_is_rebuilt_with_one_line(tmp_path, monkeypat
 
 def test_failed_cache_build_leaves_no_empty_folder(tmp_path, monkeypatch):
     from evaluators.datasets import DatasetError
-    from evaluators.datasets.skeleton_build import build_arrays
+    from evaluators.datasets.skeleton.build import build_arrays
 
     monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path / "cache"))
     files = _files(tmp_path)
@@ -67,7 +67,7 @@ def _rec(method="mld"):
 
 
 def test_unwritable_records_dir_falls_back_and_says_where(tmp_path, monkeypatch, capsys):
-    from evaluators.run import _write_record_or_fallback
+    from evaluators.runner.run import _write_record_or_fallback
 
     monkeypatch.setenv("MOTIONREPRO_FALLBACK_RECORDS", str(tmp_path / "fallback"))
     (tmp_path / "afile").write_text("x")
@@ -92,7 +92,7 @@ def test_stale_broken_record_in_runs_dir_is_skipped_but_published_ones_are_stric
 
 
 def test_finish_does_not_fail_on_a_stale_broken_record(tmp_path):
-    from evaluators.run import finish
+    from evaluators.runner.run import finish
 
     runs = tmp_path / "runs"
     (runs / "records").mkdir(parents=True)

@@ -1,7 +1,7 @@
 """Kill/resume for every method: a run stopped at a checkpoint and re-run ends bit-identical, in its
 weights AND its run records (issue 17 §1).
 
-Each case goes through the runner (:func:`evaluators.run.run_experiment`, in process): training,
+Each case goes through the runner (:func:`evaluators.runner.run.run_experiment`, in process): training,
 the runner's own checkpoint, one cheap protocol and the records it writes. Three runs per method:
 
 1. uninterrupted, in ``runs_dir`` A;
@@ -87,7 +87,7 @@ def test_every_registered_training_method_is_covered():
 
 
 def _overrides(experiment: str, overrides: list[str], runs: Path) -> list[str]:
-    from evaluators.run import _upsert
+    from evaluators.runner.run import _upsert
 
     return [_upsert(o) for o in (f"+experiment={experiment}", "scale=smoke", f"runs_dir={runs}", "leaderboards=false",
                                  "device=cpu", *overrides)]
@@ -95,7 +95,7 @@ def _overrides(experiment: str, overrides: list[str], runs: Path) -> list[str]:
 
 def _run(experiment: str, overrides: list[str], runs: Path) -> None:
     """One runner invocation in this process (records land in ``runs/records``)."""
-    from evaluators.run import compose, load_plugins, run_experiment
+    from evaluators.runner.run import compose, load_plugins, run_experiment
 
     load_plugins()
     ov = _overrides(experiment, overrides, runs)
@@ -205,7 +205,7 @@ def test_mld_killed_by_sigkill_resumes_to_identical_weights_and_records(tmp_path
         reference = uninterrupted_then_moved(experiment, MLD_KILL, runs)
     finally:
         torch.set_num_threads(threads)
-    cmd = [sys.executable, "-m", "evaluators.run", *_overrides(experiment, MLD_KILL, runs)]
+    cmd = [sys.executable, "-m", "evaluators.runner.run", *_overrides(experiment, MLD_KILL, runs)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
     env.pop(STOP_ENV, None)
     with open(tmp_path / "killed.log", "wb") as log:

@@ -19,8 +19,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from evaluators.core.safe_load import CheckpointError, load_checkpoint_file, load_data_pickle
 from evaluators.datasets import DatasetError
-from evaluators.safe_load import CheckpointError, load_checkpoint_file, load_data_pickle
 
 
 class _Evil:
@@ -101,7 +101,7 @@ def test_crafted_dataset_pickle_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(DatasetError, match="refused to unpickle pathlib") as e:
         load_data_pickle(path)
     assert str(path) in str(e.value) and not marker.exists()
-    from evaluators.datasets.action import read_humanact12
+    from evaluators.datasets.motion.action import read_humanact12
 
     with pytest.raises(DatasetError, match="refused"):
         read_humanact12(path)

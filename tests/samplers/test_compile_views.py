@@ -13,11 +13,11 @@ import logging
 import pytest
 import torch
 
-from evaluators.validate import ConfigError, check_values
+from evaluators.core.config import load_config
+from evaluators.core.validate import ConfigError, check_values
 from methods import get_method
 from methods.common import compile as C
 from methods.common.compile import CompiledModule
-from methods.common.config import load_config
 
 
 def _macdiff(compile_: bool):

@@ -158,8 +158,8 @@ def _old_greedy_tokens(m, caps, tok, steps):
 
 @pytest.mark.parametrize("name", ["momask", "hgm3"])
 def test_greedy_decoding_reproduces_the_old_loop(name):
+    from evaluators.core.config import load_config
     from methods import get_method
-    from methods.common.config import load_config
 
     cfg = load_config("method", name, "smoke", ["render.n=0", "sampler.temperature=1e-12"])
     m = get_method(name)(cfg, seed=0)
@@ -178,8 +178,8 @@ def test_greedy_decoding_reproduces_the_old_loop(name):
 
 # -- sampler.compile ---------------------------------------------------------------------------------
 def _smoke(name="momask", extra=()):
+    from evaluators.core.config import load_config
     from methods import get_method
-    from methods.common.config import load_config
 
     return get_method(name)(load_config("method", name, "smoke", ["render.n=0", *extra]), seed=0)
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from evaluators.core.config import load_config
+from evaluators.core.precision import check_precision
 from methods import get_method
-from methods.common.config import load_config
-from methods.common.precision import check_precision
 
 REL_TOL = 5e-2
 
@@ -271,7 +271,7 @@ def test_cli_refuses_an_unknown_precision(name, tmp_path):
     exp, key = PRECISION_KEYS[name]
     repo = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS="1", MOTIONREPRO_RUNS=str(tmp_path / "runs"))
-    p = subprocess.run([sys.executable, "-m", "evaluators.run", f"+experiment={exp}", "scale=smoke", f"{key}=fp16x"],
+    p = subprocess.run([sys.executable, "-m", "evaluators.runner.run", f"+experiment={exp}", "scale=smoke", f"{key}=fp16x"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     err = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     assert p.returncode == 2, p.stderr[-2000:]

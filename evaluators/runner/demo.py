@@ -1,0 +1,88 @@
+"""``python -m evaluators.run --list`` and ``--demo``: registry listing and the bundled-data demo.
+
+The demo runs every registered (non-test) method at ``scale=smoke`` on the synthetic dataset
+its method config names in ``demo_experiment`` (an experiment config, e.g. ``mld_synth-t2m``),
+then regenerates the leaderboards under ``${runs_dir}/leaderboards`` and prints a short table
+of the demo's records and of each method's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import traceback
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger("evaluators.runner.run")
+
+
+def listing() -> str:
+    """Methods (with their experiment datasets), datasets and protocols, from the registries."""
+    from evaluators.datasets import dataset_info, list_datasets
+    from evaluators.protocols import get_protocol, list_protocols
+    from evaluators.runner.run import experiments_by_method
+    from methods import get_method, list_methods
+    from methods.base import capabilities_of
+
+    exps = experiments_by_method()
+    lines = ["Methods (./reproduce.sh METHOD DATASET):"]
+    for m in list_methods():
+        cls = get_method(m)
+        lines.append(f"  {m:<17} task={cls.task or '?':<14} datasets: {', '.join(exps.get(m, [])) or '(no experiment yet)'}"
+                     f"  [{', '.join(capabilities_of(cls))}]")
+    lines.append("Datasets (configs/dataset/, registered loaders):")
+    for d in list_datasets():
+        info = dataset_info(d)
+        lines.append(f"  {d:<16} task={info['task']:<14} source={info['source']}")
+    lines.append("Protocols (configs/protocol/):")
+    for p in list_protocols():
+        spec = get_protocol(p)
+        lines.append(f"  {p:<16} needs={'+'.join(spec.needs):<22} tasks={','.join(spec.tasks):<28} {spec.description}")
+    return "\n".join(lines)
+
+
+def demo(argv: list[str]) -> int:
+    """Run the demo; returns the exit code (1 if any method failed)."""
+    from evaluators.core.config import load_config
+    from evaluators.runner.run import compose, finish, run_experiment
+    from methods import get_method, list_methods
+
+    ap = argparse.ArgumentParser(prog="./reproduce.sh demo")
+    ap.add_argument("--only", nargs="+", default=None, help="run only these methods")
+    ap.add_argument("overrides", nargs="*", help="hydra overrides for every run (e.g. seed=1)")
+    args = ap.parse_args(argv)
+    names = args.only or list_methods()
+    for n in names:
+        get_method(n)  # unknown name -> one-line error before anything runs
+    if not names:
+        log.warning("no methods are registered yet: nothing to train; showing the existing records only")
+    records: list[dict] = []
+    timing, failed = [], []
+    t_all = time.perf_counter()
+    runs_dir = Path("runs")
+    for name in names:
+        t0 = time.perf_counter()
+        exp = load_config("method", name, "smoke").get("demo_experiment")
+        try:
+            if not exp:
+                raise ValueError(f"configs/method/{name}.yaml has no demo_experiment key")
+            cfg = compose([f"+experiment={exp}", "scale=smoke", *args.overrides])
+            runs_dir = Path(str(cfg.runs_dir))
+            recs = run_experiment(cfg, args.overrides)
+            records += recs
+            status = f"ok ({len(recs)} records)"
+        except Exception as e:  # noqa: BLE001 - one method failing must not hide the others
+            log.error("demo of %s failed:\n%s", name, traceback.format_exc())
+            failed.append(name)
+            status = f"FAILED: {str(e).splitlines()[0][:80] if str(e) else type(e).__name__}"
+        timing.append({"method": name, "experiment": exp or "-", "wall_s": f"{time.perf_counter() - t0:.1f}",
+                       "status": status})
+    print(finish(records, runs_dir))
+    if timing:
+        print(pd.DataFrame(timing).to_markdown(index=False, tablefmt="github", disable_numparse=True))
+    print(f"demo: {len(names) - len(failed)}/{len(names)} methods ok in {time.perf_counter() - t_all:.1f} s; "
+          f"leaderboards in {runs_dir / 'leaderboards'}")
+    return 1 if failed else 0
