@@ -9,6 +9,7 @@ instead of silently skipping.
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -63,10 +64,25 @@ def _fixed_seed():
     yield
 
 
+def _reads_real_samples(item) -> bool:
+    """The test takes the ``shared_data`` fixture or calls :func:`need_shared` itself."""
+    if "shared_data" in getattr(item, "fixturenames", ()):
+        return True
+    fn = getattr(item, "function", None)
+    try:
+        return fn is not None and "need_shared(" in inspect.getsource(fn)
+    except (OSError, TypeError):
+        return False
+
+
 def pytest_collection_modifyitems(config, items):
-    """``@pytest.mark.gpu`` tests skip, with the reason, on a machine without CUDA."""
+    """Tests that read the real samples get the ``data`` mark (``-m data`` / ``-m "not data"``);
+    ``@pytest.mark.gpu`` tests skip, with the reason, on a machine without CUDA."""
     import torch
 
+    for item in items:
+        if _reads_real_samples(item):
+            item.add_marker(pytest.mark.data)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (run benchmarks/gpu_check.sh on a GPU machine)")
