@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from evaluators.datasets.base import DatasetError
+from evaluators.datasets.skeleton.feeder import SkeletonFeeder
 
 MAX_FRAMES = 300  # NTU RGB+D's longest sequence; every sequence is zero-padded to it (seq_transformation.py)
 SPLIT_NAMES = ("train", "test")
@@ -94,8 +95,6 @@ class SkeletonDataset:
 
         Yields ``(x [3, window, 25, 2] float32, label, index)``; see :class:`SkeletonFeeder`.
         """
-        from evaluators.datasets.skeleton.feeder import SkeletonFeeder
-
         sp = self.split(split) if isinstance(split, str) else split
         key = "train_p_interval" if train else "test_p_interval"
         if aug.get("p_interval") is None and self.feeder_defaults.get(key) is not None:
