@@ -263,7 +263,7 @@ def _repetition_section(es: list[dict]) -> list[str]:
     notes = sorted({e["note"] for e in es if e.get("what") == "text2motion repetition" and e.get("note")})
     metric_parts = sorted({k for e in es if e.get("what") == "text2motion repetition"
                            for k in (e.get("parts_s") or {}) if k.startswith("metric_")})
-    return ["### One text2motion repetition on synth_t2m (issue 16: < 10 % outside generation)\n",
+    return ["### One text2motion repetition on synth_t2m (target: < 10 % outside generation)\n",
             "The protocol's own code path (`evaluators/protocols/text2motion.py`) timed by its exclusive spans "
             "(`evaluators/protocols/_timing.py`): `generation` = `method.generate` (main pass and MultiModality), "
             "`evaluator GT` = the T2M motion network on GT crops (GT pass and the real row's second GT pass), "
@@ -305,7 +305,7 @@ def _render_file(path: Path, data: dict) -> list[str]:
     if len(mt):
         parts += ["### Per method\n",
                   "`peak fraction` = FLOPs of the whole sampling call (torch FlopCounterMode) / median time / fp32 "
-                  "peak; targets are those stored in each row when it was measured (issue 16's since then; paper scale, fp32, CPU) and apply only to paper-scale files. "
+                  "peak; targets are those stored in each row when it was measured (the current ones of `benchmarks/test_methods.py` since then; paper scale, fp32, CPU) and apply only to paper-scale files. "
                   "`GMACs / step` = fvcore on the module run once per step (CFG methods: the cond + uncond batch). "
                   "`call memory` = peak heap bytes in use above their level at the call's start (glibc mallinfo2, "
                   "polled; CPU) — the activations and workspaces of one batch-32 sampling call.\n", _md(mt)]

@@ -128,7 +128,7 @@ def load_recognizer(checkpoint: str, kind: str, sample: np.ndarray, n_cls: int, 
 
 # the caller's python / numpy / torch generators are left as they were: a run whose evaluator is
 # trained here (cache miss) and one that loads it from the cache then draw the same generation
-# noise (issue 17: a resumed run loads the evaluator the uninterrupted run trained)
+# noise (a resumed run loads the evaluator the uninterrupted run trained, and must end bit-identical)
 @rng_neutral()
 def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **kwargs) -> nn.Module:
     """Train (or load from cache) the recognition evaluator of ``data``; returns it in eval mode."""

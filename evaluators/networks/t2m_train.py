@@ -136,7 +136,7 @@ def fit_evaluator(ev: T2MEvaluator, split: T2MSplit, *, steps: int, batch_size: 
 
 # the caller's python / numpy / torch generators are left as they were: a run whose evaluator is
 # trained here (cache miss) and one that loads it from the cache then draw the same generation
-# noise (issue 17: a resumed run loads the evaluator the uninterrupted run trained)
+# noise (a resumed run loads the evaluator the uninterrupted run trained, and must end bit-identical)
 @rng_neutral()
 def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, config: str | None = None,
                     **kwargs) -> T2MEvaluator:

@@ -144,7 +144,7 @@ class SlowGenerator(RetrievalGenerator):
 
 
 def test_text2motion_timing_spans_split_a_repetition(tiny):
-    """Issue 16: the protocol's spans put generate's known time in `generation`, the evaluator's
+    """The protocol's spans put generate's known time in `generation`, the evaluator's
     time elsewhere, and their sum is the repetition's wall time (measured here around the call)."""
     import time
 

@@ -2,7 +2,7 @@
 
 The "reference" here is OUR restatement of the authors' modules (``restated_momask_layout.py``),
 so the forward comparisons check key names/shapes and our layers against stock torch layers; they
-are not evidence of parity with the authors' code (see that module's docstring, issue 13).
+are not evidence of parity with the authors' code (see that module's docstring).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``benchmarks/bf16_drift.py`` (issue 16 §2) on a tiny untrained MLD and tiny synthetic text-motion data.
+"""``benchmarks/bf16_drift.py`` on a tiny untrained MLD and tiny synthetic text-motion data.
 
 Checks the tool's logic, not a drift value: the bf16 pass really runs at bf16 (raw outputs of one
 seeded batch differ from fp32, the direct ``generate`` calls agree with what the tool reports),

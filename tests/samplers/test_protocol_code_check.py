@@ -1,4 +1,4 @@
-"""text2motion's debug check on generated RVQ codes (issue 13): a method that exposes
+"""text2motion's debug check on generated RVQ codes: a method that exposes
 ``last_generation_codes()`` gets its distinct codes per layer recorded in ``extra``, and a layer
 that collapsed onto one code (the old Gumbel bug: every residual code 0) stops the run."""
 
