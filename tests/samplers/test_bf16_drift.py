@@ -18,7 +18,7 @@ from evaluators.core.config import load_config
 from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext
 from methods import get_method
-from tests.evaluators_gen._tiny import TINY_EVAL_CFG, TinyT2M
+from tests.networks._tiny import TINY_EVAL_CFG, TinyT2M
 
 TINY_MLD = {"vae": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2},
             "denoiser": {"ff_size": 32, "num_layers": 1, "num_heads": 2}, "diffusion": {"steps": 3}}

@@ -9,8 +9,8 @@ import torch
 
 from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext, get_protocol
-from tests.evaluators_gen._tiny import TINY_EVAL_CFG, TinyT2M
-from tests.evaluators_gen.test_protocol_text2motion import RetrievalGenerator
+from tests.networks._tiny import TINY_EVAL_CFG, TinyT2M
+from tests.protocols.test_protocol_text2motion import RetrievalGenerator
 
 CFG = {"repetitions": 1, "mm": {"enabled": False}, "aits": {"enabled": False}, "diversity_times": 20,
        "real_row": False}

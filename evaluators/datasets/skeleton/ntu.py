@@ -15,7 +15,7 @@ Dataset object API (what methods and protocols code against)
   ``labels`` int64 ``[N]`` (0-based action id, ``A001`` -> 0),
   ``names`` ``list[str]`` (``SsssCcccPpppRrrrAaaa``), ``valid_frames`` int64 ``[N]``
   (non-zero frames, counted as MAMP's feeder does; crops are taken within the first
-  ``valid_frames`` frames). Both classes live in :mod:`skeleton_base` (re-exported here).
+  ``valid_frames`` frames). Both classes live in :mod:`evaluators.datasets.skeleton.dataset` (re-exported here).
 - ``feeder(split, train: bool, window=120, **aug) -> torch.utils.data.Dataset`` yielding
   ``(x float32 tensor [3, window, 25, 2], label int, index int)``: MAMP ``valid_crop_resize``
   (train: random crop ratio p ~ U[0.5, 1], at least 64 frames; test: centre crop p=0.95),

@@ -16,7 +16,11 @@ from methods.momask import convert
 from methods.momask.method import MoMask
 from methods.momask.tokenizer import RVQVAE
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
-from tests.hgm3.restated_momask_layout import RestatedMaskTransformer, RestatedResidualTransformer, restated_rvq_shapes
+from tests.momask.restated_momask_layout import (
+    RestatedMaskTransformer,
+    RestatedResidualTransformer,
+    restated_rvq_shapes,
+)
 
 PAPER_CLIP = {"text_encoder": {"kind": "clip", "clip_path": None, "dim": 512}}
 

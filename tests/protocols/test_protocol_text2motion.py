@@ -9,7 +9,7 @@ import torch
 from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.records import make_record, validate_record
-from tests.evaluators_gen._tiny import TINY_EVAL_CFG, WORDS, TinyT2M
+from tests.networks._tiny import TINY_EVAL_CFG, WORDS, TinyT2M
 
 
 class RetrievalGenerator:
