@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-if TYPE_CHECKING:  # annotations only: dataset.py imports this module to build its feeders
-    from evaluators.datasets.skeleton.dataset import SkeletonSplit
+from evaluators.datasets.skeleton.split import SkeletonSplit
 
 TRAIN_P_INTERVAL = (0.5, 1.0)
 TEST_P_INTERVAL = (0.95,)
