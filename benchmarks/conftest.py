@@ -153,7 +153,7 @@ class CpuWall:
     """Accumulates process CPU time (``time.process_time``: all threads) and wall time over the
     calls of a timed region. ``cpu_s / wall_s`` below 0.9 × the threads used means the threads did
     not all run (another process held the cores, or the region has serial parts: Python, kernels too
-    small to split): the row is marked contended, as issue 16 defines it."""
+    small to split): the row is marked contended."""
 
     def __init__(self) -> None:
         self.cpu_s = self.wall_s = 0.0

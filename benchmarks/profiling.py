@@ -1,6 +1,6 @@
 """Top ops by self CPU time of one call (torch.profiler): the profile that explains a target miss.
 
-Issue 16: "Report a miss as it is, with the profile (top ops by self time) that explains it."
+A missed target is reported as it is, with the profile (top ops by self time) that explains it.
 The sampling benchmarks run :func:`top_ops` once, untimed, after their timed rounds, and store
 its result in ``extra_info["profile"]``; ``leaderboards/speed.py`` prints it under the
 per-method table for every row that misses its target.

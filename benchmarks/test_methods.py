@@ -9,11 +9,11 @@ does not depend on the weights. The sampling call is the one the protocols time:
 - skeleton learners: ``reconstruct(x, steps)`` (conditional DDIM from a masked input).
 
 ``fraction_of_peak`` = FLOPs of the whole call (torch FlopCounterMode) / median time /
-this machine's fp32 matmul peak measured once in the same run (``peak_gflops`` fixture); issue 16's targets are stored
+this machine's fp32 matmul peak measured once in the same run (``peak_gflops`` fixture); the targets are stored
 beside it so ``speed.md`` says by how much a target is missed. The ``test_sampling_bf16_*`` rows run the same call
 with the method's sampler ``precision: bf16`` (weights cast once, sampler state fp32) at its default step count,
-divided by the bf16 matmul peak of the same run, against the same targets (issue 16: "measured against the bf16
-peak and reported the same way").
+divided by the bf16 matmul peak of the same run, against the same targets (measured against the bf16
+peak and reported the same way).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ STEPS = {"mld": [1, 2, 5, 10, 25, 50, 100, 1000], "momask": [1, 2, 5, 10, 18], "
 # batch 32 runs each method's configured default (paper scale: the papers' 50 DDIM steps for MLD and
 # MacDiff, 10 iterations for MoMask/HGM3; smoke: the smoke configs' shorter samplers), see default_steps
 BATCH32 = ["mld", "momask", "hgm3", "macdiff", "diffusionpose", "heatmap_baseline"]
-# issue 16 targets (fraction of the fp32 peak measured in the same run, paper scale, CPU): (batch 1, batch 32);
-# issue 9's were lower (0.35/0.70, 0.60/0.80, -/0.50). Never lower these to make a row pass.
+# targets (fraction of the fp32 peak measured in the same run, paper scale, CPU): (batch 1, batch 32);
+# earlier targets were lower (0.35/0.70, 0.60/0.80, -/0.50). Never lower these to make a row pass.
 TARGETS = {"mld": (0.40, 0.70), "momask": (0.65, 0.80), "hgm3": (0.65, 0.80), "macdiff": (None, 0.60),
            "diffusionpose": (None, 0.60)}
 

@@ -1,4 +1,4 @@
-"""End-to-end cost of ONE text2motion repetition on synth_t2m (issue 16 §3, last bullet).
+"""End-to-end cost of ONE text2motion repetition on synth_t2m.
 
 What is timed is the protocol a real run calls (``evaluators/protocols/text2motion.py`` through
 its registry entry), not a re-implementation: the protocol marks its parts with exclusive timing
@@ -13,7 +13,7 @@ passes in ``RunContext.extra["timing"]``:
 - ``data``: the loader pass (shuffled order, caption choice, official crops, padding);
 - ``repetition``: the rest of the loop body (cache lookups, concatenation, debug checks).
 
-The share outside generation is ``1 - generation / sum(parts)``; issue 16's target is < 10 %.
+The share outside generation is ``1 - generation / sum(parts)``; the target is < 10 %.
 It is measured for the two repetitions of one call: the first (``share_outside_generation``:
 every GT crop embedded) and the second (``share_outside_generation_warm``: GT crop windows
 already embedded by the first are reused from the call's window cache; the later repetitions of
@@ -44,7 +44,7 @@ from evaluators.protocols._timing import Spans, share_outside
 from methods import get_method, list_methods
 
 METHODS = [m for m in ("mld", "momask", "hgm3") if m in list_methods()]
-TARGET_SHARE = 0.10  # issue 16: evaluation outside generation < 10 % of a repetition's wall time
+TARGET_SHARE = 0.10  # ours: evaluation outside generation < 10 % of a repetition's wall time
 N_TEST = 16  # ours: base test motions; with their mirrored twins one batch of 32
 MM = {"enabled": True, "mode": "t2m", "num_samples": 1, "num_repeats": 30, "num_times": 10}  # ours: 1 of 100 prompts
 

@@ -28,15 +28,25 @@ A malformed record raises :class:`RecordError` naming the file; nothing is skipp
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import json
+import logging
 import math
 import os
 import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from packaging.utils import canonicalize_name
+
 from evaluators.core.io import atomic_write_text
+from evaluators.metrics.info import metric_info
+from evaluators.provenance import ProvenanceError
+from evaluators.provenance import validate as validate_provenance
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)  # schema 1 = before provenance/environment; still read, never comparable
@@ -82,7 +92,7 @@ def hardware_info() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        import torch
+        import torch  # lazy: leaderboards read records and must not pay torch's import; a record is written once
 
         info["torch"] = torch.__version__
         info["cuda"] = torch.version.cuda
@@ -90,7 +100,7 @@ def hardware_info() -> dict[str, Any]:
             info["device"] = "cuda"
             info["gpu"] = torch.cuda.get_device_name(0)
             try:
-                import pynvml
+                import pynvml  # lazy: NVML is optional information, loaded only on a CUDA machine
 
                 pynvml.nvmlInit()
                 info["driver"] = pynvml.nvmlSystemGetDriverVersion()
@@ -106,8 +116,6 @@ def hardware_info() -> dict[str, Any]:
 
 def environment_info() -> dict[str, Any]:
     """Installed versions of the packages that can change a number (None = not installed)."""
-    from importlib import metadata
-
     pkgs: dict[str, str | None] = {}
     for name in ENV_PACKAGES:
         try:
@@ -120,8 +128,6 @@ def environment_info() -> dict[str, Any]:
 def lock_environment(names: list[str]) -> dict[str, Any]:
     """Which lock the venv was installed from (``./reproduce.sh bootstrap`` marks it), its sha256,
     the locked versions of ``names`` and every installed package that differs from its pin."""
-    import importlib.util
-
     path = Path(__file__).resolve().parents[1] / "requirements" / "lock.py"
     if not path.exists():  # installed as a library, outside a checkout
         return {"lock": None, "note": "no requirements/lock.py beside the package"}
@@ -131,8 +137,6 @@ def lock_environment(names: list[str]) -> dict[str, Any]:
         spec.loader.exec_module(mod)
         info = mod.lock_info()
         if info.get("lock"):
-            from packaging.utils import canonicalize_name
-
             pins = mod.read_pins(Path(__file__).resolve().parents[1] / info["lock"])
             info["locked"] = {n: pins.get(canonicalize_name(n)) for n in names}
         return info
@@ -150,8 +154,6 @@ def hardware_label(hw: dict[str, Any]) -> str:
 
 def normalise_metric(key: str, value: Any) -> dict[str, Any]:
     """Float or dict -> ``{"value", "ci95", "higher_is_better", "unit"}`` using METRIC_INFO."""
-    from evaluators.metrics.info import metric_info
-
     info = metric_info(key)
     if isinstance(value, dict):
         out = {"value": value.get("value"), "ci95": value.get("ci95")}
@@ -206,9 +208,6 @@ def validate_record(rec: Any, source: str = "<record>") -> None:
         for key, typ in REQUIRED_V2.items():
             if not isinstance(rec.get(key), typ):
                 raise bad(f"missing key {key!r}" if key not in rec else f"{key!r} has type {type(rec[key]).__name__}")
-        from evaluators.provenance import ProvenanceError
-        from evaluators.provenance import validate as validate_provenance
-
         try:
             validate_provenance(rec["provenance"], source)
         except ProvenanceError as e:
@@ -297,34 +296,22 @@ def read_records(directory: str | os.PathLike, skip_invalid: bool = False) -> li
         except RecordError as e:
             if not skip_invalid:
                 raise
-            import logging
-
             logging.getLogger(__name__).warning("skipping a broken record: %s", e)
     return out
 
 
 def _jsonable(obj: Any) -> Any:
     """Round-trip through JSON so configs (OmegaConf, numpy scalars, paths) serialise cleanly."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(obj, (DictConfig, ListConfig)):
-            obj = OmegaConf.to_container(obj, resolve=True)
-    except ImportError:
-        pass
+    if isinstance(obj, (DictConfig, ListConfig)):
+        obj = OmegaConf.to_container(obj, resolve=True)
     return json.loads(json.dumps(obj, default=_default))
 
 
 def _default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:
-        pass
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
     if isinstance(o, Path):
         return str(o)
     return str(o)

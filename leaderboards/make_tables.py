@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from evaluators import provenance as P
+from evaluators.core.config import config_dirs
 from evaluators.core.io import atomic_write_text
-from evaluators.records import hardware_label, read_records
+from evaluators.records import RecordError, hardware_label, read_record, read_records
+from leaderboards.md_format import render_reference
+from leaderboards.plots import write_plots
 from leaderboards.references import Paper, Table, load_papers, load_sources
+from leaderboards.speed import render_speed
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +50,6 @@ def load_results(dirs: Iterable[Path], lenient: Iterable[Path] = ()) -> list[dic
 
 def warn_unknown_methods(dirs: Iterable[Path], known: Iterable[str], lenient: Iterable[Path] = ()) -> list[str]:
     """One warning (naming the file) per record whose method no leaderboard lists: never dropped silently."""
-    import logging
-
-    from evaluators.records import RecordError, read_record
-
     known, soft = set(known), {Path(p).resolve() for p in lenient}
     out = []
     for d in dirs:
@@ -91,10 +92,6 @@ def paper_setting(method: str, rec: dict | None = None) -> dict | None:
     """The ``paper_setting:`` declared in ``configs/method/<method>.yaml`` (searched like every group
     config); else the one in the record's resolved method config; None when neither declares one."""
     if method not in _SETTINGS:
-        import yaml
-
-        from evaluators.core.config import config_dirs
-
         found = None
         for d in config_dirs():
             f = d / "method" / f"{method}.yaml"
@@ -177,14 +174,6 @@ def _protocol_matches(table: Table, rec: dict) -> bool:
 # -- rendering -------------------------------------------------------------------------------------
 def _md(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, disable_numparse=True) + "\n"
-
-
-def render_reference(table: Table) -> str:
-    rows = [{"Method": r.name, **{lab: (r.cells[c].render() if c in r.cells else "")
-                                  for c, lab in table.columns.items()}} for r in table.rows]
-    out = _md(pd.DataFrame(rows, columns=["Method", *table.columns.values()]))
-    notes = [f"- {r.name}: {r.note}" for r in table.rows if r.note]
-    return out + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
 def render_reproduced(table: Table, records: list[dict]) -> str:
@@ -321,8 +310,6 @@ def render_paper(paper: Paper, records: list[dict], sources: dict[str, str]) -> 
 def render_all(results_dirs: Iterable[Path], bench_dirs: Iterable[Path] = (),
                lenient: Iterable[Path] = ()) -> dict[str, str]:
     """File name -> markdown for every leaderboard (paper tables + speed)."""
-    from leaderboards.speed import render_speed
-
     results_dirs = list(results_dirs)
     records = latest(load_results(results_dirs, lenient))
     sources = load_sources()
@@ -353,8 +340,6 @@ def regenerate(results_dirs: Iterable[Path] | None = None, out_dir: Path | None 
             if not check:
                 atomic_write_text(path, text)
     if plots and not check:
-        from leaderboards.speed import write_plots
-
         write_plots(latest(load_results(results_dirs, lenient)), out_dir / "plots")
     return changed
 

@@ -1,4 +1,4 @@
-"""Speed leaderboard (``speed.md``) from pytest-benchmark JSON, and quality-vs-steps plots.
+"""Speed leaderboard (``speed.md``) from pytest-benchmark JSON; the plots are :mod:`leaderboards.plots`.
 
 Inputs: ``leaderboards/benchmarks/*.json`` written by
 ``pytest benchmarks --benchmark-only --benchmark-json=...`` (``machine_info`` is filled by
@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from leaderboards.md_format import BenchmarkFileError, _fmt, _md
+from leaderboards.md_format import BenchmarkFileError, _fmt, _md, render_reference
 from leaderboards.references import load_papers
 from leaderboards.speed_drift import DRIFT_KIND, load_drift, render_drift
 
@@ -263,7 +263,7 @@ def _repetition_section(es: list[dict]) -> list[str]:
     notes = sorted({e["note"] for e in es if e.get("what") == "text2motion repetition" and e.get("note")})
     metric_parts = sorted({k for e in es if e.get("what") == "text2motion repetition"
                            for k in (e.get("parts_s") or {}) if k.startswith("metric_")})
-    return ["### One text2motion repetition on synth_t2m (issue 16: < 10 % outside generation)\n",
+    return ["### One text2motion repetition on synth_t2m (target: < 10 % outside generation)\n",
             "The protocol's own code path (`evaluators/protocols/text2motion.py`) timed by its exclusive spans "
             "(`evaluators/protocols/_timing.py`): `generation` = `method.generate` (main pass and MultiModality), "
             "`evaluator GT` = the T2M motion network on GT crops (GT pass and the real row's second GT pass), "
@@ -305,7 +305,7 @@ def _render_file(path: Path, data: dict) -> list[str]:
     if len(mt):
         parts += ["### Per method\n",
                   "`peak fraction` = FLOPs of the whole sampling call (torch FlopCounterMode) / median time / fp32 "
-                  "peak; targets are those stored in each row when it was measured (issue 16's since then; paper scale, fp32, CPU) and apply only to paper-scale files. "
+                  "peak; targets are those stored in each row when it was measured (the current ones of `benchmarks/test_methods.py` since then; paper scale, fp32, CPU) and apply only to paper-scale files. "
                   "`GMACs / step` = fvcore on the module run once per step (CFG methods: the cond + uncond batch). "
                   "`call memory` = peak heap bytes in use above their level at the call's start (glibc mallinfo2, "
                   "polled; CPU) — the activations and workspaces of one batch-32 sampling call.\n", _md(mt)]
@@ -365,93 +365,7 @@ def render_speed(bench_dirs: list[Path], records: list[dict]) -> str:
     for paper in load_papers():
         for t in paper.tables:
             if "aits_s" in t.columns or t.variant_prefix:
-                from leaderboards.make_tables import render_reference
-
                 parts.append(f"### {paper.leaderboard}: {t.title}\n\nSource: {t.source}."
                              + (f" Hardware: {t.hardware}." if t.hardware else "") + "\n")
                 parts.append(render_reference(t))
     return "\n".join(parts).rstrip() + "\n"
-
-
-def _quality_key(rec: dict) -> str | None:
-    for k in ("fid", "ap", "pck_0.2", "top1", "mpjpe_mm"):
-        if k in rec["metrics"] and rec["metrics"][k].get("value") is not None:
-            return k
-    return None
-
-
-def _save(fig, path: Path) -> Path:
-    from evaluators.core.io import atomic_open
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png", metadata={"Software": None})
-    return path
-
-
-def write_latency_plot(bench_dirs: list[Path], out_dir: Path) -> list[Path]:
-    """``sampling_latency_vs_steps.png``: batch-1 sampling latency against steps, one curve per
-    (method, benchmark file), from the committed pytest-benchmark JSON."""
-    curves = {}
-    for path, data in load_benchmarks(bench_dirs):
-        for e in _entries(data):
-            if e.get("what") == "sampling" and e.get("batch") == 1 and e.get("steps") and e.get("median") and _fp32(e):
-                curves.setdefault((e["method"], path.stem), []).append((e["steps"], e["median"]))
-    if not curves:
-        return []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (method, stem), pts in sorted(curves.items()):
-        pts = sorted(pts)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{method} ({stem})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("sampling steps / decoding iterations")
-    ax.set_ylabel("latency per sample at batch 1 (s)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = _save(fig, out_dir / "sampling_latency_vs_steps.png")
-    plt.close(fig)
-    return [out]
-
-
-def write_plots(records: list[dict], out_dir: Path, bench_dirs: list[Path] | None = None) -> list[Path]:
-    """Quality vs steps and vs AITS (run records), one curve per (method, dataset, data, scale),
-    and the sampling latency plot from ``bench_dirs`` (default ``leaderboards/benchmarks``)."""
-    if bench_dirs is None:
-        bench_dirs = [Path(__file__).resolve().parent / "benchmarks"]
-    written = write_latency_plot(bench_dirs, out_dir)
-    sweep = [r for r in records if r["variant"].startswith("steps=") and _quality_key(r)]
-    if not sweep:
-        return written
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves: dict[tuple, list[tuple[float, float, float | None]]] = {}
-    for r in sweep:
-        q = _quality_key(r)
-        steps = float(r["variant"].split("=", 1)[1].split(",")[0])
-        aits = r["metrics"].get("aits_s", {}).get("value")
-        curves.setdefault((r["method"], r["dataset"], q, r["data"], r["scale"]), []).append(
-            (steps, r["metrics"][q]["value"], aits))
-    for fname, xi, xlabel in (("quality_vs_steps.png", 0, "sampling steps / iterations"),
-                              ("quality_vs_aits.png", 2, "AITS (s, batch 1)")):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for (method, ds, q, data, scale), pts in sorted(curves.items()):
-            pts = sorted(p for p in pts if p[xi] is not None)
-            if pts:
-                ax.plot([p[xi] for p in pts], [p[1] for p in pts], marker="o", label=f"{method} {ds} {q} ({data}, {scale})")
-        ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("quality metric (FID lower / AP, PCK higher is better)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        written.append(_save(fig, out_dir / fname))
-        plt.close(fig)
-    return written

@@ -39,7 +39,7 @@ def init_distributed(timeout_s: float = 1800.0) -> tuple[int, int]:
     if "WORLD_SIZE" not in os.environ and os.environ.get("SUBMITIT_EXECUTOR") == "slurm" \
             and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         # hydra/launcher=slurm with tasks_per_node > 1: each submitit task is one rank
-        from submitit.helpers import TorchDistributedEnvironment
+        from submitit.helpers import TorchDistributedEnvironment  # lazy: submitit is needed only on a SLURM launch
 
         TorchDistributedEnvironment().export()
     ws = int(os.environ.get("WORLD_SIZE", "1"))

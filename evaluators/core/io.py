@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
@@ -45,14 +47,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` through a temporary file (checkpoints survive a kill mid-write)."""
-    import torch
+    import torch  # lazy: records and leaderboards import core.io and must not pay torch's import
 
     with atomic_open(path, "wb") as fh:
         torch.save(obj, fh)
 
 
 def atomic_np_save(path: str | os.PathLike, array: Any) -> None:
-    import numpy as np
-
     with atomic_open(path, "wb") as fh:
         np.save(fh, array)

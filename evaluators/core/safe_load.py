@@ -26,12 +26,15 @@ import io
 import logging
 import os
 import pickle
+import re
 import typing
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from omegaconf import base, dictconfig, listconfig, nodes
 
 from evaluators.core.errors import DatasetError
 
@@ -59,8 +62,6 @@ def _numpy_globals() -> list:
 
 
 def _omegaconf_globals() -> list:
-    from omegaconf import base, dictconfig, listconfig, nodes
-
     node_types = [getattr(nodes, n) for n in ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode",
                                               "BytesNode", "PathNode") if hasattr(nodes, n)]
     return [dictconfig.DictConfig, listconfig.ListConfig, base.Metadata, base.ContainerMetadata, *node_types,
@@ -75,8 +76,6 @@ def checkpoint_globals() -> list:
 
 def load_checkpoint_file(path: str | os.PathLike, *, what: str = "checkpoint") -> Any:
     """``torch.load(path, weights_only=True)`` with :func:`checkpoint_globals`; CheckpointError on any failure."""
-    import torch
-
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{what} {path} does not exist")
@@ -108,8 +107,6 @@ def _first_line(msg: str) -> str:
 
 
 def _refused_global(msg: str) -> str | None:
-    import re
-
     m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", msg) or re.search(
         r"allowlisted via `add_safe_globals`, but got <class '([\w.]+)'>", msg) or re.search(
         r"Unsupported operand \d+|Trying to call reduce for unrecognized function <[^>]* ([\w.]+)", msg)

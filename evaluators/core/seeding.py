@@ -60,7 +60,7 @@ def rng_neutral() -> Iterator[None]:
     For loading frozen pretrained parts (text encoders, parsers) lazily, inside a training step:
     the first import of their libraries draws from python's ``random``, so without this a run that
     resumes from a checkpoint (and loads them again at a later step, in a fresh process) would
-    continue from other generator states than the uninterrupted run (issue 17 §1).
+    continue from other generator states than the uninterrupted run, and not end bit-identical to it.
     """
     state = get_rng_state()
     try:

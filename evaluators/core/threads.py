@@ -1,6 +1,6 @@
 """CPU thread defaults that degrade gracefully on a shared machine (imported before torch).
 
-Measured on the 2-core CPU (issue 16, ``benchmarks/test_oversubscription.py``): with OpenMP's
+Measured on the 2-core CPU (``benchmarks/test_oversubscription.py``): with OpenMP's
 default wait policy a worker that finishes a parallel region keeps spinning for its next one, so
 two 2-thread processes (or one beside other load) spend their time slices spinning: a loop of
 small matmuls took 7.7 s alone and 22 s as one of two processes, against 0.86 s / 1.6 s with

@@ -7,7 +7,7 @@ killed run never leaves a half-written cache behind.
 A generated dataset folder also holds a manifest (:data:`MANIFEST`: every file's size and
 sha256, :func:`write_manifest`, written last, inside the staging folder). On open,
 :func:`valid_or_discard` checks it; a truncated, edited, incomplete or manifest-less folder is
-removed with ONE warning line naming it and the caller rebuilds it (issue 17 §5).
+removed with ONE warning line naming it and the caller rebuilds it, so a damaged cache never poisons a run.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from evaluators.metrics.frechet import fid
+
 DIVERSITY_PAIRS_A2M = 200
 MULTIMODALITY_PAIRS_A2M = 20
 
@@ -30,15 +32,11 @@ def _rng(seed) -> np.random.Generator:
 
 def fid_train(train_feats, gen_feats) -> float:
     """FID between recognition features of the training motions and of generated motions."""
-    from evaluators.metrics.generation import fid
-
     return fid(train_feats, gen_feats)
 
 
 def fid_test(test_feats, gen_feats) -> float:
     """FID between recognition features of the test motions and of generated motions."""
-    from evaluators.metrics.generation import fid
-
     return fid(test_feats, gen_feats)
 
 

@@ -18,16 +18,14 @@ and MoMask (``utils/metrics.py``, ``utils/eval_t2m.py``) copy:
 Randomness takes an explicit ``seed`` (int or ``np.random.Generator``) instead of the global
 numpy state the official code uses, so a repetition is reproducible.
 
+:func:`fid` itself lives in :mod:`evaluators.metrics.frechet` (shared with the action metrics).
 The action-to-motion variants (ACTOR / MLD recognition evaluator) live in
 :mod:`evaluators.metrics.action` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
-from scipy import linalg
 
 from evaluators.metrics.action import (  # noqa: F401  (re-exported contract helpers)
     accuracy,
@@ -36,8 +34,12 @@ from evaluators.metrics.action import (  # noqa: F401  (re-exported contract hel
     fid_train,
     multimodality_a2m,
 )
-
-log = logging.getLogger(__name__)
+from evaluators.metrics.frechet import (  # noqa: F401  (fid is a DESIGN.md contract name here)
+    activation_statistics,
+    as_2d,
+    fid,
+    frechet_distance,
+)
 
 __all__ = [
     "fid", "frechet_distance", "activation_statistics", "euclidean_distance_matrix", "r_precision",
@@ -46,52 +48,8 @@ __all__ = [
 ]
 
 
-def _as_2d(x, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array [N, D], got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return a
-
-
 def _rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
-def activation_statistics(feats) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``[D]`` and covariance ``[D, D]`` (``np.cov``, unbiased) of ``feats [N, D]``."""
-    a = _as_2d(feats, "feats")
-    if a.shape[0] < 2:
-        raise ValueError(f"feats needs at least 2 rows for a covariance, got {a.shape[0]}")
-    return a.mean(axis=0), np.cov(a, rowvar=False)
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-    """``|mu1-mu2|^2 + Tr(S1 + S2 - 2 sqrt(S1 S2))`` with the official singular-product fallback."""
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape or s1.shape != s2.shape:
-        raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
-    diff = mu1 - mu2
-    covmean = linalg.sqrtm(s1.dot(s2))
-    if not np.isfinite(covmean).all():
-        # T2M utils/metrics.py: singular product -> add eps to both diagonals and retry.
-        log.warning("fid: singular covariance product; adding %g to the diagonals", eps)
-        offset = np.eye(s1.shape[0]) * eps
-        covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"fid: imaginary component {np.max(np.abs(covmean.imag))} in sqrtm")
-        covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
-
-
-def fid(real, gen) -> float:
-    """Fréchet inception-style distance between embeddings ``real [N, D]`` and ``gen [M, D]`` (float64)."""
-    mu1, s1 = activation_statistics(_as_2d(real, "real"))
-    mu2, s2 = activation_statistics(_as_2d(gen, "gen"))
-    return frechet_distance(mu1, s1, mu2, s2)
 
 
 def euclidean_distance_matrix(a, b) -> np.ndarray:
@@ -106,7 +64,7 @@ def euclidean_distance_matrix(a, b) -> np.ndarray:
 
 
 def _batches(text_emb, motion_emb, batch_size: int):
-    t, m = _as_2d(text_emb, "text_emb"), _as_2d(motion_emb, "motion_emb")
+    t, m = as_2d(text_emb, "text_emb"), as_2d(motion_emb, "motion_emb")
     if t.shape != m.shape:
         raise ValueError(f"text_emb {t.shape} and motion_emb {m.shape} must have the same shape")
     n_batches = t.shape[0] // batch_size  # drop_last=True in the official loader
@@ -146,7 +104,7 @@ def matching_score(text_emb, motion_emb, batch_size: int = 32) -> float:
 
 def diversity(feats, n_pairs: int = 300, seed=0) -> float:
     """Mean distance over ``n_pairs`` random pairs of ``feats [N, D]`` (each side without replacement)."""
-    a = _as_2d(feats, "feats")
+    a = as_2d(feats, "feats")
     if a.shape[0] <= n_pairs:
         # the official code asserts num_samples > diversity_times
         raise ValueError(f"diversity needs more than n_pairs={n_pairs} samples, got {a.shape[0]}")

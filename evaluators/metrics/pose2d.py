@@ -96,8 +96,8 @@ def oks_ap(results: list[dict], gt_json_path: str | os.PathLike, sigmas: np.ndar
     ``image_ids`` restricts the evaluation to those images (default: every image of the json).
     Returns ``{AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl}`` (fractions in [0, 1]).
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    from pycocotools.coco import COCO  # lazy: pycocotools is needed only for COCO AP, not for PCK
+    from pycocotools.cocoeval import COCOeval  # lazy: as above
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(gt_json_path))

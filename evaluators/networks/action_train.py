@@ -17,6 +17,7 @@ holding it under ``model``). Trained recognisers are cached at
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluators.core.safe_load import load_checkpoint_file
+from evaluators.core.io import atomic_torch_save
+from evaluators.core.safe_load import CheckpointError, load_checkpoint_file
 from evaluators.core.seeding import rng_neutral
+from evaluators.datasets.cache import cache_key, cache_root
+from evaluators.datasets.motion.action import actor_frame_indices
 from evaluators.networks.action_recognition import build_recognizer
+from evaluators.networks.t2m_train import data_digest
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +45,6 @@ def actor_clip(motion: np.ndarray, num_frames: int | None, rng) -> np.ndarray:
     ``torch_dataset`` yields. ``rng`` is a ``random.Random``."""
     m = np.asarray(motion, np.float32)
     if num_frames:
-        from evaluators.datasets.motion.action import actor_frame_indices
-
         m = m[actor_frame_indices(len(m), int(num_frames), rng)]
     return m - m[:1, :1]
 
@@ -125,17 +128,13 @@ def load_recognizer(checkpoint: str, kind: str, sample: np.ndarray, n_cls: int, 
 
 # the caller's python / numpy / torch generators are left as they were: a run whose evaluator is
 # trained here (cache miss) and one that loads it from the cache then draw the same generation
-# noise (issue 17: a resumed run loads the evaluator the uninterrupted run trained)
+# noise (a resumed run loads the evaluator the uninterrupted run trained, and must end bit-identical)
 @rng_neutral()
 def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **kwargs) -> nn.Module:
     """Train (or load from cache) the recognition evaluator of ``data``; returns it in eval mode."""
-    from evaluators.core.io import atomic_torch_save
-    from evaluators.datasets.cache import cache_key, cache_root
-
     hp = {**DEFAULTS, **kwargs}
     tr = action_split(data, split)
     n_cls = num_classes(data, tr)
-    from evaluators.networks.t2m_train import data_digest
 
     digest = data_digest(tr.motions, [[str(v)] for v in tr.labels])
     key = cache_key("action_recognizer", getattr(data, "name", type(data).__name__), len(tr), n_cls,
@@ -144,8 +143,6 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
     if cache and path.exists():
-        from evaluators.core.safe_load import CheckpointError
-
         try:
             net.load_state_dict(load_checkpoint_file(path, what="recogniser cache")["model"])
             return net.eval()
@@ -153,7 +150,6 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
             log.warning("cached recogniser unusable (%s): retraining it", e)
             torch.manual_seed(hp["seed"])  # a fresh net: the failed load may have written part of it
             net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
-    import random
 
     torch.manual_seed(hp["seed"])
     rng = np.random.default_rng(hp["seed"])

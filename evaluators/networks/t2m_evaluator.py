@@ -27,9 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from evaluators.core.io import atomic_torch_save
 from evaluators.core.safe_load import load_checkpoint_file
 from evaluators.networks.t2m_modules import MotionEncoderBiGRUCo, MovementConvEncoder, TextEncoderBiGRUCo
 from evaluators.networks.word_vectors import MAX_TEXT_LEN, POS_ENUMERATOR, default_vectorizer, tokenize_caption
+from evaluators.provenance import entry, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +243,6 @@ class T2MEvaluator(nn.Module):
 
     def provenance(self) -> dict[str, dict]:
         """``evaluator`` and ``word_vectors`` entries for a run record (``evaluators/provenance.py``)."""
-        from evaluators.provenance import entry, sha256_file
-
         m = self.meta
         if m.get("source") == "official":
             ev = entry("official", "official T2M evaluator", file=m["checkpoint"], sha256=sha256_file(m["checkpoint"]),
@@ -260,8 +260,6 @@ class T2MEvaluator(nn.Module):
 
     def save(self, path: str | Path) -> None:
         """Atomic save: official layout + our mean/std/config/meta."""
-        from evaluators.core.io import atomic_torch_save
-
         state = self.official_state_dict()
         state.update(mean=self.mean.cpu(), std=self.std.cpu(), config=asdict(self.cfg), meta=self.meta)
         atomic_torch_save(state, path)

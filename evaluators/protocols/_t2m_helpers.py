@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from evaluators.networks.t2m_data import T2MSplit, crop_like_official, crop_window_official, pad_batch, t2m_split
+from evaluators.networks.t2m_evaluator import T2MEvaluator, resolve_official_files
+from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols._timing import span
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,6 @@ def build_evaluator(data: Any, ecfg: dict, ctx) -> Any:
     ``ctx.extra['t2m_evaluator']`` (an already-built :class:`T2MEvaluator`) takes precedence,
     so a runner evaluating several protocols or methods builds it once.
     """
-    from evaluators.networks.t2m_evaluator import T2MEvaluator, resolve_official_files
-
     ev = (ctx.extra or {}).get("t2m_evaluator")
     if ev is None:
         name = evaluator_name(data, ecfg)
@@ -47,8 +47,6 @@ def build_evaluator(data: Any, ecfg: dict, ctx) -> Any:
             ev = T2MEvaluator.from_official(ecfg["checkpoint"], name, glove_dir=ecfg.get("glove_dir"),
                                             mean_path=ecfg.get("mean"), std_path=ecfg.get("std"))
     if ev is None:
-        from evaluators.networks.t2m_train import train_evaluator
-
         ev = train_evaluator(data, split=ecfg.get("train_split", "train"), config=ecfg.get("config"),
                              **dict(ecfg.get("train") or {}))
     return ev.to(resolve_device(ctx.device)).eval()

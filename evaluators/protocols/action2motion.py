@@ -43,6 +43,7 @@ from evaluators.networks.action_train import (
     recognizer_outputs,
     train_recognizer,
 )
+from evaluators.protocols._t2m_helpers import resolve_device
 from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,6 @@ def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResu
     if net is None:
         net = train_recognizer(data, split=c["train_split"], kind=rc["kind"], network=dict(rc.get("network") or {}),
                                **{"num_frames": c["num_frames"], **dict(rc.get("train") or {})})
-    from evaluators.protocols._t2m_helpers import resolve_device
 
     dev = resolve_device(ctx.device)
     net = net.to(dev).eval()

@@ -21,15 +21,20 @@ Dispatches on the dataset's task:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 import numpy as np
 import torch
 
+from evaluators.datasets.motion.humanml3d import recover_from_ric
 from evaluators.metrics.generation import fid as fid_metric
 from evaluators.metrics.reconstruction import accel_error, mpjpe, procrustes_align
+from evaluators.networks.t2m_data import crop_like_official, t2m_split
+from evaluators.protocols._t2m_helpers import build_evaluator
 from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
+from evaluators.provenance import recipe_entry
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +77,6 @@ class _Acc:
 def _to_joints(data, dim: int):
     if hasattr(data, "features_to_joints"):
         return lambda x: np.asarray(data.features_to_joints(x))
-    from evaluators.datasets.motion.humanml3d import recover_from_ric
 
     joints_num = {263: 22, 251: 21}.get(dim)
     if joints_num is None:
@@ -86,8 +90,6 @@ def takes_posterior(method) -> bool:
 
 
 def _takes(method, name: str) -> bool:
-    import inspect
-
     try:
         return name in inspect.signature(method.reconstruct).parameters
     except (TypeError, ValueError):
@@ -112,8 +114,6 @@ def _reconstruct(method, x: torch.Tensor, posterior: str | None = None):
 
 
 def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
-    from evaluators.networks.t2m_data import crop_like_official, t2m_split
-
     split = t2m_split(data, c["split"])
     n = len(split) if c["max_samples"] is None else min(len(split), int(c["max_samples"]))
     rng = np.random.default_rng(int(ctx.seed))
@@ -143,14 +143,10 @@ def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
     extra: dict[str, Any] = {"align_root": align, "task": "text2motion", "crop": "T2M test loader (seeded)"}
     prov: dict[str, dict] = {}
     if posterior is not None:
-        from evaluators.provenance import recipe_entry
-
         extra["posterior"] = posterior
         k, e = recipe_entry("vae_posterior", posterior, paper=posterior == "sample", paper_value="sample")
         prov[k] = e
     if c["fid"]["enabled"]:
-        from evaluators.protocols._t2m_helpers import build_evaluator
-
         ev = build_evaluator(data, c["evaluator"], ctx)
         lens = [len(m) for m in crops]
         emb = []

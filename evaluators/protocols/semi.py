@@ -36,11 +36,15 @@ over the method's ``augment`` settings and named in the variant
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
 import torch
+from torch.utils.data import DistributedSampler
 
+from evaluators.datasets.skeleton.dataset import SkeletonSplit
+from evaluators.metrics.generation import confidence_interval
 from evaluators.protocols._skeleton_common import device_of, draw_subset, window_of
 from evaluators.protocols.finetune import finetune_once
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
@@ -85,8 +89,6 @@ class PerRankBatchSampler:
         self.epoch = int(epoch)
 
     def _rank_indices(self) -> list[list[int]]:
-        from torch.utils.data import DistributedSampler
-
         out = []
         for r, size in enumerate(self.sizes):
             ds = DistributedSampler(list(range(size)), num_replicas=self.world, rank=r, shuffle=True, seed=self.seed)
@@ -106,18 +108,11 @@ class PerRankBatchSampler:
 
 
 def _ci(values: list[float]) -> tuple[float, float]:
-    try:
-        from evaluators.metrics.generation import confidence_interval
-    except ImportError:  # fallback with the same definition
-        v = np.asarray(values, dtype=np.float64)
-        return float(v.mean()), float(1.96 * v.std() / np.sqrt(len(v)))
     return confidence_interval(values)
 
 
 def augmented_split(method, data, sub, ratio: float, window: int, seed: int):
     """``sub`` (a SkeletonSplit) plus ``round(ratio * len(sub))`` generated samples (see module doc)."""
-    from evaluators.datasets.skeleton.dataset import SkeletonSplit
-
     torch.manual_seed(seed)
     feeder = data.feeder(sub, train=True, window=window)
     x = torch.stack([feeder[i][0] for i in range(len(sub))])
@@ -228,7 +223,6 @@ def augment_settings(cfg: dict) -> list:
     grid = cfg.get("augment_grid")
     if not grid:
         return [True]
-    import itertools
 
     keys = list(grid)
     return [dict(zip(keys, vals)) for vals in itertools.product(*(list(grid[k]) for k in keys))]
@@ -252,7 +246,5 @@ def _setting_tag(aug) -> str:
 
 
 def _stack(splits):
-    from evaluators.datasets.skeleton.dataset import SkeletonSplit
-
     return SkeletonSplit(np.concatenate([s.data for s in splits]), np.concatenate([s.labels for s in splits]),
                          [n for s in splits for n in s.names], np.concatenate([s.valid_frames for s in splits]))

@@ -1,4 +1,4 @@
-"""``./reproduce.sh METHOD DATASET --estimate`` (issue 12 §4): the stage arithmetic against closed
+"""``./reproduce.sh METHOD DATASET --estimate``: the stage arithmetic against closed
 forms, the benchmark-JSON source, and a table for every paper experiment."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CUDA paths that never run on the CPU (issue 12 §3): timer synchronisation, the allocator and
+"""CUDA paths that never run on the CPU: timer synchronisation, the allocator and
 NVML memory readings, nccl process groups, bf16 and compiled sampling. Run by
 ``benchmarks/gpu_check.sh``; skipped without a GPU."""
 

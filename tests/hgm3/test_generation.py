@@ -87,7 +87,7 @@ def test_trained_generator_beats_untrained_on_fid_and_r_precision(synth, evaluat
 
 
 def test_residual_layers_are_diverse_and_matter(synth, trained):
-    """Issue 13: with the old Gumbel line every residual code was 0. Properties of a working
+    """A broken Gumbel sampling line once made every residual code 0. Properties of a working
     residual path, none a frozen number: (1) each generated residual layer uses more than one
     code; (2) the decoded motion differs from decoding layer 0 alone; (3) on REAL test motions,
     adding the tokenizer's residual layers lowers the reconstruction error; (4) the residual

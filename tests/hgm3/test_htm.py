@@ -57,7 +57,7 @@ def test_alpha_schedule_is_linear():
 def test_loss_predictor_ranks_held_out_tokens_better_than_chance(tmp_path):
     from methods.hgm3.method import HGM3
     from methods.momask.data import TextMotionCrops, collate_text_motion, text_motion_split
-    from tests.hgm3.synthdata import TinyT2M
+    from tests.momask.synthdata import TinyT2M
 
     tiny = {"text_encoder": {"kind": "minilm", "dim": 384}, "hierarchy": {"enabled": False},
             "tokenizer": {"nb_code": 32, "code_dim": 16, "width": 64, "depth": 1, "num_quantizers": 2,

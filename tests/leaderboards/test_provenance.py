@@ -82,7 +82,7 @@ def test_record_schema2_carries_provenance_and_environment():
         validate_record(dict(old, schema=2))
 
 
-# -- leaderboard routing of hand-made records (issue 14 §1) ------------------------------------------
+# -- leaderboard routing of hand-made records ------------------------------------------
 from evaluators.provenance import entry  # noqa: E402
 from evaluators.records import write_record  # noqa: E402
 from leaderboards.make_tables import paper_setting, render_all  # noqa: E402

@@ -1,4 +1,4 @@
-"""The published leaderboard pages (issue 12 §2): every markdown table becomes an HTML table,
+"""The published leaderboard pages: every markdown table becomes an HTML table,
 every plot a page names is shown and loads, checked by the stdlib HTML parser and, where a
 browser is installed, by headless Chromium rendering the pages from a local HTTP server."""
 

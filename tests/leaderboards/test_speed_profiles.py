@@ -1,4 +1,4 @@
-"""Issue 16: timing spans, the profile of a target miss, and the text2motion repetition table in speed.md."""
+"""Timing spans, the profile of a target miss, and the text2motion repetition table in speed.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """An official fine-tuned MacDiff checkpoint (encoder + ``head.*``) is usable as it was released:
-``finetuned_classifier()`` carries the authors' head (issue 13; before, ``head.*`` was dropped)."""
+``finetuned_classifier()`` carries the authors' head (``head.*`` is kept, not dropped)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The authors' MacDiff recipes (issue 15): per-dataset settings, motion-aware masking, shared
+"""The authors' MacDiff recipes: per-dataset settings, motion-aware masking, shared
 rotation, per-layer condition masking, the per-epoch augmented linear probe, per-rank semi
 subsets, the fine-tune lr hold and statistics, the transfer protocol.
 

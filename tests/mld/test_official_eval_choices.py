@@ -13,7 +13,7 @@ import torch
 
 from evaluators.protocols import RunContext, get_protocol
 from methods.mld.method import MLD
-from tests.evaluators_gen._tiny import TinyT2M
+from tests.networks._tiny import TinyT2M
 
 TINY = {"condition": "action", "nclasses": 2, "nfeats": 264,  # action motions: [T, 88, 3]
         "vae": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2, "dropout": 0.0},

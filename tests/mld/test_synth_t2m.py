@@ -4,7 +4,7 @@ Measured with the suite's own evaluator (``evaluators/networks``, trained on the
 split, cached) and metrics (``evaluators/metrics/generation.py``). Every test caption of every
 test motion is one (caption, motion) pair, so R-precision uses several batches of 32.
 
-Why these are significance tests and not fixed margins (issue 12): the evaluator and both MLD
+Why these are significance tests and not fixed margins: the evaluator and both MLD
 stages are trained from scratch here, so any change in floating-point reduction order (CPU ISA,
 thread count, a library's kernel choice) moves every number by a few points. One repetition of
 R@3 over 288 evaluated pairs has a sampling error of about +-0.02, so the earlier single-shot

@@ -1,5 +1,5 @@
 """Kill/resume for every method: a run stopped at a checkpoint and re-run ends bit-identical, in its
-weights AND its run records (issue 17 §1).
+weights AND its run records.
 
 Each case goes through the runner (:func:`evaluators.runner.run.run_experiment`, in process): training,
 the runner's own checkpoint, one cheap protocol and the records it writes. Three runs per method:
@@ -196,7 +196,7 @@ MLD_KILL = [*METHODS["mld"][1], "method_cfg.denoiser.steps=24", "method_cfg.deno
 
 def test_mld_killed_by_sigkill_resumes_to_identical_weights_and_records(tmp_path):
     """``kill -9`` of ``python -m evaluators.run`` once ``denoiser/last.pt`` exists, then the same
-    command again: weights and records equal an uninterrupted run's (issue 17 §1, the reported case)."""
+    command again: weights and records equal an uninterrupted run's (the kill-and-rerun case from the command line)."""
     experiment = METHODS["mld"][0]
     runs = tmp_path / "runs"
     threads = torch.get_num_threads()

@@ -1,4 +1,4 @@
-"""``benchmarks/bf16_drift.py`` (issue 16 §2) on a tiny untrained MLD and tiny synthetic text-motion data.
+"""``benchmarks/bf16_drift.py`` on a tiny untrained MLD and tiny synthetic text-motion data.
 
 Checks the tool's logic, not a drift value: the bf16 pass really runs at bf16 (raw outputs of one
 seeded batch differ from fp32, the direct ``generate`` calls agree with what the tool reports),
@@ -18,7 +18,7 @@ from evaluators.core.config import load_config
 from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext
 from methods import get_method
-from tests.evaluators_gen._tiny import TINY_EVAL_CFG, TinyT2M
+from tests.networks._tiny import TINY_EVAL_CFG, TinyT2M
 
 TINY_MLD = {"vae": {"latent_dim": 16, "ff_size": 32, "num_layers": 1, "num_heads": 2},
             "denoiser": {"ff_size": 32, "num_layers": 1, "num_heads": 2}, "diffusion": {"steps": 3}}

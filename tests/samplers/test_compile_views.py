@@ -1,4 +1,4 @@
-"""``compile: true`` of MacDiff's and DiffusionPose's samplers (issue 16 §1: compiled and eager
+"""``compile: true`` of MacDiff's and DiffusionPose's samplers (compiled and eager
 outputs agree to 1e-5 on the same seed; a failed compilation falls back to eager).
 
 MLD's and MoMask/HGM3's switches are tested in ``tests/mld/test_precision.py`` and

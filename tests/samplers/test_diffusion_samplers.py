@@ -1,4 +1,4 @@
-"""Diffusion samplers tested by their output distribution against closed forms (issue 13).
+"""Diffusion samplers tested by their output distribution against closed forms.
 
 Gaussian data ``x0 ~ N(mu, s^2)`` has an exact epsilon predictor,
 ``E[eps | x_t] = sqrt(1-a) (x_t - sqrt(a) mu) / (a s^2 + 1 - a)`` (``a`` = alpha-bar at t), so a

@@ -1,4 +1,4 @@
-"""Fused MoMask/HGM3 decoding (issue 16) against the unfused reference.
+"""Fused MoMask/HGM3 decoding against the unfused reference.
 
 - the fused top-k sampler (draw among the k kept values, gather the index) gives exactly the ids
   of the unfused ``top_k_filter`` + ``gumbel_argmax`` when both see the same Gumbel noise on the
@@ -120,7 +120,7 @@ def test_residual_guided_logits_equal_repeated_batch_forward(share, scale):
 
 # -- greedy decoding end to end = the pre-issue-16 loop ----------------------------------------------
 def _old_greedy_tokens(m, caps, tok, steps):
-    """The decoding loop as it was before issue 16 (per-iteration repeated-batch forwards, a full
+    """The decoding loop as it was before the fused decoding (per-iteration repeated-batch forwards, a full
     -inf top-k tensor, softmax + gather confidence), at temperature -> 0 (argmax of the filtered logits)."""
     mt, rt, s = m.mtrans, m.rtrans, m.c["sampler"]
     for mod in m.components().values():

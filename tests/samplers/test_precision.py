@@ -1,4 +1,4 @@
-"""``precision: fp32 | bf16`` of every generator's sampler (issue 16, section 2).
+"""``precision: fp32 | bf16`` of every generator's sampler.
 
 For each method, on an untrained smoke model and the same inputs / seed:
 

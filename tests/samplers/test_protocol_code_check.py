@@ -1,4 +1,4 @@
-"""text2motion's debug check on generated RVQ codes (issue 13): a method that exposes
+"""text2motion's debug check on generated RVQ codes: a method that exposes
 ``last_generation_codes()`` gets its distinct codes per layer recorded in ``extra``, and a layer
 that collapsed onto one code (the old Gumbel bug: every residual code 0) stops the run."""
 
@@ -9,8 +9,8 @@ import torch
 
 from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext, get_protocol
-from tests.evaluators_gen._tiny import TINY_EVAL_CFG, TinyT2M
-from tests.evaluators_gen.test_protocol_text2motion import RetrievalGenerator
+from tests.networks._tiny import TINY_EVAL_CFG, TinyT2M
+from tests.protocols.test_protocol_text2motion import RetrievalGenerator
 
 CFG = {"repetitions": 1, "mm": {"enabled": False}, "aits": {"enabled": False}, "diversity_times": 20,
        "real_row": False}

@@ -1,4 +1,4 @@
-"""Token samplers tested by their distribution (issue 13).
+"""Token samplers tested by their distribution.
 
 Reference: ``softmax(top_k(l) / T)`` computed here in numpy, independently of the code under test
 (top-k by ``np.argsort``). Each test draws one large batch of identical rows in a single call and

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from evaluators.core.safe_load import load_data_pickle
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
@@ -131,8 +132,6 @@ class ActionDataset:
 
     @staticmethod
     def collate(items: list[dict]) -> dict:
-        import torch
-
         return {"name": [it["name"] for it in items], "joints": torch.stack([it["joints"] for it in items]),
                 "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
                 "length": torch.tensor([it["length"] for it in items], dtype=torch.long)}
@@ -151,8 +150,6 @@ class ActionTorchDataset:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
-        import torch
-
         s = self.samples[index]
         ix = actor_frame_indices(len(s.joints), self.num_frames, self.rng, self.sampling_step)
         j = s.joints[ix] - s.joints[ix[0], 0]  # ACTOR: root of the first sampled frame at the origin

@@ -11,8 +11,9 @@ Body frame: Y up, facing +Z, the body's left is +X (SMPL convention).
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
-from evaluators.datasets.motion.humanml3d import T2M_TARGET_BONE_LENGTHS
+from evaluators.datasets.motion.humanml3d_features import T2M_TARGET_BONE_LENGTHS
 from evaluators.datasets.motion.kinematics import T2M
 
 TRACKS = ("l_thigh", "r_thigh", "l_thigh_ab", "r_thigh_ab", "l_knee", "r_knee", "l_arm", "r_arm", "l_arm_ab",
@@ -213,8 +214,6 @@ def pose_clip(tracks: dict[str, np.ndarray], bone_scale: np.ndarray) -> np.ndarr
 
 def compose(prims: list[tuple[str, int, float]], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Concatenate primitives ``(name, frames, speed)`` and smooth the seams (σ = 2 frames)."""
-    from scipy.ndimage import gaussian_filter1d
-
     parts = [primitive(name, n, rng, speed) for name, n, speed in prims]
     out = {k: np.concatenate([p[k] for p in parts]) for k in TRACKS}
     for k in TRACKS:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 # ---------------------------------------------------------------------------------------------
 # quaternions
@@ -237,8 +238,6 @@ def inverse_kinematics(spec: SkeletonSpec, joints: np.ndarray, *, smooth_forward
     with it active: on ``new_joint_vecs/012314.npy`` only frame 0 disagrees without it
     (rot_vel off by 0.10 rad) and every value matches to 1e-6 with it.
     """
-    from scipy.ndimage import gaussian_filter1d
-
     joints = np.asarray(joints, dtype=np.float64)
     forward = forward_from_across(facing_across(spec, joints, ik_order=True))
     if smooth_forward:

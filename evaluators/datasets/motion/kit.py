@@ -15,6 +15,8 @@ import numpy as np
 from evaluators.datasets.base import register_dataset, register_inspector
 from evaluators.datasets.motion.humanml3d import KIT_FPS, extract_features, load_motion_text, recover_from_ric
 from evaluators.datasets.motion.kinematics import KIT
+from evaluators.datasets.motion.t2m_dataset import read_split_file
+from evaluators.datasets.motion.t2m_text import read_tmr_annotations
 
 KIT_JOINTS = KIT.joints_num  # 21
 KIT_FEAT_DIM = KIT.feat_dim  # 251
@@ -41,12 +43,8 @@ def load(cfg: dict):
 @register_inspector
 def inspect_annotations(path):
     """TMR ``annotations.json`` (or a folder holding it and ``splits/``): motions, captions, durations."""
-    from evaluators.datasets.motion.t2m_text import read_tmr_annotations
-
     splits = {}
     if path.is_dir() and (path / "annotations.json").is_file() and not (path / "new_joint_vecs").is_dir():
-        from evaluators.datasets.motion.t2m_dataset import read_split_file
-
         splits = {p.stem: len(read_split_file(p)) for p in sorted((path / "splits").glob("*.txt"))}
         path = path / "annotations.json"
     if not (path.is_file() and path.name == "annotations.json"):

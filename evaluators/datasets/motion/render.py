@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluators.core.io import atomic_open
+from evaluators.datasets.motion.kinematics import skeleton_for
+
 COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 
 
@@ -19,20 +22,17 @@ def render_motion(joints: np.ndarray, path: str | os.PathLike, title: str = "",
                   kinematic_chain: list[list[int]] | None = None, fps: float = 20.0,
                   stride: int = 1, size: float = 3.2) -> Path:
     """Write an animated GIF of ``joints`` [T, J, 3] (Y up) and return its path."""
-    import matplotlib
+    import matplotlib  # lazy: only rendering needs matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    import matplotlib.pyplot as plt  # lazy: after matplotlib.use("Agg"), which must precede it
+    from matplotlib.animation import FuncAnimation, PillowWriter  # lazy: as above
 
-    from evaluators.core.io import atomic_open
 
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[-1] != 3 or len(joints) == 0:
         raise ValueError(f"joints must be [T>0, J, 3], got {joints.shape}")
     if kinematic_chain is None:
-        from evaluators.datasets.motion.kinematics import skeleton_for
-
         kinematic_chain = [list(c) for c in skeleton_for(joints.shape[1]).kinematic_chain]
     path = Path(path)
     frames = joints[::max(1, int(stride))]

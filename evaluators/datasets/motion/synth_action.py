@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluators.core.io import atomic_open, atomic_write_text
 from evaluators.datasets.base import DatasetError, register_dataset
 from evaluators.datasets.cache import build_staged, cache_key, cache_root, valid_or_discard
 from evaluators.datasets.motion.action import HUMANACT12_CLASSES, SMPL24_CHAIN, ActionDataset, read_humanact12
@@ -65,8 +66,6 @@ def _clip(label: int, rng: np.random.Generator, p: dict) -> tuple[np.ndarray, np
 
 def generate(path: str | Path, cfg: dict | None = None) -> Path:
     """Write ``humanact12poses.pkl`` (and ``test_names.txt``) for these options."""
-    from evaluators.core.io import atomic_open, atomic_write_text
-
     p = _params(cfg or {})
     rng = np.random.default_rng(p["seed"])
     data = {"poses": [], "joints3D": [], "y": []}

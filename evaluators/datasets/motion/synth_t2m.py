@@ -25,8 +25,15 @@ import numpy as np
 from evaluators.datasets.base import register_dataset
 from evaluators.datasets.cache import build_staged, cache_key, cache_problem, cache_root, valid_or_discard
 from evaluators.datasets.motion.body import PHRASES, PRIMITIVES, compose, pose_clip
-from evaluators.datasets.motion.humanml3d import HUMANML3D_FPS, extract_features, feature_slices, recover_from_ric
+from evaluators.datasets.motion.humanml3d import (
+    HUMANML3D_FPS,
+    extract_features,
+    feature_slices,
+    load_motion_text,
+    recover_from_ric,
+)
 from evaluators.datasets.motion.kinematics import T2M, mirror_joints
+from evaluators.datasets.motion.t2m_text import Caption, format_caption_line, tag_captions
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +113,6 @@ def generate(out_dir: str | Path, cfg: dict | None = None) -> Path:
     files inside skip the per-file fsync of ``evaluators.core.io``: the folder rename is the atomic
     step, and fsyncing ~3000 small files dominated the generation time).
     """
-    from evaluators.datasets.motion.t2m_text import Caption, format_caption_line, tag_captions
-
     p = _params(cfg or {})
     out = Path(out_dir)
     if out.exists():
@@ -188,8 +193,6 @@ def ensure(cfg: dict | None = None) -> Path:
 @register_dataset("synth_t2m", task="text2motion", source="synthetic")
 def load(cfg: dict):
     """Generate (or reuse) the synthetic set, then read it with the real HumanML3D loader."""
-    from evaluators.datasets.motion.humanml3d import load_motion_text
-
     root = ensure(cfg)
     return load_motion_text({**cfg, "root": str(root), "source": "synthetic"}, joints_num=22,
                             fps=HUMANML3D_FPS, min_len=int(cfg.get("min_motion_length", 40)))

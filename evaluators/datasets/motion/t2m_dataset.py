@@ -2,7 +2,7 @@
 
 Layout (HumanML3D, github.com/EricGuo5513/HumanML3D; KIT-ML the same with 251-d features)::
 
-    ROOT/new_joint_vecs/<id>.npy   float32 [T, 263|251] motion features (see humanml3d.py)
+    ROOT/new_joint_vecs/<id>.npy   float32 [T, 263|251] motion features (see humanml3d_features.py)
     ROOT/new_joints/<id>.npy       float32 [T, 22|21, 3] joint positions (optional, not read)
     ROOT/texts/<id>.txt            caption#word/POS tokens#start#end per line (t2m_text.py)
     ROOT/Mean.npy, ROOT/Std.npy    float32 [D] statistics of the training features
@@ -39,15 +39,18 @@ multiple of ``unit_length`` (one unit shorter with probability 1/3) at a random 
 
 from __future__ import annotations
 
+import csv
 import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from evaluators.datasets.base import DatasetError
 from evaluators.datasets.checks import load_npy, numeric_array, read_utf8
+from evaluators.datasets.motion.humanml3d_features import recover_from_ric
 from evaluators.datasets.motion.kinematics import skeleton_for
 from evaluators.datasets.motion.t2m_text import Caption, read_caption_file, read_tmr_annotations, tag_captions
 
@@ -217,8 +220,6 @@ class MotionTextDataset:
 
     def features_to_joints(self, x):
         """Joint positions [..., T, J, 3] of raw (de-normalised) features [..., T, D]."""
-        from evaluators.datasets.motion.humanml3d import recover_from_ric
-
         return recover_from_ric(x, self.joints_num)
 
     def torch_dataset(self, split: str, normalise: bool = True, max_len: int | None = None, seed: int | None = None,
@@ -232,8 +233,6 @@ class MotionTextDataset:
 
     @staticmethod
     def collate(items: list[dict]) -> dict:
-        import torch
-
         return {"name": [it["name"] for it in items], "caption": [it["caption"] for it in items],
                 "tokens": [it["tokens"] for it in items],
                 "motion": torch.stack([it["motion"] for it in items]),
@@ -245,8 +244,6 @@ class MotionTextDataset:
 
 def _like(arr: np.ndarray, x):
     try:
-        import torch
-
         if isinstance(x, torch.Tensor):
             return torch.as_tensor(arr, dtype=x.dtype, device=x.device)
     except ImportError:  # pragma: no cover
@@ -283,8 +280,6 @@ class MotionTextTorchDataset:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
-        import torch
-
         s = self.samples[index]
         cap = s.texts[int(self.rng.integers(len(s.texts)))]
         unit = self.ds.unit_length
@@ -303,8 +298,6 @@ class MotionTextTorchDataset:
 def read_humanml3d_index(path: str | Path) -> list[dict]:
     """HumanML3D ``index.csv`` (source_path, start_frame, end_frame, new_name): which AMASS /
     HumanAct12 file and frame range (end -1 = to the end) each HumanML3D id was cut from."""
-    import csv
-
     path = Path(path)
     if not path.is_file():
         raise DatasetError("index file missing", path=path)

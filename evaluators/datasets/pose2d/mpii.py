@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.io import loadmat
 
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
 from evaluators.datasets.checks import json_numbers
 from evaluators.datasets.pose2d.coco import PoseDataset, _load_json
+from evaluators.datasets.pose2d.transforms import MPII_FLIP_PAIRS, MPII_SKELETON
 
 NUM_MPII_KPTS = 16
 PIXEL_STD = 200.0
@@ -26,8 +28,6 @@ SC_BIAS = 0.6  # MMPose / MPII evaluation: head size = 0.6 * head box diagonal
 
 def read_headboxes(path: str | Path) -> np.ndarray:
     """``headboxes_src`` of an ``mpii_gt_val.mat`` as ``[N, 2, 2]`` ((x1, y1), (x2, y2))."""
-    from scipy.io import loadmat
-
     path = Path(path)
     try:
         gt = loadmat(str(path))
@@ -94,8 +94,6 @@ def parse_mpii(path: str | Path, image_dir: str | Path | None, headbox_file: str
 
 
 def mpii_pose_dataset(name: str, source: str, root: Path, cfg: dict) -> PoseDataset:
-    from evaluators.datasets.pose2d.transforms import MPII_FLIP_PAIRS, MPII_SKELETON
-
     img_dir = root / cfg.get("image_dir", "images")
     eval_split = cfg.get("eval_split", "val")
     splits, ann_files = {}, {}

@@ -22,9 +22,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
+from scipy.io import savemat
 
+from evaluators.core.io import atomic_write_bytes, atomic_write_text
 from evaluators.datasets.base import register_dataset
 from evaluators.datasets.cache import build_staged, cache_key, cache_root, valid_or_discard
+from evaluators.datasets.pose2d.coco import coco_pose_dataset
+from evaluators.datasets.pose2d.mpii import mpii_pose_dataset
 
 log = logging.getLogger(__name__)
 GENERATOR_VERSION = 3
@@ -95,8 +100,6 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 
 
 def _render_image(rng: np.random.Generator, w: int, h: int, n_people: int):
-    from PIL import Image, ImageDraw
-
     img = Image.fromarray(_background(rng, w, h).astype(np.uint8))
     people = []
     for _ in range(n_people):
@@ -152,8 +155,6 @@ def _annotate(p: dict, w: int, h: int, idx: list[int]) -> tuple[np.ndarray, np.n
 
 
 def _png(arr: np.ndarray) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
@@ -162,10 +163,6 @@ def _png(arr: np.ndarray) -> bytes:
 def generate(out: Path, seed: int = 0, n_train: int = 240, n_val: int = 60, image_size=(160, 160),
              max_people: int = 2) -> None:
     """Write a synth-coco tree (COCO layout) and the matching MPII files into ``out``."""
-    from scipy.io import savemat
-
-    from evaluators.core.io import atomic_write_bytes, atomic_write_text
-
     w, h = image_size
     rng = np.random.default_rng(seed)
     cat = {"id": 1, "name": "person", "supercategory": "person",
@@ -251,8 +248,6 @@ def ensure_synth(cfg: dict) -> Path:
 
 @register_dataset("synth_coco", task="pose2d", source="synthetic")
 def load_synth_coco(cfg: dict):
-    from evaluators.datasets.pose2d.coco import coco_pose_dataset
-
     root = ensure_synth(cfg)
     return coco_pose_dataset(cfg.get("name", "synth_coco"), "synthetic", root,
                              {**cfg, "det_file": "person_detection_results/COCO_val2017_detections_synth.json"})
@@ -260,7 +255,5 @@ def load_synth_coco(cfg: dict):
 
 @register_dataset("synth_mpii", task="pose2d", source="synthetic")
 def load_synth_mpii(cfg: dict):
-    from evaluators.datasets.pose2d.mpii import mpii_pose_dataset
-
     root = ensure_synth(cfg)
     return mpii_pose_dataset(cfg.get("name", "synth_mpii"), "synthetic", root / "mpii", cfg)

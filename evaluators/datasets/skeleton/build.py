@@ -9,6 +9,7 @@ name, size and mtime plus the preprocessing options, and written atomically.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -29,8 +30,8 @@ from evaluators.datasets.skeleton.dataset import (
     check_labels,
     count_valid_frames,
 )
-from evaluators.datasets.skeleton.ntu import NAME_RE, parse_name, read_missing_list, read_skeleton
 from evaluators.datasets.skeleton.ntu_preprocess import preprocess_skeleton, read_npz, rows_to_ctvm
+from evaluators.datasets.skeleton.ntu_reader import NAME_RE, parse_name, read_missing_list, read_skeleton
 from evaluators.datasets.skeleton.ntu_splits import in_ntu60, split_indices
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,6 @@ def sampled_checksum(path: Path, blocks: int = 64, block: int = 1 << 16) -> str:
     ours: a full hash of the NTU-120 rows (about 20 GB) would cost minutes at every start; the
     stored size catches truncation exactly, the sampled slices catch a rewritten or mixed-up file.
     """
-    import hashlib
-
     size = path.stat().st_size
     h = hashlib.sha256(str(size).encode())
     with open(path, "rb") as fh:

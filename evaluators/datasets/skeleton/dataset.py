@@ -1,63 +1,24 @@
 """The skeleton dataset object shared by NTU RGB+D, PKU-MMD and synth_ntu (API: ``ntu.py`` docstring).
 
-A :class:`SkeletonDataset` holds its splits as :class:`SkeletonSplit` arrays in the
+A :class:`SkeletonDataset` holds its splits as :class:`SkeletonSplit` arrays (``split.py``) in the
 MAMP/MacDiff layout ``[N, C=3, T=300, V=25, M=2]`` and hands out feeders
 (:mod:`evaluators.datasets.skeleton.feeder`) that apply the official temporal crop/resize.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from evaluators.datasets.base import DatasetError
+from evaluators.datasets.skeleton.feeder import SkeletonFeeder
+from evaluators.datasets.skeleton.split import MAX_FRAMES, SkeletonSplit, count_valid_frames
 
-MAX_FRAMES = 300  # NTU RGB+D's longest sequence; every sequence is zero-padded to it (seq_transformation.py)
+__all__ = ["MAX_FRAMES", "SPLIT_NAMES", "SkeletonDataset", "SkeletonSplit", "check_labels", "count_valid_frames"]
+
 SPLIT_NAMES = ("train", "test")
-
-
-def count_valid_frames(data: np.ndarray) -> np.ndarray:
-    """Non-zero frames per sample, as MAMP's feeder counts them (``data.sum(C, V, M) != 0``).
-
-    data: ``[N, 3, T, 25, 2]`` -> int64 ``[N]``.
-    """
-    return (data.sum(axis=(1, 3, 4)) != 0).sum(axis=1).astype(np.int64)
-
-
-@dataclass
-class SkeletonSplit:
-    """One split: ``data`` float32 [N, 3, 300, 25, 2], ``labels`` int64 [N] (0-based),
-    ``names`` list[str] (sample names), ``valid_frames`` int64 [N]."""
-
-    data: np.ndarray
-    labels: np.ndarray
-    names: list[str]
-    valid_frames: np.ndarray
-
-    def __post_init__(self) -> None:
-        n = len(self.labels)
-        if self.data.ndim != 5 or self.data.shape[1] != 3 or self.data.shape[3] != 25 or self.data.shape[4] != 2:
-            raise ValueError(f"split data must be [N, 3, T, 25, 2], got {tuple(self.data.shape)}")
-        if not (len(self.data) == n == len(self.names) == len(self.valid_frames)):
-            raise ValueError(f"split arrays disagree in length: data {len(self.data)}, labels {n}, "
-                             f"names {len(self.names)}, valid_frames {len(self.valid_frames)}")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, indices: Sequence[int] | np.ndarray) -> SkeletonSplit:
-        """The samples at ``indices`` (e.g. the 1% / 10% labelled subset of the semi-supervised protocol)."""
-        idx = np.asarray(indices, dtype=np.int64)
-        return SkeletonSplit(self.data[idx], self.labels[idx], [self.names[i] for i in idx],
-                             self.valid_frames[idx])
-
-    @classmethod
-    def from_arrays(cls, data: np.ndarray, labels: np.ndarray, names: list[str]) -> SkeletonSplit:
-        data = np.ascontiguousarray(data, dtype=np.float32)
-        return cls(data, np.asarray(labels, dtype=np.int64), list(names), count_valid_frames(data))
 
 
 class SkeletonDataset:
@@ -94,8 +55,6 @@ class SkeletonDataset:
 
         Yields ``(x [3, window, 25, 2] float32, label, index)``; see :class:`SkeletonFeeder`.
         """
-        from evaluators.datasets.skeleton.feeder import SkeletonFeeder
-
         sp = self.split(split) if isinstance(split, str) else split
         key = "train_p_interval" if train else "test_p_interval"
         if aug.get("p_interval") is None and self.feeder_defaults.get(key) is not None:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from evaluators.datasets.skeleton.dataset import SkeletonSplit
+from evaluators.datasets.skeleton.split import SkeletonSplit
 
 TRAIN_P_INTERVAL = (0.5, 1.0)
 TEST_P_INTERVAL = (0.95,)

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from evaluators.datasets.base import DatasetError
-from evaluators.datasets.skeleton.ntu import NAME_RE, parse_name, read_missing_list, read_skeleton
+from evaluators.datasets.skeleton.ntu_preprocess import read_npz
+from evaluators.datasets.skeleton.ntu_reader import NAME_RE, parse_name, read_missing_list, read_skeleton
+from evaluators.datasets.skeleton.ntu_splits import RULES
 
 PARSE_ALL_LIMIT = 500  # a folder with at most this many files gets every file parsed
 
 
 def _split_of(name: str) -> dict[str, str]:
-    from evaluators.datasets.skeleton.ntu_splits import RULES
-
     f = parse_name(name)
     out = {}
     for rule, (field, train, test) in RULES.items():
@@ -89,7 +89,6 @@ def npz_summary(path: Path) -> dict | None:
         return None
     if not {"x_train", "y_train", "x_test", "y_test"} <= keys:
         return None
-    from evaluators.datasets.skeleton.ntu_preprocess import read_npz
 
     arrays = read_npz(path)
     out: dict = {"format": "ntu_npz", "path": str(path)}

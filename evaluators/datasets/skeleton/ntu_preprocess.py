@@ -4,7 +4,7 @@ Sources (read for facts, re-written here): ``data/ntu/get_raw_skes_data.py``,
 ``get_raw_denoised_data.py``, ``seq_transformation.py`` and their ``data/ntu120`` twins in
 maoyunyao/MAMP and Wenrui-Shen/MacDiff@692888f.
 
-Per sample (:func:`preprocess_skeleton`), from a :class:`~evaluators.datasets.skeleton.ntu.SkeletonFile`:
+Per sample (:func:`preprocess_skeleton`), from a :class:`~evaluators.datasets.skeleton.ntu_reader.SkeletonFile`:
 
 1. Frames with no body are dropped (``get_raw_bodies_data``'s ``frames_drop``).
 2. Each tracking id becomes a body track. Quirk kept from the official code: a track's
@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from evaluators.datasets.base import DatasetError
+from evaluators.datasets.checks import integer_labels, numeric_array
 from evaluators.datasets.skeleton.dataset import MAX_FRAMES
-from evaluators.datasets.skeleton.ntu import SkeletonFile
+from evaluators.datasets.skeleton.ntu_reader import SkeletonFile
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +189,6 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 def read_npz(path: str | Path, num_classes: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Read an ``NTU60_XSub.npz``-style file: ``{"train": (x [N,T,150], y int64 [N]), "test": ...}``."""
-    from evaluators.datasets.checks import integer_labels, numeric_array
-
     p = Path(path)
     if p.is_dir():
         raise DatasetError("is a directory, expected an .npz file", p)

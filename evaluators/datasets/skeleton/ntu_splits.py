@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from evaluators.datasets.base import DatasetError
-from evaluators.datasets.skeleton.ntu import parse_name
+from evaluators.datasets.skeleton.ntu_reader import parse_name
 
 NTU60_XSUB_TRAIN = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
 NTU60_XSUB_TEST = tuple(i for i in range(1, 41) if i not in NTU60_XSUB_TRAIN)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
+from evaluators.datasets.skeleton.build import load_ntu_like
 from evaluators.datasets.skeleton.dataset import MAX_FRAMES, SkeletonDataset, SkeletonSplit, check_labels
 from evaluators.datasets.skeleton.ntu_preprocess import rows_to_ctvm
 
@@ -122,7 +123,6 @@ def load_pku(cfg: dict, version: int, benchmark: str) -> SkeletonDataset:
         if (root / NPZ_NAMES[(version, benchmark)]).exists():
             npz = root / NPZ_NAMES[(version, benchmark)]
     if npz is not None:  # a PKUv1_XSub.npz-style file: same array layout as NTU's npz
-        from evaluators.datasets.skeleton.build import load_ntu_like
 
         return load_ntu_like({**cfg, "npz": str(npz), "name": name}, rule=f"pku_{benchmark}",
                              num_classes=NUM_CLASSES, ntu60_only=False, single_actor="zeros",

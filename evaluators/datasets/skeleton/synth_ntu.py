@@ -24,6 +24,7 @@ import numpy as np
 
 from evaluators.datasets.base import register_dataset
 from evaluators.datasets.cache import build_staged, cache_key, cache_root, valid_or_discard
+from evaluators.datasets.skeleton.build import load_ntu_like
 from evaluators.datasets.skeleton.synth_body import (
     ACTIONS,
     envelope,
@@ -243,8 +244,6 @@ def _write_all(stage: Path, o: dict) -> None:
 @register_dataset("synth_ntu", task="skeleton_ssl", source="synthetic")
 def load_synth_ntu(cfg: dict):
     """Generate (or reuse) the synthetic set, then load it through the real NTU pipeline."""
-    from evaluators.datasets.skeleton.build import load_ntu_like
-
     o = _opts(cfg)
     root = generate(cfg)
     info = {"actions": [a[0] for a in ACTIONS[: int(o["num_actions"])]], "generator": o}

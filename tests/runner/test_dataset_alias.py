@@ -1,4 +1,4 @@
-"""``dataset=NAME`` selects one dataset config (issue 3: every dataset "selectable as dataset=...")."""
+"""``dataset=NAME`` selects one dataset config (every dataset must be selectable as ``dataset=...``)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from evaluators.datasets.motion.humanml3d import feature_slices, recover_from_ri
 from evaluators.datasets.motion.synth_action import generate as gen_action
 from evaluators.datasets.motion.synth_t2m import compute_mean_std, generate, swap_left_right
 from evaluators.datasets.motion.t2m_text import read_caption_file
-from tests.datasets_motion.conftest import SMALL_ACTION, SMALL_T2M
+from tests.datasets.motion.conftest import SMALL_ACTION, SMALL_T2M
 
 
 def _digest(root):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.datasets_skeleton.helpers import CacheEnv
+from tests.datasets.skeleton.helpers import CacheEnv
 
 
 @pytest.fixture(scope="session")

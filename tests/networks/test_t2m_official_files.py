@@ -21,7 +21,7 @@ from evaluators.networks.t2m_evaluator import (
     locate_official_files,
     resolve_official_files,
 )
-from tests.evaluators_gen._tiny import TINY_EVAL_CFG
+from tests.networks._tiny import TINY_EVAL_CFG
 
 
 def _write_glove(folder):

@@ -1,4 +1,4 @@
-"""Dataset caches cannot poison a run (issue 17 §5): each generated dataset folder stores every
+"""Dataset caches cannot poison a run: each generated dataset folder stores every
 file's size and sha256; a truncated, edited, incomplete or byte-flipped copy is rebuilt with one
 warning line naming it, to the same bytes as a fresh build; a build that fails leaves nothing.
 

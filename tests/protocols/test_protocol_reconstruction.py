@@ -11,7 +11,7 @@ from evaluators.metrics.reconstruction import mpjpe
 from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.records import make_record
-from tests.evaluators_gen._tiny import TINY_EVAL_CFG, TinyT2M
+from tests.networks._tiny import TINY_EVAL_CFG, TinyT2M
 
 
 class NoisyReconstructor:

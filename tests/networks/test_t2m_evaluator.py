@@ -8,7 +8,7 @@ import torch
 
 from evaluators.metrics.generation import r_precision
 from evaluators.networks.t2m_evaluator import CONFIGS, T2MEvaluator, evaluator_config, evaluator_std, read_opt_file
-from tests.evaluators_gen._tiny import TINY_EVAL_CFG, TinyT2M
+from tests.networks._tiny import TINY_EVAL_CFG, TinyT2M
 
 # parameter names and shapes of the released finest.tar (official networks/modules.py, hidden 512/1024)
 OFFICIAL_KEYS = {
@@ -53,7 +53,7 @@ def test_official_layout_loads_strictly(tmp_path, name, dim):
             assert tuple(state[part][k].shape) == shape
     path = tmp_path / "finest.tar"
     torch.save(state, path)
-    from tests.evaluators_gen.test_t2m_official_files import _write_glove
+    from tests.networks.test_t2m_official_files import _write_glove
 
     np.save(tmp_path / "mean.npy", np.zeros(dim))
     np.save(tmp_path / "std.npy", np.ones(dim))

@@ -2,7 +2,7 @@
 
 The "reference" here is OUR restatement of the authors' modules (``restated_momask_layout.py``),
 so the forward comparisons check key names/shapes and our layers against stock torch layers; they
-are not evidence of parity with the authors' code (see that module's docstring, issue 13).
+are not evidence of parity with the authors' code (see that module's docstring).
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from methods.momask import convert
 from methods.momask.method import MoMask
 from methods.momask.tokenizer import RVQVAE
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
-from tests.hgm3.restated_momask_layout import RestatedMaskTransformer, RestatedResidualTransformer, restated_rvq_shapes
+from tests.momask.restated_momask_layout import (
+    RestatedMaskTransformer,
+    RestatedResidualTransformer,
+    restated_rvq_shapes,
+)
 
 PAPER_CLIP = {"text_encoder": {"kind": "clip", "clip_path": None, "dim": 512}}
 

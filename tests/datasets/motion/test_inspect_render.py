@@ -28,7 +28,7 @@ def test_inspect_real_files():
 
 def test_inspect_synthetic_formats(synth_t2m, tmp_path):
     from evaluators.datasets.motion.synth_action import generate
-    from tests.datasets_motion.conftest import SMALL_ACTION
+    from tests.datasets.motion.conftest import SMALL_ACTION
 
     root = synth_t2m.root
     assert inspect_path(root / "texts" / "000000.txt")["captions"] >= 3

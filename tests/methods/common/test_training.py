@@ -14,10 +14,10 @@ import torch
 
 from evaluators.core import distributed as D
 from methods.common.training import global_batches, local_slice
-from tests.foundation.toy_train import run
+from tests.methods.common.toy_train import run
 
 SCRIPT = Path(__file__).with_name("toy_train.py")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _env() -> dict:
@@ -130,7 +130,7 @@ def test_shard_indices_partition_without_padding():
 
 def test_dataset_generators_are_found_and_checkpointed(tmp_path):
     from methods.common.training import dataset_generators
-    from tests.foundation.toy_train import JitterDataset, make_data
+    from tests.methods.common.toy_train import JitterDataset, make_data
 
     ds = JitterDataset(make_data()[0], seed=0)
     assert list(dataset_generators(ds)) == ["rng"]

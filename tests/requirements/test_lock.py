@@ -1,4 +1,4 @@
-"""The lock files (issue 12 §1): they pin every requirement of pyproject.toml, and the check
+"""The lock files: they pin every requirement of pyproject.toml, and the check
 that CI runs reports a disagreement instead of passing it."""
 
 from __future__ import annotations

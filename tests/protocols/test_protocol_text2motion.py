@@ -9,7 +9,7 @@ import torch
 from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.records import make_record, validate_record
-from tests.evaluators_gen._tiny import TINY_EVAL_CFG, WORDS, TinyT2M
+from tests.networks._tiny import TINY_EVAL_CFG, WORDS, TinyT2M
 
 
 class RetrievalGenerator:
@@ -144,7 +144,7 @@ class SlowGenerator(RetrievalGenerator):
 
 
 def test_text2motion_timing_spans_split_a_repetition(tiny):
-    """Issue 16: the protocol's spans put generate's known time in `generation`, the evaluator's
+    """The protocol's spans put generate's known time in `generation`, the evaluator's
     time elsewhere, and their sum is the repetition's wall time (measured here around the call)."""
     import time
 

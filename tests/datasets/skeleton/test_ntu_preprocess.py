@@ -27,7 +27,7 @@ from evaluators.datasets.skeleton.ntu_splits import (
     split_indices,
 )
 from tests.conftest import REPO, need_shared
-from tests.datasets_skeleton.helpers import NTU_SAMPLES, person, skeleton_text
+from tests.datasets.skeleton.helpers import NTU_SAMPLES, person, skeleton_text
 
 
 @pytest.mark.parametrize("name", sorted(NTU_SAMPLES))

@@ -9,7 +9,7 @@ import torch
 from methods.momask.data import MotionWindows, text_motion_split
 from methods.momask.quantizer import EMAResetQuantizer, ResidualVQ
 from methods.momask.tokenizer import RVQVAE, tokenizer_losses
-from tests.hgm3.synthdata import TinyT2M
+from tests.momask.synthdata import TinyT2M
 
 
 def test_ema_update_and_dead_code_reset_by_hand():

@@ -15,7 +15,7 @@ from evaluators.datasets import DatasetError
 from evaluators.datasets.__main__ import main as cli_main
 from evaluators.datasets.skeleton.ntu import parse_name, parse_skeleton_text, read_missing_list, read_skeleton
 from tests.conftest import REPO, need_shared
-from tests.datasets_skeleton.helpers import NTU_SAMPLES, person, skeleton_text
+from tests.datasets.skeleton.helpers import NTU_SAMPLES, person, skeleton_text
 
 
 @pytest.mark.parametrize("name", sorted(NTU_SAMPLES))

@@ -1,4 +1,4 @@
-"""``benchmarks/gpu_check.sh`` (issue 12 §3): its CPU dry run goes through every step it would run
+"""``benchmarks/gpu_check.sh``: its CPU dry run goes through every step it would run
 on a GPU (test selection, paper-scale benchmark collection, the composed config of every DDP
 run, speed.md rendering), and without a GPU the real run refuses instead of pretending."""
 

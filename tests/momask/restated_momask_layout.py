@@ -1,10 +1,10 @@
 """OUR restatement of the official MoMask module layout (key names, shapes, stock-layer numerics).
 
-NOT evidence of parity with the authors' code (issue 13): it was written by us from reading their
+NOT evidence of parity with the authors' code: it was written by us from reading their
 module definitions, so it shares our reading of them. What it does check: the state-dict key names
 and shapes we expect in the released files, and that our hand-written attention/encoder layers give
 the same numbers as stock ``torch.nn.TransformerEncoder`` layers arranged that way. Parity with the
-authors' modules themselves was checked once OUTSIDE the project (issue 13 note: with the same
+authors' modules themselves was checked once OUTSIDE the project (with the same
 random weights every logit and the RVQ encode/decode agreed; the Gumbel sampler did not, and was
 fixed). The distribution tests of the samplers are in ``tests/samplers/``.
 

@@ -1,4 +1,4 @@
-"""Official MoMask checkpoints load as the authors' scripts load them (issue 13, item 3).
+"""Official MoMask checkpoints load as the authors' scripts load them.
 
 The file chosen per role is the authors' choice in ``gen_t2m.py`` / ``eval_t2m_trans_res.py``
 (tokenizer and residual transformer ``net_best_fid.tar``, masked transformer ``latest.tar``);

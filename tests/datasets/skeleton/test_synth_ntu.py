@@ -122,7 +122,7 @@ def test_raw_joint_classifier_is_clearly_above_chance_and_below_perfect(synth):
 
 def test_large_splits_stay_memory_mapped_with_identical_content(synth):
     """Splits above ``in_memory_max_samples`` are views of an on-disk array (no 20 GB copy)."""
-    from tests.datasets_skeleton.helpers import CacheEnv
+    from tests.datasets.skeleton.helpers import CacheEnv
 
     with CacheEnv(synth.cache_dir):
         lean = load_dataset({"name": "synth_ntu", "in_memory_max_samples": 10})
@@ -137,7 +137,7 @@ def test_large_splits_stay_memory_mapped_with_identical_content(synth):
 
 
 def test_max_samples_per_split_takes_evenly_spaced_rows(synth):
-    from tests.datasets_skeleton.helpers import CacheEnv
+    from tests.datasets.skeleton.helpers import CacheEnv
 
     with CacheEnv(synth.cache_dir):
         small = load_dataset({"name": "synth_ntu", "max_samples_per_split": 20})
