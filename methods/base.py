@@ -58,7 +58,10 @@ class MotionGenerator(Protocol):
 class PoseEstimator(Protocol):
     """Top-down 2D pose estimator (DiffusionPose, heatmap baseline)."""
 
-    def fit(self, dataset: Any) -> None: ...
+    def fit(self, dataset: Any, validate: Any = None) -> None:
+        """Train on ``dataset``; ``validate(predict) -> (metric name, value)`` (higher is better) scores
+        the weights for best-checkpoint selection (the runner passes ``evaluators.protocols.pose.checkpoint_scorer``)."""
+        ...
 
     def predict(self, images: Sequence[Any], boxes: Any) -> torch.Tensor:
         """Images + COCO xywh boxes ``[B, 4]`` -> keypoints ``[B, K, 3]`` (x, y, score)."""

@@ -31,7 +31,9 @@ class Finetunable(Protocol):
     the method's pretrained encoder (the method's own weights are untouched). For layer-wise lr
     decay the module may define ``num_layers: int`` and ``layer_id(param_name) -> int`` in
     ``0..num_layers`` (BEiT/MAE convention: 0 = embeddings, ``num_layers`` = head); without them
-    every parameter gets the base lr.
+    every parameter gets the base lr. A method with a ``finetune`` config block (MacDiff: the
+    fine-tune model's normalisation) may also take ``finetune: dict | None`` to use in its place
+    (the transfer protocol's ``method_finetune``).
     """
 
     def finetune_model(self, num_classes: int, drop_path: float = 0.3, head_dropout: float = 0.3) -> nn.Module: ...

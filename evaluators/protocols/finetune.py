@@ -16,20 +16,35 @@ The method must be :class:`~evaluators.protocols._skeleton_common.Finetunable`
 
 from __future__ import annotations
 
+import inspect
+import logging
 import time
 
 from evaluators.protocols._skeleton_common import Finetunable, device_of, train_classifier, window_of
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
 
+log = logging.getLogger(__name__)
+
 
 def finetune_once(method, data, train_split, cfg: dict, seed: int, device, desc: str = "finetune",
-                  batch_sampler=None):
-    """Fine-tune a fresh copy of ``method``'s encoder on ``train_split`` (a name or SkeletonSplit)."""
+                  batch_sampler=None, method_finetune: dict | None = None):
+    """Fine-tune a fresh copy of ``method``'s encoder on ``train_split`` (a name or SkeletonSplit).
+
+    ``method_finetune`` (optional) is handed to ``finetune_model(..., finetune=...)`` in place of
+    the method's own ``finetune`` config block (the transfer target's normalisation); the method
+    itself is never changed.
+    """
     if not isinstance(method, Finetunable):
         raise TypeError(f"{type(method).__name__} has no finetune_model(num_classes, ...) hook")
     window = window_of(method, cfg)
+    kwargs = {}
+    if method_finetune is not None:
+        if "finetune" in inspect.signature(method.finetune_model).parameters:
+            kwargs["finetune"] = dict(method_finetune)
+        else:  # a method without a fine-tune config block has nothing to replace
+            log.warning("%s.finetune_model takes no finetune= block; method_finetune ignored", type(method).__name__)
     model = method.finetune_model(data.num_classes, drop_path=float(cfg.get("drop_path", 0.3)),
-                                  head_dropout=float(cfg.get("head_dropout", 0.3)))
+                                  head_dropout=float(cfg.get("head_dropout", 0.3)), **kwargs)
     train_ds = data.feeder(train_split, train=True, window=window, random_rot=bool(cfg.get("random_rot", True)))
     test_ds = data.feeder("test", train=False, window=window, p_interval=tuple(cfg.get("test_p_interval", (0.95,))))
     return train_classifier(model, train_ds, test_ds, cfg, device, seed, desc=desc, batch_sampler=batch_sampler)

@@ -17,19 +17,30 @@ Registered as ``pose`` and, with their own configs, ``coco_ap`` / ``mpii_pckh``
   samples when ``real_samples`` points at them) under ``<workdir>/overlays``.
 
 Evaluation is sharded over ranks (``evaluators.core.distributed``); each instance counts once.
+
+:func:`checkpoint_scorer` is the validation score a pose method's ``fit`` uses to keep its best
+checkpoint (the method itself reads no image and computes no metric).
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import logging
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from PIL import Image, ImageDraw
 
-from evaluators.datasets.pose2d.coco import read_image
+from evaluators.core import distributed as D
+from evaluators.core.io import atomic_write_bytes
+from evaluators.datasets.pose2d.coco import parse_coco_keypoints, read_image
+from evaluators.datasets.pose2d.mpii import parse_mpii
 from evaluators.metrics.pose2d import coco_results, oks_ap, pck, pckh
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
 
@@ -41,8 +52,6 @@ DEFAULTS: dict[str, Any] = {"split": None, "boxes": ["det", "gt"], "flip_test": 
 
 def predict_instances(method, instances: list[dict], cfg: dict, steps: int | None = None) -> tuple[np.ndarray, float]:
     """Predictions ``[N, K, 3]`` for instance dicts (sharded over ranks, gathered) and wall seconds."""
-    from evaluators.core import distributed as D
-
     kwargs = {}
     params = inspect.signature(method.predict).parameters
     if "flip" in params:
@@ -60,8 +69,6 @@ def predict_instances(method, instances: list[dict], cfg: dict, steps: int | Non
         t0 = time.perf_counter()
         out = method.predict(imgs, boxes, **kwargs)
         if hasattr(out, "is_cuda") and out.is_cuda:
-            import torch
-
             torch.cuda.synchronize()
         wall += time.perf_counter() - t0
         outs.append(np.asarray(out.cpu() if hasattr(out, "cpu") else out, dtype=np.float64))
@@ -176,10 +183,39 @@ register_protocol("coco_ap", needs="PoseEstimator", tasks="pose2d")(run_pose)
 register_protocol("mpii_pckh", needs="PoseEstimator", tasks="pose2d")(run_pose)
 
 
+def checkpoint_scorer(data) -> Callable[[Callable[..., Any]], tuple[str, float]]:
+    """The best-checkpoint validation of a pose method's training, ``method.fit(data, validate=...)``.
+
+    Returns ``score(predict) -> (metric name, value)``, higher is better (MMPose ``CheckpointHook``
+    ``save_best``, ``rule='greater'``), where ``predict(images, boxes) -> [B, K, 3]`` runs with the
+    method's own settings (its flip test and step count) on ``data.eval_split``, every instance on
+    every rank: COCO ``coco/AP`` (percent; detection boxes when the dataset has them, as MMPose's
+    val_dataloader ``bbox_file``; COCOeval over every image of the annotation file), MPII ``PCKh``
+    (PCKh@0.5), or ``PCK`` (PCK@0.2 of the box size, percent) when there are no head boxes.
+    """
+    def score(predict: Callable[..., Any]) -> tuple[str, float]:
+        det = data.fmt == "coco" and bool(getattr(data, "det_instances", None))
+        insts = data.instances("det" if det else getattr(data, "eval_split", "val"))
+        preds = []
+        for i in range(0, len(insts), 64):
+            chunk = insts[i:i + 64]
+            out = predict([read_image(c["image_path"]) for c in chunk], np.stack([c["bbox"] for c in chunk]))
+            preds.append(np.asarray(out, dtype=np.float64))
+        preds = np.concatenate(preds) if preds else np.zeros((0, data.num_keypoints, 3))
+        if data.fmt == "coco":
+            return "coco/AP", 100.0 * oks_ap(coco_results(preds, insts), data.ann_file)["AP"]
+        gt = np.stack([i["keypoints"] for i in insts])
+        vis = np.stack([i["visible"] for i in insts])
+        if all(i.get("head_size", 0) > 0 for i in insts):
+            return "PCKh", float(pckh(preds[..., :2], gt, vis, np.array([i["head_size"] for i in insts]))["pckh_0.5"])
+        norm = np.stack([np.asarray(i["bbox"], np.float64)[2:4] for i in insts])
+        return "PCK", 100.0 * pck(preds[..., :2], gt, vis, norm, 0.2)[1]
+
+    return score
+
+
 def _real_samples_dir(opt) -> Path | None:
     """``auto``: ``$MOTIONREPRO_SHARED_DATA`` or ``../shared/data`` next to the checkout, if present."""
-    import os
-
     if not opt:
         return None
     if opt != "auto":
@@ -191,8 +227,6 @@ def _real_samples_dir(opt) -> Path | None:
 # -- skeleton overlays --------------------------------------------------------------------------
 def draw_skeleton(img: np.ndarray, poses: np.ndarray, skeleton, score_thr: float = 0.0) -> np.ndarray:
     """Draw poses ``[P, K, 3]`` (x, y, score) as limbs and joints on a copy of ``img``."""
-    from PIL import Image, ImageDraw
-
     im = Image.fromarray(np.asarray(img).astype(np.uint8))
     d = ImageDraw.Draw(im)
     r = max(2, int(min(im.size) / 150))
@@ -207,12 +241,6 @@ def draw_skeleton(img: np.ndarray, poses: np.ndarray, skeleton, score_thr: float
 
 
 def _save_png(arr: np.ndarray, path: Path) -> Path:
-    import io
-
-    from PIL import Image
-
-    from evaluators.core.io import atomic_write_bytes
-
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
@@ -233,9 +261,6 @@ def draw_overlays(instances: list[dict], preds: np.ndarray, skeleton, out_dir: P
 
 def draw_real_samples(method, shared_dir: Path, out_dir: Path) -> list[Path]:
     """Predict and draw on the real COCO (GT boxes of test_coco.json) or MPII samples matching the method's format."""
-    from evaluators.datasets.pose2d.coco import parse_coco_keypoints
-    from evaluators.datasets.pose2d.mpii import parse_mpii
-
     fmt = getattr(method, "fmt", "coco")
     if fmt == "coco" and (shared_dir / "coco" / "test_coco.json").exists():
         insts = parse_coco_keypoints(shared_dir / "coco" / "test_coco.json", shared_dir / "coco")

@@ -5,7 +5,8 @@ II (xsub). ``cfg["target"]`` names the target dataset config (``configs/dataset/
 resolved at the run's scale, ``cfg["target_overrides"]`` merged over it); the encoder is then
 fine-tuned with the fine-tune recipe (:mod:`evaluators.protocols.finetune`, same keys) on the
 target's train split and evaluated on its test split. ``cfg["method_finetune"]`` (optional)
-replaces the method's ``finetune`` block (the fine-tune model's normalisation) for the target.
+replaces the method's ``finetune`` block (the fine-tune model's normalisation) for the target: it
+is passed to ``method.finetune_model(..., finetune=...)``; the method is never changed.
 ``cfg["enabled"] = false`` skips the protocol for a dataset (experiments pretrain the transfer
 row on one dataset only). One record, ``variant = "target=<name>"``; the record's dataset is the
 PRETRAINING dataset and ``extra.target`` the target.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import time
 
+from evaluators.core.config import load_config
+from evaluators.datasets import load_dataset
 from evaluators.protocols._skeleton_common import device_of, window_of
 from evaluators.protocols.finetune import finetune_once
 from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
@@ -23,9 +26,6 @@ from evaluators.provenance import ours_entry
 
 def load_target(cfg: dict, ctx: RunContext):
     """The target dataset object (``evaluators.datasets.load_dataset``) named by ``cfg["target"]``."""
-    from evaluators.core.config import load_config
-    from evaluators.datasets import load_dataset
-
     target = cfg.get("target")
     if not target:
         raise ValueError("protocol transfer: no 'target' dataset config given (protocol_cfg.transfer.target=NAME)")
@@ -40,14 +40,8 @@ def transfer(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
         return []
     t0 = time.perf_counter()
     dcfg, target = load_target(cfg, ctx)
-    saved = getattr(method, "cfg", {}).get("finetune") if hasattr(method, "cfg") else None
-    if cfg.get("method_finetune") is not None and hasattr(method, "cfg"):
-        method.cfg["finetune"] = dict(cfg["method_finetune"])
-    try:
-        out = finetune_once(method, target, "train", cfg, ctx.seed, device_of(method, ctx), desc="transfer")
-    finally:
-        if cfg.get("method_finetune") is not None and hasattr(method, "cfg"):
-            method.cfg["finetune"] = saved
+    out = finetune_once(method, target, "train", cfg, ctx.seed, device_of(method, ctx), desc="transfer",
+                        method_finetune=cfg.get("method_finetune"))
     key, prov = ours_entry("transfer.recipe", "pkuv2_finetune",
                            "no official transfer config: the target's fine-tune recipe (protocol/transfer.yaml)")
     return [ProtocolResult(

@@ -350,8 +350,9 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
     from evaluators.datasets import load_dataset
     from evaluators.datasets.cache import cache_key
     from evaluators.protocols import RunContext
+    from evaluators.protocols.pose import checkpoint_scorer
     from evaluators.records import make_record
-    from methods.base import RepresentationLearner
+    from methods.base import PoseEstimator, RepresentationLearner
 
     overrides = list(overrides or [])
     p = plan(cfg, overrides)
@@ -383,7 +384,12 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> list[
                 raise ConfigError(f"checkpoint={cfg.checkpoint}: {str(e).splitlines()[0] if str(e) else e!r}") from e
             ckpt = str(cfg.checkpoint)
         else:
-            (method.pretrain if isinstance(method, RepresentationLearner) else method.fit)(data)
+            if isinstance(method, RepresentationLearner):
+                method.pretrain(data)
+            elif isinstance(method, PoseEstimator):  # the pose protocol scores the best-checkpoint validation
+                method.fit(data, validate=checkpoint_scorer(data))
+            else:
+                method.fit(data)
             ckpt = str(workdir / "method.pt")
             if D.is_main() and hasattr(method, "save_checkpoint"):
                 method.save_checkpoint(ckpt)

@@ -9,19 +9,25 @@ milestones (fractions of training), grad_clip}, ``aug``.
 
 Training follows the MMPose HRNet recipe (Adam 5e-4, x0.1 at epochs 170 and 200 of 210,
 flip / scale / rotation augmentation); the loop is :func:`methods.common.training.train`.
+The method reads no file and computes no metric itself: the images come from the dataset object
+and the best-checkpoint validation score from the caller (``fit(dataset, validate=...)``; the
+runner passes :func:`evaluators.protocols.pose.checkpoint_scorer`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
+from evaluators.core import distributed as D
+from evaluators.core.io import atomic_torch_save
 from evaluators.core.safe_load import load_checkpoint_file
 from evaluators.datasets.pose2d.transforms import (
     COCO_FLIP_PAIRS,
@@ -37,8 +43,16 @@ from evaluators.datasets.pose2d.transforms import (
     warp_image,
 )
 from methods.base import Method
+from methods.common.hrnet_weights import convert_official, is_official_layout, load_imagenet
+from methods.common.training import train
 
 log = logging.getLogger(__name__)
+
+# ``validate(predict) -> (metric name, value)``: scores ``predict(images, boxes) -> [B, K, 3]`` on the
+# dataset's evaluation split, higher is better (evaluators.protocols.pose.checkpoint_scorer)
+Scorer = Callable[[Callable[..., Any]], tuple[str, float]]
+
+
 class _Call(nn.Module):
     """Wrap a callable as a module so fvcore can trace it."""
 
@@ -51,12 +65,8 @@ class _Call(nn.Module):
 
 
 def _fvcore_gmacs(fn, inputs, owner: nn.Module) -> float:
-    import logging as _logging
-
-    from fvcore.nn import FlopCountAnalysis
-
-    level = _logging.getLogger("fvcore").level
-    _logging.getLogger("fvcore").setLevel(_logging.ERROR)
+    level = logging.getLogger("fvcore").level
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
     try:
         with torch.no_grad():
             fca = FlopCountAnalysis(_Call(fn, owner).eval(), inputs)
@@ -64,7 +74,7 @@ def _fvcore_gmacs(fn, inputs, owner: nn.Module) -> float:
             fca.uncalled_modules_warnings(False)
             return float(fca.total()) / 1e9
     finally:
-        _logging.getLogger("fvcore").setLevel(level)
+        logging.getLogger("fvcore").setLevel(level)
 
 
 def lr_factor(step: int, total_steps: int, warmup_iters: int = 500, start_factor: float = 0.001,
@@ -91,11 +101,12 @@ class BestCheckpoint:
     """MMPose ``CheckpointHook(save_best='coco/AP', rule='greater')`` with ``val_interval`` epochs:
     evaluate every ``every`` optimiser steps and at the last step, keep the weights with the highest
     metric (``ckpt_dir/best.pt``, written atomically, survives a resume), and reload them at the end.
+    The metric is ``score(method.predict)``, given by the caller (the method computes none).
     """
 
-    def __init__(self, method: TopDownPoseMethod, dataset: Any, every: int, total_steps: int,
+    def __init__(self, method: TopDownPoseMethod, score: Scorer, split: str, every: int, total_steps: int,
                  steps_per_epoch: int, ckpt_dir: Path | None):
-        self.method, self.dataset, self.every, self.total = method, dataset, every, total_steps
+        self.method, self.score, self.split, self.every, self.total = method, score, split, every, total_steps
         self.steps_per_epoch, self.path = steps_per_epoch, (Path(ckpt_dir) / "best.pt") if ckpt_dir else None
         self.best: dict | None = None
         self.best_state: dict | None = None
@@ -103,38 +114,48 @@ class BestCheckpoint:
             obj = load_checkpoint_file(self.path, what="best checkpoint")
             self.best, self.best_state = obj["info"], obj["state"]
 
-    @classmethod
-    def from_config(cls, method, dataset, tcfg: dict, *, steps_per_epoch: int, total_steps: int, ckpt_dir):
-        """``train.save_best`` (null = keep the last weights), ``train.val_interval`` (epochs, MMPose 10)
-        or ``train.val_interval_steps``; None when disabled or the dataset has no evaluation split."""
+    @staticmethod
+    def wanted(method, dataset, tcfg: dict, score: Scorer | None) -> bool:
+        """Whether best-checkpoint selection runs: ``train.save_best`` set and the dataset has an
+        evaluation split. Sets ``method.checkpoint_selection`` when it does not; raises (before
+        training) when it should run but the caller gave no ``score``."""
         if not tcfg.get("save_best"):
             method.checkpoint_selection = {"id": "last", "label": "last weights (train.save_best: null)"}
-            return None
+            return False
         split = getattr(dataset, "eval_split", None)
         if split is None or split not in getattr(dataset, "splits", {}):
             log.warning("%s: no evaluation split to select the best checkpoint on; keeping the last weights",
                         method.registry_name)
             method.checkpoint_selection = {"id": "last", "label": "last weights (no val split)"}
+            return False
+        if score is None:
+            raise ValueError(f"{method.registry_name}: train.save_best={tcfg['save_best']!r} needs a validation "
+                             "scorer: call fit(dataset, validate=evaluators.protocols.pose.checkpoint_scorer(dataset)) "
+                             "or set method_cfg.train.save_best=null to keep the last weights")
+        return True
+
+    @classmethod
+    def from_config(cls, method, dataset, tcfg: dict, *, score: Scorer | None, steps_per_epoch: int,
+                    total_steps: int, ckpt_dir):
+        """``train.save_best`` (null = keep the last weights), ``train.val_interval`` (epochs, MMPose 10)
+        or ``train.val_interval_steps``; None when disabled or the dataset has no evaluation split."""
+        if not cls.wanted(method, dataset, tcfg, score):
             return None
         every = int(tcfg.get("val_interval_steps") or int(tcfg.get("val_interval", 10)) * steps_per_epoch)
-        return cls(method, dataset, max(1, every), total_steps, steps_per_epoch, ckpt_dir)
+        return cls(method, score, dataset.eval_split, max(1, every), total_steps, steps_per_epoch, ckpt_dir)
 
     def on_step(self, state) -> None:
         if state.step % self.every and state.step != self.total:
             return
-        from evaluators.core import distributed as D
-
-        name, value = self.method.val_metric(self.dataset)
+        name, value = self.score(self.method.predict)
         info = {"id": "best_val", "metric": name, "value": float(value), "step": int(state.step),
-                "epoch": state.step / self.steps_per_epoch, "split": getattr(self.dataset, "eval_split", "val")}
+                "epoch": state.step / self.steps_per_epoch, "split": self.split}
         log.info("%s: val %s = %.3f at step %d (epoch %.2f)", self.method.registry_name, name, value, state.step,
                  info["epoch"])
         if self.best is None or value > self.best["value"]:  # rule='greater'; ties keep the earlier one
             self.best = info
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.method.net.state_dict().items()}
             if self.path is not None and D.is_main():
-                from evaluators.core.io import atomic_torch_save
-
                 atomic_torch_save({"info": self.best, "state": self.best_state}, self.path)
 
     def restore_best(self) -> dict:
@@ -183,8 +204,6 @@ class TopDownPoseMethod(Method):
         self.net = self.build_net().to(self.device)
         path = self.pretrained_path()
         if path:
-            from methods.diffusionpose.backbone import load_imagenet
-
             self.backbone_init = load_imagenet(self.net.backbone, path)
         else:
             self.backbone_init = {"id": "scratch", "label": "random initialisation (no ImageNet weights)"}
@@ -237,10 +256,12 @@ class TopDownPoseMethod(Method):
         return step
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, dataset: Any) -> None:
-        """Train on ``dataset.instances('train')`` (a :class:`PoseDataset`)."""
-        from methods.common.training import train
+    def fit(self, dataset: Any, validate: Scorer | None = None) -> None:
+        """Train on ``dataset.instances('train')`` (a :class:`PoseDataset`).
 
+        ``validate(predict) -> (name, value)`` scores the weights for the best-checkpoint selection
+        (``train.save_best``); required when that selection runs (it is checked before training).
+        """
         if self.backbone_init["id"] == "scratch" and self.cfg.get("arch", "w32") != "tiny":
             # the MMPose / HRNet recipe starts from ImageNet weights; a paper-size run without them is not comparable
             log.warning("%s: HRNet-%s trained from scratch (backbone.pretrained not set; the recipe uses ImageNet "
@@ -254,6 +275,7 @@ class TopDownPoseMethod(Method):
             raise ValueError(f"dataset {dataset.name!r} has no train split (its train annotation file is missing); "
                              "to evaluate saved or released weights pass checkpoint=PATH")
         tcfg = dict(self.cfg.get("train", {}))
+        select_best = BestCheckpoint.wanted(self, dataset, tcfg, validate)  # no scorer: fails here, before any work
         aug = self.cfg.get("aug")
         if aug is not None:
             aug = {k: (tuple(v) if isinstance(v, list) else dict(v) if hasattr(v, "keys") else v)
@@ -272,8 +294,8 @@ class TopDownPoseMethod(Method):
             return self.net.loss(batch, gen)
 
         ckpt = (self.workdir / f"{self.registry_name}_train") if self.workdir is not None else None
-        selector = BestCheckpoint.from_config(self, dataset, tcfg, steps_per_epoch=max(1, len(tds) // bs),
-                                              total_steps=steps, ckpt_dir=ckpt)
+        selector = BestCheckpoint.from_config(self, dataset, tcfg, score=validate, steps_per_epoch=max(1, len(tds) // bs),
+                                              total_steps=steps, ckpt_dir=ckpt) if select_best else None
         self.train_state = train(modules={"model": self.net}, optimizer=opt, dataset=tds, batch_size=bs,
                                  total_steps=steps, step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
                                  desc=self.registry_name, lr_scheduler=sched, grad_clip=tcfg.get("grad_clip"),
@@ -283,31 +305,6 @@ class TopDownPoseMethod(Method):
         if selector is not None:
             self.checkpoint_selection = selector.restore_best()
         self.net.eval()
-
-    def val_metric(self, dataset: Any) -> tuple[str, float]:
-        """The checkpoint-selection metric on the dataset's evaluation split, with the flip test:
-        COCO ``coco/AP`` (detection boxes when the dataset has them, as MMPose's val_dataloader
-        ``bbox_file``; COCOeval over every image), MPII ``PCKh`` (PCK@0.2 without head boxes)."""
-        from evaluators.datasets.pose2d.coco import read_image
-        from evaluators.metrics.pose2d import coco_results, oks_ap, pck, pckh
-
-        split = getattr(dataset, "eval_split", "val")
-        det = self.fmt == "coco" and bool(getattr(dataset, "det_instances", None))
-        insts = dataset.instances("det" if det else split)
-        preds = []
-        for i in range(0, len(insts), 64):
-            chunk = insts[i:i + 64]
-            out = self.predict([read_image(c["image_path"]) for c in chunk], np.stack([c["bbox"] for c in chunk]))
-            preds.append(np.asarray(out, dtype=np.float64))
-        preds = np.concatenate(preds) if preds else np.zeros((0, self.num_keypoints, 3))
-        if self.fmt == "coco":
-            return "coco/AP", 100.0 * oks_ap(coco_results(preds, insts), dataset.ann_file)["AP"]
-        gt = np.stack([i["keypoints"] for i in insts])
-        vis = np.stack([i["visible"] for i in insts])
-        if all(i.get("head_size", 0) > 0 for i in insts):
-            return "PCKh", float(pckh(preds[..., :2], gt, vis, np.array([i["head_size"] for i in insts]))["pckh_0.5"])
-        norm = np.stack([np.asarray(i["bbox"], np.float64)[2:4] for i in insts])
-        return "PCK", 100.0 * pck(preds[..., :2], gt, vis, norm, 0.2)[1]
 
     # -- inference --------------------------------------------------------------------------
     def crops(self, images: Sequence[np.ndarray], boxes) -> tuple[torch.Tensor, list]:
@@ -356,11 +353,9 @@ class TopDownPoseMethod(Method):
     # -- checkpoints ------------------------------------------------------------------------
     def load_checkpoint(self, path: str | Path) -> None:
         """Load a checkpoint written by ``save_checkpoint`` (switching keypoint format if needed), or a
-        released HRNet pose checkpoint (official / MMPose layout, see ``heatmap_baseline/convert.py``:
+        released HRNet pose checkpoint (official / MMPose layout, see ``methods/common/hrnet_weights.py``:
         backbone and head are loaded, DiffusionPose's decoder keeps its initialisation)."""
         obj = load_checkpoint_file(path)
-        from methods.heatmap_baseline.convert import convert_official, is_official_layout
-
         flat = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
         if isinstance(flat, dict) and is_official_layout(flat):  # released HRNet / MMPose weights
             state = convert_official(flat)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from evaluators.core.precision import LowPrecisionCache, check_precision
@@ -59,7 +60,7 @@ class DiffusionPose(TopDownPoseMethod):
         return DiffusionPoseNet(
             self.num_keypoints, self.skeleton, arch=c.get("arch", "w32"), heatmap_size=self.heatmap_size,
             sigma=self.sigma_hm, zeta=float(c.get("zeta", 2.0)), timesteps=int(c.get("timesteps", 1000)),
-            # mask widths in heatmap px at stride 4, scaled to the stride like sigma (pose_method.width_scale)
+            # mask widths in heatmap px at stride 4, scaled to the stride like sigma (TopDownPoseMethod.width_scale)
             delta_kps=float(c.get("delta_kps", 3.0)) * self.width_scale,
             delta_ske=float(c.get("delta_ske", 1.5)) * self.width_scale,
             width=int(dec.get("width", 64)), mults=tuple(dec.get("mults", (1, 1, 2, 2))), blocks=int(dec.get("blocks", 2)),
@@ -67,8 +68,6 @@ class DiffusionPose(TopDownPoseMethod):
 
     def gmac_examples(self) -> dict[str, tuple]:
         """Backbone + coarse head once, and one reverse step (masks -> SC-CA condition -> SGDD)."""
-        import torch
-
         w, h = self.heatmap_size
         c = self.net.backbone.out_channels
         fea = torch.zeros(1, c, h, w)
@@ -78,8 +77,6 @@ class DiffusionPose(TopDownPoseMethod):
 
     def denoiser_example(self, batch: int = 1):
         """The SGDD decoder (called once per reverse step) with example inputs, for benchmarks."""
-        import torch
-
         w, h = self.heatmap_size
         c = self.net.backbone.out_channels
         return self.net.decoder, (torch.zeros(batch, self.num_keypoints, h, w), torch.zeros(batch, 2 * c, h, w),

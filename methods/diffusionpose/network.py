@@ -1,7 +1,8 @@
-"""The two pose networks: the plain heatmap baseline and DiffusionPose (training loss + sampler).
+"""The DiffusionPose network (training loss + sampler).
 
-Both share :class:`~methods.diffusionpose.backbone.HRNet` and the 1x1 conv head; DiffusionPose
-adds the structure condition (masks + SC-CA) and the SGDD decoder (``model.py``).
+It shares :class:`~methods.common.hrnet.HRNet` and the 1x1 conv head with the heatmap baseline
+(``methods/heatmap_baseline/network.py``) and adds the structure condition (masks + SC-CA) and
+the SGDD decoder (``model.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators.datasets.pose2d.transforms import refine_quarter_offset
-from methods.diffusionpose.backbone import HeatmapHead, HRNet
+from methods.common.hrnet import HeatmapHead, HRNet, heatmap_mse
 from methods.diffusionpose.model import (
     SGDD,
     StructureCondition,
@@ -25,38 +26,12 @@ from methods.diffusionpose.model import (
 )
 
 
-def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """MMPose ``KeypointMSELoss(use_target_weight=True)``: mean of (w * (pred - target))^2."""
-    w = weight[:, :, None, None]
-    return F.mse_loss(pred * w, target * w)
-
-
 def soft_decode(hm: torch.Tensor) -> torch.Tensor:
     """Argmax + quarter-pixel refinement of ``[B, K, H, W]`` -> ``[B, K, 2]`` (x, y) heatmap pixels."""
     b, k, h, w = hm.shape
     idx = hm.flatten(2).argmax(-1)
     xy = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], -1).to(hm.dtype)
     return refine_quarter_offset(xy, hm)
-
-
-class HeatmapNet(nn.Module):
-    """HRNet + 1x1 conv heatmap head (SimpleBaseline-style regression of Gaussian heatmaps)."""
-
-    def __init__(self, num_keypoints: int, arch: str = "w32"):
-        super().__init__()
-        self.backbone = HRNet(arch)
-        self.head = HeatmapHead(self.backbone.out_channels, num_keypoints)
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(img))
-
-    def loss(self, batch: dict, gen: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        loss = heatmap_mse(self(batch["img"]), batch["target"], batch["target_weight"])
-        return loss, {"loss_hm": loss.item()}
-
-    @torch.inference_mode()
-    def heatmaps(self, img: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        return self(img)
 
 
 class DiffusionPoseNet(nn.Module):

@@ -1,8 +1,9 @@
 """The registered heatmap baseline (``get_method("heatmap_baseline")``): HRNet + 1x1 conv head.
 
 The SimpleBaseline / HRNet top-down recipe (Gaussian heatmap MSE, flip test, quarter-offset
-decoding), sharing the backbone, head, training loop and inference code with DiffusionPose
-(``methods/diffusionpose``) so that the two differ only in the diffusion decoder.
+decoding), sharing the backbone and head (``methods/common/hrnet.py``), training loop and inference code
+(``methods/common/pose_estimation.py``) with DiffusionPose, so that the two differ only in the
+diffusion decoder.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from methods.common.pose_estimation import TopDownPoseMethod
-from methods.diffusionpose.network import HeatmapNet
+from methods.heatmap_baseline.network import HeatmapNet
 from methods.registry import register_method
 
 

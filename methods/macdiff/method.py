@@ -222,13 +222,14 @@ class MacDiff(Method):
             out.append(f.float().cpu())
         return torch.cat(out)
 
-    def finetune_normalisation(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    def finetune_normalisation(self, finetune: dict | None = None) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """``(mean, std, self_shift)`` of the fine-tune model: ``finetune.input_mean`` /
-        ``input_var`` / ``self_shift`` of the method config, each ``null`` = the pretraining value.
+        ``input_var`` / ``self_shift`` of the method config (or of ``finetune``, a block given in its
+        place, as the transfer protocol does), each ``null`` = the pretraining value.
         The official fine-tune yamls set their own (``config/<dataset>/finetune_madiff.yaml``:
         NTU-120 statistics for NTU-120, no ``self_shift`` for PKU-v1, ``self_shift`` for PKU-v2);
         with ``self_shift`` the mean is 0 (official ``transformer_downstream.py`` __init__)."""
-        f = dict(self.cfg.get("finetune") or {})
+        f = dict((self.cfg.get("finetune") if finetune is None else finetune) or {})
         shift = self.core.self_shift if f.get("self_shift") is None else bool(f["self_shift"])
         if f.get("input_mean") is not None:
             mean = torch.tensor(f["input_mean"], dtype=torch.float32)
@@ -240,10 +241,12 @@ class MacDiff(Method):
             mean = torch.zeros(3)
         return mean, std, shift
 
-    def finetune_model(self, num_classes: int, drop_path: float = 0.3, head_dropout: float = 0.3) -> nn.Module:
+    def finetune_model(self, num_classes: int, drop_path: float = 0.3, head_dropout: float = 0.3,
+                       finetune: dict | None = None) -> nn.Module:
         """A fresh classifier (encoder copy with drop-path + MacDiff fine-tune head) initialised
-        from the pretrained encoder; see :class:`MacDiffClassifier`."""
-        mean, std, self_shift = self.finetune_normalisation()
+        from the pretrained encoder; see :class:`MacDiffClassifier`. ``finetune`` replaces the
+        config's ``finetune`` block (the normalisation, :meth:`finetune_normalisation`)."""
+        mean, std, self_shift = self.finetune_normalisation(finetune)
         model = MacDiffClassifier(self.core.model_cfg, num_classes, drop_path=drop_path, head_dropout=head_dropout,
                                   mean=mean, std=std, self_shift=self_shift)
         model.encoder.load_state_dict(self.core.encoder.state_dict())

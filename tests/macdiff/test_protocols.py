@@ -6,15 +6,19 @@ implements ``encode``, ``finetune_model`` and, optionally, ``augment``.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from evaluators.protocols import RunContext, get_protocol
+from evaluators.protocols import transfer as transfer_protocol
 from evaluators.protocols._skeleton_common import Finetunable, draw_subset, layer_decay_groups
-from evaluators.protocols.linear import fit_linear_probe
+from evaluators.protocols.linear import LinearProbe, fit_linear_probe
 from evaluators.records import make_record
+from methods.registry import get_method
 from tests.macdiff.conftest import make_tiny
 
 
@@ -65,8 +69,6 @@ class ProbeMethod:
         return f if pooling == "joint" else f[:, :8]
 
     def finetune_model(self, num_classes, drop_path=0.3, head_dropout=0.3):
-        import copy
-
         return _Classifier(copy.deepcopy(self.enc), num_classes)
 
     def _augment(self, x, y, ratio, seed=0):
@@ -109,8 +111,6 @@ def test_linear_probe_separable_features_and_bn_is_not_affine():
     f = torch.randn(90, 5, generator=g) * 0.1 + nn.functional.one_hot(y, 5).float() * 3
     out = fit_linear_probe(f[:60], y[:60], f[60:], y[60:], 3, epochs=10, batch_size=16)
     assert out["top1_best"] == 100.0 and len(out["curve"]) == 10
-    from evaluators.protocols.linear import LinearProbe
-
     assert not LinearProbe(5, 3).bn.affine and LinearProbe(5, 3).bn.eps == 1e-6
 
 
@@ -158,3 +158,47 @@ def test_semi_protocol_repeats_ci_and_augmentation_hook(data):
     out1 = get_protocol("semi1").fn(ProbeMethod(), data, {**cfg, "repeats": 1, "min_labelled": 6}, RunContext())
     assert [r.variant for r in out1] == ["labels=1%,aug=off,subset=shared"]
     assert out1[0].extra["labelled_plus_generated"] == [6]
+
+
+class ConfiguredProbe(ProbeMethod):
+    """A probe with a method config holding a ``finetune`` block, recording what fine-tuning saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cfg = {"finetune": {"input_mean": [1.0, 2.0, 3.0], "self_shift": False}, "other": [1, 2]}
+        self.seen: list[tuple[dict, dict | None]] = []
+
+    def finetune_model(self, num_classes, drop_path=0.3, head_dropout=0.3, finetune=None):
+        self.seen.append((copy.deepcopy(self.cfg), finetune))
+        return super().finetune_model(num_classes, drop_path, head_dropout)
+
+
+def test_transfer_passes_the_target_finetune_block_and_never_changes_the_method(monkeypatch):
+    """The old protocol wrote ``method_finetune`` into ``method.cfg`` for the call (and restored it):
+    during fine-tuning the method's config was not its own. Now the block is an argument."""
+    target = make_tiny(n_train=24, n_test=9, num_classes=3, seed=5)
+    monkeypatch.setattr(transfer_protocol, "load_target",
+                        lambda cfg, ctx: ({"name": "tiny_target", "source": "synthetic"}, target))
+    m = ConfiguredProbe()
+    own = copy.deepcopy(m.cfg)
+    block = {"input_mean": [0.0, 0.0, 0.0], "input_var": [1.0, 1.0, 1.0], "self_shift": True}
+    get_protocol("transfer").fn(m, make_tiny(n_train=12, n_test=6),
+                                {"target": "x", "epochs": 1, "batch_size": 8, "warmup_epochs": 0, "min_lr_epochs": 0,
+                                 "method_finetune": block}, RunContext())
+    assert m.seen == [(own, block)]  # the config as fine-tuning saw it is the method's own
+    assert m.cfg == own
+
+
+def test_macdiff_finetune_block_argument_sets_the_classifier_normalisation():
+    """``finetune_model(..., finetune=B)``: mean = B.input_mean, std = sqrt(B.input_var) (self_shift off),
+    mean = 0 with self_shift (official transformer_downstream.py); the method's config is untouched."""
+    tiny = dict(dim_feat=16, depth=1, decoder_depth=2, num_heads=2, num_frames=32, num_joints=25, t_patch_size=4)
+    m = get_method("macdiff")({"model": {**tiny, "dim_t_embed": 8}, "sampling": {"ddim_steps": 2}}, seed=0)
+    own = copy.deepcopy(m.cfg)
+    block = {"input_mean": [0.1, -0.2, 0.3], "input_var": [0.04, 0.09, 0.16], "self_shift": False}
+    model = m.finetune_model(5, finetune=block)
+    torch.testing.assert_close(model.mean.flatten(), torch.tensor([0.1, -0.2, 0.3]))
+    torch.testing.assert_close(model.std.flatten(), torch.tensor([0.2, 0.3, 0.4]))
+    shifted = m.finetune_model(5, finetune={**block, "self_shift": True})
+    torch.testing.assert_close(shifted.mean.flatten(), torch.zeros(3))
+    assert m.cfg == own

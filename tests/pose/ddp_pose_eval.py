@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from evaluators.core import distributed as D  # noqa: E402
 from evaluators.datasets import load_dataset  # noqa: E402
 from evaluators.protocols import RunContext, get_protocol  # noqa: E402
-from tests.pose.test_pose_protocol import Oracle  # noqa: E402
+from tests.pose.oracle import Oracle  # noqa: E402
 
 SYNTH = {"name": "synth_coco", "seed": 5, "n_train": 2, "n_val": 7, "image_size": [128, 128]}
 

@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from evaluators.protocols.pose import _accuracy, coco_eval_image_ids
 
@@ -43,9 +45,6 @@ def _gt_file(tmp_path):
 
 
 def _pycocotools_ap(gt_path, results) -> float:
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(gt_path))
         ev = COCOeval(gt, gt.loadRes(results), "keypoints")  # imgIds left at its default: every image

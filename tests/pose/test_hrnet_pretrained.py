@@ -16,10 +16,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from evaluators.core.config import load_config
 from methods import get_method
-from methods.diffusionpose.backbone import HRNet, PretrainedLayoutError, convert_imagenet_state, load_imagenet
+from methods.common.hrnet import HRNet
+from methods.common.hrnet_weights import PretrainedLayoutError, convert_imagenet_state, load_imagenet
 
 WIDTHS = {"w32": [32, 64, 128, 256], "w48": [48, 96, 192, 384]}
 
@@ -101,8 +103,6 @@ def random_state(arch="w32", seed=0, with_nbt=True) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def w32_files(tmp_path_factory):
-    from safetensors.torch import save_file
-
     d = tmp_path_factory.mktemp("imagenet")
     mm = d / "hrnet_w32-36af842e.pth"
     torch.save(random_state(seed=1), mm)  # the authors' / MMPose file: a plain state dict

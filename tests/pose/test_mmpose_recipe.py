@@ -3,6 +3,8 @@ MultiStepLR) and RandomHalfBody (against its definition in mmpose common_transfo
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,8 @@ from evaluators.datasets.pose2d.transforms import (
     half_body_ids,
     topdown_sample,
 )
-from methods.common.pose_estimation import make_lr_scheduler
+from methods.common.pose_estimation import BestCheckpoint, make_lr_scheduler
+from methods.common.training import TrainState
 
 
 @pytest.mark.parametrize("name", ["diffusionpose", "heatmap_baseline"])
@@ -81,7 +84,7 @@ def test_half_body_crop_box_is_the_joints_mean_and_padded_extent():
 
 
 class _Scripted:
-    """Stands in for a pose method: a tiny net and a scripted validation metric per call."""
+    """Stands in for a pose method (a tiny net) and its caller's scorer (a scripted metric per call)."""
 
     registry_name = "scripted"
 
@@ -89,27 +92,28 @@ class _Scripted:
         self.net = torch.nn.Linear(2, 2)
         self.values, self.calls = list(values), []
 
-    def val_metric(self, dataset):
+    def predict(self, images, boxes):
+        raise AssertionError("the scripted scorer never predicts")
+
+    def score(self, predict):
+        assert predict == self.predict  # the selector scores the method's own predict
         self.calls.append({k: v.clone() for k, v in self.net.state_dict().items()})
         return "coco/AP", self.values[len(self.calls) - 1]
 
 
 def test_best_checkpoint_is_the_argmax_of_val_ap_and_survives_resume(tmp_path):
-    from types import SimpleNamespace
-
-    from methods.common.pose_estimation import BestCheckpoint
-    from methods.common.training import TrainState
-
     values = [10.0, 30.0, 25.0, 30.0, 20.0]  # evaluated at steps 4, 8, 12, 16, 20 (val_interval 2 epochs x 2)
     m = _Scripted(values)
     data = SimpleNamespace(eval_split="val", splits={"train": [], "val": []})
     tcfg = {"save_best": "coco/AP", "val_interval": 2}
-    sel = BestCheckpoint.from_config(m, data, tcfg, steps_per_epoch=2, total_steps=20, ckpt_dir=tmp_path)
+    sel = BestCheckpoint.from_config(m, data, tcfg, score=m.score, steps_per_epoch=2, total_steps=20,
+                                     ckpt_dir=tmp_path)
     for step in range(1, 21):
         with torch.no_grad():
             m.net.weight.add_(1.0)  # weights differ at every step
         if step == 10:  # interrupted: a new selector (as after a resume) must know the best so far
-            sel = BestCheckpoint.from_config(m, data, tcfg, steps_per_epoch=2, total_steps=20, ckpt_dir=tmp_path)
+            sel = BestCheckpoint.from_config(m, data, tcfg, score=m.score, steps_per_epoch=2, total_steps=20,
+                                             ckpt_dir=tmp_path)
         sel.on_step(TrainState(step=step))
     assert len(m.calls) == 5
     best = int(np.argmax(values))  # first maximum (rule 'greater': a tie keeps the earlier one)
@@ -117,8 +121,11 @@ def test_best_checkpoint_is_the_argmax_of_val_ap_and_survives_resume(tmp_path):
     assert (info["step"], info["epoch"], info["value"], info["metric"]) == (8, 4.0, 30.0, "coco/AP")
     assert torch.equal(m.net.weight, m.calls[best]["weight"])
     assert "epoch 4.00" in info["label"]
-    off = BestCheckpoint.from_config(m, data, {"save_best": None}, steps_per_epoch=2, total_steps=20, ckpt_dir=None)
+    off = BestCheckpoint.from_config(m, data, {"save_best": None}, score=None, steps_per_epoch=2, total_steps=20,
+                                     ckpt_dir=None)
     assert off is None and m.checkpoint_selection["id"] == "last"
+    with pytest.raises(ValueError, match="validation scorer"):  # save_best without a scorer: refused
+        BestCheckpoint.from_config(m, data, tcfg, score=None, steps_per_epoch=2, total_steps=20, ckpt_dir=None)
 
 
 @pytest.mark.parametrize("name", ["diffusionpose", "heatmap_baseline"])

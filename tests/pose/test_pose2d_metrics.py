@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
+from evaluators.datasets.pose2d.coco import parse_coco_keypoints
 from evaluators.metrics.pose2d import coco_results, oks_ap, oks_nms, pck, pckh, rescore
 from tests.conftest import need_shared
 
@@ -62,9 +66,6 @@ def test_oks_nms_and_rescore_hand_cases():
 
 
 def _direct_cocoeval(gt_path, results):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(gt_path))
         dt = gt.loadRes([dict(r) for r in results])
@@ -76,8 +77,6 @@ def _direct_cocoeval(gt_path, results):
 
 
 def _gt_results(gt_path, noise: float, seed: int = 0):
-    import json
-
     rng = np.random.default_rng(seed)
     anns = json.loads(gt_path.read_text())["annotations"]
     out = []
@@ -107,8 +106,6 @@ def test_oks_ap_equals_pycocotools_on_real_coco_samples(noise):
 
 def test_coco_results_keep_gt_perfect_ap_on_real_samples():
     """Rescoring + OKS-NMS of GT-box predictions equal to the GT keep AP at 1 (no true pose suppressed)."""
-    from evaluators.datasets.pose2d.coco import parse_coco_keypoints
-
     gt_path = need_shared("coco", "test_coco.json")
     insts = parse_coco_keypoints(gt_path, need_shared("coco"))
     preds = np.stack([np.concatenate([i["keypoints"], (i["visible"][:, None] > 0) * 1.0], 1) for i in insts])

@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from evaluators.datasets import load_dataset
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.records import make_record
 from tests.conftest import need_shared
-
-
-class Oracle:
-    """Returns the keypoints of the GT instance whose box overlaps the query box most (IoU)."""
-
-    def __init__(self, instances, skeleton, noise_per_step: float = 0.0):
-        self.insts, self.skeleton, self.noise = instances, skeleton, noise_per_step
-        self.boxes = np.stack([np.asarray(i["bbox"], float) for i in instances])
-        self.num_keypoints = instances[0]["keypoints"].shape[0]
-
-    def fit(self, dataset):
-        pass
-
-    def predict(self, images, boxes, steps=None, flip=None):
-        import torch
-
-        out = []
-        for b in np.asarray(boxes, float):
-            x1 = np.maximum(self.boxes[:, 0], b[0])
-            y1 = np.maximum(self.boxes[:, 1], b[1])
-            x2 = np.minimum(self.boxes[:, 0] + self.boxes[:, 2], b[0] + b[2])
-            y2 = np.minimum(self.boxes[:, 1] + self.boxes[:, 3], b[1] + b[3])
-            inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-            iou = inter / (self.boxes[:, 2] * self.boxes[:, 3] + b[2] * b[3] - inter)
-            g = self.insts[int(iou.argmax())]
-            kp = g["keypoints"].astype(float).copy()
-            if steps:
-                kp += self.noise / steps
-            out.append(np.concatenate([kp, (g["visible"][:, None] > 0) * 0.9 + 0.05], 1))
-        return torch.tensor(np.stack(out))
+from tests.pose.ddp_pose_eval import evaluate
+from tests.pose.oracle import Oracle
 
 
 def _run(name, data, cfg, tmp_path):
@@ -89,14 +66,6 @@ def test_mpii_real_samples_without_head_boxes_report_pck_and_overlays(tmp_path):
 @pytest.mark.slow
 def test_pose_protocol_under_torchrun_matches_one_process(tmp_path, monkeypatch):
     """Sharded evaluation over 2 gloo ranks gives the same AP/PCK as one process (each instance once)."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from tests.pose.ddp_pose_eval import evaluate
-
     monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path / "cache"))
     single = evaluate(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

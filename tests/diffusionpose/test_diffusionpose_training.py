@@ -9,7 +9,7 @@ import pytest
 from evaluators.core.config import load_config
 from evaluators.datasets import load_dataset
 from evaluators.metrics.pose2d import pck
-from evaluators.protocols.pose import predict_instances
+from evaluators.protocols.pose import checkpoint_scorer, predict_instances
 from methods import get_method
 
 
@@ -29,12 +29,12 @@ def test_diffusionpose_learns_and_beats_baseline_on_synth_coco(tmp_path, monkeyp
     overrides = ["train.total_steps=120", "flip_test=false"]
     dp = get_method("diffusionpose")(load_config("method", "diffusionpose", "smoke", overrides), seed=0)
     untrained = pck02(dp, 2)
-    dp.fit(data)
+    dp.fit(data, validate=checkpoint_scorer(data))  # as the runner calls it
     sel = dp.provenance()["checkpoint_selection"]  # best val coco/AP of the evaluations at steps 50, 100, 120
     assert sel["id"] == "best_val" and sel["metric"] == "coco/AP" and sel["step"] in (50, 100, 120)
     by_steps = {s: pck02(dp, s) for s in (0, 1, 2, 5)}
     base = get_method("heatmap_baseline")(load_config("method", "heatmap_baseline", "smoke", overrides), seed=0)
-    base.fit(data)
+    base.fit(data, validate=checkpoint_scorer(data))
     baseline = pck02(base)
     print(f"PCK@0.2 untrained {untrained:.3f} baseline {baseline:.3f} diffusionpose {by_steps}")
     assert by_steps[2] > untrained + 0.25

@@ -1,4 +1,6 @@
-"""HRNet backbone (W32 / W48 / a tiny smoke variant) and the plain convolutional heatmap head.
+"""HRNet backbone (W32 / W48 / a tiny smoke variant), the plain convolutional heatmap head and its loss.
+
+Shared by DiffusionPose and heatmap_baseline (their backbone and coarse head are the same network).
 
 Written here because timm / torchvision cannot be installed in this suite. Architecture of
 Sun et al., "Deep High-Resolution Representation Learning for Human Pose Estimation"
@@ -12,20 +14,14 @@ SimpleBaseline final 1x1 conv this is the 28.5M-parameter HRNet-W32 pose network
 
 The parameter names follow the official layout (``conv1``, ``layer1``, ``transition1``,
 ``stage2.0.branches.0.0.conv1`` ...), so an ImageNet checkpoint from the HRNet authors loads
-with :func:`load_imagenet` (from a local file only; nothing is downloaded).
+with :func:`methods.common.hrnet_weights.load_imagenet` (from a local file only; nothing is downloaded).
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 import torch
+import torch.nn.functional as F
 from torch import nn
-
-from evaluators.core.safe_load import load_checkpoint_file
-
-log = logging.getLogger(__name__)
 
 HRNET_CONFIGS = {
     # stem width, stage-1 blocks, branch widths, modules per stage, blocks per branch
@@ -200,85 +196,7 @@ class HeatmapHead(nn.Module):
         return self.final_layer(feats)
 
 
-# Parts of the ImageNet HRNet classifier that the pose backbone does not have: the classification
-# head (HRNet-Image-Classification ``cls_hrnet.py`` / timm ``hrnet.py`` ``_make_head``: incre_modules,
-# downsamp_modules, final_layer, classifier) and, in the last stage-4 module, the fuse layers for the
-# three lower-resolution outputs (the classifier keeps all four branches; the pose network only the first).
-CLASSIFICATION_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
-
-
-class PretrainedLayoutError(ValueError):
-    """An ImageNet HRNet file whose tensors do not fit the backbone (names the file and the keys)."""
-
-
-def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":  # timm / Hugging Face hub ``model.safetensors``
-        from safetensors.torch import load_file
-
-        return dict(load_file(str(path)))
-    obj = load_checkpoint_file(path, what="backbone checkpoint")
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):  # mmengine / timm train.py wrappers
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
-        raise PretrainedLayoutError(f"{path}: not a state dict of tensors")
-    return obj
-
-
-def convert_imagenet_state(state: dict[str, torch.Tensor], backbone: HRNet, source: str = "state dict"
-                           ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """ImageNet HRNet classifier keys -> our backbone keys, strictly.
-
-    Accepted layouts (all three use the HRNet authors' module names, which ours follow):
-    MMPose's ``pretrain_models/hrnet_w32-36af842e.pth`` (= the HRNet authors'
-    ``models/pytorch/imagenet/hrnet_w32-36af842e.pth``: a plain state dict), timm ``hrnet_w32``
-    (``model.safetensors`` / ``pytorch_model.bin``), each optionally wrapped in ``state_dict`` and
-    prefixed ``module.`` / ``backbone.``. Classification-only tensors are dropped (returned as the
-    second value); a missing backbone tensor, an unknown key or a shape mismatch raises
-    :class:`PretrainedLayoutError`. BatchNorm ``num_batches_tracked`` may be absent (older files).
-    """
-    own = backbone.state_dict()
-    last4 = f"stage4.{len(backbone.stage4) - 1}.fuse_layers."
-    out, dropped, unexpected, bad_shape = {}, [], [], []
-    for k, v in state.items():
-        k = k.removeprefix("module.").removeprefix("backbone.")
-        if k in own:
-            if tuple(v.shape) != tuple(own[k].shape):
-                bad_shape.append(f"{k}: file {tuple(v.shape)} vs backbone {tuple(own[k].shape)}")
-            else:
-                out[k] = v
-        elif k.startswith(CLASSIFICATION_PREFIXES) or (k.startswith(last4) and k[len(last4):].split(".")[0] != "0"):
-            dropped.append(k)
-        else:
-            unexpected.append(k)
-    missing = sorted(k for k in own if k not in out and not k.endswith("num_batches_tracked"))
-    if missing or unexpected or bad_shape:
-        def show(xs):
-            return f"{len(xs)} ({', '.join(xs[:4])}{', ...' if len(xs) > 4 else ''})"
-        raise PretrainedLayoutError(f"{source}: does not fit HRNet (width {backbone.out_channels}): missing {show(missing)}; "
-                                    f"unexpected {show(sorted(unexpected))}; shape mismatch {show(bad_shape)}")
-    return out, sorted(dropped)
-
-
-def load_imagenet(backbone: HRNet, path: str | Path) -> dict[str, str]:
-    """Load ImageNet-pretrained HRNet weights from a LOCAL file (never downloaded) into ``backbone``.
-
-    See :func:`convert_imagenet_state` for the layouts. Returns provenance
-    ``{"id": "imagenet", "label", "sha256", "path"}`` of the file.
-    """
-    import hashlib
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"backbone.pretrained: ImageNet weights {path} not found (they are never downloaded; "
-                                "point `pretrained=` at a local hrnet_w32-36af842e.pth or timm hrnet_w32 file)")
-    state, dropped = convert_imagenet_state(_read_state(path), backbone, str(path))
-    missing, unexpected = backbone.load_state_dict(state, strict=False)
-    assert not unexpected and all(m.endswith("num_batches_tracked") for m in missing), (missing, unexpected)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    log.info("loaded %d backbone tensors from %s (%d classification-only tensors dropped)", len(state), path, len(dropped))
-    layout = "timm" if path.suffix == ".safetensors" or path.name == "pytorch_model.bin" else "mmpose"
-    return {"id": "imagenet", "label": f"ImageNet HRNet-W{backbone.out_channels} ({layout}: {path.name})",
-            "sha256": sha, "path": str(path)}
+def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """MMPose ``KeypointMSELoss(use_target_weight=True)``: mean of (w * (pred - target))^2."""
+    w = weight[:, :, None, None]
+    return F.mse_loss(pred * w, target * w)

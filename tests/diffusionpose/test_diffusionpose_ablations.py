@@ -7,12 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from evaluators.core.config import load_config
+from evaluators.datasets.pose2d.transforms import gaussian_heatmaps
+from evaluators.runner.run import compose, load_plugins, plan
 from methods import get_method
+from methods.diffusionpose.model import draw_masks, render_heatmaps
 
 
 def _method_cfg(ablation: str | None, scale: str = "smoke", experiment: str = "diffusionpose_coco") -> dict:
-    from evaluators.runner.run import compose, load_plugins, plan
-
     load_plugins()
     extra = [f"+ablation={ablation}"] if ablation else []
     return plan(compose([f"+experiment={experiment}", *extra, f"scale={scale}"]), [], check_data=False)["method_cfg"]
@@ -37,16 +39,7 @@ def test_w48_ablation_builds_the_w48_backbone(experiment):
     assert {48, 96, 192, 384} <= widths and 32 not in widths
 
 
-def test_baseline_refuses_a_heatmap_stride_its_head_cannot_produce():
-    from evaluators.core.config import load_config
-
-    with pytest.raises(ValueError, match="heatmap_stride"):
-        get_method("heatmap_baseline")(load_config("method", "heatmap_baseline", "smoke", ["heatmap_stride=2"]))
-
-
 def _tiny_cfg(stride: int) -> dict:
-    from evaluators.core.config import load_config
-
     return load_config("method", "diffusionpose", "smoke", [f"heatmap_stride={stride}", "input_size=[64,64]",
                                                            "sigma=2.0", "delta_kps=3.0", "delta_ske=1.5"])
 
@@ -56,9 +49,6 @@ def test_sigma_and_mask_widths_are_fixed_in_image_pixels_across_strides():
     every stride s in {1, 2, 4, 8}: measured on what the model renders (the Gaussian's standard
     deviation from its second moment, and the farthest / nearest in-mask / out-of-mask pixel),
     mapped to image pixels by x_img = s * x_hm (the codec's ``kin / stride``)."""
-    from evaluators.datasets.pose2d.transforms import gaussian_heatmaps
-    from methods.diffusionpose.model import draw_masks, render_heatmaps
-
     for s in (1, 2, 4, 8):
         m = get_method("diffusionpose")(_tiny_cfg(s), seed=0)
         net = m.net
