@@ -18,7 +18,12 @@ horizontal plane XZ, height y, absolute (the authors do not subtract a floor; ``
 contact when the height is < 5 cm at both ends of the transition; a transition skates when a
 contact foot's speed is > 0.5 m/s *and* its 5-frame running mean (``uniform_filter1d(size=5,
 mode='constant', origin=0)``: centred, zeros beyond the sequence, always divided by 5) is >
-0.5 m/s; either foot; ratio = skating transitions / (T - 1).
+0.5 m/s; either foot; ratio = skating transitions / (T - 1). OmniControl uses the same
+function (``neu-vi/OmniControl`` ``data_loaders/humanml/utils/metrics.py`` L206-233, commit
+76336a6) and adds a KIT-ML variant (L249-276: feet 15 and 20, the toes; ``eval/eval_humanml.py``
+L100-110 converts KIT's ``recover_from_ric`` millimetres to metres first, as ``units="mm"``
+does here). Their KIT variant keeps ``fps = 20.0``; our KIT default is KIT's 12.5 fps (pass
+``fps=20`` to reproduce theirs); the 5-frame window stays 5 frames.
 
 - :func:`skating_ratio` (default): per sequence, the authors' function on the sequence cut to
   its valid length, i.e. count / (L - 1).
@@ -43,7 +48,7 @@ below the ground, does not float). Per sequence: mean over its valid frames, zer
 (UHC: mean over frames).
 
 **Jerk** (jitter): mean magnitude of the third time derivative of the joint positions, by the
-third backward finite difference ``(x[t+3] - 3 x[t+2] + 3 x[t+1] - x[t]) * fps**3``, its
+third finite difference ``(x[t+3] - 3 x[t+2] + 3 x[t+1] - x[t]) * fps**3``, its
 Euclidean norm, averaged over the joints of a group and the ``L - 3`` valid frames (the
 ``compute_jitter`` of ``zju3dv/GVHMR`` ``hmr4d/utils/eval/eval_utils.py``, after WHAM; they
 report it divided by 10, we report m/s^3). Groups per skeleton: :data:`JOINT_GROUPS`.
@@ -74,9 +79,9 @@ SKELETONS = {
                   # GMD metrics.py L211-213: "10 left, 11 right foot"
                   "skate_feet": (10, 11)},
     "kit": {"joints": 21, "fps": 12.5, "units": "mm",
-            # ours: the toe joints ending KIT's leg chains (0,11..15) and (0,16..20), the
-            # counterpart of HumanML3D's 10/11 which end its leg chains; GMD has no KIT variant.
-            "skate_feet": (20, 15)},
+            # OmniControl metrics.py L258 (calculate_skating_ratio_kit): "[15, 20]", the toes
+            # ending KIT's leg chains (0,11..15) and (0,16..20).
+            "skate_feet": (15, 20)},
 }
 
 # Joint groups for the jerk (kinematic chains: HumanML3D paramUtil.t2m_kinematic_chain,
