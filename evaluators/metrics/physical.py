@@ -35,11 +35,14 @@ does here). Their KIT variant keeps ``fps = 20.0``; our KIT default is KIT's 12.
   GMD's generator fills all 196 frames with motion and the authors count that tail too: pass
   ``lengths=None`` to reproduce that exactly.
 
-**Ground penetration / floating** (Yuan et al. 2023, PhysDiff, Sec. 5 "Metrics": "Penetrate
-... the distance between the ground and the lowest body mesh vertex below the ground",
-"Float ... the lowest body mesh vertex above the ground", both in mm, with the 5 mm tolerance
-of the UHC evaluation PhysDiff follows, ``ZhengyiLuo/UniversalHumanoidControl``
-``uhc/smpllib/smpl_eval.py`` L125, commit d2bec17). Per frame, with ``h`` the height of the
+**Ground penetration / floating** (Yuan et al. 2023, PhysDiff, metrics paragraph: "for ground
+penetration (Penetrate), we compute the distance between the ground and the lowest body mesh
+vertex below the ground", "for floating (Float) ... the lowest body mesh vertex above the
+ground", in mm; PhysDiff released no evaluation code. The 5 mm tolerance is that of the UHC
+evaluation PhysDiff builds on, ``ZhengyiLuo/UniversalHumanoidControl``
+``uhc/smpllib/smpl_eval.py`` L125 at d2bec17. Both the quotes and the UHC line come from a
+public re-implementation that cites them, the paper and UHC files were not readable here:
+re-check them before quoting numbers against PhysDiff). Per frame, with ``h`` the height of the
 lowest *joint* above ``ground`` (ours: joints instead of SMPL mesh vertices, since the suite's
 motions are joint positions; the SMPL foot joints sit a few cm above the sole, so these values
 are not comparable to PhysDiff's mesh numbers): penetrate = ``-h`` if ``h < -tol`` else 0;
@@ -175,7 +178,11 @@ def ground_contact_mm(joints, lengths=None, *, units: str = "m", ground: float =
     for i, n in enumerate(lens):
         h = a[i, :n, :, 1].min(axis=1) - ground                                   # [L]
         pen.append(np.where(h < -tolerance, -h, 0.0).mean())
+        # ours: a frame whose lowest joint is below the ground does not float. UHC takes the
+        # lowest mesh vertex above the ground, which is ~0 on a mesh crossing the floor; on 22
+        # sparse joints that would be e.g. a knee and count a penetrating frame as floating.
         flo.append(np.where(h > tolerance, h, 0.0).mean())
+    # ours: sequences weigh equally (mean of per-sequence means), as the skating ratio in GMD.
     return float(np.mean(pen) * 1000.0), float(np.mean(flo) * 1000.0)
 
 
