@@ -38,22 +38,23 @@ does here). Their KIT variant keeps ``fps = 20.0``; our KIT default is KIT's 12.
 **Ground penetration / floating** (Yuan et al. 2023, PhysDiff, metrics paragraph: "for ground
 penetration (Penetrate), we compute the distance between the ground and the lowest body mesh
 vertex below the ground", "for floating (Float) ... the lowest body mesh vertex above the
-ground", in mm; PhysDiff released no evaluation code. The 5 mm tolerance is that of the UHC
-evaluation PhysDiff builds on, ``ZhengyiLuo/UniversalHumanoidControl``
-``uhc/smpllib/smpl_eval.py`` L125 at d2bec17. Both the quotes and the UHC line come from a
-public re-implementation that cites them, the paper and UHC files were not readable here:
-re-check them before quoting numbers against PhysDiff). Per frame, with ``h`` the height of the
-lowest *joint* above ``ground`` (ours: joints instead of SMPL mesh vertices, since the suite's
-motions are joint positions; the SMPL foot joints sit a few cm above the sole, so these values
-are not comparable to PhysDiff's mesh numbers): penetrate = ``-h`` if ``h < -tol`` else 0;
-float = ``h`` if ``h > tol`` else 0 (a frame whose lowest joint is within the tolerance, or
-below the ground, does not float). Per sequence: mean over its valid frames, zeros included
-(UHC: mean over frames).
+ground", in mm, averaged over frames. PhysDiff released no evaluation code and its text was
+not readable here: these quotes come from a public re-implementation that cites them;
+re-check before quoting numbers against PhysDiff). The UHC evaluation PhysDiff builds on
+(``ZhengyiLuo/UniversalHumanoidControl`` ``uhc/smpllib/smpl_eval.py`` L125-135 at d2bec17,
+read here) differs: it averages the depth of *all* vertices below the floor (z = 0), has no
+tolerance and no floating metric. Per frame, with ``h`` the height of the lowest *joint*
+above ``ground`` (ours: joints instead of SMPL mesh vertices, since the suite's motions are
+joint positions; the SMPL foot joints sit a few cm above the sole, so these values are not
+comparable to PhysDiff's mesh numbers): penetrate = ``-h`` if ``h < -tol`` else 0; float =
+``h`` if ``h > tol`` else 0 (a frame whose lowest joint is within the tolerance, or below the
+ground, does not float). ``tol`` = 5 mm is ours (the re-implementation's value; no source fixes
+it). Per sequence: mean over its valid frames, zeros included (UHC: mean over frames).
 
 **Jerk** (jitter): mean magnitude of the third time derivative of the joint positions, by the
 third finite difference ``(x[t+3] - 3 x[t+2] + 3 x[t+1] - x[t]) * fps**3``, its
 Euclidean norm, averaged over the joints of a group and the ``L - 3`` valid frames (the
-``compute_jitter`` of ``zju3dv/GVHMR`` ``hmr4d/utils/eval/eval_utils.py``, after WHAM; they
+``compute_jitter`` of ``zju3dv/GVHMR`` ``hmr4d/utils/eval/eval_utils.py`` L313-326 at 44fbc19, after WHAM; they
 report it divided by 10, we report m/s^3). Groups per skeleton: :data:`JOINT_GROUPS`.
 For a sinusoid ``A sin(w t)`` the jerk magnitude tends to ``A w^3 |cos(w t)|``.
 """
@@ -72,7 +73,8 @@ __all__ = [
 SKATE_HEIGHT_M = 0.05
 SKATE_SPEED_M_S = 0.5
 SKATE_WINDOW = 5
-# UHC smpl_eval.py L125 (used by PhysDiff): 5 mm tolerance around the ground plane.
+# ours: 5 mm tolerance around the ground plane for Penetrate/Float (PhysDiff states none; UHC's
+# compute_penetration has none; a public PhysDiff re-implementation uses 5 mm).
 GROUND_TOLERANCE_M = 0.005
 
 # Joint counts, frame rates and native units: HumanML3D (SMPL 22 joints, 20 fps, metres);
@@ -178,9 +180,9 @@ def ground_contact_mm(joints, lengths=None, *, units: str = "m", ground: float =
     for i, n in enumerate(lens):
         h = a[i, :n, :, 1].min(axis=1) - ground                                   # [L]
         pen.append(np.where(h < -tolerance, -h, 0.0).mean())
-        # ours: a frame whose lowest joint is below the ground does not float. UHC takes the
-        # lowest mesh vertex above the ground, which is ~0 on a mesh crossing the floor; on 22
-        # sparse joints that would be e.g. a knee and count a penetrating frame as floating.
+        # ours: a frame whose lowest joint is below the ground does not float. The lowest mesh
+        # vertex *above* the ground is ~0 on a mesh crossing the floor; on 22 sparse joints it
+        # would be e.g. a knee and count a penetrating frame as floating.
         flo.append(np.where(h > tolerance, h, 0.0).mean())
     # ours: sequences weigh equally (mean of per-sequence means), as the skating ratio in GMD.
     return float(np.mean(pen) * 1000.0), float(np.mean(flo) * 1000.0)
