@@ -94,7 +94,7 @@ def paired_bootstrap(a, b, *, statistic: Callable[[np.ndarray], float] | None = 
     """
     _check_confidence(confidence)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.ndim == 0 or a.shape[0] != b.shape[0]:
+    if a.ndim == 0 or b.ndim == 0 or a.shape[0] != b.shape[0]:
         raise ValueError(f"a and b must hold the same items on axis 0, got shapes {a.shape} and {b.shape}")
     if a.shape[0] < 2:
         raise ValueError(f"the bootstrap needs at least 2 items, got {a.shape[0]}")

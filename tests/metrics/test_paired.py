@@ -119,6 +119,7 @@ def test_published_standard_error_from_the_interval():
     (lambda: C.paired_difference([1.0, np.nan], [1.0, 2.0]), "NaN"),
     (lambda: C.paired_difference([1.0, 2.0], [1.0, 2.0], confidence=95), r"confidence must lie in \(0, 1\)"),
     (lambda: C.paired_bootstrap(np.zeros(5), np.zeros(4)), "same items on axis 0"),
+    (lambda: C.paired_bootstrap(np.zeros(5), 0.0), "same items on axis 0"),
     (lambda: C.unpaired_vs_published([1.0, 2.0], 1.0, 0.1, published_reps=1), "n_reps"),
 ])
 def test_bad_input_is_rejected(call, match):
