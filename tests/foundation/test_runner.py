@@ -164,6 +164,15 @@ def test_cfg_job_prints_composed_and_resolved_config(cfg_dir, tmp_path):
     assert not (tmp_path / "records").exists()
 
 
+def test_cfg_job_prints_each_datasets_method_config(cfg_dir, tmp_path):
+    p = runner(["+experiment=tinyrepro_two", "scale=smoke", "--cfg", "job"], cfg_dir, tmp_path)
+    assert p.returncode == 0, p.stderr
+    resolved = p.stdout.split("# resolved at scale=smoke")[1]
+    per_ds = resolved.split("per_dataset:")[1]
+    assert per_ds.index("tiny_synth:") < per_ds.index("batch_size: 4") < per_ds.index("tiny_synth_b:") \
+        < per_ds.index("batch_size: 6")
+
+
 def test_list_and_demo_only(cfg_dir, tmp_path):
     p = runner(["--list"], cfg_dir, tmp_path)
     assert p.returncode == 0 and "tiny_probe" in p.stdout and "tiny_synth" in p.stdout
