@@ -16,17 +16,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from evaluators.core.config import load_config
+from evaluators.datasets import dataset_info, list_datasets
+from evaluators.protocols import get_protocol, list_protocols
+from evaluators.runner.compose import compose
+from evaluators.runner.execute import run_experiment
+from evaluators.runner.finish import finish
+from evaluators.runner.names import experiments_by_method
+from methods import get_method, list_methods
+from methods.base import capabilities_of
+
 log = logging.getLogger("evaluators.runner.run")
 
 
 def listing() -> str:
     """Methods (with their experiment datasets), datasets and protocols, from the registries."""
-    from evaluators.datasets import dataset_info, list_datasets
-    from evaluators.protocols import get_protocol, list_protocols
-    from evaluators.runner.run import experiments_by_method
-    from methods import get_method, list_methods
-    from methods.base import capabilities_of
-
     exps = experiments_by_method()
     lines = ["Methods (./reproduce.sh METHOD DATASET):"]
     for m in list_methods():
@@ -46,10 +50,6 @@ def listing() -> str:
 
 def demo(argv: list[str]) -> int:
     """Run the demo; returns the exit code (1 if any method failed)."""
-    from evaluators.core.config import load_config
-    from evaluators.runner.run import compose, finish, run_experiment
-    from methods import get_method, list_methods
-
     ap = argparse.ArgumentParser(prog="./reproduce.sh demo")
     ap.add_argument("--only", nargs="+", default=None, help="run only these methods")
     ap.add_argument("overrides", nargs="*", help="hydra overrides for every run (e.g. seed=1)")

@@ -34,6 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluators.runner.compose import compose
+from evaluators.runner.names import load_plugins
+from evaluators.runner.plan import build_plan, resolve_device
+
 # Published split sizes (samples after each dataset's standard preprocessing).
 SPLIT_SIZES: dict[str, dict[str, Any]] = {
     # MAMP/MacDiff seq_transformation.py npz (302 missing skeletons removed); CTR-GCN data statistics
@@ -338,8 +342,6 @@ def build_untrained(p: dict, device: str):
 
 def estimate(p: dict, cfg, estimate_from: str | None = None) -> str:
     """The table for a planned run (``evaluators.runner.run.plan`` output and the composed config)."""
-    from evaluators.runner.run import resolve_device
-
     device = resolve_device(str(cfg.device))
     scale = str(cfg.scale)
     method_name = str(cfg.method)
@@ -363,12 +365,10 @@ def estimate(p: dict, cfg, estimate_from: str | None = None) -> str:
 def summary_row(exp: str) -> dict[str, Any]:
     """One experiment's totals (run in its own process by :func:`estimate_all`, so the peak
     memory is that experiment's)."""
-    from evaluators.runner.run import compose, load_plugins, plan, resolve_device
-
     load_plugins()
     ov = [f"+experiment={exp}"]
     cfg = compose(ov)
-    p = plan(cfg, ov, check_data=False)
+    p = build_plan(cfg, ov, check_data=False)
     device = resolve_device(str(cfg.device))
     costs = probe_costs(build_untrained(p, device), device)
     train = other = 0.0

@@ -28,6 +28,12 @@ CONFIGS = {
     "protocol/tiny_probe.yaml": "name: tiny_probe\nk: 1\nscales:\n  smoke: {k: 2}\n",
     "experiment/tinyrepro_synth.yaml": "# @package _global_\nmethod: tinyrepro\ndatasets: [tiny_synth]\n"
                                        "protocols: [tiny_probe]\n",
+    "dataset/tiny_synth_b.yaml": "name: tiny_synth_b\ntask: skeleton_ssl\nsource: synthetic\nsize: 48\n",
+    # two datasets whose per-dataset method settings differ in a key the provenance reports (ours.*)
+    "experiment/tinyrepro_two.yaml": "# @package _global_\nmethod: tinyrepro\ndatasets: [tiny_synth, tiny_synth_b]\n"
+                                     "protocols: [tiny_probe]\nmethod_cfg:\n  non_paper: [{batch_size: test value}]\n"
+                                     "per_dataset:\n  tiny_synth: {method: {batch_size: 4}}\n"
+                                     "  tiny_synth_b: {method: {batch_size: 6}}\n",
     "experiment/tinyrepro_real.yaml": "# @package _global_\nmethod: tinyrepro\ndatasets: [tiny_real]\n"
                                       "protocols: [tiny_probe]\n",
 }
@@ -75,6 +81,20 @@ def test_experiment_runs_end_to_end(single_run):
     assert torch.load(ckpt.parent / "pretrain" / "last.pt", weights_only=False)["step"] == 7
     assert "tinyrepro" in p.stdout and "top1" in p.stdout  # the summary table
     assert list((runs / "leaderboards").glob("*.md"))
+
+
+def test_each_record_provenance_describes_its_own_dataset_method_config(cfg_dir, tmp_path):
+    """A record's provenance comes from the method config that record stores (``config.method``),
+    not from another dataset's: per_dataset gives tiny_synth batch_size 4 and tiny_synth_b 6."""
+    p = runner(["+experiment=tinyrepro_two", "scale=smoke", "method_cfg.steps=3", "leaderboards=false"], cfg_dir,
+               tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    recs = {r["dataset"]: r for r in read_records(tmp_path / "records")}
+    assert sorted(recs) == ["tiny_synth", "tiny_synth_b"]
+    for name, want in (("tiny_synth", 4), ("tiny_synth_b", 6)):
+        rec = recs[name]
+        assert rec["config"]["method"]["batch_size"] == want
+        assert rec["provenance"]["ours.batch_size"]["value"] == want, (name, rec["provenance"]["ours.batch_size"])
 
 
 def test_checkpoint_is_evaluated_without_training(single_run, cfg_dir, tmp_path):
@@ -142,6 +162,15 @@ def test_cfg_job_prints_composed_and_resolved_config(cfg_dir, tmp_path):
     assert "method: tinyrepro" in p.stdout and "scale: smoke" in p.stdout
     assert "steps: 12" in p.stdout and "size: 40" in p.stdout  # group configs resolved at smoke scale
     assert not (tmp_path / "records").exists()
+
+
+def test_cfg_job_prints_each_datasets_method_config(cfg_dir, tmp_path):
+    p = runner(["+experiment=tinyrepro_two", "scale=smoke", "--cfg", "job"], cfg_dir, tmp_path)
+    assert p.returncode == 0, p.stderr
+    resolved = p.stdout.split("# resolved at scale=smoke")[1]
+    per_ds = resolved.split("per_dataset:")[1]
+    assert per_ds.index("tiny_synth:") < per_ds.index("batch_size: 4") < per_ds.index("tiny_synth_b:") \
+        < per_ds.index("batch_size: 6")
 
 
 def test_list_and_demo_only(cfg_dir, tmp_path):

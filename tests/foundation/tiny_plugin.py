@@ -27,6 +27,11 @@ def load_tiny_synth(cfg: dict) -> SimpleNamespace:
     return _make(int(cfg["size"]))
 
 
+@register_dataset("tiny_synth_b", task="skeleton_ssl", source="synthetic")
+def load_tiny_synth_b(cfg: dict) -> SimpleNamespace:
+    return _make(int(cfg["size"]), seed=2)
+
+
 @register_dataset("tiny_real", task="skeleton_ssl", source="real")
 def load_tiny_real(cfg: dict) -> SimpleNamespace:
     resolve_root(cfg)
