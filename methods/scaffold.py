@@ -221,11 +221,22 @@ def check_name(name: str, configs: Path, folder: Path) -> None:
     if not NAME_RE.match(name) or keyword.iskeyword(name) or name == "common":
         raise ScaffoldError(f"method name {name!r}: use lower-case letters, digits and '_', starting with a letter "
                             "(it is the folder, the registry key and the experiment prefix)")
-    if name in list_methods(include_testing=True):
+    if name in _registered(name):
         raise ScaffoldError(f"method name {name!r} is already registered")
     for path in (folder, configs / "method" / f"{name}.yaml"):
         if path.exists():
             raise ScaffoldError(f"{path} already exists; nothing written")
+
+
+def _registered(name: str) -> set[str]:
+    """Registered method names; with ``$MOTIONREPRO_PLUGINS`` already naming the module being
+    scaffolded (set up before the files exist) the repository's own method folders."""
+    try:
+        return set(list_methods(include_testing=True))
+    except ModuleNotFoundError as e:
+        if e.name != name:
+            raise ScaffoldError(f"$MOTIONREPRO_PLUGINS: cannot import {e.name!r} ({e})") from None
+        return {p.name for p in (REPO / "methods").iterdir() if (p / "method.py").is_file()}
 
 
 def scaffold(name: str, capability: str, out_dir: str | Path | None = None) -> list[Path]:
