@@ -1,5 +1,5 @@
 """``python -m methods list``, ``python -m methods summary NAME [--scale paper|smoke]`` and
-``python -m methods new NAME --capability MotionGenerator [--dir PATH]``.
+``python -m methods new NAME --capability MotionGenerator|RepresentationLearner [--dir PATH]``.
 
 ``summary`` builds the method from ``configs/method/NAME.yaml`` at the scale (no training, no
 data) and prints its JSON model card (:meth:`methods.base.Method.summary`): parameter count of
@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("overrides", nargs="*", help="method config overrides, KEY=VALUE")
     n = sub.add_parser("new", help="write a working toy method to start from")
     n.add_argument("name")
-    n.add_argument("--capability", default="MotionGenerator", help="capability of the toy (default MotionGenerator)")
+    n.add_argument("--capability", default="MotionGenerator",
+                   help="capability of the toy: MotionGenerator (default) or RepresentationLearner")
     n.add_argument("--dir", default=None, help="an outside folder (with its own configs/) instead of the repository")
     args, extra = ap.parse_known_args(argv)
     # KEY=VALUE overrides may also follow ``--scale`` (argparse closes the positional list at the flag)

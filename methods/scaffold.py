@@ -1,4 +1,4 @@
-"""``python -m methods new NAME --capability MotionGenerator [--dir PATH]``: a working toy method.
+"""``python -m methods new NAME --capability MotionGenerator|RepresentationLearner [--dir PATH]``: a toy method.
 
 Writes what a method is, and nothing else: its folder (``__init__.py``, ``method.py`` with the
 registered class, ``README.md``), its config ``configs/method/NAME.yaml`` (``scales``,
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from methods.registry import list_methods
+from methods.scaffold_templates import SKELETON_METHOD, T2M_METHOD
 
 REPO = Path(__file__).resolve().parents[1]
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -35,128 +36,33 @@ class Kind:
     dataset: str  # dataset config of the synthetic experiment
     alias: str  # what a user types: ./reproduce.sh NAME ALIAS
     protocols: str  # YAML list of the experiment's protocols
-    protocol_cfg: str  # YAML block (indented by two) of the experiment's protocol settings
+    experiment: str  # YAML lines of the experiment's dataset and protocol settings
+    config: str  # YAML lines of the method config (the model's own keys and its scales)
     method_py: str
 
-
-_T2M_METHOD = '''"""__CLASS__: a toy text-to-motion generator (scaffolded by ``python -m methods new``).
-
-A linear map from a hashed bag of caption words to one (normalised) pose, repeated over the
-requested length: enough to exercise training, checkpoints, resume, DDP and every protocol of
-``task = "text2motion"``. Replace ``_Net`` and ``generate`` with the paper's model.
-"""
-
-from __future__ import annotations
-
-import zlib
-from collections.abc import Sequence
-
-import numpy as np
-import torch
-from torch import nn
-
-from methods.base import Method
-from methods.common.training import train
-from methods.registry import register_method
-
-
-class _Net(nn.Module):
-    """Bag of hashed words -> one normalised pose; keeps the data's feature statistics as buffers."""
-
-    def __init__(self, buckets: int, nfeats: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(buckets, nfeats)
-        self.register_buffer("mean", torch.zeros(nfeats))
-        self.register_buffer("std", torch.ones(nfeats))
-
-    def forward(self, bow: torch.Tensor) -> torch.Tensor:
-        return self.linear(bow)
-
-
-@register_method("__NAME__")
-class __CLASS__(Method):
-    """MotionGenerator: ``generate(captions, lengths) -> raw features [B, T_max, D]``."""
-
-    task = "text2motion"
-    main_stage = "train"  # train_batch() reads train.batch_size
-    # no iterative sampler: default_steps stays None and the step sweep is (None,) (methods/base.py)
-
-    def __init__(self, cfg: dict | None = None, **kw) -> None:
-        super().__init__(cfg, **kw)
-        torch.manual_seed(self.seed)
-        self.buckets = int(self.cfg.get("buckets", 32))
-        self.net = _Net(self.buckets, int(self.cfg.get("nfeats", 263))).to(self.device)
-
-    def components(self) -> dict[str, nn.Module]:
-        return {"net": self.net}
-
-    def set_normalization(self, mean, std) -> None:
-        """Feature statistics of the training data (raw = normalised * std + mean)."""
-        self.net.mean.copy_(torch.as_tensor(np.asarray(mean, np.float32)))
-        self.net.std.copy_(torch.as_tensor(np.asarray(std, np.float32)))
-
-    def _bow(self, captions: Sequence[str] | None, n: int) -> torch.Tensor:
-        x = torch.zeros(n, self.buckets)
-        for i, cap in enumerate(captions or [""] * n):
-            for word in str(cap).lower().split():
-                x[i, zlib.crc32(word.encode()) % self.buckets] += 1.0
-        return x.to(self.device)
-
-    def fit(self, dataset) -> None:
-        """Regress each training motion's mean (normalised) pose from its caption."""
-        mean, std = np.asarray(dataset.mean, np.float32), np.asarray(dataset.std, np.float32)
-        if len(mean) != self.net.mean.numel():  # the dataset's feature width (263 HumanML3D, 251 KIT)
-            self.net = _Net(self.buckets, len(mean)).to(self.device)
-        self.set_normalization(mean, std)
-        tcfg = dict(self.cfg.get("train") or {})
-        opt = torch.optim.Adam(self.net.parameters(), lr=float(tcfg.get("lr", 1e-2)))
-
-        def step_fn(batch, step):
-            motion = (batch["motion"].to(self.device) - self.net.mean) / self.net.std
-            valid = (torch.arange(motion.shape[1], device=self.device)[None] < batch["length"].to(self.device)[:, None])
-            target = (motion * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
-            loss = ((self.net(self._bow(batch["caption"], len(motion))) - target) ** 2).mean()
-            return loss, {}
-
-        ckpt = self.workdir / "train" if self.workdir is not None else None  # resume after a kill
-        train({"net": self.net}, opt, dataset.torch_dataset("train", normalise=False),
-              batch_size=int(tcfg.get("batch_size", 16)), total_steps=int(tcfg.get("steps", 50)), step_fn=step_fn,
-              ckpt_dir=ckpt, seed=self.seed, desc="__NAME__", collate_fn=dataset.collate,
-              ckpt_every=int(tcfg.get("ckpt_every", 200)))
-
-    @torch.inference_mode()
-    def generate(self, conditions: Sequence[str] | None, lengths: Sequence[int],
-                 steps: int | None = None) -> torch.Tensor:
-        pose = self.net(self._bow(conditions, len(lengths))) * self.net.std + self.net.mean
-        out = pose[:, None, :].repeat(1, max(lengths), 1)
-        out[torch.arange(max(lengths), device=out.device)[None] >= torch.tensor(list(lengths), device=out.device)[:, None]] = 0
-        return out.float().cpu()
-
-    def train_step_example(self, batch: int):
-        """One optimiser step on random data (benchmarks time it for samples/s)."""
-        opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
-        x = torch.randn(batch, self.buckets, device=self.device)
-        y = torch.randn(batch, self.net.mean.numel(), device=self.device)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss = ((self.net(x) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-
-        return step
-'''
 
 KINDS: dict[str, Kind] = {
     "MotionGenerator": Kind(
         task="text2motion", dataset="synth_t2m", alias="synth-t2m", protocols="[text2motion]",
-        # ours: toy sizes so the whole experiment runs in well under a CPU minute (pipeline check)
-        protocol_cfg=("  text2motion:\n"
-                      "    repetitions: 1\n"
-                      "    mm: {enabled: false}\n"
-                      "    aits: {num_captions: 2}\n"
-                      "    evaluator: {train: {steps: 20}}\n"),
-        method_py=_T2M_METHOD),
+        experiment=("dataset: {n_train: 16, n_val: 4, n_test: 16}   # ours: toy sizes (16 test motions + mirrors = "
+                    "one batch of 32)\n"
+                    "protocol_cfg:                                   # ours: toy sizes (a CPU minute)\n"
+                    "  text2motion: {repetitions: 1, mm: {enabled: false}, aits: {num_captions: 2},\n"
+                    "                evaluator: {train: {steps: 20}}}\n"),
+        config=("buckets: 32                 # ours: hashed caption-word buckets of the toy\n"
+                "nfeats: 263                 # replaced by the dataset's feature width at fit\n"
+                "train: {batch_size: 32, steps: 200, lr: 1.0e-2, ckpt_every: 100}\n"
+                "scales:\n  paper: {}\n  smoke:\n    train: {batch_size: 16, steps: 20}\n"),
+        method_py=T2M_METHOD),
+    "RepresentationLearner": Kind(
+        task="skeleton_ssl", dataset="synth_ntu", alias="synth-ntu", protocols="[linear]",
+        experiment=("protocol_cfg:                                   # ours: toy sizes (a CPU minute)\n"
+                    "  linear: {epochs: 5}\n"),
+        config=("dim: 16                     # ours: token width of the toy\n"
+                "window: 64                  # frames of a training window\n"
+                "pretrain: {batch_size: 64, steps: 200, lr: 1.0e-2, ckpt_every: 100}\n"
+                "scales:\n  paper: {}\n  smoke:\n    pretrain: {batch_size: 32, steps: 20}\n"),
+        method_py=SKELETON_METHOD),
 }
 
 _CONFIG = """# __CLASS__: a toy __CAPABILITY__ (README.md beside its method.py). Group config of the method:
@@ -167,14 +73,7 @@ demo_experiment: __NAME_____ALIAS__   # what ./reproduce.sh demo runs (synthetic
 # What the paper's numbers were produced with (evaluators/provenance.py): provenance ids a record must match
 paper_setting: {weights: [trained-here]}
 non_paper: []               # values no paper/official code fixes (ours.* provenance entries)
-buckets: 32                 # ours: hashed caption-word buckets of the toy
-nfeats: 263                 # replaced by the dataset's feature width at fit
-train: {batch_size: 32, steps: 200, lr: 1.0e-2, ckpt_every: 100}
-scales:
-  paper: {}
-  smoke:
-    train: {batch_size: 16, steps: 20}
-"""
+__MODEL_CONFIG__"""
 
 _EXPERIMENT = """# @package _global_
 # ./reproduce.sh __NAME__ __ALIAS__ -> __CLASS__ at smoke scale on bundled synthetic data
@@ -186,9 +85,7 @@ method: __NAME__
 datasets: [__DATASET__]
 protocols: __PROTOCOLS__
 method_cfg: {}
-dataset: {n_train: 16, n_val: 4, n_test: 16}   # ours: toy sizes (16 test motions + mirrors = one batch of 32)
-protocol_cfg:
-__PROTOCOL_CFG__paper_ref: {method: __NAME__, tables: "toy pipeline check on synthetic data"}
+__EXPERIMENT__paper_ref: {method: __NAME__, tables: "toy pipeline check on synthetic data"}
 """
 
 _README = """# __CLASS__
@@ -260,7 +157,8 @@ def scaffold(name: str, capability: str, out_dir: str | Path | None = None) -> l
            "- registered on first lookup (a folder of `methods/`)")
 
     def fill(text: str) -> str:
-        for key, value in (("__PROTOCOL_CFG__", kind.protocol_cfg), ("__PROTOCOLS__", kind.protocols),
+        for key, value in (("__EXPERIMENT__", kind.experiment), ("__MODEL_CONFIG__", kind.config),
+                           ("__PROTOCOLS__", kind.protocols),
                            ("__CAPABILITY__", capability),
                            ("__ALIAS__", kind.alias),
                            ("__DATASET__", kind.dataset), ("__TASK__", kind.task), ("__CLASS__", cls),

@@ -16,12 +16,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from methods import list_methods
+from methods import scaffold as S
 from methods.__main__ import main as methods_cli
 
 REPO = Path(__file__).resolve().parents[2]
-NAME = "outsidetoy"
+TOYS = {"outsidet2m": ("MotionGenerator", "synth-t2m", "synth_t2m"),
+        "outsidessl": ("RepresentationLearner", "synth-ntu", "synth_ntu")}
 
 
 def _repo_state() -> tuple[str, dict[str, str]]:
@@ -38,7 +41,7 @@ def _repo_state() -> tuple[str, dict[str, str]]:
 
 def _env(tmp: Path) -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(REPO), str(tmp), os.environ.get("PYTHONPATH", "")) if p)
-    return dict(os.environ, PYTHONPATH=path, MOTIONREPRO_PLUGINS=NAME, MOTIONREPRO_CONFIG_PATH=str(tmp / "configs"),
+    return dict(os.environ, PYTHONPATH=path, MOTIONREPRO_PLUGINS=":".join(TOYS), MOTIONREPRO_CONFIG_PATH=str(tmp / "configs"),
                 MOTIONREPRO_RUNS=str(tmp / "runs"), MOTIONREPRO_CACHE=str(tmp / "cache"), OMP_NUM_THREADS="1",
                 HF_HUB_OFFLINE="1", MOTIONREPRO_FALLBACK_RECORDS=str(tmp / "fallback"))
 
@@ -50,41 +53,64 @@ def _run(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess
 
 
 @pytest.mark.slow
-def test_scaffolded_outside_method_runs_everywhere_without_touching_the_repo(tmp_path):
+def test_scaffolded_outside_methods_run_everywhere_without_touching_the_repo(tmp_path):
     before = _repo_state()
     env = _env(tmp_path)
-    _run(["-m", "methods", "new", NAME, "--capability", "MotionGenerator", "--dir", str(tmp_path)], env)
-    assert (tmp_path / NAME / "method.py").is_file() and (tmp_path / "configs" / "method" / f"{NAME}.yaml").is_file()
-    readme = (tmp_path / NAME / "README.md").read_text()
-    assert all(h in readme for h in ("## What it implements", "## Deviations", "## How to run"))
+    for name, (capability, _, _) in TOYS.items():
+        _run(["-m", "methods", "new", name, "--capability", capability, "--dir", str(tmp_path)], env)
+        assert (tmp_path / name / "method.py").is_file() and (tmp_path / "configs" / "method" / f"{name}.yaml").is_file()
+        readme = (tmp_path / name / "README.md").read_text()
+        assert all(h in readme for h in ("## What it implements", "## Deviations", "## How to run"))
 
-    # the demo: train, checkpoint, protocol, records, leaderboards under runs_dir
-    demo = _run(["-m", "evaluators.run", "--demo", "--only", NAME], env, timeout=600)
-    assert "1/1 methods ok" in demo.stdout
+    # the demo: train, checkpoint, protocols, records, leaderboards under runs_dir
+    demo = _run(["-m", "evaluators.run", "--demo", "--only", *TOYS], env, timeout=600)
+    assert f"{len(TOYS)}/{len(TOYS)} methods ok" in demo.stdout
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "records").glob("*.json")]
-    assert records and {r["method"] for r in records} == {NAME}
+    assert {r["method"] for r in records} == set(TOYS)
     assert any(r["protocol"] == "text2motion" and "fid" in r["metrics"] for r in records)
-    assert list((tmp_path / "runs" / "work" / NAME).rglob("method.pt"))
+    assert any(r["protocol"] == "linear" and "top1" in r["metrics"] for r in records)
+    for name in TOYS:
+        assert list((tmp_path / "runs" / "work" / name).rglob("method.pt"))
 
-    # the smoke benchmarks parametrise over the registry: the outside method has its rows
+    # the smoke benchmarks parametrise over the registry: the outside methods have their rows
     bench = tmp_path / "bench" / "toy.json"
     bench.parent.mkdir()
-    _run(["-m", "pytest", "benchmarks/test_methods.py", "-k", NAME, "-q", "-p", "no:cacheprovider",
+    _run(["-m", "pytest", "benchmarks/test_methods.py", "-k", " or ".join(TOYS), "-q", "-p", "no:cacheprovider",
           f"--benchmark-json={bench}"], env, timeout=600)
-    rows = json.loads(bench.read_text())["benchmarks"]
-    assert {r["extra_info"]["method"] for r in rows} == {NAME}
-    whats = {(r["extra_info"]["what"], r["extra_info"].get("batch")) for r in rows}
-    assert {("sampling", 1), ("sampling", 32), ("train step", 16)} <= whats  # 16: the toy's smoke train.batch_size
+    rows = [r["extra_info"] for r in json.loads(bench.read_text())["benchmarks"]]
+    assert {r["method"] for r in rows} == set(TOYS)
+    for name in TOYS:  # batch sizes: the sampling rows' 1 and 32, the train step's smoke config (16 / 32)
+        whats = {(r["what"], r.get("batch")) for r in rows if r["method"] == name}
+        assert {("sampling", 1), ("sampling", 32)} <= whats and any(w == "train step" for w, _ in whats)
 
-    est = _run(["-m", "evaluators.run", "--experiment", NAME, "synth-t2m", "--estimate"], env)
-    assert f"cost estimate: {NAME} on synth_t2m" in est.stdout
+    for name, (_, alias, dataset) in TOYS.items():
+        est = _run(["-m", "evaluators.run", "--experiment", name, alias, "--estimate"], env)
+        assert f"cost estimate: {name} on {dataset}" in est.stdout
 
     out = tmp_path / "lb"
     _run(["-m", "leaderboards", "--results", str(tmp_path / "runs" / "records"), "--bench", str(bench.parent),
           "--out", str(out)], env)
-    assert f"| {NAME} " in (out / "speed.md").read_text()
+    speed = (out / "speed.md").read_text()
+    assert all(f"| {name} " in speed for name in TOYS)
 
     assert _repo_state() == before, "a command wrote into the repository"
+
+
+def test_scaffold_into_the_repository_writes_the_method_folder_and_configs(tmp_path, monkeypatch):
+    """Without --dir: ``methods/NAME/`` (imported as ``methods.NAME``) and the repository's ``configs/``."""
+    monkeypatch.setattr(S, "REPO", tmp_path)
+    files = S.scaffold("intree", "RepresentationLearner")
+    rel = sorted(str(p.relative_to(tmp_path)) for p in files)
+    assert rel == ["configs/experiment/intree_synth-ntu.yaml", "configs/method/intree.yaml", "methods/intree/README.md",
+                   "methods/intree/__init__.py", "methods/intree/method.py"]
+    assert "from methods.intree.method import Intree" in (tmp_path / "methods/intree/__init__.py").read_text()
+    for p in files:
+        if p.suffix == ".py":
+            compile(p.read_text(), str(p), "exec")
+    cfg = yaml.safe_load((tmp_path / "configs/method/intree.yaml").read_text())
+    assert cfg["demo_experiment"] == "intree_synth-ntu" and set(cfg["scales"]) == {"paper", "smoke"}
+    exp = yaml.safe_load((tmp_path / "configs/experiment/intree_synth-ntu.yaml").read_text())
+    assert exp["method"] == "intree" and exp["datasets"] == ["synth_ntu"]
 
 
 @pytest.mark.parametrize("args, says", [
