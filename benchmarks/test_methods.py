@@ -45,8 +45,8 @@ from methods.base import MotionGenerator, PoseEstimator, RepresentationLearner
 # Each method declares what is swept here in its own class (methods/base.py): ``benchmark_steps`` (batch 1
 # sweep), ``default_steps`` (batch 32 runs the configured default: paper scale the papers' 50 DDIM steps for
 # MLD and MacDiff, 10 iterations for MoMask/HGM3; smoke the smoke configs' shorter samplers) and
-# ``speed_targets`` (issue 16: fraction of the fp32 peak measured in the same run, paper scale, CPU, at
-# (batch 1, batch 32); issue 9's were lower. Never lower these to make a row pass).
+# ``speed_targets`` (fraction of the fp32 peak measured in the same run, paper scale, CPU, at (batch 1,
+# batch 32). Never lower these to make a row pass).
 
 _CACHE: dict[tuple, object] = {}
 _CALLS = itertools.count()  # numbers every generation call's captions (never a cache hit)

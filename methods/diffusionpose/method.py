@@ -25,7 +25,7 @@ class DiffusionPose(TopDownPoseMethod):
 
     precision_key = ("precision",)
     benchmark_steps = (1, 2, 5, 10)
-    speed_targets = (None, 0.60)  # issue 16: fraction of the fp32 peak at paper scale on a CPU (batch 32 only)
+    speed_targets = (None, 0.60)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 32 only)
 
     @property
     def default_steps(self) -> int:  # type: ignore[override]

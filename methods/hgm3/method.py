@@ -46,7 +46,7 @@ class HGM3(MoMask):
 
     # main_stage, precision_key and default_steps are MoMask's (same config layout)
     benchmark_steps = (1, 2, 5, 10, 18)
-    speed_targets = (0.65, 0.80)  # issue 16: fraction of the fp32 peak at paper scale on a CPU (batch 1, batch 32)
+    speed_targets = (0.65, 0.80)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 1, 32)
     paper_needs = """  Text encoder: $CLIP_VIT_B32_DIR = a local openai/clip-vit-base-patch32 folder; else MiniLM + a warning.
   Weights: no official release; trained here (checkpoint=PATH for one of ours).
   Data: dataset.root=<HumanML3D> or $HUMANML3D_ROOT.

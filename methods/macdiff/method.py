@@ -93,7 +93,7 @@ class MacDiff(Method):
     main_stage = "pretrain"
     precision_key = ("sampling", "precision")
     benchmark_steps = (1, 2, 5, 10, 50)
-    speed_targets = (None, 0.60)  # issue 16: fraction of the fp32 peak at paper scale on a CPU (batch 32 only)
+    speed_targets = (None, 0.60)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 32 only)
     paper_needs = """  Authors' weights: checkpoint=PATH (MacDiff release .pt/.pth, Wenrui-Shen/MacDiff@692888f layout;
     methods/macdiff/convert.py) - or trained here.
   Data: dataset.root=<NTU RGB+D 60> or $NTU60_ROOT (raw .skeleton files, or the official

@@ -54,7 +54,7 @@ class MLD(Method):
     main_stage = "denoiser"
     precision_key = ("diffusion", "precision")
     benchmark_steps = (1, 2, 5, 10, 25, 50, 100, 1000)
-    speed_targets = (0.40, 0.70)  # issue 16: fraction of the fp32 peak at paper scale on a CPU (batch 1, batch 32)
+    speed_targets = (0.40, 0.70)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 1, 32)
     paper_needs = """  Text encoder: $CLIP_VIT_L14_DIR = a local openai/clip-vit-large-patch14 folder (transformers
     save_pretrained: config.json, model weights, tokenizer files); else MiniLM + a warning.
   Authors' weights: checkpoint=PATH.ckpt (MLD release, e.g. 1222_mld_humanml3d_FID041.ckpt)

@@ -40,7 +40,7 @@ class MoMask(Method):
     main_stage = "mask_transformer"
     precision_key = ("sampler", "precision")
     benchmark_steps = (1, 2, 5, 10, 18)
-    speed_targets = (0.65, 0.80)  # issue 16: fraction of the fp32 peak at paper scale on a CPU (batch 1, batch 32)
+    speed_targets = (0.65, 0.80)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 1, 32)
     paper_needs = """  Text encoder: $CLIP_VIT_B32_DIR = a local openai/clip-vit-base-patch32 folder (transformers
     save_pretrained); else MiniLM + a warning.
   Authors' weights: checkpoint=DIR = the release tree checkpoints/t2m/ (rvq_nq6_dc512_nc512_noshare_qdp0.2/,
