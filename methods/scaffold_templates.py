@@ -1,6 +1,7 @@
 """Source templates of ``python -m methods new`` (``methods/scaffold.py``): one toy per capability.
 
-Placeholders ``__NAME__`` (registry name) and ``__CLASS__`` are filled in by the scaffold.
+Placeholders ``__NAME__`` (registry name) and ``__CLASS__`` are filled in by the scaffold. The
+toys read every setting from their YAML (``cfg["key"]``): a default lives in the config only.
 Each toy is the smallest model that trains through ``methods.common.training.train`` (seeded
 order, atomic checkpoints, resume, DDP) and serves its task's protocols; it is a starting point,
 not a baseline.
@@ -51,8 +52,8 @@ class __CLASS__(Method):
     def __init__(self, cfg: dict | None = None, **kw) -> None:
         super().__init__(cfg, **kw)
         torch.manual_seed(self.seed)
-        self.buckets = int(self.cfg.get("buckets", 32))
-        self.net = _Net(self.buckets, int(self.cfg.get("nfeats", 263))).to(self.device)
+        self.buckets = int(self.cfg["buckets"])
+        self.net = _Net(self.buckets, int(self.cfg["nfeats"])).to(self.device)
 
     def components(self) -> dict[str, nn.Module]:
         return {"net": self.net}
@@ -75,8 +76,8 @@ class __CLASS__(Method):
         if len(mean) != self.net.mean.numel():  # the dataset's feature width (263 HumanML3D, 251 KIT)
             self.net = _Net(self.buckets, len(mean)).to(self.device)
         self.set_normalization(mean, std)
-        tcfg = dict(self.cfg.get("train") or {})
-        opt = torch.optim.Adam(self.net.parameters(), lr=float(tcfg.get("lr", 1e-2)))
+        tcfg = self.cfg["train"]
+        opt = torch.optim.Adam(self.net.parameters(), lr=float(tcfg["lr"]))
 
         def step_fn(batch, step):
             motion = (batch["motion"].to(self.device) - self.net.mean) / self.net.std
@@ -87,9 +88,9 @@ class __CLASS__(Method):
 
         ckpt = self.workdir / "train" if self.workdir is not None else None  # resume after a kill
         train({"net": self.net}, opt, dataset.torch_dataset("train", normalise=False),
-              batch_size=int(tcfg.get("batch_size", 16)), total_steps=int(tcfg.get("steps", 50)), step_fn=step_fn,
+              batch_size=int(tcfg["batch_size"]), total_steps=int(tcfg["steps"]), step_fn=step_fn,
               ckpt_dir=ckpt, seed=self.seed, desc="__NAME__", collate_fn=dataset.collate,
-              ckpt_every=int(tcfg.get("ckpt_every", 200)))
+              ckpt_every=int(tcfg["ckpt_every"]))
 
     @torch.inference_mode()
     def generate(self, conditions: Sequence[str] | None, lengths: Sequence[int],
@@ -163,8 +164,8 @@ class __CLASS__(Method):
     def __init__(self, cfg: dict | None = None, **kw) -> None:
         super().__init__(cfg, **kw)
         torch.manual_seed(self.seed)
-        self.window = int(self.cfg.get("window", 64))
-        self.net = _Tokens(int(self.cfg.get("dim", 16))).to(self.device)
+        self.window = int(self.cfg["window"])
+        self.net = _Tokens(int(self.cfg["dim"])).to(self.device)
 
     def components(self) -> dict[str, nn.Module]:
         return {"net": self.net}
@@ -174,13 +175,13 @@ class __CLASS__(Method):
         return F.mse_loss(self.net.dec(self.net.enc(target)), target)
 
     def pretrain(self, dataset) -> None:
-        p = dict(self.cfg.get("pretrain") or {})
-        opt = torch.optim.Adam(self.net.parameters(), lr=float(p.get("lr", 1e-2)))
+        p = self.cfg["pretrain"]
+        opt = torch.optim.Adam(self.net.parameters(), lr=float(p["lr"]))
         ckpt = self.workdir / "pretrain" if self.workdir is not None else None  # resume after a kill
         train({"net": self.net}, opt, dataset.feeder("train", train=True, window=self.window),
-              batch_size=int(p.get("batch_size", 32)), total_steps=int(p.get("steps", 50)),
+              batch_size=int(p["batch_size"]), total_steps=int(p["steps"]),
               step_fn=lambda batch, step: (self._loss(batch[0].to(self.device)), {}),
-              ckpt_dir=ckpt, seed=self.seed, desc="__NAME__", ckpt_every=int(p.get("ckpt_every", 200)))
+              ckpt_dir=ckpt, seed=self.seed, desc="__NAME__", ckpt_every=int(p["ckpt_every"]))
 
     @torch.inference_mode()
     def encode(self, skeletons: torch.Tensor, pooling: str = "joint") -> torch.Tensor:

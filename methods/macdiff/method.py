@@ -101,7 +101,7 @@ class MacDiff(Method):
 
     @property
     def default_steps(self) -> int:
-        return int((self.cfg.get("sampling") or {}).get("ddim_steps", 50))
+        return int(self.cfg["sampling"]["ddim_steps"])  # configs/method/macdiff.yaml sampling.ddim_steps
 
     def __init__(self, cfg: dict | None = None, **kw: Any) -> None:
         super().__init__(cfg, **kw)

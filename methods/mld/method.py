@@ -66,7 +66,7 @@ class MLD(Method):
 
     @property
     def default_steps(self) -> int:
-        return int(self.diff_cfg.get("steps", 50))
+        return int(self.diff_cfg["steps"])  # configs/method/mld.yaml diffusion.steps
 
     def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
         super().__init__(cfg, device=device, seed=seed, workdir=workdir)
