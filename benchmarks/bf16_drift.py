@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.settings import PRECISION_KEYS as _ALL_PRECISION_KEYS
+from benchmarks.settings import precision_keys
 from leaderboards.speed_drift import DRIFT_KIND as KIND  # speed.md renders files of this kind
 from leaderboards.speed_drift import DRIFT_TITLE
 
@@ -49,14 +49,13 @@ log = logging.getLogger("benchmarks.bf16_drift")
 
 SCHEMA = 1
 DATASET = "synth-t2m"  # experiment alias (configs/experiment/<method>_synth-t2m.yaml)
-# where each generator reads its sampler precision (fp32 | bf16)
-# the text-to-motion generators' entries of the one table of precision keys (benchmarks/settings.py)
-PRECISION_KEYS: dict[str, tuple[str, ...]] = {m: _ALL_PRECISION_KEYS[m] for m in ("mld", "momask", "hgm3")}
+# where each text-to-motion generator reads its sampler precision (fp32 | bf16): its class's precision_key
+PRECISION_KEYS: dict[str, tuple[str, ...]] = precision_keys(task="text2motion")
 # method-config keys that only change sampling, never the trained weights: a finished run whose
-# config differs from today's in these alone (e.g. it predates the key) still has today's weights
-INFERENCE_ONLY: dict[str, tuple[str, ...]] = {"mld": ("diffusion.precision", "diffusion.compile"),
-                                              "momask": ("sampler.precision", "sampler.compile"),
-                                              "hgm3": ("sampler.precision", "sampler.compile")}
+# config differs from today's in these alone (e.g. it predates the key) still has today's weights;
+# the sampler group that holds ``precision`` also holds its ``compile`` switch
+INFERENCE_ONLY: dict[str, tuple[str, ...]] = {
+    m: tuple(".".join((*key[:-1], leaf)) for leaf in ("precision", "compile")) for m, key in PRECISION_KEYS.items()}
 TABLE_METRICS = ("fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist")
 LABEL = ("SYNTHETIC data (synth_t2m), SMOKE-scale models trained here: the drift of bf16 sampling against fp32 "
          "on the same weights and seeds; not comparable with any paper number")
@@ -371,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bf16_drift", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="JSON to write (e.g. leaderboards/benchmarks/bf16-drift.json)")
-    ap.add_argument("--methods", nargs="+", default=["mld", "momask", "hgm3"], choices=sorted(PRECISION_KEYS))
+    ap.add_argument("--methods", nargs="+", default=sorted(PRECISION_KEYS), choices=sorted(PRECISION_KEYS))
     ap.add_argument("--runs-dir", type=Path, default=Path("runs"),
                     help="runs folder of finished smoke runs to reuse (work/ and records/, e.g. a demo's); fresh "
                          "models are trained into it")

@@ -1,57 +1,42 @@
-"""Per-method benchmark settings read from each method's own config.
+"""Benchmark settings each method declares in its own class (``methods/base.py``, "what a method
+declares about itself"); this module only walks the registry, it keeps no table of method names.
 
-- ``default_steps``: the sampler's configured step / iteration count (batch-32 runs use it:
+- ``Method.default_steps``: the sampler's configured step / iteration count (batch-32 runs use it:
   the papers' counts at paper scale, the smoke configs' shorter samplers at smoke scale);
-- ``configured_batch``: the training batch of the main stage (train-step samples/s);
-- ``PRECISION_KEYS`` / ``set_precision``: where each generator's ``precision: fp32 | bf16`` sampler
-  setting lives in its method config (the bf16 sampling rows set it before building).
+- ``Method.train_batch()``: the training batch of the main stage (train-step samples/s);
+- ``Method.precision_key``: where a sampler's ``precision: fp32 | bf16`` setting lives in its method
+  config (the bf16 sampling rows set it before building; :func:`precision_keys`, :func:`set_precision`);
+- ``Method.benchmark_steps`` / ``Method.speed_targets``: the quality-vs-steps sweep and the
+  fraction-of-peak targets of ``test_methods.py``.
 
 FLOPs, per-step latency and train-step throughput use the methods' own optional hooks
-``Method.denoiser_example(batch)`` / ``Method.train_step_example(batch)`` (``methods/base.py``).
+``Method.denoiser_example(batch)`` / ``Method.train_step_example(batch)``.
 """
 
 from __future__ import annotations
 
-
-def configured_batch(m, scale: str) -> int:
-    """The training batch of the method's main (denoiser / transformer) stage at ``scale``."""
-    c = m.cfg
-    for path in (("benchmark_batch",), ("denoiser", "batch_size"), ("mask_transformer", "batch_size"),
-                 ("pretrain", "batch_size"), ("train", "batch_size")):
-        v = c
-        for k in path:
-            v = v.get(k) if isinstance(v, dict) else None
-        if isinstance(v, int):
-            # DiffusionPose's paper batch (512 over 8 GPUs) is 64 per device (mmpose 8xb64)
-            return min(v, 64) if m.registry_name in ("diffusionpose", "heatmap_baseline") else v
-    return 32
+from methods import get_method, list_methods
 
 
-def default_steps(m) -> int | None:
-    """The sampler's configured step / iteration count (``None``: not an iterative sampler)."""
-    c, name = m.cfg, m.registry_name
-    if name == "mld":
-        return int(m.diff_cfg.get("steps", 50))
-    if name in ("momask", "hgm3"):
-        return int(m.c["sampler"]["iterations"])
-    if name == "macdiff":
-        return int((c.get("sampling") or {}).get("ddim_steps", 50))
-    if name == "diffusionpose":
-        return int(c.get("sample_steps", 2))
-    return None
-
-
-# method -> path of its sampler ``precision`` key in the method config (evaluators/core/precision.py)
-PRECISION_KEYS = {"mld": ("diffusion", "precision"), "momask": ("sampler", "precision"),
-                  "hgm3": ("sampler", "precision"), "macdiff": ("sampling", "precision"),
-                  "diffusionpose": ("precision",)}
+def precision_keys(task: str | None = None) -> dict[str, tuple[str, ...]]:
+    """``{method: path of its sampler precision key}`` over the registered methods that have one
+    (only those of ``task`` when given)."""
+    out = {}
+    for name in list_methods():
+        cls = get_method(name)
+        if cls.precision_key and (task is None or cls.task == task):
+            out[name] = tuple(cls.precision_key)
+    return out
 
 
 def set_precision(cfg: dict, name: str, precision: str) -> dict:
     """``cfg`` (a method config, modified in place and returned) with its sampler precision set."""
-    *parents, key = PRECISION_KEYS[name]
+    key = get_method(name).precision_key
+    if not key:
+        raise ValueError(f"method {name!r} declares no precision_key (no sampler precision setting)")
+    *parents, leaf = key
     d = cfg
     for k in parents:
         d = d.setdefault(k, {})
-    d[key] = precision
+    d[leaf] = precision
     return cfg

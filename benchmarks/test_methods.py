@@ -9,11 +9,11 @@ does not depend on the weights. The sampling call is the one the protocols time:
 - skeleton learners: ``reconstruct(x, steps)`` (conditional DDIM from a masked input).
 
 ``fraction_of_peak`` = FLOPs of the whole call (torch FlopCounterMode) / median time /
-this machine's fp32 matmul peak measured once in the same run (``peak_gflops`` fixture); the targets are stored
+this machine's fp32 matmul peak measured once in the same run (``peak_gflops`` fixture); issue 16's targets are stored
 beside it so ``speed.md`` says by how much a target is missed. The ``test_sampling_bf16_*`` rows run the same call
 with the method's sampler ``precision: bf16`` (weights cast once, sampler state fp32) at its default step count,
-divided by the bf16 matmul peak of the same run, against the same targets (measured against the bf16
-peak and reported the same way).
+divided by the bf16 matmul peak of the same run, against the same targets (issue 16: "measured against the bf16
+peak and reported the same way").
 """
 
 from __future__ import annotations
@@ -37,20 +37,16 @@ from benchmarks.conftest import (
     sync,
 )
 from benchmarks.profiling import top_ops
-from benchmarks.settings import PRECISION_KEYS, configured_batch, default_steps, set_precision
+from benchmarks.settings import precision_keys, set_precision
 from evaluators.core.config import load_config
 from methods import get_method, list_methods
 from methods.base import MotionGenerator, PoseEstimator, RepresentationLearner
 
-STEPS = {"mld": [1, 2, 5, 10, 25, 50, 100, 1000], "momask": [1, 2, 5, 10, 18], "hgm3": [1, 2, 5, 10, 18],
-         "macdiff": [1, 2, 5, 10, 50], "diffusionpose": [1, 2, 5, 10], "heatmap_baseline": [None]}
-# batch 32 runs each method's configured default (paper scale: the papers' 50 DDIM steps for MLD and
-# MacDiff, 10 iterations for MoMask/HGM3; smoke: the smoke configs' shorter samplers), see default_steps
-BATCH32 = ["mld", "momask", "hgm3", "macdiff", "diffusionpose", "heatmap_baseline"]
-# targets (fraction of the fp32 peak measured in the same run, paper scale, CPU): (batch 1, batch 32);
-# earlier targets were lower (0.35/0.70, 0.60/0.80, -/0.50). Never lower these to make a row pass.
-TARGETS = {"mld": (0.40, 0.70), "momask": (0.65, 0.80), "hgm3": (0.65, 0.80), "macdiff": (None, 0.60),
-           "diffusionpose": (None, 0.60)}
+# Each method declares what is swept here in its own class (methods/base.py): ``benchmark_steps`` (batch 1
+# sweep), ``default_steps`` (batch 32 runs the configured default: paper scale the papers' 50 DDIM steps for
+# MLD and MacDiff, 10 iterations for MoMask/HGM3; smoke the smoke configs' shorter samplers) and
+# ``speed_targets`` (fraction of the fp32 peak measured in the same run, paper scale, CPU, at (batch 1,
+# batch 32). Never lower these to make a row pass).
 
 _CACHE: dict[tuple, object] = {}
 _CALLS = itertools.count()  # numbers every generation call's captions (never a cache hit)
@@ -102,10 +98,9 @@ def _cases(batch32: bool):
     out = []
     for name in list_methods():
         if batch32:
-            if name in BATCH32:
-                out.append((name, "default"))
+            out.append((name, "default"))
         else:
-            out.extend((name, s) for s in STEPS.get(name, [None]))
+            out.extend((name, s) for s in get_method(name).benchmark_steps)
     return out
 
 
@@ -145,7 +140,7 @@ def _run(benchmark, name, steps, batch, scale, device, peak_gflops, max_steps, p
         pytest.skip(f"no {precision} matmul on this device (no {precision} peak measured)")
     m = build(name, scale, device, precision=precision)
     if steps == "default":
-        steps = default_steps(m)
+        steps = m.default_steps
     cap = cap_for(max_steps, name)
     measured = steps if steps is None or not cap else min(steps, cap)
     call = sampling_call(m, batch, measured)
@@ -168,7 +163,7 @@ def _run(benchmark, name, steps, batch, scale, device, peak_gflops, max_steps, p
     # --benchmark-disable (a quick check of the row): the plugin runs the call once and keeps no stats
     median = benchmark.stats.stats.median if benchmark.stats else cw.wall_s / max(cw.calls, 1)
     frac = flops / median / 1e9 / peak if flops else None
-    target = TARGETS.get(name, (None, None))[0 if batch == 1 else 1]
+    target = (m.speed_targets or (None, None))[0 if batch == 1 else 1]
     benchmark.extra_info.update({
         "method": name, "scale": scale, "what": "sampling", "steps": measured, "batch": batch,
         "precision": precision, "peak_dtype": precision, "gflops_call": flops / 1e9, "peak_gflops": peak,
@@ -192,7 +187,7 @@ def _profile(benchmark, run, m, steps, batch, target, top: int) -> None:
     Only rows that carry a target (the ones speed.md can mark as a miss) and, at batch 1, only
     the method's default step count (the row speed.md compares with the target).
     """
-    if top <= 0 or target is None or (batch == 1 and steps != default_steps(m)):
+    if top <= 0 or target is None or (batch == 1 and steps != m.default_steps):
         return
     with torch.inference_mode():
         benchmark.extra_info["profile"] = top_ops(run, top)
@@ -208,13 +203,13 @@ def test_sampling_batch32(benchmark, name, steps, scale, device, peak_gflops, ma
     _run(benchmark, name, steps, 32, scale, device, peak_gflops, max_steps, profile_top)
 
 
-@pytest.mark.parametrize("name", [n for n in list_methods() if n in PRECISION_KEYS])
+@pytest.mark.parametrize("name", list(precision_keys()))
 def test_sampling_bf16_batch1(benchmark, name, scale, device, peak_gflops, max_steps, profile_top):
     """test_sampling_batch1 at the default step count with ``precision: bf16`` (bf16 peak)."""
     _run(benchmark, name, "default", 1, scale, device, peak_gflops, max_steps, profile_top, precision="bf16")
 
 
-@pytest.mark.parametrize("name", [n for n in list_methods() if n in PRECISION_KEYS])
+@pytest.mark.parametrize("name", list(precision_keys()))
 def test_sampling_bf16_batch32(benchmark, name, scale, device, peak_gflops, max_steps, profile_top):
     """test_sampling_batch32 with ``precision: bf16`` (bf16 peak)."""
     _run(benchmark, name, "default", 32, scale, device, peak_gflops, max_steps, profile_top, precision="bf16")
@@ -291,7 +286,7 @@ def test_denoiser_switches(benchmark, name, mode, scale, device):
 def test_train_step(benchmark, name, scale, device):
     """Samples/s of one optimiser step at the configured batch (random data)."""
     m = build(name, scale, device, purpose="train")
-    batch = configured_batch(m, scale)
+    batch = m.train_batch()
     step = m.train_step_example(batch)
     if step is None:
         pytest.skip(f"{name} provides no train_step_example")

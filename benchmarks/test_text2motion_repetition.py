@@ -43,7 +43,7 @@ from evaluators.protocols import RunContext, get_protocol
 from evaluators.protocols._timing import Spans, share_outside
 from methods import get_method, list_methods
 
-METHODS = [m for m in ("mld", "momask", "hgm3") if m in list_methods()]
+METHODS = [n for n in list_methods() if get_method(n).task == "text2motion"]  # the text-to-motion generators
 TARGET_SHARE = 0.10  # ours: evaluation outside generation < 10 % of a repetition's wall time
 N_TEST = 16  # ours: base test motions; with their mirrored twins one batch of 32
 MM = {"enabled": True, "mode": "t2m", "num_samples": 1, "num_repeats": 30, "num_times": 10}  # ours: 1 of 100 prompts

@@ -1,9 +1,14 @@
-"""``python -m methods list`` and ``python -m methods summary NAME [--scale paper|smoke]``.
+"""``python -m methods list``, ``python -m methods summary NAME [--scale paper|smoke]`` and
+``python -m methods new NAME --capability MotionGenerator|RepresentationLearner [--dir PATH]``.
 
 ``summary`` builds the method from ``configs/method/NAME.yaml`` at the scale (no training, no
 data) and prints its JSON model card (:meth:`methods.base.Method.summary`): parameter count of
 each trained component and their ``total``, frozen pretrained parts listed separately and left
 out of the total, and GMACs of one forward where the method defines them.
+
+``new`` writes a working toy method (folder, registered class, method config, a synthetic
+experiment, README) into the repository or, with ``--dir``, an outside folder
+(``methods/scaffold.py``); a bad name or an existing folder is refused in one line (exit 2).
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("name")
     s.add_argument("--scale", choices=("paper", "smoke"), default="paper")
     s.add_argument("overrides", nargs="*", help="method config overrides, KEY=VALUE")
+    n = sub.add_parser("new", help="write a working toy method to start from")
+    n.add_argument("name")
+    n.add_argument("--capability", default="MotionGenerator",
+                   help="capability of the toy: MotionGenerator (default) or RepresentationLearner")
+    n.add_argument("--dir", default=None, help="an outside folder (with its own configs/) instead of the repository")
     args, extra = ap.parse_known_args(argv)
     # KEY=VALUE overrides may also follow ``--scale`` (argparse closes the positional list at the flag)
     if extra and args.cmd == "summary" and all("=" in e and not e.startswith("-") for e in extra):
@@ -34,6 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     from methods import get_method, list_methods
     from methods.registry import UnknownNameError
 
+    if args.cmd == "new":
+        from methods.scaffold import ScaffoldError, scaffold
+
+        try:
+            files = scaffold(args.name, args.capability, args.dir)
+        except ScaffoldError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print("\n".join(f"wrote {p}" for p in files))
+        return 0
     if args.cmd == "list":
         print("\n".join(list_methods()))
         return 0

@@ -106,6 +106,26 @@ class Method:
     testing_only: bool = False  # test-only methods are hidden from --help and the demo
     checkpoint_accepts_dir: bool = False  # checkpoint=FOLDER allowed (a release tree, as MoMask's)
 
+    # -- what a method declares about itself (read by benchmarks/, the estimate and the experiment
+    # help, which never keep tables keyed by method names) ------------------------------------------
+    main_stage: str = "train"  # config group of the main training stage: its ``batch_size`` is train_batch()
+    precision_key: tuple[str, ...] | None = None  # path of the sampler ``precision: fp32|bf16`` key in the config
+    benchmark_steps: tuple[int | None, ...] = (None,)  # step counts the sampling benchmark sweeps (None: no sampler)
+    speed_targets: tuple[float | None, float | None] | None = None  # fraction of peak to reach at (batch 1, batch 32)
+    paper_needs: str = ""  # what the paper experiments need on disk (``./reproduce.sh METHOD DATASET --help``)
+
+    @property
+    def default_steps(self) -> int | None:
+        """The sampler's configured step / iteration count; ``None`` when not an iterative sampler."""
+        return None
+
+    def train_batch(self) -> int:
+        """Training batch of the main stage: ``benchmark_batch``, else ``<main_stage>.batch_size``, else 32."""
+        for v in (self.cfg.get("benchmark_batch"), (self.cfg.get(self.main_stage) or {}).get("batch_size")):
+            if isinstance(v, int):
+                return v
+        return 32
+
     def __init__(self, cfg: dict | None = None, *, device: str | torch.device = "cpu", seed: int = 0,
                  workdir: str | Path | None = None) -> None:
         self.cfg = dict(cfg or {})

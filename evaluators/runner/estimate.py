@@ -180,13 +180,7 @@ def probe_costs(method, device: str, batch: int = PROBE_BATCH) -> Costs:
 
 
 def _sampler_steps(method) -> int:
-    try:
-        from benchmarks.settings import default_steps
-
-        n = default_steps(method)
-    except ImportError:  # benchmarks/ not on the path (installed as a library)
-        n = None
-    return int(n or 1)
+    return int(method.default_steps or 1)
 
 
 def bench_costs(method_name: str, path: str | os.PathLike) -> Costs:

@@ -181,6 +181,10 @@ class TopDownPoseMethod(Method):
     task = "pose2d"
     default_steps: int | None = None
 
+    def train_batch(self) -> int:
+        """The main stage's batch per device: the paper's 512 over 8 GPUs is 64 each (mmpose 8xb64)."""
+        return min(super().train_batch(), 64)
+
     def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
         super().__init__(cfg, device=device, seed=seed, workdir=workdir)
         self.input_size = tuple(int(v) for v in self.cfg.get("input_size", (192, 256)))

@@ -24,6 +24,10 @@ from methods.registry import register_method
 class DiffusionPose(TopDownPoseMethod):
     """Structure-guided heatmap diffusion for top-down 2D pose (arXiv 2306.17074)."""
 
+    precision_key = ("precision",)
+    benchmark_steps = (1, 2, 5, 10)
+    speed_targets = (None, 0.60)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 32 only)
+
     @property
     def default_steps(self) -> int:  # type: ignore[override]
         return int(self.cfg.get("sample_steps", 1))

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from methods.common.paper_needs import T2M_EVAL
 from methods.hgm3.gat import N_NODES, TypedGAT, graph_tensors
 from methods.hgm3.graph import N_ACTIONS, SemanticParser
 from methods.hgm3.htm import LossPredictor, alpha_at, hard_mask, ranking_loss
@@ -42,6 +43,14 @@ HGM3_DEFAULTS: dict[str, Any] = {
 @register_method("hgm3")
 class HGM3(MoMask):
     """MotionGenerator + Reconstructor; extra components ``graph_encoder`` and ``loss_predictor``."""
+
+    # main_stage, precision_key and default_steps are MoMask's (same config layout)
+    benchmark_steps = (1, 2, 5, 10, 18)
+    speed_targets = (0.65, 0.80)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 1, 32)
+    paper_needs = """  Text encoder: $CLIP_VIT_B32_DIR = a local openai/clip-vit-base-patch32 folder; else MiniLM + a warning.
+  Weights: no official release; trained here (checkpoint=PATH for one of ours).
+  Data: dataset.root=<HumanML3D> or $HUMANML3D_ROOT.
+""" + T2M_EVAL
 
     def __init__(self, cfg: dict | None = None, **kw) -> None:
         cfg = merge(HGM3_DEFAULTS, cfg or {})

@@ -90,6 +90,18 @@ class MacDiff(Method):
     """Masked conditional diffusion (Wu et al., ECCV 2024) for skeleton representation learning."""
 
     task = "skeleton_ssl"
+    main_stage = "pretrain"
+    precision_key = ("sampling", "precision")
+    benchmark_steps = (1, 2, 5, 10, 50)
+    speed_targets = (None, 0.60)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 32 only)
+    paper_needs = """  Authors' weights: checkpoint=PATH (MacDiff release .pt/.pth, Wenrui-Shen/MacDiff@692888f layout;
+    methods/macdiff/convert.py) - or trained here.
+  Data: dataset.root=<NTU RGB+D 60> or $NTU60_ROOT (raw .skeleton files, or the official
+    NTU60_XSub.npz / NTU60_XView.npz); layout in configs/dataset/ntu60_xsub.yaml."""
+
+    @property
+    def default_steps(self) -> int:
+        return int(self.cfg["sampling"]["ddim_steps"])  # configs/method/macdiff.yaml sampling.ddim_steps
 
     def __init__(self, cfg: dict | None = None, **kw: Any) -> None:
         super().__init__(cfg, **kw)

@@ -27,6 +27,7 @@ from evaluators.core.io import atomic_torch_save
 from evaluators.core.precision import LowPrecisionCache
 from methods.base import Method
 from methods.common.compile import CompiledOrEager
+from methods.common.paper_needs import T2M_EVAL
 from methods.mld import convert
 from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
 from methods.mld.denoiser import LatentDenoiser
@@ -50,6 +51,22 @@ class MLD(Method):
     """Motion Latent Diffusion: ``MotionGenerator`` + ``Reconstructor`` (text or action conditions)."""
 
     task = "text2motion"
+    main_stage = "denoiser"
+    precision_key = ("diffusion", "precision")
+    benchmark_steps = (1, 2, 5, 10, 25, 50, 100, 1000)
+    speed_targets = (0.40, 0.70)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 1, 32)
+    paper_needs = """  Text encoder: $CLIP_VIT_L14_DIR = a local openai/clip-vit-large-patch14 folder (transformers
+    save_pretrained: config.json, model weights, tokenizer files); else MiniLM + a warning.
+  Authors' weights: checkpoint=PATH.ckpt (MLD release, e.g. 1222_mld_humanml3d_FID041.ckpt)
+    + method_cfg.stats_dir=<HumanML3D folder with Mean.npy/Std.npy> (the .ckpt has no statistics).
+  Data: dataset.root=<HumanML3D> or $HUMANML3D_ROOT (new_joint_vecs/, texts/, Mean.npy, Std.npy, test.txt).
+""" + T2M_EVAL + """
+  Example: CLIP_VIT_L14_DIR=... T2M_EVALUATOR_ROOT=... ./reproduce.sh mld humanml3d \\
+             checkpoint=mld_humanml3d.ckpt method_cfg.stats_dir=/data/HumanML3D"""
+
+    @property
+    def default_steps(self) -> int:
+        return int(self.diff_cfg["steps"])  # configs/method/mld.yaml diffusion.steps
 
     def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
         super().__init__(cfg, device=device, seed=seed, workdir=workdir)

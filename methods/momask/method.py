@@ -18,6 +18,7 @@ from torch import nn
 
 from evaluators.core.precision import LowPrecisionCache, check_precision
 from methods.base import Method
+from methods.common.paper_needs import T2M_EVAL
 from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
 from methods.momask import bench
 from methods.momask import masking as M
@@ -36,6 +37,22 @@ class MoMask(Method):
 
     task = "text2motion"
     checkpoint_accepts_dir = True  # the official release is a folder tree (convert.load_into)
+    main_stage = "mask_transformer"
+    precision_key = ("sampler", "precision")
+    benchmark_steps = (1, 2, 5, 10, 18)
+    speed_targets = (0.65, 0.80)  # ours: fraction of the fp32 matmul peak to reach (paper scale, CPU; batch 1, 32)
+    paper_needs = """  Text encoder: $CLIP_VIT_B32_DIR = a local openai/clip-vit-base-patch32 folder (transformers
+    save_pretrained); else MiniLM + a warning.
+  Authors' weights: checkpoint=DIR = the release tree checkpoints/t2m/ (rvq_nq6_dc512_nc512_noshare_qdp0.2/,
+    t2m_nlayer8_nhead6_ld384_ff1024_cdp0.1_rvq6ns/, tres_nlayer8_ld384_ff1024_rvq6ns_cdp0.2_sw/ with
+    model/*.tar and the tokenizer's meta/{mean,std}.npy), or method_cfg.stats_dir=<HumanML3D>.
+  Data: dataset.root=<HumanML3D> or $HUMANML3D_ROOT.
+""" + T2M_EVAL + """
+  Example: CLIP_VIT_B32_DIR=... T2M_EVALUATOR_ROOT=... ./reproduce.sh momask humanml3d checkpoint=checkpoints/t2m"""
+
+    @property
+    def default_steps(self) -> int:
+        return int(self.c["sampler"]["iterations"])
 
     def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
         super().__init__(cfg, device=device, seed=seed, workdir=workdir)
