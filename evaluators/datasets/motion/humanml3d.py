@@ -233,6 +233,7 @@ def features_spec(feat_dim: int) -> SkeletonSpec:
 
 # -- dataset entry and inspectors -------------------------------------------------------------
 
+from evaluators.core.paths import resolve_inside  # noqa: E402
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root  # noqa: E402
 
 
@@ -300,7 +301,7 @@ def inspect_t2m_file(path):
 @register_inspector
 def inspect_t2m_folder(path):
     """A HumanML3D/KIT-ML layout folder: splits, sample counts, feature width."""
-    from evaluators.datasets.motion.t2m_dataset import load_stat, read_split_file
+    from evaluators.datasets.motion.t2m_dataset import load_stat, read_split_lines
 
     root = t2m_root(path) if path.is_dir() else None
     if root is None or not (root / "new_joint_vecs").is_dir():
@@ -315,9 +316,11 @@ def inspect_t2m_folder(path):
     for name in ("train", "val", "test", "train_val", "all"):
         for p in (root / f"{name}.txt", root / "splits" / f"{name}.txt"):
             if p.is_file():
-                ids = read_split_file(p)
+                numbered = read_split_lines(p)
+                ids = [i for _, i in numbered]
+                vecs = [resolve_inside(root / "new_joint_vecs", f"{i}.npy", source=p, line=n) for n, i in numbered]
                 splits[name] = {"ids": len(ids), "mirrored_M": sum(i.startswith("M") for i in ids),
-                                "with_motion_file": sum((root / "new_joint_vecs" / f"{i}.npy").is_file() for i in ids)}
+                                "with_motion_file": sum(v.is_file() for v in vecs)}
                 break
     return {"format": "humanml3d-layout dataset folder", "root": str(root), "motion_files": len(files),
             "caption_files": len(list((root / "texts").glob("*.txt"))) if (root / "texts").is_dir() else 0,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
 from evaluators.datasets.checks import json_numbers
 from evaluators.datasets.pose2d.coco import PoseDataset, _load_json
@@ -78,8 +79,10 @@ def parse_mpii(path: str | Path, image_dir: str | Path | None, headbox_file: str
             center[1] += 15.0 / PIXEL_STD * scale[1]  # MMPose: avoid cropping the legs
         center -= 1  # MATLAB 1-based -> 0-based
         bbox = np.array([center[0] - scale[0] / 2, center[1] - scale[1] / 2, scale[0], scale[1]], np.float32)
+        # the image name is data: it must stay inside the image folder
+        img_path = resolve_inside(image_dir, str(ann["image"]), source=path) if image_dir is not None else None
         inst = {"image_id": idx, "image_name": ann["image"],
-                "image_path": str(Path(image_dir) / ann["image"]) if image_dir is not None else None,
+                "image_path": str(img_path) if img_path is not None else None,
                 "center": center, "scale": scale, "bbox": bbox, "bbox_score": 1.0,
                 "keypoints": joints.astype(np.float32), "visible": vis.astype(np.float32),
                 "area": float(scale[0] * scale[1]), "iscrowd": 0, "ann_id": idx}

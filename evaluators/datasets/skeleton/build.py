@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from evaluators.core.io import atomic_write_text
+from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, resolve_root
 from evaluators.datasets.cache import cache_key, cache_root
 from evaluators.datasets.skeleton.dataset import (
@@ -48,6 +49,8 @@ def find_skeleton_files(root: Path) -> dict[str, Path]:
                 if f[:-9] in out:
                     raise DatasetError(f"sample {f[:-9]} found twice (also at {out[f[:-9]]})", Path(dirpath) / f)
                 out[f[:-9]] = Path(dirpath) / f
+                if os.path.islink(out[f[:-9]]):  # os.walk skips linked folders; a linked file must stay inside
+                    resolve_inside(root, os.path.relpath(out[f[:-9]], root), source=out[f[:-9]])
     return dict(sorted(out.items()))
 
 
@@ -55,7 +58,8 @@ def missing_names(root: Path, cfg: dict) -> set[str]:
     """Names to skip: ``cfg['missing_list']`` (path(s)) or the official list files found in ``root``."""
     lists = cfg.get("missing_list")
     if lists in (None, "auto"):
-        paths = [p for n in MISSING_LIST_NAMES for p in root.rglob(n)]
+        paths = [resolve_inside(root, p.relative_to(root), source=root)
+                 for n in MISSING_LIST_NAMES for p in root.rglob(n)]
         if not paths:
             log.warning("%s: no missing-skeleton list found; samples with no skeleton will raise", root)
     elif lists in ("none", False):
