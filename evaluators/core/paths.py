@@ -48,21 +48,21 @@ def resolve_inside(root: str | os.PathLike, rel: str | os.PathLike, *, source: s
     text = os.fspath(rel)
     where = _where(source, line)
     if not text or "\x00" in text:
-        raise DatasetError(f"{where}: empty or NUL-containing id {text!r}", path=source)
+        raise DatasetError(f"{where}: empty or NUL-containing name {text!r}", path=source)
     if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or PureWindowsPath(text).drive:
-        raise DatasetError(f"{where}: id {text!r} is an absolute path; ids must be relative to {root}", path=source)
+        raise DatasetError(f"{where}: {text!r} is an absolute path; names in a dataset file must be relative to {root}", path=source)
     parts: list[str] = []
     for part in text.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
             if not parts:
-                raise DatasetError(f"{where}: id {text!r} points outside the dataset folder {root}", path=source)
+                raise DatasetError(f"{where}: {text!r} points outside the dataset folder {root}", path=source)
             parts.pop()
         else:
             parts.append(part)
     if not parts:
-        raise DatasetError(f"{where}: id {text!r} names the dataset folder itself, not a file in it", path=source)
+        raise DatasetError(f"{where}: {text!r} names the dataset folder itself, not a file in it", path=source)
     path = Path(root, *parts)
     if allow_symlinks is None:
         allow_symlinks = symlinks_allowed()
@@ -70,7 +70,7 @@ def resolve_inside(root: str | os.PathLike, rel: str | os.PathLike, *, source: s
         real_root = os.path.realpath(root)
         real = os.path.realpath(path)
         if os.path.commonpath([real_root, real]) != real_root:
-            raise DatasetError(f"{where}: id {text!r} resolves through a symlink to {real}, outside the dataset "
+            raise DatasetError(f"{where}: {text!r} resolves through a symlink to {real}, outside the dataset "
                                f"folder {root} (set {ALLOW_SYMLINKS_ENV}=1 for a folder of symlinks you trust)",
                                path=source)
     return path

@@ -192,7 +192,8 @@ def inspect_pku(path: Path) -> dict | None:
         vids = sorted(p.stem for p in (path / "skeleton").glob("*.txt"))
         splits = {f: len(read_split_file(path / f)) for f in sorted(set(SPLIT_FILES.values()))
                   if (path / f).exists()}
-        n_inst = sum(len(read_pku_labels(p)) for p in sorted((path / "label").glob("*.txt")))
+        n_inst = sum(len(read_pku_labels(resolve_inside(path / "label", p.name, source=path / "label")))
+                     for p in sorted((path / "label").glob("*.txt")))
         return {"format": "pku_mmd_folder", "path": str(path), "videos": len(vids),
                 "instances": n_inst, "training_videos_per_split_file": splits}
     if path.suffix != ".txt":
