@@ -25,7 +25,7 @@ def render_motion(joints: np.ndarray, path: str | os.PathLike, title: str = "",
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    from evaluators.core.io import atomic_open
+    from evaluators.core.io import atomic_path
 
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[-1] != 3 or len(joints) == 0:
@@ -58,13 +58,9 @@ def render_motion(joints: np.ndarray, path: str | os.PathLike, title: str = "",
         return [*lines, traj]
 
     anim = FuncAnimation(fig, draw, frames=len(frames), blit=False)
-    tmp = path.with_name(f".{path.stem}.tmp.gif")
-    try:
-        anim.save(str(tmp), writer=PillowWriter(fps=max(1.0, fps / max(1, int(stride)))))
-        with atomic_open(path, "wb") as fh:
-            fh.write(tmp.read_bytes())
+    try:  # a temporary name unique to this call: two processes may render the same sample name
+        with atomic_path(path, ".tmp.gif") as tmp:
+            anim.save(str(tmp), writer=PillowWriter(fps=max(1.0, fps / max(1, int(stride)))))
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -12,14 +12,13 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from evaluators.core.io import atomic_write_text
+from evaluators.core.io import atomic_path, atomic_write_text
 from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, resolve_root
 from evaluators.datasets.cache import cache_key, cache_root
@@ -149,19 +148,11 @@ def _valid_cache(cdir: Path, names: list[str]) -> tuple[dict | None, str]:
 def _staged_npy(path: Path, shape: tuple[int, ...]):
     """An ``open_memmap`` on a temporary sibling of ``path``, renamed onto it only on success
     (the memmap needs a real file name, so :func:`evaluators.core.io.atomic_open` cannot be used)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, ".tmp.npy") as tmp:  # unique name, umask mode (mkstemp made it 0600)
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         yield arr
         arr.flush()
         del arr
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
