@@ -263,4 +263,5 @@ def load_synth_mpii(cfg: dict):
     from evaluators.datasets.pose2d.mpii import mpii_pose_dataset
 
     root = ensure_synth(cfg)
-    return mpii_pose_dataset(cfg.get("name", "synth_mpii"), "synthetic", root / "mpii", cfg)
+    # our own cache links mpii/images/<split>2017 to the COCO images beside mpii/ (written by ensure_synth)
+    return mpii_pose_dataset(cfg.get("name", "synth_mpii"), "synthetic", root / "mpii", cfg, allow_symlinks=True)
