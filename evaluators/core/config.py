@@ -18,6 +18,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from evaluators.core.resolvers import register_resolvers
+
+# configs/run.yaml uses ${motionrepro.unique:}; whoever composes the hydra tree imports this module
+# first, so registering here keeps every entry point working (the runner may also call it itself)
+register_resolvers()
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "configs"
 SCALES = ("paper", "smoke")

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from evaluators.core.io import current_umask
+
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = ".cache-manifest.json"
 log = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ def build_staged(folder: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         write(stage)
         write_manifest(stage)
-        os.chmod(stage, 0o755)  # mkdtemp makes it private; the finished dataset is shared
+        os.chmod(stage, 0o777 & ~current_umask())  # mkdtemp makes it private; give it mkdir's mode
         try:
             os.replace(stage, folder)
         except OSError:  # another process finished first: keep its copy

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
 from evaluators.datasets.checks import load_npy, numeric_array
 from evaluators.datasets.motion.humanml3d_features import (
@@ -26,7 +27,12 @@ from evaluators.datasets.motion.humanml3d_features import (
     t2m_target_offsets,
 )
 from evaluators.datasets.motion.kinematics import KIT
-from evaluators.datasets.motion.t2m_dataset import MotionTextDataset, load_features, load_stat, read_split_file
+from evaluators.datasets.motion.t2m_dataset import (
+    MotionTextDataset,
+    load_features,
+    load_stat,
+    read_split_lines,
+)
 from evaluators.datasets.motion.t2m_text import read_caption_file
 
 __all__ = [
@@ -105,9 +111,11 @@ def inspect_t2m_folder(path):
     for name in ("train", "val", "test", "train_val", "all"):
         for p in (root / f"{name}.txt", root / "splits" / f"{name}.txt"):
             if p.is_file():
-                ids = read_split_file(p)
+                numbered = read_split_lines(p)
+                ids = [i for _, i in numbered]
+                vecs = [resolve_inside(root / "new_joint_vecs", f"{i}.npy", source=p, line=n) for n, i in numbered]
                 splits[name] = {"ids": len(ids), "mirrored_M": sum(i.startswith("M") for i in ids),
-                                "with_motion_file": sum((root / "new_joint_vecs" / f"{i}.npy").is_file() for i in ids)}
+                                "with_motion_file": sum(v.is_file() for v in vecs)}
                 break
     return {"format": "humanml3d-layout dataset folder", "root": str(root), "motion_files": len(files),
             "caption_files": len(list((root / "texts").glob("*.txt"))) if (root / "texts").is_dir() else 0,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluators.core.io import atomic_open
+from evaluators.core.io import atomic_path
 from evaluators.datasets.motion.kinematics import skeleton_for
 
 COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
@@ -58,13 +58,9 @@ def render_motion(joints: np.ndarray, path: str | os.PathLike, title: str = "",
         return [*lines, traj]
 
     anim = FuncAnimation(fig, draw, frames=len(frames), blit=False)
-    tmp = path.with_name(f".{path.stem}.tmp.gif")
-    try:
-        anim.save(str(tmp), writer=PillowWriter(fps=max(1.0, fps / max(1, int(stride)))))
-        with atomic_open(path, "wb") as fh:
-            fh.write(tmp.read_bytes())
+    try:  # a temporary name unique to this call: two processes may render the same sample name
+        with atomic_path(path, ".tmp.gif") as tmp:
+            anim.save(str(tmp), writer=PillowWriter(fps=max(1.0, fps / max(1, int(stride)))))
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError
 from evaluators.datasets.checks import load_npy, numeric_array, read_utf8
 from evaluators.datasets.motion.humanml3d_features import recover_from_ric
@@ -74,10 +75,15 @@ class MotionTextSample:
 
 def read_split_file(path: str | Path) -> list[str]:
     """Ids of one split file (blank lines ignored); DatasetError if missing or empty."""
+    return [i for _, i in read_split_lines(path)]
+
+
+def read_split_lines(path: str | Path) -> list[tuple[int, str]]:
+    """``(line number, id)`` of one split file, so that a bad id can be reported with its line."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError("split file missing", path=path)
-    ids = [ln.strip() for ln in read_utf8(path, "split file").splitlines() if ln.strip()]
+    ids = [(n + 1, ln.strip()) for n, ln in enumerate(read_utf8(path, "split file").splitlines()) if ln.strip()]
     if not ids:
         raise DatasetError("split file is empty", path=path)
     return ids
@@ -145,10 +151,9 @@ class MotionTextDataset:
             raise DatasetError(f"unknown split {split!r}; available: {list(self.split_names)}", path=self.root)
         return read_split_file(self._splits[split])
 
-    def _captions(self, ids: list[str]) -> dict[str, list[Caption]]:
-        texts = self.root / "texts"
-        if texts.is_dir():
-            return {i: read_caption_file(texts / f"{i}.txt") for i in ids}
+    def _captions(self, ids: list[str], text_paths: dict[str, Path]) -> dict[str, list[Caption]]:
+        if (self.root / "texts").is_dir():
+            return {i: read_caption_file(text_paths[i]) for i in ids}
         ann_path = self.root / "annotations.json"
         if not ann_path.is_file():
             raise DatasetError("neither texts/ nor annotations.json present", path=self.root)
@@ -171,22 +176,28 @@ class MotionTextDataset:
         if split in self._cache:
             return self._cache[split]
         split_path = self._splits.get(split)
-        ids = self.split_ids(split)
-        vec_dir = self.root / "new_joint_vecs"
-        absent = [i for i in ids if not (vec_dir / f"{i}.npy").is_file()]
+        if split not in self._splits:
+            raise DatasetError(f"unknown split {split!r}; available: {list(self.split_names)}", path=self.root)
+        numbered = read_split_lines(split_path)
+        ids = [i for _, i in numbered]
+        # ids are data: each file they name must stay inside its folder (no ../, no absolute id, no escaping link)
+        vec_dir, text_dir = self.root / "new_joint_vecs", self.root / "texts"
+        vec_paths = {i: resolve_inside(vec_dir, f"{i}.npy", source=split_path, line=n) for n, i in numbered}
+        text_paths = {i: resolve_inside(text_dir, f"{i}.txt", source=split_path, line=n) for n, i in numbered}
+        absent = [i for i in ids if not vec_paths[i].is_file()]
         if absent:
             if self.missing != "skip":
                 raise DatasetError(f"split file names {len(absent)} unknown sample(s) with no "
                                    f"new_joint_vecs/<id>.npy, e.g. {absent[:5]}", path=split_path)
             log.warning("%s: skipping %d ids without a motion file", split_path, len(absent))
             ids = [i for i in ids if i not in set(absent)]
-        caps = self._captions(ids)
+        caps = self._captions(ids, text_paths)
         rng = random.Random(self.seed)  # deterministic sub-clip names (official: module random)
         taken: set[str] = set()
         out: list[MotionTextSample] = []
         lo, hi = self.min_motion_length, MAX_RAW_LENGTH
         for i in ids:
-            motion = load_features(vec_dir / f"{i}.npy", self.feat_dim)
+            motion = load_features(vec_paths[i], self.feat_dim)
             if not lo <= len(motion) < hi:
                 continue
             whole = []

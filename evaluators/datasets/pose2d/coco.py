@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
 from evaluators.datasets.checks import json_numbers
 from evaluators.datasets.pose2d.transforms import COCO_FLIP_PAIRS, COCO_SKELETON, topdown_sample
@@ -140,7 +141,7 @@ def parse_coco_keypoints(path: str | Path, image_dir: str | Path | None, *, trai
     if not isinstance(data["images"], list) or not isinstance(data["annotations"], list):
         raise DatasetError(f"'images' and 'annotations' must be lists, got {type(data['images']).__name__} / "
                            f"{type(data['annotations']).__name__}", path=path)
-    images = {}
+    images, image_paths = {}, {}
     for im in data["images"]:
         try:
             images[im["id"]] = im
@@ -148,6 +149,8 @@ def parse_coco_keypoints(path: str | Path, image_dir: str | Path | None, *, trai
             raise DatasetError(f"image entry without an id: {im!r:.80}", path=path) from None
         if image_dir is not None and "file_name" not in im:
             raise DatasetError(f"image {im['id']} lacks 'file_name'", path=path)
+        if image_dir is not None:  # a file_name is data: it must stay inside the image folder
+            image_paths[im["id"]] = resolve_inside(image_dir, str(im["file_name"]), source=path)
     out = []
     for ann in data["annotations"]:
         if not isinstance(ann, dict) or "keypoints" not in ann or "bbox" not in ann or "image_id" not in ann:
@@ -179,7 +182,7 @@ def parse_coco_keypoints(path: str | Path, image_dir: str | Path | None, *, trai
         x2, y2 = min(w_img - 1, x1 + max(0.0, w)), min(h_img - 1, y1 + max(0.0, h))
         if x2 <= x1 or y2 <= y1:
             continue
-        img_path = (Path(image_dir) / im["file_name"]) if image_dir is not None else None
+        img_path = image_paths[im["id"]] if image_dir is not None else None
         out.append({"image_id": int(ann["image_id"]), "image_path": str(img_path) if img_path else None,
                     "bbox": np.array([x1, y1, x2 - x1, y2 - y1], np.float32), "bbox_score": 1.0,
                     "keypoints": kp[:, :2].astype(np.float32), "visible": kp[:, 2].astype(np.float32),
@@ -201,6 +204,7 @@ def parse_coco_detections(path: str | Path, gt_json: str | Path, image_dir: str 
     if not isinstance(dets, list):
         raise DatasetError("detection file must be a JSON list of {image_id, category_id, bbox, score}", path=path)
     images = {im["id"]: im for im in _load_json(Path(gt_json))["images"]}
+    image_paths: dict[Any, Path] = {}  # one containment check per image, not per detection
     out = []
     for d in dets:
         if not isinstance(d, dict) or not {"image_id", "bbox", "score"} <= set(d):
@@ -213,8 +217,10 @@ def parse_coco_detections(path: str | Path, gt_json: str | Path, image_dir: str 
         bbox = np.asarray(d["bbox"], dtype=np.float32)
         if bbox.size != 4 or not np.isfinite(bbox).all():
             raise DatasetError(f"detection bbox {d['bbox']!r} is not 4 finite numbers", path=path)
+        if image_dir is not None and d["image_id"] not in image_paths:
+            image_paths[d["image_id"]] = resolve_inside(image_dir, str(im["file_name"]), source=gt_json)
         out.append({"image_id": int(d["image_id"]),
-                    "image_path": str(Path(image_dir) / im["file_name"]) if image_dir is not None else None,
+                    "image_path": str(image_paths[d["image_id"]]) if image_dir is not None else None,
                     "bbox": bbox, "bbox_score": float(d["score"]),
                     "keypoints": np.zeros((num_keypoints, 2), np.float32), "visible": np.ones(num_keypoints, np.float32),
                     "area": float(bbox[2] * bbox[3]), "iscrowd": 0, "ann_id": -1,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.io import loadmat
 
+from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
 from evaluators.datasets.checks import json_numbers
 from evaluators.datasets.pose2d.coco import PoseDataset, _load_json
@@ -44,8 +45,10 @@ def read_headboxes(path: str | Path) -> np.ndarray:
 
 
 def parse_mpii(path: str | Path, image_dir: str | Path | None, headbox_file: str | Path | None = None,
-               check_images: bool = True) -> list[dict[str, Any]]:
-    """Instances of an MMPose-format MPII json (``head_size`` from the head boxes when given)."""
+               check_images: bool = True, allow_symlinks: bool | None = None) -> list[dict[str, Any]]:
+    """Instances of an MMPose-format MPII json (``head_size`` from the head boxes when given).
+
+    ``allow_symlinks``: image links may lead out of ``image_dir`` (default: ``$MOTIONREPRO_ALLOW_SYMLINKS``)."""
     path = Path(path)
     anns = _load_json(path)
     if not isinstance(anns, list):
@@ -78,8 +81,11 @@ def parse_mpii(path: str | Path, image_dir: str | Path | None, headbox_file: str
             center[1] += 15.0 / PIXEL_STD * scale[1]  # MMPose: avoid cropping the legs
         center -= 1  # MATLAB 1-based -> 0-based
         bbox = np.array([center[0] - scale[0] / 2, center[1] - scale[1] / 2, scale[0], scale[1]], np.float32)
+        # the image name is data: it must stay inside the image folder
+        img_path = resolve_inside(image_dir, str(ann["image"]), source=path,
+                                  allow_symlinks=allow_symlinks) if image_dir is not None else None
         inst = {"image_id": idx, "image_name": ann["image"],
-                "image_path": str(Path(image_dir) / ann["image"]) if image_dir is not None else None,
+                "image_path": str(img_path) if img_path is not None else None,
                 "center": center, "scale": scale, "bbox": bbox, "bbox_score": 1.0,
                 "keypoints": joints.astype(np.float32), "visible": vis.astype(np.float32),
                 "area": float(scale[0] * scale[1]), "iscrowd": 0, "ann_id": idx}
@@ -93,7 +99,8 @@ def parse_mpii(path: str | Path, image_dir: str | Path | None, headbox_file: str
     return out
 
 
-def mpii_pose_dataset(name: str, source: str, root: Path, cfg: dict) -> PoseDataset:
+def mpii_pose_dataset(name: str, source: str, root: Path, cfg: dict, *,
+                      allow_symlinks: bool | None = None) -> PoseDataset:
     img_dir = root / cfg.get("image_dir", "images")
     eval_split = cfg.get("eval_split", "val")
     splits, ann_files = {}, {}
@@ -108,7 +115,8 @@ def mpii_pose_dataset(name: str, source: str, root: Path, cfg: dict) -> PoseData
         if split == eval_split and cfg.get("headbox_file", "annotations/mpii_gt_val.mat"):
             hb = root / cfg.get("headbox_file", "annotations/mpii_gt_val.mat")
             hb = hb if hb.exists() else None
-        splits[split] = parse_mpii(ann, img_dir, hb, check_images=cfg.get("check_images", True))
+        splits[split] = parse_mpii(ann, img_dir, hb, check_images=cfg.get("check_images", True),
+                                   allow_symlinks=allow_symlinks)
         ann_files[split] = ann
     return PoseDataset(name=name, source=source, num_keypoints=NUM_MPII_KPTS, flip_pairs=MPII_FLIP_PAIRS,
                        skeleton=MPII_SKELETON, splits=splits, ann_file=ann_files[eval_split], image_dir=img_dir,

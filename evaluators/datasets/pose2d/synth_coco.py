@@ -256,4 +256,5 @@ def load_synth_coco(cfg: dict):
 @register_dataset("synth_mpii", task="pose2d", source="synthetic")
 def load_synth_mpii(cfg: dict):
     root = ensure_synth(cfg)
-    return mpii_pose_dataset(cfg.get("name", "synth_mpii"), "synthetic", root / "mpii", cfg)
+    # our own cache links mpii/images/<split>2017 to the COCO images beside mpii/ (written by ensure_synth)
+    return mpii_pose_dataset(cfg.get("name", "synth_mpii"), "synthetic", root / "mpii", cfg, allow_symlinks=True)

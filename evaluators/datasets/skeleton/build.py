@@ -13,14 +13,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from evaluators.core.io import atomic_write_text
+from evaluators.core.io import atomic_path, atomic_write_text
+from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, resolve_root
 from evaluators.datasets.cache import cache_key, cache_root
 from evaluators.datasets.skeleton.dataset import (
@@ -49,6 +49,8 @@ def find_skeleton_files(root: Path) -> dict[str, Path]:
                 if f[:-9] in out:
                     raise DatasetError(f"sample {f[:-9]} found twice (also at {out[f[:-9]]})", Path(dirpath) / f)
                 out[f[:-9]] = Path(dirpath) / f
+                if os.path.islink(out[f[:-9]]):  # os.walk skips linked folders; a linked file must stay inside
+                    resolve_inside(root, os.path.relpath(out[f[:-9]], root), source=out[f[:-9]])
     return dict(sorted(out.items()))
 
 
@@ -56,7 +58,8 @@ def missing_names(root: Path, cfg: dict) -> set[str]:
     """Names to skip: ``cfg['missing_list']`` (path(s)) or the official list files found in ``root``."""
     lists = cfg.get("missing_list")
     if lists in (None, "auto"):
-        paths = [p for n in MISSING_LIST_NAMES for p in root.rglob(n)]
+        paths = [resolve_inside(root, p.relative_to(root), source=root)
+                 for n in MISSING_LIST_NAMES for p in root.rglob(n)]
         if not paths:
             log.warning("%s: no missing-skeleton list found; samples with no skeleton will raise", root)
     elif lists in ("none", False):
@@ -144,19 +147,11 @@ def _valid_cache(cdir: Path, names: list[str]) -> tuple[dict | None, str]:
 def _staged_npy(path: Path, shape: tuple[int, ...]):
     """An ``open_memmap`` on a temporary sibling of ``path``, renamed onto it only on success
     (the memmap needs a real file name, so :func:`evaluators.core.io.atomic_open` cannot be used)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, ".tmp.npy") as tmp:  # unique name, umask mode (mkstemp made it 0600)
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         yield arr
         arr.flush()
         del arr
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError
 from evaluators.datasets.skeleton.ntu_preprocess import read_npz
 from evaluators.datasets.skeleton.ntu_reader import NAME_RE, parse_name, read_missing_list, read_skeleton
@@ -49,7 +50,9 @@ def skeleton_summary(path: Path) -> dict:
 
 
 def folder_summary(path: Path) -> dict | None:
-    files = sorted(p for p in path.rglob("*.skeleton") if NAME_RE.fullmatch(p.name[:-9]))
+    # rglob does not enter linked folders; a linked file must not lead outside the folder
+    files = sorted(resolve_inside(path, p.relative_to(path), source=p) if p.is_symlink() else p
+                   for p in path.rglob("*.skeleton") if NAME_RE.fullmatch(p.name[:-9]))
     if not files:
         return None
     names = [p.name[:-9] for p in files]

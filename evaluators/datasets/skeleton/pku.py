@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
 from evaluators.datasets.skeleton.build import load_ntu_like
 from evaluators.datasets.skeleton.dataset import MAX_FRAMES, SkeletonDataset, SkeletonSplit, check_labels
@@ -145,10 +146,11 @@ def load_pku(cfg: dict, version: int, benchmark: str) -> SkeletonDataset:
     def make() -> dict[str, SkeletonSplit]:
         buckets: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "test": ([], [], [])}
         for v in videos:
-            lab_path = label_dir / f"{v}.txt"
+            # names come from the skeleton/ listing; a linked file must not lead outside the root
+            lab_path = resolve_inside(label_dir, f"{v}.txt", source=skel_dir)
             if not lab_path.exists():
                 raise DatasetError(f"no label file for video {v}", lab_path)
-            seq = read_pku_skeleton(skel_dir / f"{v}.txt")
+            seq = read_pku_skeleton(resolve_inside(skel_dir, f"{v}.txt", source=skel_dir))
             b = buckets["train" if v in train_set else "test"]
             for n, rows, y in instances(seq, read_pku_labels(lab_path), v, max_frames, lab_path):
                 b[0].append(rows)
@@ -190,7 +192,8 @@ def inspect_pku(path: Path) -> dict | None:
         vids = sorted(p.stem for p in (path / "skeleton").glob("*.txt"))
         splits = {f: len(read_split_file(path / f)) for f in sorted(set(SPLIT_FILES.values()))
                   if (path / f).exists()}
-        n_inst = sum(len(read_pku_labels(p)) for p in sorted((path / "label").glob("*.txt")))
+        n_inst = sum(len(read_pku_labels(resolve_inside(path / "label", p.name, source=path / "label")))
+                     for p in sorted((path / "label").glob("*.txt")))
         return {"format": "pku_mmd_folder", "path": str(path), "videos": len(vids),
                 "instances": n_inst, "training_videos_per_split_file": splits}
     if path.suffix != ".txt":
