@@ -93,8 +93,20 @@ def render_markdown(result: dict[str, Any], plot_dir: str = "sensitivity") -> st
         f"- seed {result['seed']}, {result['repetitions']} repetitions (value ± 95% interval), strengths "
         f"{', '.join(f'{s:.2f}' for s in result['strengths'])}; git {result['git'].get('commit')}",
         f"- raw results: [{plot_dir}/sensitivity.json]({plot_dir}/sensitivity.json)",
-        "",
     ]
+    rt = result.get("joint_round_trip")
+    if rt:
+        lines.append(f"- features → joints → features with no defect (the path of the joint-space corruptions): "
+                     f"{100 * rt['fraction_of_entries_above_1e-3']:.3f}% of feature entries move by > 1e-3 (max "
+                     f"{rt['max_abs']:.3g}: IK rotations of isolated near-singular frames)")
+    lines += ["", "Notes (properties of the pipeline, not of a method):", "",
+              "- every joint-space corruption is re-processed like HumanML3D (`extract_features`), which puts the "
+              "lowest joint of each motion on the floor: `penetrate_mm` is 0 by construction, and a defect that "
+              "moves some joint downwards lifts the whole motion, so `float_mm` grows and the skating ratio's 5 cm "
+              "contact gate sees fewer planted feet (joint noise *lowers* the skating ratio);",
+              "- the physical metrics read whole motions, the T2M evaluator reads the protocol's crops; caption "
+              "shuffling leaves the motions, hence FID, Diversity and the physical metrics, unchanged "
+              "(up to the crop draws).", ""]
     for name, c in result["corruptions"].items():
         lines += [f"## {name}", "", f"{c['description']} (acts on {c['representation']}; {c['parameter']} = "
                   f"strength × {c['max_amount']:g} {c['unit']}).", ""]
