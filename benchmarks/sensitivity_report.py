@@ -90,7 +90,7 @@ def render_markdown(result: dict[str, Any], plot_dir: str = "sensitivity") -> st
         f"- data: {result['dataset']} ({result['data_source']}), {result['test_motions']} test motions, "
         f"{result['evaluated_per_pass']} per evaluator pass (batches of {result['batch_size']})",
         f"- evaluator: {ev.get('source', '?')} ({ev.get('config', '?')}, cache key {ev.get('cache_key', '-')})",
-        f"- seed {result['seed']}, {result['repetitions']} repetitions (value ± 95% interval), strengths "
+        f"- seed {result['seed']}, {result['repetitions']} repetitions (value ± 95% interval; no ± where every repetition gave the same value), strengths "
         f"{', '.join(f'{s:.2f}' for s in result['strengths'])}; git {result['git'].get('commit')}",
         f"- raw results: [{plot_dir}/sensitivity.json]({plot_dir}/sensitivity.json)",
     ]
