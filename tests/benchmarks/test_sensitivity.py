@@ -105,6 +105,7 @@ def test_outputs_plots_and_page(result, tmp_path):
     for name in CORRUPTIONS:
         assert f"(sensitivity/{name}.png)" in text and (tmp_path / "lb" / "sensitivity" / f"{name}.png").is_file()
     assert result["data_source"] == "synthetic" and result["evaluator"]["source"] == "trained"
+    assert result["seed"] == 0 and result["provenance"]["evaluator"]["id"] == "retrained"
 
 
 def test_rigid_jitter_keeps_bone_lengths_and_noise_does_not(setup):
@@ -147,3 +148,10 @@ def test_strength_zero_is_the_identity_and_shuffle_moves_every_caption(setup):
         corrupt_split(setup.split, "blur", 0.5, rng)
     with pytest.raises(ValueError, match="strength"):
         corrupt_split(setup.split, "jitter", 1.5, rng)
+
+
+def test_bad_arguments_fail_before_any_work():
+    with pytest.raises(ValueError, match="--levels must be >= 2"):
+        run_sensitivity("synth_t2m", levels=1)
+    with pytest.raises(ValueError, match="unknown corruption"):
+        run_sensitivity("synth_t2m", corruptions=["blur"])
