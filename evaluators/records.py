@@ -43,7 +43,7 @@ import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from packaging.utils import canonicalize_name
 
-from evaluators.core.io import atomic_write_text
+from evaluators.core.io import write_new_text
 from evaluators.metrics.info import metric_info
 from evaluators.provenance import ProvenanceError
 from evaluators.provenance import validate as validate_provenance
@@ -261,13 +261,9 @@ def record_filename(rec: dict) -> str:
 def write_record(rec: dict, directory: str | os.PathLike = "runs/records") -> Path:
     """Validate and atomically write ``rec``; returns the path."""
     validate_record(rec)
-    path = Path(directory) / record_filename(rec)
-    n = 1
-    while path.exists():
-        path = path.with_name(f"{path.stem}.{n}.json")
-        n += 1
-    atomic_write_text(path, json.dumps(rec, indent=2, sort_keys=False) + "\n")
-    return path
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    # a run finishing at the same second as a neighbour gets ``<name>.1.json``, never overwrites it
+    return write_new_text(Path(directory) / record_filename(rec), json.dumps(rec, indent=2, sort_keys=False) + "\n")
 
 
 def read_record(path: str | os.PathLike) -> dict:

@@ -98,6 +98,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
 
 
+def write_new_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` atomically under ``path``, or ``<stem>.1<suffix>``, ``.2``... when taken.
+
+    The name is claimed with ``os.link`` from a finished temporary file, which fails when the name
+    exists: two processes writing at the same moment get two files, and no reader sees a partial one.
+    """
+    path = Path(path)
+    fd, tmp = create_unique_sibling(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        n, cand = 1, path
+        while True:
+            try:
+                os.link(tmp, cand)
+                return cand
+            except FileExistsError:
+                cand = path.with_name(f"{path.stem}.{n}{path.suffix}")
+                n += 1
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as fh:
         fh.write(data)

@@ -7,6 +7,7 @@ A record's ``config.method`` and its provenance come from the same per-dataset m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from omegaconf import DictConfig
 
 from evaluators import provenance as P
 from evaluators.core import distributed as D
+from evaluators.core.run_lock import hold_run_folder
 from evaluators.core.seeding import seed_everything
 from evaluators.core.validate import ConfigError, probe_writable
 from evaluators.datasets import load_dataset
@@ -43,8 +45,27 @@ def execute(plan: RunPlan) -> list[dict]:
         probe_writable(plan.records_dir, "records_dir")
     records: list[dict] = []
     for ds in plan.datasets:
-        records += run_dataset(plan, ds)
+        # one process per run folder: an identical run started beside this one waits for it, then
+        # resumes from its finished checkpoint (under torchrun rank 0 holds it for every rank)
+        held = hold_run_folder(ds.workdir, wait=run_lock_wait()) if D.is_main() else contextlib.nullcontext()
+        with held:
+            records += run_dataset(plan, ds)
     return records
+
+
+def run_lock_wait() -> bool | float:
+    """How long a run waits for a run folder another process holds: ``$MOTIONREPRO_RUN_LOCK_WAIT``
+    seconds (``0``: stop at once with one line), as long as it takes when unset."""
+    raw = os.environ.get("MOTIONREPRO_RUN_LOCK_WAIT", "").strip()
+    if not raw:
+        return True
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ConfigError(f"MOTIONREPRO_RUN_LOCK_WAIT={raw!r}: expected a number of seconds (0: do not wait)") from None
+    if seconds < 0:
+        raise ConfigError(f"MOTIONREPRO_RUN_LOCK_WAIT={raw!r}: must be >= 0")
+    return seconds if seconds > 0 else False
 
 
 def _train_or_load(plan: RunPlan, ds: DatasetPlan, method, data) -> str:
