@@ -1,4 +1,4 @@
-"""bf16 quality drift of the text-to-motion generators on synth_t2m (issue 16 §2).
+"""bf16 quality drift of the text-to-motion generators on synth_t2m.
 
 ``python -m benchmarks.bf16_drift --out leaderboards/benchmarks/bf16-drift.json
 [--methods mld momask hgm3] [--runs-dir DIR] [--repetitions R] [--seed S] [--device cpu]``

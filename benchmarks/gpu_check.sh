@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (issue 12 §3): everything the CPU machines cannot exercise, in one script that
+# GPU check: everything the CPU machines cannot exercise, in one script that
 # finishes in under 8 minutes on one modern GPU. On a CUDA machine it
 #   1. runs the gpu-marked tests (timer synchronisation, allocator/NVML memory, nccl, bf16 on CUDA);
 #   2. runs `pytest benchmarks --benchmark-only --paper-scale` -> leaderboards/benchmarks/gpu-paper.json;

@@ -9,11 +9,11 @@ does not depend on the weights. The sampling call is the one the protocols time:
 - skeleton learners: ``reconstruct(x, steps)`` (conditional DDIM from a masked input).
 
 ``fraction_of_peak`` = FLOPs of the whole call (torch FlopCounterMode) / median time /
-this machine's fp32 matmul peak measured once in the same run (``peak_gflops`` fixture); issue 16's targets are stored
+this machine's fp32 matmul peak measured once in the same run (``peak_gflops`` fixture); each method's ``speed_targets`` are stored
 beside it so ``speed.md`` says by how much a target is missed. The ``test_sampling_bf16_*`` rows run the same call
 with the method's sampler ``precision: bf16`` (weights cast once, sampler state fp32) at its default step count,
-divided by the bf16 matmul peak of the same run, against the same targets (issue 16: "measured against the bf16
-peak and reported the same way").
+divided by the bf16 matmul peak of the same run, against the same targets (a bf16 row is measured against the bf16
+peak and reported the same way).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pinned installs: compile, check and describe the lock files (issue 12).
+"""Pinned installs: compile, check and describe the lock files.
 
 ``pyproject.toml`` keeps ranges (the suite stays installable as a library); the lock files pin
 every package, transitive ones included, with hashes, for one interpreter and platform

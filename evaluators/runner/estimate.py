@@ -1,4 +1,4 @@
-"""What a paper table costs to reproduce: ``./reproduce.sh METHOD DATASET --estimate`` (issue 12 §4).
+"""What a paper table costs to reproduce: ``./reproduce.sh METHOD DATASET --estimate``.
 
 For every dataset of the experiment and every stage (each training stage of the method, each
 protocol and its evaluation repetitions) it prints the optimizer steps and samples, the
@@ -61,7 +61,7 @@ SPLIT_SIZES: dict[str, dict[str, Any]] = {
 }
 FORWARD_FRACTION = 1 / 3  # ours: a forward pass ~ 1/3 of forward+backward (the usual 1:2 rule)
 PROBE_BATCH = 4  # ours: small enough for paper-scale models on a 2-core CPU
-# the stage Method.train_step_example runs (benchmarks/settings.py configured_batch uses the same order)
+# the stage Method.train_step_example runs (Method.train_batch reads the same main stage)
 MAIN_STAGE_KEYS = ("denoiser", "mask_transformer", "pretrain", "train")
 
 
