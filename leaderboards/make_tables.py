@@ -29,6 +29,7 @@ from leaderboards.md_format import render_reference
 from leaderboards.plots import write_plots
 from leaderboards.references import Paper, Table, load_papers, load_sources
 from leaderboards.speed import render_speed
+from leaderboards.summary import summary_tables
 
 log = logging.getLogger(__name__)
 
@@ -355,14 +356,6 @@ def _comparable_text(rec: dict) -> str:
 
 
 def summary_table(records: Iterable[dict]) -> str:
-    """Short plain-text table of records (printed at the end of a run / the demo / CI)."""
-    rows = []
-    for r in latest(records):
-        main = list(r["metrics"].items())[:4]
-        rows.append({"method": r["method"], "dataset": r["dataset"], "protocol": r["protocol"],
-                     "variant": r["variant"], "data": r["data"], "scale": r["scale"],
-                     "metrics": ", ".join(f"{k}={fmt_value(v)}" for k, v in main),
-                     "vs paper": _comparable_text(r)})
-    if not rows:
-        return "(no run records)"
-    return pd.DataFrame(rows).to_markdown(index=False, tablefmt="github", disable_numparse=True)
+    """Short plain-text tables of records (printed at the end of a run / the demo / CI): one per
+    protocol with its headline metrics and whether each row compares with the paper."""
+    return summary_tables(latest(records), status=_comparable_text)

@@ -17,4 +17,15 @@ def finish(records: list[dict], runs_dir: Path, regenerate: bool = True) -> str:
         make_tables.regenerate(results_dirs=[REPO / "leaderboards" / "results", runs_dir / "records"],
                    out_dir=runs_dir / "leaderboards", lenient=[runs_dir / "records"])
         log.info("leaderboards regenerated under %s", runs_dir / "leaderboards")
-    return make_tables.summary_table(records)
+    return make_tables.summary_table(records) + "\n\n" + where_things_are(records, runs_dir, regenerate)
+
+
+def where_things_are(records: list[dict], runs_dir: Path, regenerated: bool = True) -> str:
+    """The closing pointer: where the records, leaderboards and each run's work folder are."""
+    work = sorted({str(Path(r["extra"]["checkpoint"]).parent) for r in records
+                   if str(r.get("extra", {}).get("checkpoint", "")).startswith(str(runs_dir))})
+    lines = [f"records:      {runs_dir / 'records'}"]
+    if regenerated:
+        lines.append(f"leaderboards: {runs_dir / 'leaderboards'} (regenerated)")
+    lines += [f"work folder:  {w} (checkpoints, samples/*.gif)" for w in work]
+    return "\n".join(lines)
