@@ -24,6 +24,7 @@ import yaml
 from evaluators import provenance as P
 from evaluators.core.config import config_dirs
 from evaluators.core.io import atomic_write_text
+from evaluators.metrics.info import metric_info
 from evaluators.records import RecordError, hardware_label, read_record, read_records
 from leaderboards.md_format import render_reference
 from leaderboards.plots import write_plots
@@ -227,6 +228,12 @@ def render_reproduced(table: Table, records: list[dict]) -> str:
     return _md(pd.DataFrame(rows)) + foot
 
 
+def _with_unit(key: str) -> str:
+    """A metric column's header with its unit (``ap [%]``, ``mpjpe_mm [mm]``)."""
+    unit = metric_info(key).unit
+    return f"{key} [{unit}]" if unit else key
+
+
 def _reps(rec: dict) -> str:
     reps = rec.get("extra", {}).get("repetitions")
     if isinstance(reps, list):
@@ -256,7 +263,7 @@ def render_pipeline_checks(records: list[dict]) -> str:
         rows = []
         for r in rs:
             ns = r.get("n_samples", {})
-            rows.append({"Run": row_label(r), **{k: fmt_value(r["metrics"].get(k)) for k in keys},
+            rows.append({"Run": row_label(r), **{_with_unit(k): fmt_value(r["metrics"].get(k)) for k in keys},
                          "R": _reps(r), "data": r["data"], "scale": r["scale"],
                          "samples": f"{ns.get('evaluated', '')}/{ns.get('expected', '')}" if ns else "",
                          "train steps": _budget(r),

@@ -22,8 +22,9 @@ METRIC_INFO: dict[str, Info] = {
     "mpjpe_mm": Info(False, "mm"), "pa_mpjpe_mm": Info(False, "mm"), "mpjpe_masked_mm": Info(False, "mm"), "accel_mm": Info(False, "mm/frame^2"),
     "mpjpe": Info(False), "pa_mpjpe": Info(False), "accel": Info(False),
     # 2D pose
-    "ap": Info(True), "ap50": Info(True), "ap75": Info(True), "apm": Info(True), "apl": Info(True),
-    "ar": Info(True), "ar50": Info(True), "ar75": Info(True), "arm": Info(True), "arl": Info(True),
+    # OKS AP/AR as the papers print them: COCOeval's stats x 100
+    "ap": Info(True, "%"), "ap50": Info(True, "%"), "ap75": Info(True, "%"), "apm": Info(True, "%"), "apl": Info(True, "%"),
+    "ar": Info(True, "%"), "ar50": Info(True, "%"), "ar75": Info(True, "%"), "arm": Info(True, "%"), "arl": Info(True, "%"),
     "pckh_0.5": Info(True, "%"), "pckh_0.1": Info(True, "%"), "pck_0.2": Info(True, "%"), "pck_0.05": Info(True, "%"),
     # cost
     "wall_s": Info(False, "s"), "infer_s_per_instance": Info(False, "s"), "gmacs": Info(False, "GMAC"), "params_m": Info(False, "M"),
