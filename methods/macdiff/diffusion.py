@@ -55,12 +55,11 @@ class MacDiffCore(nn.Module):
         self.encoder = MacDiffEncoder(**model)
         self.decoder = MacDiffDecoder(**model, layer_mask_ratio=float(layer_mask_ratio),
                                       layer_mask_train_only=bool(layer_mask_train_only))
-        self.t_patch = int(model.get("t_patch_size", 4))
-        self.patch = int(model.get("patch_size", 1))
+        self.t_patch = int(model["t_patch_size"])
+        self.patch = int(model["patch_size"])
         self.mask_ratio, self.uncond_ratio, self.lambda_uni, self.fusion = mask_ratio, uncond_ratio, lambda_uni, fusion
-        self.num_steps = int(diffusion.get("steps", 1000))
-        self.noise_sched, self.ddim = make_schedulers(diffusion.get("schedule", "inverse_cosine"), self.num_steps,
-                                                      float(diffusion.get("tau", 1.0)))
+        self.num_steps = int(diffusion["steps"])
+        self.noise_sched, self.ddim = make_schedulers(diffusion["schedule"], self.num_steps, float(diffusion["tau"]))
         # not persistent: the official model keeps them as python lists, outside its state dict.
         # self_shift (official PKU configs): subtract each row's own mean over (T, V) and use mean 0
         self.self_shift = bool(self_shift)
