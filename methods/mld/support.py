@@ -95,7 +95,7 @@ def count_gmacs(method, frames: int = 196) -> dict[str, float]:
     with torch.no_grad():
         g_den = macs(den, (z, torch.tensor([10], device=method.device), cond))
         g_dec = macs(_Decode(vae, frames), (z,))
-    steps = int(method.diff_cfg.get("steps", 50))
+    steps = int(method.diff_cfg["steps"])
     return {"denoiser_step": g_den, f"vae_decode_{frames}f": g_dec, f"generate_{steps}steps_cfg": 2 * steps * g_den + g_dec}
 
 
@@ -125,7 +125,7 @@ def render_demo(method, out_dir: Path, base, n: int | None = None, kinematic_cha
     Uses ``evaluators.datasets.motion.render.render_motion``; if that module is not available the
     step is skipped with a log line (rendering is a convenience, not a metric).
     """
-    n = int((method.cfg.get("render") or {}).get("n", 3) if n is None else n)
+    n = int(method.cfg["render"]["n"] if n is None else n)
     if n <= 0 or len(base) == 0:
         return []
     try:
@@ -142,7 +142,7 @@ def render_demo(method, out_dir: Path, base, n: int | None = None, kinematic_cha
     paths = []
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fps = float((method.cfg.get("render") or {}).get("fps", 20))
+    fps = float(method.cfg["render"]["fps"])
     for i, (c, m, L) in enumerate(zip(conds, motions.numpy(), lengths)):
         joints = m[:L] if m.ndim == 3 else features_to_joints(m[:L])
         if joints is None:
