@@ -37,13 +37,12 @@ MASK_KINDS = ("random", "motion_aware")
 class MacDiffCore(nn.Module):
     """Encoder + decoder + noise schedule. Hyper-parameters as plain keyword arguments."""
 
-    def __init__(self, *, model: dict, diffusion: dict | None = None, mask_ratio: float = 0.9,
+    def __init__(self, *, model: dict, diffusion: dict, mask_ratio: float = 0.9,
                  uncond_ratio: float = 0.1, lambda_uni: float = 0.02, fusion: bool = True,
                  input_mean=(0.0, 0.0, 0.0), input_var=(1.0, 1.0, 1.0), self_shift: bool = False,
                  mask_kind: str = "random", motion_aware_tau: float = 0.8, layer_mask_ratio: float = 0.0,
                  layer_mask_train_only: bool = False) -> None:
         super().__init__()
-        diffusion = dict(diffusion or {})
         if mask_kind not in MASK_KINDS:
             raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
         if mask_kind == "motion_aware" and not float(motion_aware_tau) > 0:

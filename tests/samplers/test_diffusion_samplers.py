@@ -124,7 +124,7 @@ def test_macdiff_ddim_output_has_the_closed_form_moments(monkeypatch):
     from methods.macdiff.diffusion import MacDiffCore
     from tests.macdiff.test_model import TINY
 
-    core = MacDiffCore(model=TINY, diffusion={"steps": T, "schedule": "inverse_cosine"})
+    core = MacDiffCore(model=TINY, diffusion={"steps": T, "schedule": "inverse_cosine", "tau": 1.0})
     ab = np.cumprod(1 - _inverse_cosine_betas())
     mu3, s23 = MU[:3], S2[:3]
     mu_t, s2_t = torch.tensor(mu3, dtype=torch.float32), torch.tensor(s23, dtype=torch.float32)

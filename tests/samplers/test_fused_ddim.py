@@ -13,6 +13,7 @@ from evaluators.core.config import load_config
 from methods.common.ddim import ddim_coefficients, ddim_loop
 
 SCHED = load_config("method", "mld", "paper")["diffusion"]  # the noise schedule MLD runs with
+MACDIFF_DIFFUSION = load_config("method", "macdiff", "paper")["diffusion"]
 
 
 def _eps_for(sched):
@@ -94,7 +95,7 @@ def test_macdiff_sample_fused_equals_reference(t_start):
     from tests.macdiff.test_model import TINY
 
     torch.manual_seed(0)
-    core = MacDiffCore(model=TINY, diffusion={"steps": 1000}).eval()
+    core = MacDiffCore(model=TINY, diffusion=MACDIFF_DIFFUSION).eval()
     x = torch.randn(2, TINY["num_frames"], TINY["num_joints"], 3) * 0.3
     z = core.condition(x, 0.5, generator=torch.Generator().manual_seed(1))
     kw = dict(steps=10, guidance=2.0, x_start=x if t_start else None, t_start=t_start)
