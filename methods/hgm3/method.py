@@ -20,8 +20,6 @@ With both switches off every code path is MoMask's (a test checks equal losses/w
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -29,14 +27,8 @@ from methods.hgm3.gat import N_NODES, TypedGAT, graph_tensors
 from methods.hgm3.graph import N_ACTIONS, SemanticParser
 from methods.hgm3.htm import LossPredictor, alpha_at, hard_mask, ranking_loss
 from methods.momask import masking as M
-from methods.momask.method import MoMask, merge
+from methods.momask.method import MoMask
 from methods.registry import register_method
-
-HGM3_DEFAULTS: dict[str, Any] = {
-    "hierarchy": {"enabled": True, "gat_dropout": 0.1, "type_weight": 0.01},
-    "htm": {"enabled": True, "alpha_0": 0.0, "alpha_T": 0.5, "pred_weight": 1.0, "select": "sum",
-            "predictor": {"latent_dim": 384, "ff_size": 1024, "num_layers": 4, "num_heads": 6, "dropout": 0.1}},
-}
 
 
 @register_method("hgm3")
@@ -44,7 +36,6 @@ class HGM3(MoMask):
     """MotionGenerator + Reconstructor; extra components ``graph_encoder`` and ``loss_predictor``."""
 
     def __init__(self, cfg: dict | None = None, **kw) -> None:
-        cfg = merge(HGM3_DEFAULTS, cfg or {})
         self._parser: SemanticParser | None = None
         self._graphs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._progress = 0.0

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+import methods.macdiff.convert as convert
 from evaluators.core.precision import LowPrecisionCache, check_precision
 from evaluators.core.safe_load import load_checkpoint_file
 from methods.base import Method
 from methods.common.compile import compiled_view
-from methods.macdiff import convert
 from methods.macdiff.diffusion import MacDiffCore
 from methods.macdiff.finetune_model import MacDiffClassifier
 from methods.registry import register_method

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
+import methods.mld.convert as convert
 from evaluators.core.io import atomic_torch_save
 from evaluators.core.precision import LowPrecisionCache
 from methods.base import Method
 from methods.common.compile import CompiledOrEager
-from methods.mld import convert
 from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.diffusion import ddim_sample, diffusion_loss, make_train_scheduler
