@@ -49,7 +49,7 @@ def build_evaluator(data: Any, ecfg: dict, ctx) -> Any:
     if ev is None:
         from evaluators.networks.t2m_train import train_evaluator
 
-        ev = train_evaluator(data, split=ecfg.get("train_split", "train"), config=ecfg.get("config"),
+        ev = train_evaluator(data, split=ecfg["train_split"], config=ecfg.get("config"),
                              **dict(ecfg.get("train") or {}))
     return ev.to(resolve_device(ctx.device)).eval()
 
@@ -275,11 +275,11 @@ def multimodality_embeddings(method, ev, split: T2MSplit, rng: np.random.Generat
     pass, ``num_repeats`` (30) generations each. ``mode: momask``: the first ``num_batches`` (3)
     batches of the pass (3 x 32 prompts), ``num_repeats`` generations each.
     """
-    k = int(mcfg.get("num_repeats", 30))
-    if mcfg.get("mode", "t2m") == "momask":
-        chosen = np.arange(min(len(draw.order), int(mcfg.get("num_batches", 3)) * batch_size))
+    k = int(mcfg["num_repeats"])
+    if mcfg["mode"] == "momask":
+        chosen = np.arange(min(len(draw.order), int(mcfg["num_batches"]) * batch_size))
     else:
-        chosen = rng.choice(len(draw.order), min(len(draw.order), int(mcfg.get("num_samples", 100))), replace=False)
+        chosen = rng.choice(len(draw.order), min(len(draw.order), int(mcfg["num_samples"])), replace=False)
     mine = shard_indices(len(chosen))
     parts = []
     for c in chosen[mine]:

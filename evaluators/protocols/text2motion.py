@@ -48,19 +48,10 @@ from evaluators.metrics import generation as G
 from evaluators.networks.t2m_data import t2m_split
 from evaluators.protocols import _t2m_helpers as H
 from evaluators.protocols import _timing as T
-from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "split": "test", "batch_size": 32, "repetitions": 20, "diversity_times": 300, "top_k": 3,
-    "mm": {"enabled": True, "mode": "t2m", "num_samples": 100, "num_repeats": 30, "num_times": 10, "num_batches": 3},
-    "aits": {"enabled": True, "num_captions": None, "warmup": 1},
-    "steps": None, "steps_sweep": None, "real_row": True, "cache_gt_windows": True,
-    "debug_checks": {"residual_codes": "error"},
-    "evaluator": {"root": None, "checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
-                  "train_split": "train", "train": {}},
-}
 
 
 
@@ -103,7 +94,7 @@ def _summarise(per_rep: list[dict[str, float]]) -> dict[str, dict]:
 @T.recorded  # timing spans per repetition (generation / evaluator / metrics / data), issue 16
 def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """T2M protocol: R-Precision, FID, MM-Dist, Diversity, MultiModality (mean ± 95% CI over R), AITS."""
-    c = merge_defaults(DEFAULTS, cfg or {})
+    c = complete_config("text2motion", cfg)
     split = t2m_split(data, c["split"])
     ev = H.build_evaluator(data, c["evaluator"], ctx)
     bs, reps, k = int(c["batch_size"]), int(c["repetitions"]), int(c["top_k"])

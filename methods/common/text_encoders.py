@@ -45,11 +45,12 @@ def clip_projection_dim(folder: str | Path) -> int:
     return int(dim)
 
 
-def resolve_text_encoder(te: dict | None, variant: str, method: str, env: dict | None = None) -> dict[str, Any]:
-    """Config block -> ``{"kind": "clip"|"minilm", "clip_path", "dim", "variant"}`` (see module doc)."""
+def resolve_text_encoder(te: dict, variant: str, method: str, env: dict | None = None) -> dict[str, Any]:
+    """Config block (``kind`` required) -> ``{"kind": "clip"|"minilm", "clip_path", "dim", "variant"}``
+    (see module doc)."""
     env = os.environ if env is None else env
-    te = dict(te or {})
-    kind = str(te.get("kind") or "minilm")
+    te = dict(te)
+    kind = str(te["kind"])
     path = te.get("clip_path")
     if kind == "auto":
         path = path or env.get(CLIP_ENV[variant])
