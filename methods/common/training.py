@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, default_collate
@@ -59,6 +60,7 @@ from tqdm.auto import tqdm
 
 from evaluators.core import distributed as D
 from evaluators.core.io import atomic_torch_save
+from evaluators.core.safe_load import CheckpointError, load_checkpoint_file
 from evaluators.core.seeding import get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["TrainState", "train", "seed_everything", "epoch_permutation", "global_batches", "local_slice",
@@ -184,8 +186,6 @@ def dataset_generators(dataset, depth: int = 2) -> dict[str, Any]:
     attributes are found on the dataset and (``depth`` levels down) on the objects it wraps, so a
     method's dataset wrapper needs no code to have its sampling randomness checkpointed.
     """
-    import numpy as np
-
     found: dict[str, Any] = {}
     seen: set[int] = set()
 
@@ -208,8 +208,6 @@ def dataset_generators(dataset, depth: int = 2) -> dict[str, Any]:
 
 
 def _gen_state(g) -> Any:
-    import numpy as np
-
     if isinstance(g, random.Random):
         v, internal, gauss = g.getstate()
         return {"kind": "random", "state": torch.tensor(internal, dtype=torch.int64), "version": v, "gauss": gauss}
@@ -273,8 +271,6 @@ def find_resume_checkpoint(ckpt_dir: str | Path) -> tuple[Path, dict] | None:
     A damaged ``last.pt`` costs one warning line naming it; both damaged raises
     :class:`evaluators.core.safe_load.CheckpointError` naming both files. None when neither exists.
     """
-    from evaluators.core.safe_load import CheckpointError, load_checkpoint_file
-
     last, prev = Path(ckpt_dir) / CKPT_NAME, Path(ckpt_dir) / PREV_NAME
     errors = []
     for p in (last, prev):

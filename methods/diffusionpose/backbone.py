@@ -17,6 +17,7 @@ with :func:`load_imagenet` (from a local file only; nothing is downloaded).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -213,7 +214,7 @@ class PretrainedLayoutError(ValueError):
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":  # timm / Hugging Face hub ``model.safetensors``
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # lazy: needed only for a .safetensors ImageNet file
 
         return dict(load_file(str(path)))
     obj = load_checkpoint_file(path, what="backbone checkpoint")
@@ -268,8 +269,6 @@ def load_imagenet(backbone: HRNet, path: str | Path) -> dict[str, str]:
     See :func:`convert_imagenet_state` for the layouts. Returns provenance
     ``{"id": "imagenet", "label", "sha256", "path"}`` of the file.
     """
-    import hashlib
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"backbone.pretrained: ImageNet weights {path} not found (they are never downloaded; "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from evaluators.core.seeding import rng_neutral
 from methods.hgm3.gat import N_NODES, TypedGAT, graph_tensors
 from methods.hgm3.graph import N_ACTIONS, SemanticParser
 from methods.hgm3.htm import LossPredictor, alpha_at, hard_mask, ranking_loss
@@ -77,8 +78,6 @@ class HGM3(MoMask):
     @property
     def parser(self) -> SemanticParser:
         if self._parser is None:
-            from evaluators.core.seeding import rng_neutral
-
             with rng_neutral():  # spaCy's first load must not draw from the run's generators (resume)
                 self._parser = SemanticParser()
         return self._parser

@@ -17,10 +17,13 @@ import torch
 from torch import nn
 
 import methods.macdiff.convert as convert
+from evaluators.core.io import atomic_torch_save
 from evaluators.core.precision import LowPrecisionCache, check_precision
 from evaluators.core.safe_load import load_checkpoint_file
+from evaluators.provenance import recipe_entry
 from methods.base import Method
 from methods.common.compile import compiled_view
+from methods.common.training import train
 from methods.macdiff.diffusion import MacDiffCore
 from methods.macdiff.finetune_model import MacDiffClassifier
 from methods.registry import register_method
@@ -113,8 +116,6 @@ class MacDiff(Method):
     # -- provenance (evaluators/provenance.py) ------------------------------------------------------------
     def provenance(self) -> dict[str, dict]:
         """Recipe switches of this method config that can depart from the authors' code."""
-        from evaluators.provenance import recipe_entry
-
         base = getattr(super(), "provenance", None)
         out = dict(base()) if callable(base) else {}
         if float(self.cfg["layer_mask_ratio"]) > 0:
@@ -131,7 +132,7 @@ class MacDiff(Method):
     def gmacs(self) -> dict[str, float]:
         """GMACs (fvcore) of one unmasked encoder forward and one decoder (denoising) step on a
         single window; SDPA counted as the two matmuls ``QK^T`` and ``AV``."""
-        from fvcore.nn import FlopCountAnalysis
+        from fvcore.nn import FlopCountAnalysis  # lazy: fvcore (model cards, benchmarks) is heavy to import
 
         def sdpa(inputs, outputs):
             q, v = inputs[0].type().sizes(), inputs[2].type().sizes()
@@ -162,8 +163,6 @@ class MacDiff(Method):
         yields ``(x, x_aug)`` pairs (random crop p in [0.5, 1], resize to the model window;
         ``x_aug`` adds N(0, 0.005) joint noise, optionally a random rotation).
         """
-        from methods.common.training import train
-
         p = dict(self.cfg["pretrain"])
         feeder = dataset.feeder("train", train=True, window=self.window, pair=True, one_person=True,
                                 noise_std=float(p["noise_std"]), **rotation_kwargs(p))
@@ -399,8 +398,6 @@ class MacDiff(Method):
     # -- checkpoints ---------------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path) -> None:
         """Write ``{"encoder", "decoder", "config"}`` atomically (reloadable by :meth:`load_checkpoint`)."""
-        from evaluators.core.io import atomic_torch_save
-
         atomic_torch_save({**self.state_dict(), "config": self.cfg}, Path(path))
 
     def load_checkpoint(self, path: str | Path) -> None:

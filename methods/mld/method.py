@@ -26,11 +26,18 @@ from torch import nn
 import methods.mld.convert as convert
 from evaluators.core.io import atomic_torch_save
 from evaluators.core.precision import LowPrecisionCache
+from evaluators.core.seeding import rng_neutral
+from evaluators.datasets.motion.humanml3d import recover_from_ric
+from evaluators.provenance import recipe_entry
 from methods.base import Method
 from methods.common.compile import CompiledOrEager
+from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
+from methods.common.training import train
 from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.diffusion import ddim_sample, diffusion_loss, make_train_scheduler
+from methods.mld.support import count_gmacs, dataset_parts, load_stats, render_demo
+from methods.mld.text_encoder import FrozenTextEncoder
 from methods.mld.vae import MotionVAE, vae_loss
 from methods.registry import register_method
 
@@ -61,8 +68,6 @@ class MLD(Method):
             self.task = "action2motion"
         self.diff_cfg = dict(c["diffusion"])
         if self.condition == "text":  # kind: auto -> local CLIP ViT-L/14 from $CLIP_VIT_L14_DIR, else MiniLM (warned)
-            from methods.common.text_encoders import resolve_text_encoder
-
             self.cfg["text_encoder"] = resolve_text_encoder(c["text_encoder"], "clip-vit-l14", "mld")
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
@@ -100,9 +105,6 @@ class MLD(Method):
     @property
     def text_encoder(self) -> nn.Module:
         if self._text_encoder is None:
-            from evaluators.core.seeding import rng_neutral
-            from methods.mld.text_encoder import FrozenTextEncoder
-
             te = dict(self.cfg["text_encoder"])
             with rng_neutral():  # loaded lazily (maybe mid-training, after a resume): must not draw randomness
                 self._text_encoder = FrozenTextEncoder(te["kind"], te["clip_path"]).to(self.device)
@@ -161,8 +163,6 @@ class MLD(Method):
     # -- training -------------------------------------------------------------------------------------
     def fit(self, dataset) -> None:
         """Train the VAE, then the denoiser (or load ``cfg.checkpoint`` and take Mean/Std from ``dataset``)."""
-        from methods.mld.support import dataset_parts
-
         base, mean, std, nclasses = dataset_parts(dataset, self.condition)
         if mean is None:
             mean, std = feature_stats(base)
@@ -177,8 +177,6 @@ class MLD(Method):
         self._fit_vae(view)
         self._fit_denoiser(view)
         if self.workdir is not None:  # the runner saves the weights (save_checkpoint); we add the demo
-            from methods.mld.support import render_demo
-
             render_demo(self, self.workdir / "samples", base, kinematic_chain=getattr(dataset, "kinematic_chain", None),
                         class_names=getattr(dataset, "class_names", None))
 
@@ -188,8 +186,6 @@ class MLD(Method):
         return int(stage["epochs"]) * max(1, n // int(stage["batch_size"]))
 
     def _train(self, module: nn.Module, stage: dict, view, step_fn, name: str) -> None:
-        from methods.common.training import train
-
         opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=float(stage["lr"]))
         ckpt = self.workdir / name if self.workdir is not None else None
         module.train()
@@ -209,8 +205,6 @@ class MLD(Method):
         de-normalised features reshaped (ours: the authors' action VAE goes through SMPL ``rot2xyz``),
         with padded frames zeroed as their ``feats2joints(feats, mask)``.
         """
-        from evaluators.datasets.motion.humanml3d import recover_from_ric
-
         self._need_stats()
         raw = x * self.std + self.mean
         if self.condition == "text":
@@ -243,14 +237,10 @@ class MLD(Method):
                   "mse": "MSE features + KL (paper text)", "smooth_l1": "SmoothL1 features + KL (no joint term)"}
         out["vae_loss"] = {"id": rec, "label": labels.get(rec, rec), "recipe": True}
         if self.condition == "action":  # README Deviations: joint positions, not ACTOR's SMPL rot6d VAE
-            from evaluators.provenance import recipe_entry
-
             k, e = recipe_entry("action_representation", "joint-positions", paper=False, paper_value="SMPL rot6d",
                                 label="action motions as joint positions (paper: ACTOR VAE on SMPL rot6d)")
             out[k] = e
         if self.condition == "text":
-            from methods.common.text_encoders import text_encoder_entry
-
             out["text_encoder"] = text_encoder_entry(self.cfg["text_encoder"])
         return out
 
@@ -420,8 +410,6 @@ class MLD(Method):
         if extra.get("mean") is not None:
             self.set_normalization(extra["mean"], extra["std"])
         elif self.cfg["stats_dir"]:  # official checkpoints carry no Mean/Std: the dataset's files
-            from methods.mld.support import load_stats
-
             self.set_normalization(*load_stats(self.cfg["stats_dir"]))
         elif info.get("format") == "official" and self.mean is None:
             raise FileNotFoundError(f"{path}: the authors' checkpoint carries no Mean/Std; set "
@@ -462,6 +450,4 @@ class MLD(Method):
         return step
 
     def gmacs(self) -> dict[str, float]:
-        from methods.mld.support import count_gmacs
-
         return count_gmacs(self)
