@@ -261,7 +261,7 @@ class CodeDiversity:
         if bad:
             msg = (f"{where}: generated RVQ layer(s) {bad} used a single code over {self.tokens} tokens "
                    f"(distinct codes per layer {[len(s) for s in self.seen]}); a collapsed sampler "
-                   "(see issue 13) or an untrained model. Set debug_checks.residual_codes=warn to continue")
+                   "(e.g. NaN Gumbel noise) or an untrained model. Set debug_checks.residual_codes=warn to continue")
             if self.mode == "error":
                 raise RuntimeError(msg)
             log.warning(msg)

@@ -12,7 +12,7 @@ Both return ``[B, 1, text_encoded_dim]``. Embeddings are cached per caption, and
 encoded on its own (a batch of one): an embedding computed inside a batch depends in its last
 bits on the batch's other captions (padding, matrix shapes), so with a cache it would depend on
 which batch first held the caption, and a resumed run (empty cache) would drift from an
-uninterrupted one (issue 17 §1). Encoded alone, it is a function of the caption only, and the
+uninterrupted one. Encoded alone, it is a function of the caption only, and the
 cache changes nothing but the speed.
 """
 

@@ -83,7 +83,7 @@ class TextEncoder(nn.Module):
         """Sentence embeddings ``[B, dim]`` on CPU (MiniLM: mean-pool + L2; CLIP: projected EOT state)."""
         # one caption at a time: inside a batch an embedding's last bits depend on the other captions
         # (padding, matrix shapes), so a cached one would depend on the run's history and a resumed
-        # run (empty cache) would drift from an uninterrupted one (issue 17 §1)
+        # run (empty cache) would drift from an uninterrupted one
         for c in sorted({c for c in captions if c not in self._cache}):
             self._cache[c] = self.token_states([c])[3][0]
         return torch.stack([self._cache[c] for c in captions]) if captions else torch.zeros(0, self.dim)
