@@ -26,66 +26,13 @@ from methods.common.compile import compiled_view
 from methods.common.training import train
 from methods.macdiff.diffusion import MacDiffCore
 from methods.macdiff.finetune_model import MacDiffClassifier
+from methods.macdiff.layout import fold_persons, resize_time, unfold_persons
+from methods.macdiff.recipe import pretrain_lr_lambda, rotation_kwargs
 from methods.registry import register_method
 
 log = logging.getLogger(__name__)
 
 POOLINGS = ("joint", "mean")
-
-
-def fold_persons(x: torch.Tensor) -> torch.Tensor:
-    """``[B, 3, T, V, M] -> [B*M, T, V, 3]`` (official ``permute(0, 4, 2, 3, 1)``)."""
-    if x.ndim != 5 or x.shape[1] != 3:
-        raise ValueError(f"skeletons must be [B, 3, T, V, M], got {tuple(x.shape)}")
-    b, c, t, v, m = x.shape
-    return x.permute(0, 4, 2, 3, 1).reshape(b * m, t, v, c)
-
-
-def unfold_persons(x: torch.Tensor, m: int) -> torch.Tensor:
-    """Inverse of :func:`fold_persons`."""
-    bm, t, v, c = x.shape
-    return x.reshape(bm // m, m, t, v, c).permute(0, 4, 2, 3, 1)
-
-
-ROTATIONS = ("shared", "source", "none")
-
-
-def rotation_kwargs(pretrain_cfg: dict) -> dict[str, bool]:
-    """Feeder switches for ``pretrain.rotation``.
-
-    - ``shared``: ONE random rotation applied to the window before the encoder's view is made,
-      so target and view share it (official ``random_rot: True`` in ``feeder/feeder_ntu.py``
-      ``__getitem__``: "source & target share same crop, flip, rot");
-    - ``source``: only the encoder's view is rotated (official ``source_rot``, commented out in
-      every 692888f pretrain yaml);
-    - ``none``: no rotation (NTU-60 xsub, where ``random_rot`` is commented out).
-    """
-    if "source_rot" in pretrain_cfg:
-        raise ValueError("method config pretrain.source_rot was replaced by pretrain.rotation: shared | source | none")
-    rot = str(pretrain_cfg["rotation"])
-    if rot not in ROTATIONS:
-        raise ValueError(f"method config pretrain.rotation must be one of {ROTATIONS}, got {rot!r}")
-    return {"random_rot": rot == "shared", "source_rot": rot == "source"}
-
-
-def pretrain_lr_lambda(step: int, *, total: int, warmup: int, hold: int, lr: float, min_lr: float) -> float:
-    """Multiplier of ``lr`` at ``step``: linear warmup, half-cosine to ``min_lr``, then ``min_lr``
-    for the last ``hold`` steps (official ``util/lr_sched.py`` with ``min_lr_epochs``, per step)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    span = max(total - warmup - hold, 1)
-    if step >= warmup + span:
-        return min_lr / lr
-    cur = min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / span))
-    return cur / lr
-
-
-def _resize_time(x: torch.Tensor, length: int) -> torch.Tensor:
-    """``[B, C, T, V, M] -> [B, C, length, V, M]`` by linear interpolation along time (zeros stay zeros)."""
-    b, c, t, v, m = x.shape
-    flat = x.permute(0, 1, 3, 4, 2).reshape(b, c * v * m, t)
-    out = torch.nn.functional.interpolate(flat, size=length, mode="linear", align_corners=False)
-    return out.reshape(b, c, v, m, length).permute(0, 1, 4, 2, 3).contiguous()
 
 
 @register_method("macdiff")
@@ -337,12 +284,12 @@ class MacDiff(Method):
         self.core.eval()
         m, t_in = x.shape[-1], x.shape[2]
         if t_in != self.window:  # e.g. a protocol window other than the model's: resample time both ways
-            res = self.reconstruct(_resize_time(x.float(), self.window), steps, guidance, mask_ratio, seed,
+            res = self.reconstruct(resize_time(x.float(), self.window), steps, guidance, mask_ratio, seed,
                                    return_mask=return_mask)
             if not return_mask:
-                return _resize_time(res, t_in)
+                return resize_time(res, t_in)
             src = torch.clamp(((torch.arange(t_in) + 0.5) * self.window / t_in).long(), max=self.window - 1)
-            return {"x_hat": _resize_time(res["x_hat"], t_in), "mask": res["mask"][:, src]}
+            return {"x_hat": resize_time(res["x_hat"], t_in), "mask": res["mask"][:, src]}
         rows = fold_persons(x.to(self.device).float())
         mu = self.core.shift(rows)
         out, tok_mask = self._sampling_core().reconstruct(

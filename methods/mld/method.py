@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import methods.mld.bench as bench
 import methods.mld.convert as convert
 from evaluators.core.io import atomic_torch_save
 from evaluators.core.precision import LowPrecisionCache
@@ -36,7 +37,7 @@ from methods.common.training import train
 from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.diffusion import ddim_sample, diffusion_loss, make_train_scheduler
-from methods.mld.support import count_gmacs, dataset_parts, load_stats, render_demo
+from methods.mld.support import count_gmacs, dataset_parts, render_demo
 from methods.mld.text_encoder import FrozenTextEncoder
 from methods.mld.vae import MotionVAE, vae_loss
 from methods.registry import register_method
@@ -393,61 +394,14 @@ class MLD(Method):
 
     def load_checkpoint(self, path: str | Path) -> dict[str, Any]:
         """Load our checkpoint or the authors' Lightning checkpoint (via ``convert.py``), strictly."""
-        comps, info = convert.load_any(path)
-        sizes = info.get("sizes") or {}
-        extra = info.get("extra") or {}
-        nfeats = int(sizes.get("nfeats", extra.get("nfeats", self.nfeats)))
-        nclasses = int(sizes.get("nclasses", extra.get("nclasses", self.nclasses)) or 0)
-        if "text_encoded_dim" in sizes and sizes["text_encoded_dim"] != self.denoiser.text_encoded_dim:
-            raise ValueError(f"{path}: the denoiser was trained on {sizes['text_encoded_dim']}-d text embeddings "
-                             f"but text_encoder gives {self.denoiser.text_encoded_dim}-d; for the official weights "
-                             "set CLIP_VIT_L14_DIR=<local CLIP ViT-L/14> (or text_encoder.kind=clip "
-                             "text_encoder.clip_path=DIR)")
-        if nfeats != self.nfeats or nclasses != self.nclasses:
-            self._build(nfeats, nclasses)
-        self.load_state_dict(comps, strict=True)
-        self._bf16_denoiser = None
-        if extra.get("mean") is not None:
-            self.set_normalization(extra["mean"], extra["std"])
-        elif self.cfg["stats_dir"]:  # official checkpoints carry no Mean/Std: the dataset's files
-            self.set_normalization(*load_stats(self.cfg["stats_dir"]))
-        elif info.get("format") == "official" and self.mean is None:
-            raise FileNotFoundError(f"{path}: the authors' checkpoint carries no Mean/Std; set "
-                                    "method_cfg.stats_dir=<HumanML3D folder with Mean.npy/Std.npy>")
-        self.vae.eval()
-        self.denoiser.eval()
-        return info
+        return convert.load_into(self, path)
 
-    # -- benchmark hooks (methods/base.py; timed and FLOP-counted by benchmarks/test_methods.py) ----------
+    # -- benchmark hooks (methods/base.py; implemented in methods/mld/bench.py) -------------------------
     def denoiser_example(self, batch: int = 1) -> tuple[nn.Module, tuple]:
-        """The latent denoiser as run at every DDIM step: with CFG one forward over ``2 * batch``
-        rows (uncond + cond), z ``[2B, n, d]``, t, text embeddings ``[2B, 1, e]`` (or action ids)."""
-        rows = 2 * batch if float(self.diff_cfg["guidance_scale"]) > 1 else batch
-        z = torch.randn(rows, self.vae.latent_size, self.vae.latent_dim, device=self.device)
-        cond = (torch.randn(rows, 1, self.denoiser.text_encoded_dim, device=self.device) if self.condition == "text"
-                else torch.zeros(rows, dtype=torch.long, device=self.device))
-        return self.denoiser.eval(), (z, torch.tensor([500], device=self.device), cond)
+        return bench.denoiser_example(self, batch)
 
     def train_step_example(self, batch: int):
-        """One denoiser-stage optimiser step (as ``_fit_denoiser``) on random 196-frame motions."""
-        sched, d = make_train_scheduler(self.diff_cfg), dict(self.cfg["denoiser"])
-        # max_motion_len null (action experiments: no cap) -> the official text MAX_LEN 196
-        x = torch.randn(batch, int(self.cfg["max_motion_len"] or 196), self.nfeats, device=self.device)
-        lengths = torch.full((batch,), x.shape[1], dtype=torch.long, device=self.device)
-        conds = ["a person walks forward and waves"] * batch if self.condition == "text" else [0] * batch
-        opt = torch.optim.AdamW(self.denoiser.parameters(), lr=float(d["lr"]))
-
-        def step() -> None:
-            self.vae.eval()
-            self.denoiser.train()
-            with torch.no_grad():  # diffusion on a posterior sample of the frozen VAE, as in training
-                z0, _, _ = self.vae.encode(x, lengths)
-            loss = diffusion_loss(self.denoiser, sched, z0, self._train_cond(conds))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        return step
+        return bench.train_step_example(self, batch)
 
     def gmacs(self) -> dict[str, float]:
         return count_gmacs(self)

@@ -144,7 +144,7 @@ def test_motion_aware_core_reads_the_raw_sequence():
 
 # -- 1. rotation ------------------------------------------------------------------------------------------
 def test_shared_rotation_gives_target_and_view_the_same_rotation():
-    from methods.macdiff.method import rotation_kwargs
+    from methods.macdiff.recipe import rotation_kwargs
 
     data = make_tiny(n_train=6, n_test=3)
     torch.manual_seed(0)
