@@ -24,6 +24,7 @@ from evaluators.protocols.semi import PerRankBatchSampler, per_rank_subsets
 from methods.macdiff.diffusion import MacDiffCore
 from methods.macdiff.model import FeatureModulation, MacDiffDecoder, MacDiffEncoder, motion_aware_noise
 from tests.macdiff.conftest import make_tiny
+from tests.macdiff.test_model import macdiff_cfg
 
 TINY = dict(dim_feat=16, depth=1, decoder_depth=2, num_heads=2, num_frames=32, num_joints=25, t_patch_size=4,
             patch_size=1)
@@ -364,7 +365,7 @@ def test_reconstruction_reports_mpjpe_on_the_masked_joints():
     from methods.registry import get_method
 
     cfg = {"model": {**TINY, "dim_t_embed": 8}, "sampling": {"ddim_steps": 2}}
-    m = get_method("macdiff")(load_config("method", "macdiff", "paper", patch=cfg), seed=0)
+    m = get_method("macdiff")(macdiff_cfg(cfg), seed=0)
     data = make_tiny(n_train=4, n_test=6)
     res = get_protocol("reconstruction").fn(m, data, {"window": 32, "batch_size": 6, "max_samples": 6}, RunContext())
     assert "mpjpe_masked_mm" in res.metrics and "mpjpe_mm" in res.metrics
