@@ -47,7 +47,7 @@ def build_evaluator(data: Any, ecfg: dict, ctx) -> Any:
             ev = T2MEvaluator.from_official(ecfg["checkpoint"], name, glove_dir=ecfg.get("glove_dir"),
                                             mean_path=ecfg.get("mean"), std_path=ecfg.get("std"))
     if ev is None:
-        ev = train_evaluator(data, split=ecfg.get("train_split", "train"), config=ecfg.get("config"),
+        ev = train_evaluator(data, split=ecfg["train_split"], config=ecfg.get("config"),
                              **dict(ecfg.get("train") or {}))
     return ev.to(resolve_device(ctx.device)).eval()
 
@@ -259,7 +259,7 @@ class CodeDiversity:
         if bad:
             msg = (f"{where}: generated RVQ layer(s) {bad} used a single code over {self.tokens} tokens "
                    f"(distinct codes per layer {[len(s) for s in self.seen]}); a collapsed sampler "
-                   "(see issue 13) or an untrained model. Set debug_checks.residual_codes=warn to continue")
+                   "(e.g. NaN Gumbel noise) or an untrained model. Set debug_checks.residual_codes=warn to continue")
             if self.mode == "error":
                 raise RuntimeError(msg)
             log.warning(msg)
@@ -273,11 +273,11 @@ def multimodality_embeddings(method, ev, split: T2MSplit, rng: np.random.Generat
     pass, ``num_repeats`` (30) generations each. ``mode: momask``: the first ``num_batches`` (3)
     batches of the pass (3 x 32 prompts), ``num_repeats`` generations each.
     """
-    k = int(mcfg.get("num_repeats", 30))
-    if mcfg.get("mode", "t2m") == "momask":
-        chosen = np.arange(min(len(draw.order), int(mcfg.get("num_batches", 3)) * batch_size))
+    k = int(mcfg["num_repeats"])
+    if mcfg["mode"] == "momask":
+        chosen = np.arange(min(len(draw.order), int(mcfg["num_batches"]) * batch_size))
     else:
-        chosen = rng.choice(len(draw.order), min(len(draw.order), int(mcfg.get("num_samples", 100))), replace=False)
+        chosen = rng.choice(len(draw.order), min(len(draw.order), int(mcfg["num_samples"])), replace=False)
     mine = shard_indices(len(chosen))
     parts = []
     for c in chosen[mine]:

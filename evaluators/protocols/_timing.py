@@ -1,6 +1,6 @@
 """Timing spans inside a protocol run: exclusive wall and CPU seconds per named part.
 
-Why: issue 16 asks what share of a text2motion repetition is spent outside generation
+Why: to know what share of a text2motion repetition is spent outside generation
 (evaluator embeddings, metrics, data). Timing the protocol's own code path, rather than a
 re-implementation of it, is the only way the number describes a real run, so the protocol
 opens a :class:`Spans` recorder and its helpers mark their parts with :func:`span`. Without an

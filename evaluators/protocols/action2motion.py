@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
 
 import numpy as np
 import torch
@@ -44,16 +43,10 @@ from evaluators.networks.action_train import (
     train_recognizer,
 )
 from evaluators.protocols._t2m_helpers import resolve_device
-from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "train_split": "train", "test_split": "test", "repetitions": 20, "steps": None, "batch_size": 64,
-    "num_frames": 60,
-    "diversity_times": A.DIVERSITY_PAIRS_A2M, "multimodality_times": A.MULTIMODALITY_PAIRS_A2M, "real_row": True,
-    "recognizer": {"kind": "a2m_gru", "checkpoint": None, "network": {}, "train": {}},
-}
 
 
 
@@ -94,7 +87,7 @@ def _row(logits, feats, labels, ref_train, ref_test, n_cls, seed, c) -> dict[str
 @register_protocol("action2motion", needs="MotionGenerator", tasks="action2motion")
 def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Action-conditioned generation: FID_train / FID_test, accuracy, diversity, multimodality (± 95% CI)."""
-    c = merge_defaults(DEFAULTS, cfg or {})
+    c = complete_config("action2motion", cfg)
     train = action_split(data, c["train_split"])
     has_test = c["test_split"] != c["train_split"] and _has_split(data, c["test_split"])
     test = action_split(data, c["test_split"]) if has_test else train

@@ -21,7 +21,7 @@ import logging
 import time
 
 from evaluators.protocols._skeleton_common import Finetunable, device_of, train_classifier, window_of
-from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ def finetune_once(method, data, train_split, cfg: dict, seed: int, device, desc:
             kwargs["finetune"] = dict(method_finetune)
         else:  # a method without a fine-tune config block has nothing to replace
             log.warning("%s.finetune_model takes no finetune= block; method_finetune ignored", type(method).__name__)
-    model = method.finetune_model(data.num_classes, drop_path=float(cfg.get("drop_path", 0.3)),
-                                  head_dropout=float(cfg.get("head_dropout", 0.3)), **kwargs)
-    train_ds = data.feeder(train_split, train=True, window=window, random_rot=bool(cfg.get("random_rot", True)))
-    test_ds = data.feeder("test", train=False, window=window, p_interval=tuple(cfg.get("test_p_interval", (0.95,))))
+    model = method.finetune_model(data.num_classes, drop_path=float(cfg["drop_path"]),
+                                  head_dropout=float(cfg["head_dropout"]), **kwargs)
+    train_ds = data.feeder(train_split, train=True, window=window, random_rot=bool(cfg["random_rot"]))
+    test_ds = data.feeder("test", train=False, window=window, p_interval=tuple(cfg["test_p_interval"]))
     return train_classifier(model, train_ds, test_ds, cfg, device, seed, desc=desc, batch_sampler=batch_sampler)
 
 
@@ -54,11 +54,12 @@ def finetune_once(method, data, train_split, cfg: dict, seed: int, device, desc:
 def finetune(method, data, cfg: dict, ctx: RunContext) -> ProtocolResult:
     """Full fine-tuning (layer decay 0.8, drop-path 0.3, label smoothing 0.1), official test crop."""
     t0 = time.perf_counter()
+    cfg = complete_config("finetune", cfg)
     out = finetune_once(method, data, "train", cfg, ctx.seed, device_of(method, ctx))
     return ProtocolResult(
         metrics={"top1": out["top1_best"], "top1_last": out["top1_last"]}, split="test",
         n_samples={"expected": len(data.split("test")), "evaluated": out["n_test"]},
         extra={"curve": out["curve"], "window": window_of(method, cfg),
-               "test_crop": f"p_interval {list(cfg.get('test_p_interval', (0.95,)))}",
+               "test_crop": f"p_interval {list(cfg['test_p_interval'])}",
                "top1_is": "best epoch (as the official engine reports); top1_last = last epoch",
                "wall_s": time.perf_counter() - t0})

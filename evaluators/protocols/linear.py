@@ -36,10 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators.protocols._skeleton_common import device_of, extract_features, loader, window_of
-from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 from evaluators.provenance import recipe_entry
 
-DEFAULTS = {"joint": {"batch_size": 256, "dropout": 0.3}, "mean": {"batch_size": 128, "dropout": 0.0}}
 FEATURES = ("per_epoch_augmented", "frozen_once")
 
 
@@ -176,21 +175,22 @@ def fit_linear_probe(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yt
 @register_protocol("linear", needs="RepresentationLearner", tasks="skeleton_ssl")
 def linear(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Linear probe on frozen features, per-joint (MacDiff) and pooled (MAMP) features."""
+    cfg = complete_config("linear", cfg)
     window = window_of(method, cfg)
     device = device_of(method, ctx)
-    features = str(cfg.get("features", "per_epoch_augmented"))
+    features = str(cfg["features"])
     if features not in FEATURES:
         raise ValueError(f"protocol config linear.features must be one of {FEATURES}, got {features!r}")
     train_f = data.feeder("train", train=False, window=window)
     test_f = data.feeder("test", train=False, window=window)
-    aug_f = data.feeder("train", train=True, window=window, random_rot=bool(cfg.get("random_rot", True)))
+    aug_f = data.feeder("train", train=True, window=window, random_rot=bool(cfg["random_rot"]))
     results = []
-    common = dict(epochs=int(cfg.get("epochs", 100)), lr=float(cfg.get("lr", 0.1)),
-                  momentum=float(cfg.get("momentum", 0.9)), weight_decay=float(cfg.get("weight_decay", 0.0)),
-                  min_lr_epochs=int(cfg.get("min_lr_epochs", 10)), seed=ctx.seed, device=device)
-    for pooling in cfg.get("poolings", ["joint", "mean"]):
+    common = dict(epochs=int(cfg["epochs"]), lr=float(cfg["lr"]), momentum=float(cfg["momentum"]),
+                  weight_decay=float(cfg["weight_decay"]), min_lr_epochs=int(cfg["min_lr_epochs"]), seed=ctx.seed,
+                  device=device)
+    for pooling in cfg["poolings"]:
         t0 = time.perf_counter()
-        pcfg = {**DEFAULTS.get(pooling, {}), **dict(cfg.get(pooling, {}))}
+        pcfg = dict(cfg[pooling])
         fte, yte = extract_features(method, test_f, pooling)
         if features == "frozen_once":
             ftr, ytr = extract_features(method, train_f, pooling)
@@ -202,7 +202,7 @@ def linear(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
             out = fit_augmented_probe(method, aug_f, fte, yte, data.num_classes, pooling,
                                       batch_size=int(pcfg["batch_size"]), dropout=float(pcfg["dropout"]), **common)
             text = (f"train windows re-encoded every epoch (random crop p in {list(aug_f.p_interval)}, rotation "
-                    f"{bool(cfg.get('random_rot', True))}); dropout on {out['dropout_on']}; test crop p=0.95")
+                    f"{bool(cfg['random_rot'])}); dropout on {out['dropout_on']}; test crop p=0.95")
         key, prov = recipe_entry("linear_features", features, paper=features == "per_epoch_augmented",
                                  paper_value="per_epoch_augmented")
         results.append(ProtocolResult(

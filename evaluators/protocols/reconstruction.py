@@ -33,17 +33,11 @@ from evaluators.metrics.generation import fid as fid_metric
 from evaluators.metrics.reconstruction import accel_error, mpjpe, procrustes_align
 from evaluators.networks.t2m_data import crop_like_official, t2m_split
 from evaluators.protocols._t2m_helpers import build_evaluator
-from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 from evaluators.provenance import recipe_entry
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "split": "test", "batch_size": 32, "max_samples": None, "unit_to_mm": 1000.0, "align_root": None,
-    "window": 120, "fid": {"enabled": True}, "posterior": "sample",
-    "evaluator": {"root": None, "checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
-                  "train_split": "train", "train": {}},
-}
 
 
 
@@ -206,7 +200,7 @@ def _skeleton(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
 @register_protocol("reconstruction", needs="Reconstructor", tasks=("text2motion", "skeleton_ssl"))
 def reconstruction(method, data, cfg: dict, ctx: RunContext) -> ProtocolResult:
     """MPJPE / PA-MPJPE / ACCL (mm) of ``method.reconstruct`` on the test split (+ FID for text2motion)."""
-    c = merge_defaults(DEFAULTS, cfg or {})
+    c = complete_config("reconstruction", cfg)
     task = getattr(data, "task", None) or getattr(method, "task", "")
     if task == "text2motion" or (task != "skeleton_ssl" and not hasattr(data, "feeder")):
         return _text2motion(method, data, c, ctx)

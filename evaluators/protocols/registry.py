@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluators.core.config import load_config
 from evaluators.core.names import UnknownNameError, unknown_name_message
 from evaluators.core.plugins import load_plugins
 
@@ -64,11 +65,21 @@ _PROTOCOLS: dict[str, ProtocolSpec] = {}
 
 
 def merge_defaults(base: dict, over: dict | None) -> dict:
-    """A protocol's DEFAULTS with the resolved config laid over them, nested dicts merged key by key."""
+    """``over`` laid over ``base``, nested dicts merged key by key."""
     out = dict(base)
     for k, v in (over or {}).items():
         out[k] = merge_defaults(base[k], v) if isinstance(base.get(k), dict) and isinstance(v, dict) else v
     return out
+
+
+def complete_config(name: str, cfg: dict | None) -> dict:
+    """``cfg`` laid over ``configs/protocol/<name>.yaml`` at paper scale (nested dicts key by key).
+
+    The protocol defaults live in that YAML only. The runner passes the complete resolved config
+    (of either scale), which this returns unchanged; a caller with a partial config (tests,
+    benchmarks) gets the YAML's paper values for the keys it leaves out.
+    """
+    return merge_defaults(load_config("protocol", name, "paper"), cfg)
 
 
 def register_protocol(name: str, *, needs: tuple[str, ...] | str, tasks: tuple[str, ...] | str,

@@ -47,7 +47,7 @@ from evaluators.datasets.skeleton.dataset import SkeletonSplit
 from evaluators.metrics.generation import confidence_interval
 from evaluators.protocols._skeleton_common import device_of, draw_subset, window_of
 from evaluators.protocols.finetune import finetune_once
-from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 from evaluators.provenance import ours_entry, recipe_entry
 
 PAPER_AUG_RATIO = {0.01: 2.0, 0.02: 0.5, 0.1: 0.25}
@@ -130,31 +130,31 @@ def augmented_split(method, data, sub, ratio: float, window: int, seed: int):
 @register_protocol("semi1", needs="RepresentationLearner", tasks="skeleton_ssl")
 def semi1(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Semi-supervised fine-tuning with 1% labels (5 repeats, mean +- 95% CI, augmentation on/off)."""
-    return semi(method, data, {"label_ratio": 0.01, **cfg}, ctx)
+    return semi(method, data, complete_config("semi1", cfg), ctx)
 
 
 @register_protocol("semi10", needs="RepresentationLearner", tasks="skeleton_ssl")
 def semi10(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Semi-supervised fine-tuning with 10% labels (5 repeats, mean +- 95% CI, augmentation on/off)."""
-    return semi(method, data, {"label_ratio": 0.1, **cfg}, ctx)
+    return semi(method, data, complete_config("semi10", cfg), ctx)
 
 
 def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Fine-tune on a ``cfg["label_ratio"]`` labelled subset, ``repeats`` times; with/without
     augmentation; under each subset rule of ``cfg["subset_rule"]``."""
     ratio = float(cfg["label_ratio"])
-    repeats = int(cfg.get("repeats", 5))
+    repeats = int(cfg["repeats"])
     device = device_of(method, ctx)
     window = window_of(method, cfg)
     train = data.split("train")
-    rules = cfg.get("subset_rule", "shared")
+    rules = cfg["subset_rule"]
     rules = [rules] if isinstance(rules, str) else list(rules)
     bad = [r for r in rules if r not in SUBSET_RULES]
     if bad:
         raise ValueError(f"protocol config subset_rule: unknown rule(s) {bad} (allowed: {list(SUBSET_RULES)})")
-    world = int(cfg.get("official_world_size", 4))
+    world = int(cfg["official_world_size"])
     aug_modes: list = [False]
-    if cfg.get("augment", False) and hasattr(method, "augment"):
+    if cfg["augment"] and hasattr(method, "augment"):
         aug_modes += augment_settings(cfg)
     aug_ratio = float(cfg.get("aug_ratio") or PAPER_AUG_RATIO.get(round(ratio, 4), 0.0))
     results = []
@@ -166,13 +166,12 @@ def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
             tops, lasts, sizes, distinct = [], [], [], []
             for r in range(repeats):
                 if rule == "shared":
-                    idx = draw_subset(len(train), ratio, int(cfg.get("subset_seed", ctx.seed)) + r,
-                                      int(cfg.get("min_labelled", 0)))
+                    idx = draw_subset(len(train), ratio, int(cfg["subset_seed"]) + r, int(cfg["min_labelled"]))
                     subs, sampler = [train.subset(idx)], None
                     distinct.append(len(idx))
                 else:
-                    base = int(cfg.get("subset_seed", ctx.seed)) + int(cfg.get("official_repeat_seed_step", 0)) * r
-                    parts = per_rank_subsets(len(train), ratio, base, world, int(cfg.get("min_labelled", 0)))
+                    base = int(cfg["subset_seed"]) + int(cfg["official_repeat_seed_step"]) * r
+                    parts = per_rank_subsets(len(train), ratio, base, world, int(cfg["min_labelled"]))
                     subs = [train.subset(np.asarray(p)) for p in parts]
                     distinct.append(int(len(np.unique(np.concatenate(parts)))))
                 if aug is not False and aug_ratio > 0:
@@ -182,8 +181,8 @@ def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
                     sub = subs[0]
                 else:
                     sub = _stack(subs)
-                    sampler = PerRankBatchSampler([len(x) for x in subs], int(cfg.get("batch_size", 48)),
-                                                  seed=int(cfg.get("sampler_seed", 0)))
+                    sampler = PerRankBatchSampler([len(x) for x in subs], int(cfg["batch_size"]),
+                                                  seed=int(cfg["sampler_seed"]))
                 out = finetune_once(method, data, sub, cfg, ctx.seed + r, device, desc=f"semi{label}-{rule}-r{r}",
                                     batch_sampler=sampler)
                 tops.append(out["top1_best"])
@@ -195,7 +194,7 @@ def semi(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
             rule_text = ("first int(N*ratio) of RandomState(subset_seed + repeat).permutation(N), one draw shared by "
                          "all ranks (ours)") if rule == "shared" else (
                 f"official: {world} emulated ranks, rank k draws with numpy seeded subset_seed + k "
-                f"(+ {int(cfg.get('official_repeat_seed_step', 0))} x repeat); DistributedSampler batches per rank")
+                f"(+ {int(cfg['official_repeat_seed_step'])} x repeat); DistributedSampler batches per rank")
             key, rule_prov = recipe_entry("semi_subset_rule", rule, paper=rule == "per_rank_official",
                                           paper_value="per_rank_official")
             prov = {key: rule_prov}

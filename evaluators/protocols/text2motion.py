@@ -16,7 +16,7 @@ Source: T2M ``final_evaluations.py``, ``motion_loaders/``, ``utils/metrics.py``;
    generations x 10 pairs; ``mm.mode: momask`` = first 3 batches x 30);
 4. every metric reported as mean and 1.96 std / sqrt(R) over the R repetitions.
 
-Cost (``# ours:``, issue 16): with ``cache_gt_windows`` (default) a GT crop window (motion,
+Cost (``# ours:``): with ``cache_gt_windows`` (default) a GT crop window (motion,
 start, length) already embedded in an earlier repetition, or by the other GT pass, is not
 embedded again. The official evaluations re-embed every GT crop in every repetition (T2M
 ``final_evaluations.py:155-172``, MoMask ``utils/eval_t2m.py:976``); a crop's embedding does not
@@ -30,7 +30,7 @@ R-Precision, MM-Dist, Diversity and AITS; no MultiModality). Under ``torchrun`` 
 are sharded across ranks (``evaluators.core.distributed.shard_indices``) and gathered; the
 record stores the expected and the evaluated sample counts.
 
-Timing (issue 16): each repetition's wall time is split into exclusive spans (``_timing.py``):
+Timing: each repetition's wall time is split into exclusive spans (``_timing.py``):
 ``generation`` (``method.generate``), ``evaluator_gt`` / ``evaluator_motion`` /
 ``evaluator_text`` (the T2M networks on GT crops / on generations / on captions), ``metric_*``, ``data`` (the loader pass: draws, crops, padding) and ``repetition``
 (the rest of the loop body). The split is logged per repetition; a caller that puts a
@@ -48,19 +48,10 @@ from evaluators.metrics import generation as G
 from evaluators.networks.t2m_data import t2m_split
 from evaluators.protocols import _t2m_helpers as H
 from evaluators.protocols import _timing as T
-from evaluators.protocols.registry import ProtocolResult, RunContext, merge_defaults, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "split": "test", "batch_size": 32, "repetitions": 20, "diversity_times": 300, "top_k": 3,
-    "mm": {"enabled": True, "mode": "t2m", "num_samples": 100, "num_repeats": 30, "num_times": 10, "num_batches": 3},
-    "aits": {"enabled": True, "num_captions": None, "warmup": 1},
-    "steps": None, "steps_sweep": None, "real_row": True, "cache_gt_windows": True,
-    "debug_checks": {"residual_codes": "error"},
-    "evaluator": {"root": None, "checkpoint": None, "glove_dir": None, "mean": None, "std": None, "config": None,
-                  "train_split": "train", "train": {}},
-}
 
 
 
@@ -100,10 +91,10 @@ def _summarise(per_rep: list[dict[str, float]]) -> dict[str, dict]:
 
 
 @register_protocol("text2motion", needs="MotionGenerator", tasks="text2motion")
-@T.recorded  # timing spans per repetition (generation / evaluator / metrics / data), issue 16
+@T.recorded  # timing spans per repetition (generation / evaluator / metrics / data)
 def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """T2M protocol: R-Precision, FID, MM-Dist, Diversity, MultiModality (mean ± 95% CI over R), AITS."""
-    c = merge_defaults(DEFAULTS, cfg or {})
+    c = complete_config("text2motion", cfg)
     split = t2m_split(data, c["split"])
     ev = H.build_evaluator(data, c["evaluator"], ctx)
     bs, reps, k = int(c["batch_size"]), int(c["repetitions"]), int(c["top_k"])
@@ -119,7 +110,7 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     evaluated = 0
     codes = H.CodeDiversity(str(c["debug_checks"]["residual_codes"]))
     # caches live for THIS call only: a run's numbers must not depend on what ran before it in the
-    # process (a cached crop embedded in another batch differs in the last bits; issue 17 resume)
+    # process (a cached crop embedded in another batch differs in the last bits, so a resumed run would drift)
     gt_cache: dict = {}
     windows = H.new_window_store() if c["cache_gt_windows"] else None
     for r in T.repetitions(range(reps)):

@@ -20,7 +20,7 @@ from evaluators.core.config import load_config
 from evaluators.datasets import load_dataset
 from evaluators.protocols._skeleton_common import device_of, window_of
 from evaluators.protocols.finetune import finetune_once
-from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 from evaluators.provenance import ours_entry
 
 
@@ -36,7 +36,8 @@ def load_target(cfg: dict, ctx: RunContext):
 @register_protocol("transfer", needs="RepresentationLearner", tasks="skeleton_ssl")
 def transfer(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Fine-tune on ``cfg["target"]`` (e.g. PKU-MMD II) from the encoder pretrained on this run's dataset."""
-    if not cfg.get("enabled", True):
+    cfg = complete_config("transfer", cfg)
+    if not cfg["enabled"]:
         return []
     t0 = time.perf_counter()
     dcfg, target = load_target(cfg, ctx)

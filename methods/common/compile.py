@@ -1,4 +1,4 @@
-"""``torch.compile`` with an eager fallback, shared by the samplers (issue 16).
+"""``torch.compile`` with an eager fallback, shared by the samplers (ours, for speed).
 
 A compiled callable that fails (no C++ compiler for inductor on the CPU, an unsupported op, a
 backend error at the first call) must never stop a run: eager is always correct. The first

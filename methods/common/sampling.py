@@ -1,6 +1,6 @@
 """Token-sampling primitives shared by every method: Gumbel noise and a finite-value guard.
 
-One place draws Gumbel noise so that no sampler can get the formula wrong again (issue 13:
+One place draws Gumbel noise so that no sampler can get the formula wrong again (a misplaced clamp,
 ``torch.log(-torch.log(u).clamp(...))`` parses as ``-(log u).clamp`` and gave NaN, which
 ``argmax`` turned into code 0 everywhere).
 

@@ -25,6 +25,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from evaluators.provenance import entry, sha256_tree
+
 log = logging.getLogger(__name__)
 
 CLIP_ENV = {"clip-vit-b32": "CLIP_VIT_B32_DIR", "clip-vit-l14": "CLIP_VIT_L14_DIR"}
@@ -45,11 +47,12 @@ def clip_projection_dim(folder: str | Path) -> int:
     return int(dim)
 
 
-def resolve_text_encoder(te: dict | None, variant: str, method: str, env: dict | None = None) -> dict[str, Any]:
-    """Config block -> ``{"kind": "clip"|"minilm", "clip_path", "dim", "variant"}`` (see module doc)."""
+def resolve_text_encoder(te: dict, variant: str, method: str, env: dict | None = None) -> dict[str, Any]:
+    """Config block (``kind`` required) -> ``{"kind": "clip"|"minilm", "clip_path", "dim", "variant"}``
+    (see module doc)."""
     env = os.environ if env is None else env
-    te = dict(te or {})
-    kind = str(te.get("kind") or "minilm")
+    te = dict(te)
+    kind = str(te["kind"])
     path = te.get("clip_path")
     if kind == "auto":
         path = path or env.get(CLIP_ENV[variant])
@@ -81,8 +84,6 @@ def resolve_text_encoder(te: dict | None, variant: str, method: str, env: dict |
 
 def text_encoder_entry(te: dict) -> dict[str, Any]:
     """Provenance entry of a resolved text encoder block."""
-    from evaluators.provenance import entry, sha256_tree
-
     if te.get("kind") == "clip":
         variant = str(te.get("variant") or "clip")
         return entry(variant, f"{CLIP_LABEL.get(variant, 'CLIP')} (local folder)", path=str(te["clip_path"]),
@@ -98,7 +99,7 @@ def load_clip_text_model(folder: str | Path):
     silently re-initialise ``text_projection`` at the default width. So a full folder is loaded as
     ``CLIPModel`` and its ``text_model`` + ``text_projection`` weights copied with ``strict=True``.
     """
-    from transformers import CLIPModel, CLIPTextConfig, CLIPTextModelWithProjection
+    from transformers import CLIPModel, CLIPTextConfig, CLIPTextModelWithProjection  # lazy: heavy import, CLIP only
 
     conf = json.loads((Path(folder) / "config.json").read_text())
     if conf.get("model_type") != "clip":

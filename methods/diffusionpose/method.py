@@ -30,17 +30,17 @@ class DiffusionPose(TopDownPoseMethod):
 
     @property
     def default_steps(self) -> int:  # type: ignore[override]
-        return int(self.cfg.get("sample_steps", 1))
+        return int(self.cfg["sample_steps"])
 
     def precision(self) -> str:
         """``precision``: ``fp32`` (default) or ``bf16`` for inference (the reverse process)."""
-        return check_precision(self.cfg.get("precision", "fp32"), "diffusionpose: precision")
+        return check_precision(self.cfg["precision"], "diffusionpose: precision")
 
     def sampler_settings(self) -> dict[str, Any]:
         """What a run record says about the reverse process."""
         return {"sampler": "ddim (keypoint space, eta 0)", "steps": self.default_steps,
-                "timesteps": int(self.cfg.get("timesteps", 1000)), "flip_test": bool(self.cfg.get("flip_test", True)),
-                "precision": self.precision(), "compile": bool(self.cfg.get("compile", False))}
+                "timesteps": int(self.cfg["timesteps"]), "flip_test": bool(self.cfg["flip_test"]),
+                "precision": self.precision(), "compile": bool(self.cfg["compile"])}
 
     def _sampling_net(self) -> nn.Module:
         """fp32: the network. bf16: a view of it whose backbone, coarse head, structure condition and
@@ -53,22 +53,22 @@ class DiffusionPose(TopDownPoseMethod):
             # convolutions in NHWC (oneDNN's fast bf16 layout); the SC-CA condition keeps NCHW
             net = low.view("net", self.net, ("backbone", "head", "condition", "decoder"),
                            channels_last=("backbone", "head", "decoder"))
-        if bool(self.cfg.get("compile", False)):  # ours (issue 16): the per-step networks compiled
+        if bool(self.cfg["compile"]):  # ours: the per-step networks compiled
             net = compiled_view(self.__dict__.setdefault("_compiled", {}), "diffusionpose", net,
                                 ("condition", "decoder"))
         return net
 
     def build_net(self) -> nn.Module:
         c = self.cfg
-        dec, sca = dict(c.get("decoder", {})), dict(c.get("sca", {}))
+        dec, sca = dict(c["decoder"]), dict(c["sca"])
         return DiffusionPoseNet(
-            self.num_keypoints, self.skeleton, arch=c.get("arch", "w32"), heatmap_size=self.heatmap_size,
-            sigma=self.sigma_hm, zeta=float(c.get("zeta", 2.0)), timesteps=int(c.get("timesteps", 1000)),
+            self.num_keypoints, self.skeleton, arch=c["arch"], heatmap_size=self.heatmap_size,
+            sigma=self.sigma_hm, zeta=float(c["zeta"]), timesteps=int(c["timesteps"]),
             # mask widths in heatmap px at stride 4, scaled to the stride like sigma (TopDownPoseMethod.width_scale)
-            delta_kps=float(c.get("delta_kps", 3.0)) * self.width_scale,
-            delta_ske=float(c.get("delta_ske", 1.5)) * self.width_scale,
-            width=int(dec.get("width", 64)), mults=tuple(dec.get("mults", (1, 1, 2, 2))), blocks=int(dec.get("blocks", 2)),
-            heads=int(sca.get("heads", 4)), window=int(sca.get("window", 7)))
+            delta_kps=float(c["delta_kps"]) * self.width_scale,
+            delta_ske=float(c["delta_ske"]) * self.width_scale,
+            width=int(dec["width"]), mults=tuple(dec["mults"]), blocks=int(dec["blocks"]),
+            heads=int(sca["heads"]), window=int(sca["window"]))
 
     def gmac_examples(self) -> dict[str, tuple]:
         """Backbone + coarse head once, and one reverse step (masks -> SC-CA condition -> SGDD)."""

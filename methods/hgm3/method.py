@@ -20,24 +20,17 @@ With both switches off every code path is MoMask's (a test checks equal losses/w
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
+from evaluators.core.seeding import rng_neutral
 from methods.common.paper_needs import T2M_EVAL
 from methods.hgm3.gat import N_NODES, TypedGAT, graph_tensors
 from methods.hgm3.graph import N_ACTIONS, SemanticParser
 from methods.hgm3.htm import LossPredictor, alpha_at, hard_mask, ranking_loss
 from methods.momask import masking as M
-from methods.momask.method import MoMask, merge
+from methods.momask.method import MoMask
 from methods.registry import register_method
-
-HGM3_DEFAULTS: dict[str, Any] = {
-    "hierarchy": {"enabled": True, "gat_dropout": 0.1, "type_weight": 0.01},
-    "htm": {"enabled": True, "alpha_0": 0.0, "alpha_T": 0.5, "pred_weight": 1.0, "select": "sum",
-            "predictor": {"latent_dim": 384, "ff_size": 1024, "num_layers": 4, "num_heads": 6, "dropout": 0.1}},
-}
 
 
 @register_method("hgm3")
@@ -53,7 +46,6 @@ class HGM3(MoMask):
 """ + T2M_EVAL
 
     def __init__(self, cfg: dict | None = None, **kw) -> None:
-        cfg = merge(HGM3_DEFAULTS, cfg or {})
         self._parser: SemanticParser | None = None
         self._graphs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._progress = 0.0
@@ -95,8 +87,6 @@ class HGM3(MoMask):
     @property
     def parser(self) -> SemanticParser:
         if self._parser is None:
-            from evaluators.core.seeding import rng_neutral
-
             with rng_neutral():  # spaCy's first load must not draw from the run's generators (resume)
                 self._parser = SemanticParser()
         return self._parser

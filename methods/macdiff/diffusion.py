@@ -37,13 +37,12 @@ MASK_KINDS = ("random", "motion_aware")
 class MacDiffCore(nn.Module):
     """Encoder + decoder + noise schedule. Hyper-parameters as plain keyword arguments."""
 
-    def __init__(self, *, model: dict, diffusion: dict | None = None, mask_ratio: float = 0.9,
+    def __init__(self, *, model: dict, diffusion: dict, mask_ratio: float = 0.9,
                  uncond_ratio: float = 0.1, lambda_uni: float = 0.02, fusion: bool = True,
                  input_mean=(0.0, 0.0, 0.0), input_var=(1.0, 1.0, 1.0), self_shift: bool = False,
                  mask_kind: str = "random", motion_aware_tau: float = 0.8, layer_mask_ratio: float = 0.0,
                  layer_mask_train_only: bool = False) -> None:
         super().__init__()
-        diffusion = dict(diffusion or {})
         if mask_kind not in MASK_KINDS:
             raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
         if mask_kind == "motion_aware" and not float(motion_aware_tau) > 0:
@@ -55,12 +54,11 @@ class MacDiffCore(nn.Module):
         self.encoder = MacDiffEncoder(**model)
         self.decoder = MacDiffDecoder(**model, layer_mask_ratio=float(layer_mask_ratio),
                                       layer_mask_train_only=bool(layer_mask_train_only))
-        self.t_patch = int(model.get("t_patch_size", 4))
-        self.patch = int(model.get("patch_size", 1))
+        self.t_patch = int(model["t_patch_size"])
+        self.patch = int(model["patch_size"])
         self.mask_ratio, self.uncond_ratio, self.lambda_uni, self.fusion = mask_ratio, uncond_ratio, lambda_uni, fusion
-        self.num_steps = int(diffusion.get("steps", 1000))
-        self.noise_sched, self.ddim = make_schedulers(diffusion.get("schedule", "inverse_cosine"), self.num_steps,
-                                                      float(diffusion.get("tau", 1.0)))
+        self.num_steps = int(diffusion["steps"])
+        self.noise_sched, self.ddim = make_schedulers(diffusion["schedule"], self.num_steps, float(diffusion["tau"]))
         # not persistent: the official model keeps them as python lists, outside its state dict.
         # self_shift (official PKU configs): subtract each row's own mean over (T, V) and use mean 0
         self.self_shift = bool(self_shift)

@@ -16,73 +16,23 @@ import numpy as np
 import torch
 from torch import nn
 
+import methods.macdiff.convert as convert
+from evaluators.core.io import atomic_torch_save
 from evaluators.core.precision import LowPrecisionCache, check_precision
 from evaluators.core.safe_load import load_checkpoint_file
+from evaluators.provenance import recipe_entry
 from methods.base import Method
 from methods.common.compile import compiled_view
-from methods.macdiff import convert
+from methods.common.training import train
 from methods.macdiff.diffusion import MacDiffCore
 from methods.macdiff.finetune_model import MacDiffClassifier
+from methods.macdiff.layout import fold_persons, resize_time, unfold_persons
+from methods.macdiff.recipe import pretrain_lr_lambda, rotation_kwargs
 from methods.registry import register_method
 
 log = logging.getLogger(__name__)
 
 POOLINGS = ("joint", "mean")
-
-
-def fold_persons(x: torch.Tensor) -> torch.Tensor:
-    """``[B, 3, T, V, M] -> [B*M, T, V, 3]`` (official ``permute(0, 4, 2, 3, 1)``)."""
-    if x.ndim != 5 or x.shape[1] != 3:
-        raise ValueError(f"skeletons must be [B, 3, T, V, M], got {tuple(x.shape)}")
-    b, c, t, v, m = x.shape
-    return x.permute(0, 4, 2, 3, 1).reshape(b * m, t, v, c)
-
-
-def unfold_persons(x: torch.Tensor, m: int) -> torch.Tensor:
-    """Inverse of :func:`fold_persons`."""
-    bm, t, v, c = x.shape
-    return x.reshape(bm // m, m, t, v, c).permute(0, 4, 2, 3, 1)
-
-
-ROTATIONS = ("shared", "source", "none")
-
-
-def rotation_kwargs(pretrain_cfg: dict) -> dict[str, bool]:
-    """Feeder switches for ``pretrain.rotation``.
-
-    - ``shared``: ONE random rotation applied to the window before the encoder's view is made,
-      so target and view share it (official ``random_rot: True`` in ``feeder/feeder_ntu.py``
-      ``__getitem__``: "source & target share same crop, flip, rot");
-    - ``source``: only the encoder's view is rotated (official ``source_rot``, commented out in
-      every 692888f pretrain yaml);
-    - ``none``: no rotation (NTU-60 xsub, where ``random_rot`` is commented out).
-    """
-    if "source_rot" in pretrain_cfg:
-        raise ValueError("method config pretrain.source_rot was replaced by pretrain.rotation: shared | source | none")
-    rot = str(pretrain_cfg.get("rotation", "none"))
-    if rot not in ROTATIONS:
-        raise ValueError(f"method config pretrain.rotation must be one of {ROTATIONS}, got {rot!r}")
-    return {"random_rot": rot == "shared", "source_rot": rot == "source"}
-
-
-def pretrain_lr_lambda(step: int, *, total: int, warmup: int, hold: int, lr: float, min_lr: float) -> float:
-    """Multiplier of ``lr`` at ``step``: linear warmup, half-cosine to ``min_lr``, then ``min_lr``
-    for the last ``hold`` steps (official ``util/lr_sched.py`` with ``min_lr_epochs``, per step)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    span = max(total - warmup - hold, 1)
-    if step >= warmup + span:
-        return min_lr / lr
-    cur = min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / span))
-    return cur / lr
-
-
-def _resize_time(x: torch.Tensor, length: int) -> torch.Tensor:
-    """``[B, C, T, V, M] -> [B, C, length, V, M]`` by linear interpolation along time (zeros stay zeros)."""
-    b, c, t, v, m = x.shape
-    flat = x.permute(0, 1, 3, 4, 2).reshape(b, c * v * m, t)
-    out = torch.nn.functional.interpolate(flat, size=length, mode="linear", align_corners=False)
-    return out.reshape(b, c, v, m, length).permute(0, 1, 4, 2, 3).contiguous()
 
 
 @register_method("macdiff")
@@ -107,30 +57,28 @@ class MacDiff(Method):
         super().__init__(cfg, **kw)
         c = self.cfg
         torch.manual_seed(self.seed)
-        self.core = MacDiffCore(model=dict(c.get("model", {})), diffusion=c.get("diffusion"),
-                                mask_ratio=float(c.get("mask_ratio", 0.9)),
-                                uncond_ratio=float(c.get("uncond_ratio", 0.1)),
-                                lambda_uni=float(c.get("lambda_uni", 0.02)), fusion=bool(c.get("fusion", True)),
-                                input_mean=tuple(c.get("input_mean", (0.0, 0.0, 0.0))),
-                                input_var=tuple(c.get("input_var", (1.0, 1.0, 1.0))),
-                                self_shift=bool(c.get("self_shift", False)),
-                                mask_kind=str(c.get("mask_kind", "random")),
-                                motion_aware_tau=float(c.get("motion_aware_tau", 0.8)),
-                                layer_mask_ratio=float(c.get("layer_mask_ratio", 0.0)),
-                                layer_mask_train_only=bool(c.get("layer_mask_train_only", False))).to(self.device)
+        self.core = MacDiffCore(model=dict(c["model"]), diffusion=c["diffusion"],
+                                mask_ratio=float(c["mask_ratio"]),
+                                uncond_ratio=float(c["uncond_ratio"]),
+                                lambda_uni=float(c["lambda_uni"]), fusion=bool(c["fusion"]),
+                                input_mean=tuple(c["input_mean"]),
+                                input_var=tuple(c["input_var"]),
+                                self_shift=bool(c["self_shift"]),
+                                mask_kind=str(c["mask_kind"]),
+                                motion_aware_tau=float(c["motion_aware_tau"]),
+                                layer_mask_ratio=float(c["layer_mask_ratio"]),
+                                layer_mask_train_only=bool(c["layer_mask_train_only"])).to(self.device)
         self._low = LowPrecisionCache()  # bf16 decoder for sampling.precision=bf16 (rebuilt when weights change)
-        if c.get("checkpoint"):
+        if c["checkpoint"]:
             self.load_checkpoint(c["checkpoint"])
 
     # -- provenance (evaluators/provenance.py) ------------------------------------------------------------
     def provenance(self) -> dict[str, dict]:
         """Recipe switches of this method config that can depart from the authors' code."""
-        from evaluators.provenance import recipe_entry
-
         base = getattr(super(), "provenance", None)
         out = dict(base()) if callable(base) else {}
-        if float(self.cfg.get("layer_mask_ratio", 0.0)) > 0:
-            train_only = bool(self.cfg.get("layer_mask_train_only", False))
+        if float(self.cfg["layer_mask_ratio"]) > 0:
+            train_only = bool(self.cfg["layer_mask_train_only"])
             k, e = recipe_entry("layer_mask_at_sampling", "off" if train_only else "on", paper=not train_only,
                                 paper_value="on")
             out[k] = e
@@ -143,7 +91,7 @@ class MacDiff(Method):
     def gmacs(self) -> dict[str, float]:
         """GMACs (fvcore) of one unmasked encoder forward and one decoder (denoising) step on a
         single window; SDPA counted as the two matmuls ``QK^T`` and ``AV``."""
-        from fvcore.nn import FlopCountAnalysis
+        from fvcore.nn import FlopCountAnalysis  # lazy: fvcore (model cards, benchmarks) is heavy to import
 
         def sdpa(inputs, outputs):
             q, v = inputs[0].type().sizes(), inputs[2].type().sizes()
@@ -174,19 +122,17 @@ class MacDiff(Method):
         yields ``(x, x_aug)`` pairs (random crop p in [0.5, 1], resize to the model window;
         ``x_aug`` adds N(0, 0.005) joint noise, optionally a random rotation).
         """
-        from methods.common.training import train
-
-        p = dict(self.cfg.get("pretrain", {}))
+        p = dict(self.cfg["pretrain"])
         feeder = dataset.feeder("train", train=True, window=self.window, pair=True, one_person=True,
-                                noise_std=float(p.get("noise_std", 0.005)), **rotation_kwargs(p))
-        bs = int(p.get("batch_size", 128))
+                                noise_std=float(p["noise_std"]), **rotation_kwargs(p))
+        bs = int(p["batch_size"])
         steps_per_epoch = max(len(feeder) // bs, 1)
-        total = int(p.get("total_steps") or int(p.get("epochs", 400)) * steps_per_epoch)
-        warmup = int(round(float(p.get("warmup_epochs", 20)) * steps_per_epoch))
-        hold = int(round(float(p.get("min_lr_epochs", 20)) * steps_per_epoch))
-        lr, min_lr = float(p.get("lr", 1e-3)), float(p.get("min_lr", 1e-5))
-        opt = torch.optim.AdamW(self._param_groups(float(p.get("weight_decay", 0.05))), lr=lr,
-                                betas=tuple(p.get("betas", (0.9, 0.95))))
+        # total_steps (the smoke scale's budget) is optional: absent or null = epochs x steps per epoch
+        total = int(p.get("total_steps") or int(p["epochs"]) * steps_per_epoch)
+        warmup = int(round(float(p["warmup_epochs"]) * steps_per_epoch))
+        hold = int(round(float(p["min_lr_epochs"]) * steps_per_epoch))
+        lr, min_lr = float(p["lr"]), float(p["min_lr"])
+        opt = torch.optim.AdamW(self._param_groups(float(p["weight_decay"])), lr=lr, betas=tuple(p["betas"]))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: pretrain_lr_lambda(
             s, total=total, warmup=warmup, hold=hold, lr=lr, min_lr=min_lr))
         core = self.core
@@ -202,7 +148,7 @@ class MacDiff(Method):
         ckpt_dir = Path(p["ckpt_dir"]) if p.get("ckpt_dir") else (self.workdir / "pretrain" if self.workdir else None)
         state = train(modules={"core": core}, optimizer=opt, dataset=feeder, batch_size=bs, total_steps=total,
                       step_fn=step_fn, ckpt_dir=ckpt_dir, seed=self.seed, desc="macdiff-pretrain",
-                      lr_scheduler=sched, grad_clip=p.get("grad_clip"), ckpt_every=int(p.get("ckpt_every", 200)),
+                      lr_scheduler=sched, grad_clip=p["grad_clip"], ckpt_every=int(p["ckpt_every"]),
                       stop_after=p.get("stop_after"))
         core.eval()
         return state
@@ -241,13 +187,14 @@ class MacDiff(Method):
         The official fine-tune yamls set their own (``config/<dataset>/finetune_madiff.yaml``:
         NTU-120 statistics for NTU-120, no ``self_shift`` for PKU-v1, ``self_shift`` for PKU-v2);
         with ``self_shift`` the mean is 0 (official ``transformer_downstream.py`` __init__)."""
-        f = dict((self.cfg.get("finetune") if finetune is None else finetune) or {})
+        # a block passed in (the transfer protocol's) replaces the configured one, as a whole
+        f = dict(self.cfg["finetune"] if finetune is None else finetune)
         shift = self.core.self_shift if f.get("self_shift") is None else bool(f["self_shift"])
         if f.get("input_mean") is not None:
             mean = torch.tensor(f["input_mean"], dtype=torch.float32)
         else:
-            mean = torch.tensor(self.cfg.get("input_mean", (0.0, 0.0, 0.0)), dtype=torch.float32)
-        std = self.core.std.detach().cpu() if f.get("input_var") is None else \
+            mean = torch.tensor(self.cfg["input_mean"], dtype=torch.float32)
+        std = self.core.std.detach().cpu() if f["input_var"] is None else \
             torch.tensor(f["input_var"], dtype=torch.float32).sqrt()
         if shift:
             mean = torch.zeros(3)
@@ -292,15 +239,15 @@ class MacDiff(Method):
         enc, dec = self.core.encoder, self.core.decoder.eval()
         x_t = torch.randn(batch, enc.num_frames, enc.num_joints, 3, device=self.device)
         z = torch.randn(batch, dec.tp * dec.vp, dec.dim_feat, device=self.device)
-        if float(self._sampling().get("guidance", 1.0)) != 1.0:  # one batched [cond; uncond] forward
+        if float(self._sampling()["guidance"]) != 1.0:  # one batched [cond; uncond] forward
             x_t, z = torch.cat([x_t, x_t]), torch.cat([z, z])
         return dec, (x_t, torch.full((x_t.shape[0],), 500, dtype=torch.long, device=self.device), z)
 
     def train_step_example(self, batch: int):
         """One pretraining optimiser step (``MacDiffCore.loss``) on random normalised clips."""
-        enc, p = self.core.encoder, dict(self.cfg.get("pretrain", {}))
+        enc, p = self.core.encoder, dict(self.cfg["pretrain"])
         x = torch.randn(batch, enc.num_frames, enc.num_joints, 3, device=self.device)
-        opt = torch.optim.AdamW(self._param_groups(float(p.get("weight_decay", 0.05))), lr=float(p.get("lr", 1e-3)))
+        opt = torch.optim.AdamW(self._param_groups(float(p["weight_decay"])), lr=float(p["lr"]))
 
         def step() -> None:
             self.core.train()
@@ -313,16 +260,16 @@ class MacDiff(Method):
 
     # -- generation --------------------------------------------------------------------------------------
     def _sampling(self) -> dict:
-        return dict(self.cfg.get("sampling", {}))
+        return dict(self.cfg["sampling"])
 
     def precision(self) -> str:
         """``sampling.precision`` (reconstruction and augmentation): ``fp32`` (default) or ``bf16``."""
-        return check_precision(self._sampling().get("precision", "fp32"), "macdiff: sampling.precision")
+        return check_precision(self._sampling()["precision"], "macdiff: sampling.precision")
 
     def sampler_settings(self) -> dict[str, Any]:
         """What a run record says about sampling (reconstruction ``sampling``, augmentation ``augment``)."""
-        return {"sampler": "ddim", "eta": 0.0, **self._sampling(), "augment": dict(self.cfg.get("augment", {})),
-                "precision": self.precision(), "compile": bool(self._sampling().get("compile", False))}
+        return {"sampler": "ddim", "eta": 0.0, **self._sampling(), "augment": dict(self.cfg["augment"]),
+                "precision": self.precision(), "compile": bool(self._sampling()["compile"])}
 
     def _sampling_core(self) -> MacDiffCore:
         """The core as DDIM sampling calls it. bf16: a view of the core whose decoder (the network
@@ -330,7 +277,7 @@ class MacDiff(Method):
         the encoder (one pass for the condition), the DDIM update and the CFG mix stay fp32."""
         self.core.eval()
         core = self.core if self.precision() == "fp32" else self._low.view("core", self.core, ("decoder",))
-        if bool(self._sampling().get("compile", False)):  # ours (issue 16): the per-step decoder compiled
+        if bool(self._sampling()["compile"]):  # ours: the per-step decoder compiled
             core = compiled_view(self.__dict__.setdefault("_compiled", {}), "macdiff", core, ("decoder",))
         return core
 
@@ -353,18 +300,18 @@ class MacDiff(Method):
         self.core.eval()
         m, t_in = x.shape[-1], x.shape[2]
         if t_in != self.window:  # e.g. a protocol window other than the model's: resample time both ways
-            res = self.reconstruct(_resize_time(x.float(), self.window), steps, guidance, mask_ratio, seed,
+            res = self.reconstruct(resize_time(x.float(), self.window), steps, guidance, mask_ratio, seed,
                                    return_mask=return_mask)
             if not return_mask:
-                return _resize_time(res, t_in)
+                return resize_time(res, t_in)
             src = torch.clamp(((torch.arange(t_in) + 0.5) * self.window / t_in).long(), max=self.window - 1)
-            return {"x_hat": _resize_time(res["x_hat"], t_in), "mask": res["mask"][:, src]}
+            return {"x_hat": resize_time(res["x_hat"], t_in), "mask": res["mask"][:, src]}
         rows = fold_persons(x.to(self.device).float())
         mu = self.core.shift(rows)
         out, tok_mask = self._sampling_core().reconstruct(
-            self.core.normalise(rows, mu), steps=int(steps or s.get("ddim_steps", 50)),
-            guidance=float(guidance if guidance is not None else s.get("guidance", 1.0)),
-            mask_ratio=mask_ratio if mask_ratio is not None else s.get("mask_ratio"),
+            self.core.normalise(rows, mu), steps=int(steps or s["ddim_steps"]),
+            guidance=float(guidance if guidance is not None else s["guidance"]),
+            mask_ratio=mask_ratio if mask_ratio is not None else s["mask_ratio"],
             seed=self.seed if seed is None else seed, return_mask=True)
         out = self.core.denormalise(out, mu) * (rows.abs().sum(dim=(1, 2, 3)) > 0).float()[:, None, None, None]
         x_hat = unfold_persons(out, m).cpu()
@@ -386,7 +333,7 @@ class MacDiff(Method):
         perturb the condition (``z_noise_std``), noise the window to ``t_start`` and denoise with
         DDIM (official ``feeder_ntu_semi.expand_dataset`` / ``random_modify``).
         """
-        a = dict(self.cfg.get("augment", {}))
+        a = dict(self.cfg["augment"])
         n = len(x)
         y = torch.as_tensor(np.asarray(y), dtype=torch.long)
         n_gen = int(round(ratio * n))
@@ -395,17 +342,17 @@ class MacDiff(Method):
         seed = self.seed if seed is None else seed
         rng = np.random.RandomState(seed)
         idx = np.concatenate([np.tile(np.arange(n), n_gen // n), rng.permutation(n)[: n_gen % n]]).astype(np.int64)
-        t_start = a.get("t_start", 400)  # ours: (expand_dataset is never called in the official code)
-        outs, bs = [], int(a.get("batch_size", 64))
+        t_start = a["t_start"]  # ours: (expand_dataset is never called in the official code)
+        outs, bs = [], int(a["batch_size"])
         for k, part in enumerate(np.array_split(idx, max(1, math.ceil(len(idx) / bs)))):
             xb = x[torch.from_numpy(part)].to(self.device).float()
             m = xb.shape[-1]
             rows = fold_persons(xb)
             mu = self.core.shift(rows)
-            gen = self._sampling_core().generate_like(self.core.normalise(rows, mu), steps=int(a.get("ddim_steps", 50)),
-                                          guidance=float(a.get("guidance", 1.0)),
+            gen = self._sampling_core().generate_like(self.core.normalise(rows, mu), steps=int(a["ddim_steps"]),
+                                          guidance=float(a["guidance"]),
                                           t_start=None if t_start is None else int(t_start),
-                                          z_noise_std=float(a.get("z_noise_std", 0.0)),
+                                          z_noise_std=float(a["z_noise_std"]),
                                           mask_ratio=a.get("mask_ratio"), seed=seed + 7919 * k)
             gen = self.core.denormalise(gen, mu) * (rows.abs().sum(dim=(1, 2, 3)) > 0).float()[:, None, None, None]
             outs.append(unfold_persons(gen, m).cpu())
@@ -414,8 +361,6 @@ class MacDiff(Method):
     # -- checkpoints ---------------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path) -> None:
         """Write ``{"encoder", "decoder", "config"}`` atomically (reloadable by :meth:`load_checkpoint`)."""
-        from evaluators.core.io import atomic_torch_save
-
         atomic_torch_save({**self.state_dict(), "config": self.cfg}, Path(path))
 
     def load_checkpoint(self, path: str | Path) -> None:

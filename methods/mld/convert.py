@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from evaluators.core.safe_load import load_checkpoint_file
+from methods.mld.support import load_stats
 
 OFFICIAL_PREFIXES = {"vae.": "vae", "denoiser.": "denoiser"}
 IGNORED_PREFIXES = ("text_encoder.", "t2m_textencoder.", "t2m_moveencoder.", "t2m_motionencoder.", "_losses.")
@@ -88,3 +89,32 @@ def load_any(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict
                          f"(keys: {sorted(comps)[:8]})")
     return {"vae": comps["vae"], "denoiser": comps["denoiser"]}, {"format": "motionrepro",
                                                                   "extra": state.get("extra", {})}
+
+
+def load_into(method, path: str | Path) -> dict[str, Any]:
+    """Load our checkpoint or the authors' Lightning checkpoint into ``method`` (an MLD), strictly;
+    rebuilds it first when the file's sizes differ and sets Mean/Std (the file's, or ``stats_dir``'s)."""
+    comps, info = load_any(path)
+    sizes = info.get("sizes") or {}
+    extra = info.get("extra") or {}
+    nfeats = int(sizes.get("nfeats", extra.get("nfeats", method.nfeats)))
+    nclasses = int(sizes.get("nclasses", extra.get("nclasses", method.nclasses)) or 0)
+    if "text_encoded_dim" in sizes and sizes["text_encoded_dim"] != method.denoiser.text_encoded_dim:
+        raise ValueError(f"{path}: the denoiser was trained on {sizes['text_encoded_dim']}-d text embeddings "
+                         f"but text_encoder gives {method.denoiser.text_encoded_dim}-d; for the official weights "
+                         "set CLIP_VIT_L14_DIR=<local CLIP ViT-L/14> (or text_encoder.kind=clip "
+                         "text_encoder.clip_path=DIR)")
+    if nfeats != method.nfeats or nclasses != method.nclasses:
+        method._build(nfeats, nclasses)
+    method.load_state_dict(comps, strict=True)
+    method._bf16_denoiser = None
+    if extra.get("mean") is not None:
+        method.set_normalization(extra["mean"], extra["std"])
+    elif method.cfg["stats_dir"]:  # official checkpoints carry no Mean/Std: the dataset's files
+        method.set_normalization(*load_stats(method.cfg["stats_dir"]))
+    elif info.get("format") == "official" and method.mean is None:
+        raise FileNotFoundError(f"{path}: the authors' checkpoint carries no Mean/Std; set "
+                                "method_cfg.stats_dir=<HumanML3D folder with Mean.npy/Std.npy>")
+    method.vae.eval()
+    method.denoiser.eval()
+    return info

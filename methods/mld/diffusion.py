@@ -28,27 +28,22 @@ from diffusers import DDIMScheduler, DDPMScheduler
 
 from methods.common.ddim import DDIMCoefficients, ddim_coefficients, ddim_loop
 
-# official configs/modules/scheduler.yaml
-SCHEDULER_DEFAULTS: dict = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-}
+# the noise-schedule keys of the method config's ``diffusion`` block (values: configs/method/mld.yaml,
+# from the official configs/modules/scheduler.yaml)
+SCHEDULER_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
 
 
-def _sched_kwargs(cfg: dict | None) -> dict:
-    cfg = dict(cfg or {})
-    return {k: cfg.get(k, v) for k, v in SCHEDULER_DEFAULTS.items()}
+def _sched_kwargs(cfg: dict) -> dict:
+    return {k: cfg[k] for k in SCHEDULER_KEYS}
 
 
-def make_train_scheduler(cfg: dict | None = None) -> DDPMScheduler:
+def make_train_scheduler(cfg: dict) -> DDPMScheduler:
     """The forward-noising scheduler used in training (official ``noise_scheduler``)."""
     return DDPMScheduler(**_sched_kwargs(cfg), variance_type="fixed_small", clip_sample=False,
                          prediction_type="epsilon")
 
 
-def make_ddim_scheduler(steps: int, cfg: dict | None = None) -> DDIMScheduler:
+def make_ddim_scheduler(steps: int, cfg: dict) -> DDIMScheduler:
     """A ``DDIMScheduler`` configured as official, with ``set_timesteps(steps)`` already called."""
     kw = _sched_kwargs(cfg)
     if not 1 <= steps <= kw["num_train_timesteps"]:
@@ -80,14 +75,14 @@ def _coefficients(steps: int, eta: float, sched_items: tuple) -> DDIMCoefficient
     return ddim_coefficients(make_ddim_scheduler(steps, dict(sched_items)), eta)
 
 
-def ddim_coefficients_for(steps: int, eta: float = 0.0, scheduler_cfg: dict | None = None) -> DDIMCoefficients:
+def ddim_coefficients_for(steps: int, eta: float, scheduler_cfg: dict) -> DDIMCoefficients:
     """MLD's DDIM schedule (official configuration) as precomputed per-step tensors."""
     return _coefficients(int(steps), float(eta), tuple(sorted(_sched_kwargs(scheduler_cfg).items())))
 
 
-def ddim_sample(denoiser: Callable, cond: torch.Tensor, uncond: torch.Tensor | None, z_T: torch.Tensor,
-                steps: int = 50, guidance_scale: float = 7.5, eta: float = 0.0,
-                scheduler_cfg: dict | None = None, generator: torch.Generator | None = None,
+def ddim_sample(denoiser: Callable, cond: torch.Tensor, uncond: torch.Tensor | None, z_T: torch.Tensor, *,
+                steps: int, guidance_scale: float, scheduler_cfg: dict, eta: float = 0.0,
+                generator: torch.Generator | None = None,
                 fused: bool = True) -> torch.Tensor:
     """Reverse DDIM from ``z_T [B, n, d]`` to ``z_0`` under classifier-free guidance.
 

@@ -23,15 +23,23 @@ import numpy as np
 import torch
 from torch import nn
 
+import methods.mld.bench as bench
+import methods.mld.convert as convert
 from evaluators.core.io import atomic_torch_save
 from evaluators.core.precision import LowPrecisionCache
+from evaluators.core.seeding import rng_neutral
+from evaluators.datasets.motion.humanml3d import recover_from_ric
+from evaluators.provenance import recipe_entry
 from methods.base import Method
 from methods.common.compile import CompiledOrEager
 from methods.common.paper_needs import T2M_EVAL
-from methods.mld import convert
+from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
+from methods.common.training import train
 from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.diffusion import ddim_sample, diffusion_loss, make_train_scheduler
+from methods.mld.support import count_gmacs, dataset_parts, render_demo
+from methods.mld.text_encoder import FrozenTextEncoder
 from methods.mld.vae import MotionVAE, vae_loss
 from methods.registry import register_method
 
@@ -71,28 +79,26 @@ class MLD(Method):
     def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
         super().__init__(cfg, device=device, seed=seed, workdir=workdir)
         c = self.cfg
-        self.condition = c.get("condition", "text")
+        self.condition = c["condition"]
         if self.condition not in ("text", "action"):
             raise ValueError(f"mld: condition must be 'text' or 'action', got {self.condition!r}")
         if self.condition == "action":
             self.task = "action2motion"
-        self.diff_cfg = dict(c.get("diffusion") or {})
+        self.diff_cfg = dict(c["diffusion"])
         if self.condition == "text":  # kind: auto -> local CLIP ViT-L/14 from $CLIP_VIT_L14_DIR, else MiniLM (warned)
-            from methods.common.text_encoders import resolve_text_encoder
-
-            self.cfg["text_encoder"] = resolve_text_encoder(c.get("text_encoder"), "clip-vit-l14", "mld")
+            self.cfg["text_encoder"] = resolve_text_encoder(c["text_encoder"], "clip-vit-l14", "mld")
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
         self._text_encoder: nn.Module | None = None
         torch.manual_seed(seed)
-        nclasses = int(c.get("nclasses", 0) or 0)
+        nclasses = int(c["nclasses"])
         if self.condition == "action" and nclasses <= 0:
             nclasses = 1  # placeholder until fit() reads the dataset's class count
-        self._build(int(c.get("nfeats", 263)), nclasses)
+        self._build(int(c["nfeats"]), nclasses)
 
     # -- construction ---------------------------------------------------------------------
     def _build(self, nfeats: int, nclasses: int) -> None:
-        v, d = dict(self.cfg.get("vae") or {}), dict(self.cfg.get("denoiser") or {})
+        v, d = dict(self.cfg["vae"]), dict(self.cfg["denoiser"])
         self.nfeats, self.nclasses = nfeats, nclasses
         self._bf16_denoiser = None  # bf16 copy of the denoiser for precision=bf16 (built on first use)
         self.vae = MotionVAE(nfeats, **{k: v[k] for k in _VAE_ARCH if k in v}).to(self.device)
@@ -103,12 +109,12 @@ class MLD(Method):
         ).to(self.device)
 
     def _text_dim(self) -> int:
-        te = dict(self.cfg.get("text_encoder") or {})
-        if "dim" in te and te["dim"]:
+        te = dict(self.cfg["text_encoder"])
+        if te.get("dim"):  # an explicit clip block without a folder resolves without a dim (text_encoders.py)
             return int(te["dim"])
-        if te.get("kind", "minilm") != "clip":
+        if te["kind"] != "clip":
             return 384  # all-MiniLM-L6-v2
-        conf = Path(str(te.get("clip_path") or "")) / "config.json"
+        conf = Path(str(te["clip_path"] or "")) / "config.json"
         if conf.is_file():  # the local CLIP's projection width (768 for ViT-L/14)
             c = json.loads(conf.read_text())
             return int(c.get("projection_dim") or c.get("text_config", {}).get("projection_dim") or 768)
@@ -117,12 +123,9 @@ class MLD(Method):
     @property
     def text_encoder(self) -> nn.Module:
         if self._text_encoder is None:
-            from evaluators.core.seeding import rng_neutral
-            from methods.mld.text_encoder import FrozenTextEncoder
-
-            te = dict(self.cfg.get("text_encoder") or {})
+            te = dict(self.cfg["text_encoder"])
             with rng_neutral():  # loaded lazily (maybe mid-training, after a resume): must not draw randomness
-                self._text_encoder = FrozenTextEncoder(te.get("kind", "minilm"), te.get("clip_path")).to(self.device)
+                self._text_encoder = FrozenTextEncoder(te["kind"], te["clip_path"]).to(self.device)
             if self._text_encoder.dim != self.denoiser.text_encoded_dim:
                 raise ValueError(f"text encoder gives {self._text_encoder.dim}-d embeddings, the denoiser expects "
                                  f"{self.denoiser.text_encoded_dim} (set text_encoder.dim)")
@@ -136,15 +139,14 @@ class MLD(Method):
 
     def sampler_settings(self) -> dict[str, Any]:
         """What a run record should say about sampling."""
-        steps = int(self.diff_cfg.get("steps", 50))
-        n_train = int(self.diff_cfg.get("num_train_timesteps", 1000))
-        return {"sampler": "ddim", "steps": steps, "guidance_scale": float(self.diff_cfg.get("guidance_scale", 7.5)),
-                "eta": float(self.diff_cfg.get("eta", 0.0)), "timestep_spacing": "leading",
+        steps = int(self.diff_cfg["steps"])
+        n_train = int(self.diff_cfg["num_train_timesteps"])
+        return {"sampler": "ddim", "steps": steps, "guidance_scale": float(self.diff_cfg["guidance_scale"]),
+                "eta": float(self.diff_cfg["eta"]), "timestep_spacing": "leading",
                 "steps_offset": 1 if steps < n_train else 0, "beta_schedule": "scaled_linear 8.5e-4..0.012",
-                "text_encoder": (self.cfg.get("text_encoder") or {}).get("kind", "minilm")
-                if self.condition == "text" else None,
+                "text_encoder": self.cfg["text_encoder"]["kind"] if self.condition == "text" else None,
                 "latent_shape": [self.vae.latent_size, self.vae.latent_dim], "precision": self.precision(),
-                "fused_ddim": True, "compile": bool(self.diff_cfg.get("compile", False))}
+                "fused_ddim": True, "compile": bool(self.diff_cfg["compile"])}
 
     # -- conditions -----------------------------------------------------------------------------
     def encode_conditions(self, conditions: Sequence[Any] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,7 +161,7 @@ class MLD(Method):
         return ids, torch.full_like(ids, -1)  # official EmbedAction: zero vector = no action
 
     def _train_cond(self, conds: list) -> torch.Tensor:
-        p = float(self.diff_cfg.get("guidance_uncondp", 0.1))
+        p = float(self.diff_cfg["guidance_uncondp"])
         drop = (torch.rand(len(conds)) < p).tolist()  # global RNG: resumable through train()'s RNG state
         if self.condition == "text":
             return self.text_encoder(["" if dr else c for c, dr in zip(conds, drop)])
@@ -179,8 +181,6 @@ class MLD(Method):
     # -- training -------------------------------------------------------------------------------------
     def fit(self, dataset) -> None:
         """Train the VAE, then the denoiser (or load ``cfg.checkpoint`` and take Mean/Std from ``dataset``)."""
-        from methods.mld.support import dataset_parts
-
         base, mean, std, nclasses = dataset_parts(dataset, self.condition)
         if mean is None:
             mean, std = feature_stats(base)
@@ -188,33 +188,29 @@ class MLD(Method):
             log.info("mld: rebuilding for %d features / %d classes", len(mean), nclasses)
             self._build(len(mean), nclasses)
         self.set_normalization(mean, std)
-        if self.cfg.get("checkpoint"):
+        if self.cfg["checkpoint"]:
             self.load_checkpoint(self.cfg["checkpoint"])
             return
-        view = NormalizedView(base, mean, std, self.condition, self.cfg.get("max_motion_len"))
+        view = NormalizedView(base, mean, std, self.condition, self.cfg["max_motion_len"])
         self._fit_vae(view)
         self._fit_denoiser(view)
         if self.workdir is not None:  # the runner saves the weights (save_checkpoint); we add the demo
-            from methods.mld.support import render_demo
-
             render_demo(self, self.workdir / "samples", base, kinematic_chain=getattr(dataset, "kinematic_chain", None),
                         class_names=getattr(dataset, "class_names", None))
 
     def _steps(self, stage: dict, n: int) -> int:
         if stage.get("steps"):
             return int(stage["steps"])
-        return int(stage.get("epochs", 1)) * max(1, n // int(stage.get("batch_size", 64)))
+        return int(stage["epochs"]) * max(1, n // int(stage["batch_size"]))
 
     def _train(self, module: nn.Module, stage: dict, view, step_fn, name: str) -> None:
-        from methods.common.training import train
-
-        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=float(stage.get("lr", 1e-4)))
+        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=float(stage["lr"]))
         ckpt = self.workdir / name if self.workdir is not None else None
         module.train()
-        state = train(modules={name: module}, optimizer=opt, dataset=view, batch_size=int(stage.get("batch_size", 64)),
+        state = train(modules={name: module}, optimizer=opt, dataset=view, batch_size=int(stage["batch_size"]),
                       total_steps=self._steps(stage, len(view)), step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
                       desc=f"mld-{name}", collate_fn=collate, grad_clip=stage.get("grad_clip"),
-                      ckpt_every=int(stage.get("ckpt_every", 200)))
+                      ckpt_every=int(stage["ckpt_every"]))
         module.eval()
         log.info("mld-%s: %d steps, last logs %s", name, state.step, state.logs)
 
@@ -227,8 +223,6 @@ class MLD(Method):
         de-normalised features reshaped (ours: the authors' action VAE goes through SMPL ``rot2xyz``),
         with padded frames zeroed as their ``feats2joints(feats, mask)``.
         """
-        from evaluators.datasets.motion.humanml3d import recover_from_ric
-
         self._need_stats()
         raw = x * self.std + self.mean
         if self.condition == "text":
@@ -246,34 +240,30 @@ class MLD(Method):
 
     def vae_step_loss(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """One VAE training loss on normalised, zero-padded features ``[B, T, D]`` (``vae.rec_loss``)."""
-        v = dict(self.cfg.get("vae") or {})
+        v = dict(self.cfg["vae"])
         x_hat, mu, logvar = self.vae(x, lengths)
-        return vae_loss(x_hat, x, lengths, mu, logvar, float(v.get("kl_weight", 1e-4)),
-                        v.get("rec_loss", "smooth_l1_joints"), joints_fn=lambda f: self.feats_to_joints(f, lengths),
-                        lambda_rec=float(v.get("lambda_rec", 1.0)), lambda_joint=float(v.get("lambda_joint", 1.0)))
+        return vae_loss(x_hat, x, lengths, mu, logvar, float(v["kl_weight"]),
+                        v["rec_loss"], joints_fn=lambda f: self.feats_to_joints(f, lengths),
+                        lambda_rec=float(v["lambda_rec"]), lambda_joint=float(v["lambda_joint"]))
 
     def provenance(self) -> dict[str, dict]:
         """Recipe switches that decide comparability (collected into the run record's provenance)."""
         base = getattr(super(), "provenance", None)
         out = dict(base()) if callable(base) else {}
-        rec = dict(self.cfg.get("vae") or {}).get("rec_loss", "smooth_l1_joints")
+        rec = self.cfg["vae"]["rec_loss"]
         labels = {"smooth_l1_joints": "SmoothL1 features + SmoothL1 joints + KL (authors' code)",
                   "mse": "MSE features + KL (paper text)", "smooth_l1": "SmoothL1 features + KL (no joint term)"}
         out["vae_loss"] = {"id": rec, "label": labels.get(rec, rec), "recipe": True}
         if self.condition == "action":  # README Deviations: joint positions, not ACTOR's SMPL rot6d VAE
-            from evaluators.provenance import recipe_entry
-
             k, e = recipe_entry("action_representation", "joint-positions", paper=False, paper_value="SMPL rot6d",
                                 label="action motions as joint positions (paper: ACTOR VAE on SMPL rot6d)")
             out[k] = e
         if self.condition == "text":
-            from methods.common.text_encoders import text_encoder_entry
-
             out["text_encoder"] = text_encoder_entry(self.cfg["text_encoder"])
         return out
 
     def _fit_vae(self, view) -> None:
-        v = dict(self.cfg.get("vae") or {})
+        v = dict(self.cfg["vae"])
 
         def step_fn(batch, step):
             x, lengths = batch["motion"].to(self.device), batch["length"].to(self.device)
@@ -282,7 +272,7 @@ class MLD(Method):
         self._train(self.vae, v, view, step_fn, "vae")
 
     def _fit_denoiser(self, view) -> None:
-        d = dict(self.cfg.get("denoiser") or {})
+        d = dict(self.cfg["denoiser"])
         sched = make_train_scheduler(self.diff_cfg)
         self.vae.eval().requires_grad_(False)
 
@@ -303,15 +293,15 @@ class MLD(Method):
         """CFG DDIM from a given initial latent ``z_T [B, n, d]`` -> ``z_0`` (deterministic for η = 0)."""
         self.denoiser.eval()
         return ddim_sample(self._sampling_denoiser(), cond, uncond, z_T.to(self.device),
-                           steps=int(steps or self.diff_cfg.get("steps", 50)),
-                           guidance_scale=float(self.diff_cfg.get("guidance_scale", 7.5) if guidance_scale is None
+                           steps=int(steps or self.diff_cfg["steps"]),
+                           guidance_scale=float(self.diff_cfg["guidance_scale"] if guidance_scale is None
                                                 else guidance_scale),
-                           eta=float(self.diff_cfg.get("eta", 0.0) if eta is None else eta),
+                           eta=float(self.diff_cfg["eta"] if eta is None else eta),
                            scheduler_cfg=self.diff_cfg)
 
     def precision(self) -> str:
         """``diffusion.precision``: ``fp32`` (default, paper numbers) or ``bf16``."""
-        p = str(self.diff_cfg.get("precision", "fp32"))
+        p = str(self.diff_cfg["precision"])
         if p not in PRECISIONS:
             raise ValueError(f"mld: diffusion.precision must be one of {PRECISIONS}, got {p!r}")
         return p
@@ -347,7 +337,7 @@ class MLD(Method):
         """``diffusion.compile`` (ours, default false): the denoiser through ``torch.compile``
         (inductor, ``dynamic=False``: one graph per batch shape), falling back to eager with a
         warning when compilation fails (no C++ compiler, unsupported op)."""
-        if not bool(self.diff_cfg.get("compile", False)):
+        if not bool(self.diff_cfg["compile"]):
             return module
         cache = self.__dict__.setdefault("_compiled", {})
         if id(module) not in cache:
@@ -374,7 +364,7 @@ class MLD(Method):
         if len(lengths_t) == 0:
             return torch.zeros(0, 0, self.nfeats)
         B, T = len(lengths_t), int(lengths_t.max())
-        chunk = int(self.cfg.get("gen_batch_size", 256))
+        chunk = int(self.cfg["gen_batch_size"])
         if z_T is None:
             z_T = torch.randn(B, self.vae.latent_size, self.vae.latent_dim, device=self.device)
         outs = []
@@ -421,64 +411,14 @@ class MLD(Method):
 
     def load_checkpoint(self, path: str | Path) -> dict[str, Any]:
         """Load our checkpoint or the authors' Lightning checkpoint (via ``convert.py``), strictly."""
-        comps, info = convert.load_any(path)
-        sizes = info.get("sizes") or {}
-        extra = info.get("extra") or {}
-        nfeats = int(sizes.get("nfeats", extra.get("nfeats", self.nfeats)))
-        nclasses = int(sizes.get("nclasses", extra.get("nclasses", self.nclasses)) or 0)
-        if "text_encoded_dim" in sizes and sizes["text_encoded_dim"] != self.denoiser.text_encoded_dim:
-            raise ValueError(f"{path}: the denoiser was trained on {sizes['text_encoded_dim']}-d text embeddings "
-                             f"but text_encoder gives {self.denoiser.text_encoded_dim}-d; for the official weights "
-                             "set CLIP_VIT_L14_DIR=<local CLIP ViT-L/14> (or text_encoder.kind=clip "
-                             "text_encoder.clip_path=DIR)")
-        if nfeats != self.nfeats or nclasses != self.nclasses:
-            self._build(nfeats, nclasses)
-        self.load_state_dict(comps, strict=True)
-        self._bf16_denoiser = None
-        if extra.get("mean") is not None:
-            self.set_normalization(extra["mean"], extra["std"])
-        elif self.cfg.get("stats_dir"):  # official checkpoints carry no Mean/Std: the dataset's files
-            from methods.mld.support import load_stats
+        return convert.load_into(self, path)
 
-            self.set_normalization(*load_stats(self.cfg["stats_dir"]))
-        elif info.get("format") == "official" and self.mean is None:
-            raise FileNotFoundError(f"{path}: the authors' checkpoint carries no Mean/Std; set "
-                                    "method_cfg.stats_dir=<HumanML3D folder with Mean.npy/Std.npy>")
-        self.vae.eval()
-        self.denoiser.eval()
-        return info
-
-    # -- benchmark hooks (methods/base.py; timed and FLOP-counted by benchmarks/test_methods.py) ----------
+    # -- benchmark hooks (methods/base.py; implemented in methods/mld/bench.py) -------------------------
     def denoiser_example(self, batch: int = 1) -> tuple[nn.Module, tuple]:
-        """The latent denoiser as run at every DDIM step: with CFG one forward over ``2 * batch``
-        rows (uncond + cond), z ``[2B, n, d]``, t, text embeddings ``[2B, 1, e]`` (or action ids)."""
-        rows = 2 * batch if float(self.diff_cfg.get("guidance_scale", 7.5)) > 1 else batch
-        z = torch.randn(rows, self.vae.latent_size, self.vae.latent_dim, device=self.device)
-        cond = (torch.randn(rows, 1, self.denoiser.text_encoded_dim, device=self.device) if self.condition == "text"
-                else torch.zeros(rows, dtype=torch.long, device=self.device))
-        return self.denoiser.eval(), (z, torch.tensor([500], device=self.device), cond)
+        return bench.denoiser_example(self, batch)
 
     def train_step_example(self, batch: int):
-        """One denoiser-stage optimiser step (as ``_fit_denoiser``) on random 196-frame motions."""
-        sched, d = make_train_scheduler(self.diff_cfg), dict(self.cfg.get("denoiser") or {})
-        x = torch.randn(batch, int(self.cfg.get("max_motion_len") or 196), self.nfeats, device=self.device)
-        lengths = torch.full((batch,), x.shape[1], dtype=torch.long, device=self.device)
-        conds = ["a person walks forward and waves"] * batch if self.condition == "text" else [0] * batch
-        opt = torch.optim.AdamW(self.denoiser.parameters(), lr=float(d.get("lr", 1e-4)))
-
-        def step() -> None:
-            self.vae.eval()
-            self.denoiser.train()
-            with torch.no_grad():  # diffusion on a posterior sample of the frozen VAE, as in training
-                z0, _, _ = self.vae.encode(x, lengths)
-            loss = diffusion_loss(self.denoiser, sched, z0, self._train_cond(conds))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        return step
+        return bench.train_step_example(self, batch)
 
     def gmacs(self) -> dict[str, float]:
-        from methods.mld.support import count_gmacs
-
         return count_gmacs(self)

@@ -10,6 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from evaluators.datasets.motion.humanml3d import recover_from_ric
+from evaluators.datasets.motion.render import render_motion
+from methods.mld.data import condition_of, motion_of
+
 log = logging.getLogger(__name__)
 
 
@@ -47,8 +51,6 @@ def dataset_parts(dataset: Any, condition: str, split: str = "train") -> tuple[A
             if names:
                 nclasses = len(names)
             else:
-                from methods.mld.data import condition_of
-
                 nclasses = 1 + max(int(condition_of(base[i], "action")) for i in range(len(base)))
     return base, mean, std, nclasses
 
@@ -65,7 +67,7 @@ def load_stats(stats_dir) -> tuple[np.ndarray, np.ndarray]:
 
 def _sdpa_macs(inputs, outputs) -> int:
     """fvcore handle: MACs of ``scaled_dot_product_attention`` (QKᵀ and AV), [B, h, L, e]."""
-    from fvcore.nn.jit_handles import get_shape
+    from fvcore.nn.jit_handles import get_shape  # lazy: fvcore (model cards, benchmarks) is heavy to import
 
     q, k = get_shape(inputs[0]), get_shape(inputs[1])
     batch = int(np.prod(q[:-2]))
@@ -75,7 +77,7 @@ def _sdpa_macs(inputs, outputs) -> int:
 def count_gmacs(method, frames: int = 196) -> dict[str, float]:
     """GMACs (fvcore) of one denoiser forward at batch 1, of one VAE decode of ``frames``
     frames, and of a default generation (CFG doubles the denoiser batch; ``steps`` passes)."""
-    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn import FlopCountAnalysis  # lazy: fvcore (model cards, benchmarks) is heavy to import
 
     den, vae = method.denoiser.eval(), method.vae.eval()
     n, d = vae.latent_size, vae.latent_dim
@@ -95,7 +97,7 @@ def count_gmacs(method, frames: int = 196) -> dict[str, float]:
     with torch.no_grad():
         g_den = macs(den, (z, torch.tensor([10], device=method.device), cond))
         g_dec = macs(_Decode(vae, frames), (z,))
-    steps = int(method.diff_cfg.get("steps", 50))
+    steps = int(method.diff_cfg["steps"])
     return {"denoiser_step": g_den, f"vae_decode_{frames}f": g_dec, f"generate_{steps}steps_cfg": 2 * steps * g_den + g_dec}
 
 
@@ -113,8 +115,6 @@ def features_to_joints(feats: np.ndarray) -> np.ndarray | None:
     width = feats.shape[-1]
     if width not in (263, 251):
         return None
-    from evaluators.datasets.motion.humanml3d import recover_from_ric
-
     return np.asarray(recover_from_ric(feats, 22 if width == 263 else 21))
 
 
@@ -122,19 +122,11 @@ def render_demo(method, out_dir: Path, base, n: int | None = None, kinematic_cha
                 class_names=None) -> list[Path]:
     """Generate ``n`` samples for captions of the training items and write stick-figure GIFs.
 
-    Uses ``evaluators.datasets.motion.render.render_motion``; if that module is not available the
-    step is skipped with a log line (rendering is a convenience, not a metric).
+    Uses ``evaluators.datasets.motion.render.render_motion`` (rendering is a convenience, not a metric).
     """
-    n = int((method.cfg.get("render") or {}).get("n", 3) if n is None else n)
+    n = int(method.cfg["render"]["n"] if n is None else n)
     if n <= 0 or len(base) == 0:
         return []
-    try:
-        from evaluators.datasets.motion.render import render_motion
-    except ImportError:
-        log.info("mld: evaluators.datasets.motion.render not available; skipping the demo GIFs")
-        return []
-    from methods.mld.data import condition_of, motion_of
-
     items = [base[i] for i in range(min(n, len(base)))]
     conds = [condition_of(it, method.condition) for it in items]
     lengths = [len(motion_of(it)) for it in items]
@@ -142,7 +134,7 @@ def render_demo(method, out_dir: Path, base, n: int | None = None, kinematic_cha
     paths = []
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fps = float((method.cfg.get("render") or {}).get("fps", 20))
+    fps = float(method.cfg["render"]["fps"])
     for i, (c, m, L) in enumerate(zip(conds, motions.numpy(), lengths)):
         joints = m[:L] if m.ndim == 3 else features_to_joints(m[:L])
         if joints is None:

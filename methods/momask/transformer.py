@@ -199,7 +199,7 @@ class MaskTransformer(nn.Module):
     def guidance(self, cond: torch.Tensor, pad: torch.Tensor, cond_pad: torch.Tensor | None = None,
                  scale: float = 4.0, force_uncond: bool = False) -> Guidance:
         """Everything of a guided forward that does not depend on the token ids, computed ONCE per
-        generate call (issue 16): the embedded condition rows (cond rows then zeroed rows when
+        generate call (ours, for speed): the embedded condition rows (cond rows then zeroed rows when
         ``scale != 1``; one zeroed set with ``force_uncond``), with their positional encoding when
         it runs over [condition; motion], and the key mask of the doubled batch.
         """

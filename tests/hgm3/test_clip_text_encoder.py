@@ -15,6 +15,7 @@ import torch
 from methods.common.text_encoders import resolve_text_encoder
 from methods.hgm3.method import HGM3
 from methods.momask.method import MoMask
+from tests.hgm3.configs import paper_cfg
 from tests.hgm3.test_equivalence import TINY
 
 CAPS = ["a person walks forward", "someone jumps"]
@@ -46,7 +47,7 @@ def test_clip_b32_folder_from_the_variable_is_used_and_recorded(tmp_path, monkey
 
     folder = tiny_clip_model(tmp_path / "clip")
     monkeypatch.setenv("CLIP_VIT_B32_DIR", str(folder))
-    m = cls({**TINY, "text_encoder": {"kind": "auto"}})
+    m = cls(paper_cfg(cls.registry_name, {**TINY, "text_encoder": {"kind": "auto"}}))
     assert m.c["text_encoder"]["kind"] == "clip" and m.c["text_encoder"]["dim"] == 12
     got = m.text.encode(CAPS)
     ref_model, tok = CLIPModel.from_pretrained(folder).eval(), CLIPTokenizer.from_pretrained(folder)
@@ -65,8 +66,8 @@ def test_without_a_folder_minilm_and_one_warning_line(monkeypatch, caplog):
     monkeypatch.delenv("CLIP_VIT_B32_DIR", raising=False)
     monkeypatch.setattr(T, "_WARNED", set())
     with caplog.at_level(logging.WARNING, logger="methods.common.text_encoders"):
-        a = MoMask({**TINY, "text_encoder": {"kind": "auto"}})
-        MoMask({**TINY, "text_encoder": {"kind": "auto"}})
+        a = MoMask(paper_cfg("momask", {**TINY, "text_encoder": {"kind": "auto"}}))
+        MoMask(paper_cfg("momask", {**TINY, "text_encoder": {"kind": "auto"}}))
     lines = [r.getMessage() for r in caplog.records if "NOT comparable" in r.getMessage()]
     assert len(lines) == 1 and "CLIP_VIT_B32_DIR" in lines[0]
     assert a.c["text_encoder"]["kind"] == "minilm" and a.c["text_encoder"]["dim"] == 384

@@ -8,6 +8,7 @@ import torch
 from methods.hgm3.gat import N_NODES
 from methods.hgm3.method import HGM3
 from methods.momask.method import MoMask
+from tests.hgm3.configs import paper_cfg
 
 TINY = {"text_encoder": {"kind": "minilm", "dim": 384},
         "tokenizer": {"nb_code": 16, "code_dim": 8, "width": 16, "depth": 1, "num_quantizers": 3},
@@ -19,9 +20,9 @@ CAPS = ["a person walks forward and then turns left.", "someone slowly crouches 
 
 def test_hgm3_with_both_switches_off_is_momask():
     torch.manual_seed(0)
-    a = MoMask(TINY)
+    a = MoMask(paper_cfg("momask", TINY))
     torch.manual_seed(0)
-    b = HGM3({**TINY, "htm": {"enabled": False}, "hierarchy": {"enabled": False}})
+    b = HGM3(paper_cfg("hgm3", {**TINY, "htm": {"enabled": False}, "hierarchy": {"enabled": False}}))
     assert set(b.components()) == set(a.components())
     for name, mod in a.components().items():
         for (k, v), (k2, v2) in zip(mod.state_dict().items(), b.components()[name].state_dict().items()):
@@ -42,7 +43,7 @@ def test_hgm3_with_both_switches_off_is_momask():
 
 
 def test_hierarchical_levels_are_nested_and_padded():
-    m = HGM3(TINY)
+    m = HGM3(paper_cfg("hgm3", TINY))
     levels = m.conditions(CAPS)
     assert len(levels) == 3
     keep = [(~p) for _, p in levels]
@@ -65,11 +66,11 @@ def test_hierarchical_levels_are_nested_and_padded():
 def test_checkpoint_round_trip(tmp_path, name):
     cls = {"momask": MoMask, "hgm3": HGM3}[name]
     torch.manual_seed(0)
-    a = cls(TINY)
+    a = cls(paper_cfg(name, TINY))
     a.mean, a.std = torch.full((263,), 0.5), torch.full((263,), 2.0)
     path = a.save_checkpoint(tmp_path / "method.pt")
     torch.manual_seed(1)
-    b = cls(TINY)
+    b = cls(paper_cfg(name, TINY))
     b.load_checkpoint(path)
     x = torch.randn(1, 16, 263)
     torch.testing.assert_close(a.reconstruct(x), b.reconstruct(x))

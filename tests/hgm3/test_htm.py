@@ -11,6 +11,7 @@ import torch
 from scipy.stats import kendalltau
 
 from methods.hgm3.htm import alpha_at, hard_mask, ranking_loss
+from tests.hgm3.configs import paper_cfg
 
 
 def test_ranking_loss_matches_brute_force_pairs():
@@ -68,7 +69,7 @@ def test_loss_predictor_ranks_held_out_tokens_better_than_chance(tmp_path):
                     "predictor": {"latent_dim": 48, "ff_size": 96, "num_layers": 1, "num_heads": 2}},
             "ckpt_every": 10000}
     ds = TinyT2M(n_train=64, n_test=32)
-    m = HGM3(tiny, seed=0, workdir=tmp_path)
+    m = HGM3(paper_cfg("hgm3", tiny), seed=0, workdir=tmp_path)
     data = text_motion_split(ds)
     m.mean, m.std = torch.from_numpy(data.mean), torch.from_numpy(data.std)
     m.fit_tokenizer(data)

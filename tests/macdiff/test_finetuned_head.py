@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from methods import get_method
-from tests.macdiff.test_model import TINY, official_shapes
+from tests.macdiff.test_model import TINY, macdiff_cfg, official_shapes
 
 
 def _official_finetuned(num_classes: int, g: torch.Generator) -> dict[str, torch.Tensor]:
@@ -30,7 +30,7 @@ def test_finetuned_checkpoint_loads_head_and_classifies_as_the_official_head(tmp
     g = torch.Generator().manual_seed(0)
     sd = _official_finetuned(7, g)
     torch.save({"model": {f"module.{k}": v for k, v in sd.items()}, "epoch": 99}, tmp_path / "best.pth")
-    m = get_method("macdiff")({"model": TINY})
+    m = get_method("macdiff")(macdiff_cfg({"model": TINY}))
     m.load_checkpoint(tmp_path / "best.pth")
     clf = m.finetuned_classifier()
     assert not clf.training
@@ -54,7 +54,7 @@ def test_finetuned_checkpoint_loads_head_and_classifies_as_the_official_head(tmp
 
 
 def test_finetuned_classifier_needs_a_finetune_head(tmp_path):
-    m = get_method("macdiff")({"model": TINY})
+    m = get_method("macdiff")(macdiff_cfg({"model": TINY}))
     with pytest.raises(ValueError, match="no classification head loaded"):
         m.finetuned_classifier()
     g = torch.Generator().manual_seed(1)

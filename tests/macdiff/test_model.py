@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from evaluators.core.config import load_config
 from methods import get_method
 from methods.macdiff.model import build_condition, patchify, unpatchify
 
@@ -14,6 +15,16 @@ PAPER = dict(dim_feat=256, depth=8, decoder_depth=5, num_heads=8, mlp_ratio=4, n
              t_patch_size=4, patch_size=1, dim_t_embed=64)
 TINY = dict(dim_feat=32, depth=2, decoder_depth=2, num_heads=4, mlp_ratio=4, num_frames=16, num_joints=25,
             t_patch_size=4, patch_size=1, dim_t_embed=16)
+
+
+# these tests were written for raw (un-normalised) coordinates: identity statistics, not the YAML's NTU-60 ones
+IDENTITY_NORM = {"input_mean": [0.0, 0.0, 0.0], "input_var": [1.0, 1.0, 1.0]}
+
+
+def macdiff_cfg(patch: dict) -> dict:
+    """The paper-scale YAML config with identity statistics and ``patch`` merged in (the code reads
+    every key from the YAML)."""
+    return load_config("method", "macdiff", "paper", patch={**IDENTITY_NORM, **patch})
 
 
 def official_shapes(c: dict) -> dict[str, tuple[int, ...]]:
@@ -56,7 +67,7 @@ def official_shapes(c: dict) -> dict[str, tuple[int, ...]]:
 
 
 def test_paper_scale_parameter_count_matches_official_configuration():
-    m = get_method("macdiff")({"model": PAPER})
+    m = get_method("macdiff")(macdiff_cfg({"model": PAPER}))
     expected = sum(math.prod(s) for s in official_shapes(PAPER).values())
     card = m.summary()
     assert card["params"]["total"] == expected
@@ -93,7 +104,7 @@ def test_official_layout_state_dict_loads_strictly_and_gives_official_outputs(tm
     sd = {k: torch.randn(s, generator=g) * 0.1 for k, s in official_shapes(TINY).items()}
     # as main_pretrain.py saves it: {"model": state_dict, ...} with a DDP "module." prefix
     torch.save({"model": {f"module.{k}": v for k, v in sd.items()}, "epoch": 399}, tmp_path / "ckpt.pth")
-    m = get_method("macdiff")({"model": TINY})
+    m = get_method("macdiff")(macdiff_cfg({"model": TINY}))
     m.load_checkpoint(tmp_path / "ckpt.pth")
     torch.testing.assert_close(m.core.decoder.blocks[1].norm2.fc_t.weight, sd["decoder_blocks.1.norm2.fc_t.weight"])
     torch.testing.assert_close(m.core.decoder.pred.bias, sd["decoder_pred.bias"])
@@ -115,7 +126,7 @@ def test_converter_rejects_foreign_keys_and_accepts_downstream_checkpoints():
     sd["head.fc1.weight"] = torch.zeros(8, 4)
     enc, dec, head = convert_official(sd)
     assert not dec and set(head) == {"fc1.weight"}
-    m = get_method("macdiff")({"model": TINY})
+    m = get_method("macdiff")(macdiff_cfg({"model": TINY}))
     m.load_state_any({"model": sd})  # encoder-only (fine-tuned / linear-probe) checkpoint
     with pytest.raises(ValueError, match="no counterpart"):
         convert_official({**sd, "mask_token": torch.zeros(1)})
@@ -131,7 +142,7 @@ def test_patchify_roundtrip_and_official_element_order():
 
 
 def test_masking_and_local_global_fusion():
-    m = get_method("macdiff")({"model": TINY, "mask_ratio": 0.9})
+    m = get_method("macdiff")(macdiff_cfg({"model": TINY, "mask_ratio": 0.9}))
     x = torch.randn(2, 16, 25, 3)
     latent, mask, ids_restore = m.core.encoder.forward_masked(x, 0.9)
     L = 4 * 25
@@ -147,7 +158,7 @@ def test_masking_and_local_global_fusion():
 
 
 def test_cfg_is_one_batched_forward_and_guidance_one_is_conditional():
-    m = get_method("macdiff")({"model": TINY, "sampling": {"ddim_steps": 4}})
+    m = get_method("macdiff")(macdiff_cfg({"model": TINY, "sampling": {"ddim_steps": 4}}))
     calls = []
     h = m.core.decoder.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
     x = torch.randn(3, 3, 16, 25, 2)
@@ -164,7 +175,7 @@ def test_cfg_is_one_batched_forward_and_guidance_one_is_conditional():
 
 
 def test_encode_poolings_and_absent_person_stays_zero():
-    m = get_method("macdiff")({"model": TINY})
+    m = get_method("macdiff")(macdiff_cfg({"model": TINY}))
     x = torch.randn(4, 3, 16, 25, 2)
     x[1, ..., 1] = 0
     assert m.encode(x, "joint").shape == (4, 25 * 32) and m.encode(x, "mean").shape == (4, 32)
@@ -177,8 +188,8 @@ def test_encode_poolings_and_absent_person_stays_zero():
 
 
 def test_save_and_load_our_checkpoint(tmp_path):
-    a = get_method("macdiff")({"model": TINY}, seed=0)
-    b = get_method("macdiff")({"model": TINY}, seed=1)
+    a = get_method("macdiff")(macdiff_cfg({"model": TINY}), seed=0)
+    b = get_method("macdiff")(macdiff_cfg({"model": TINY}), seed=1)
     x = torch.randn(2, 3, 16, 25, 2)
     assert not torch.allclose(a.encode(x), b.encode(x))
     a.save_checkpoint(tmp_path / "m.pt")
@@ -193,7 +204,7 @@ def test_save_and_load_our_checkpoint(tmp_path):
 
 
 def test_reconstruct_resamples_other_window_lengths():
-    m = get_method("macdiff")({"model": TINY})
+    m = get_method("macdiff")(macdiff_cfg({"model": TINY}))
     x = torch.randn(2, 3, 24, 25, 2)
     x[0, ..., 1] = 0
     out = m.reconstruct(x, steps=2)
@@ -201,7 +212,7 @@ def test_reconstruct_resamples_other_window_lengths():
 
 
 def test_gmacs_match_closed_form():
-    m = get_method("macdiff")({"model": TINY})
+    m = get_method("macdiff")(macdiff_cfg({"model": TINY}))
     g = m.gmacs()
     D, L, k, H = 32, 4 * 25, 4, 128
     block = L * (D * 3 * D + D * D + 2 * D * H) + 2 * L * L * D  # linears + QK^T + AV

@@ -16,6 +16,7 @@ import pytest
 import torch
 from scipy import stats
 
+from evaluators.core.config import load_config
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.protocols._skeleton_common import cosine_lr
 from evaluators.protocols.linear import TokenProbe
@@ -23,8 +24,11 @@ from evaluators.protocols.semi import PerRankBatchSampler, per_rank_subsets
 from methods.macdiff.diffusion import MacDiffCore
 from methods.macdiff.model import FeatureModulation, MacDiffDecoder, MacDiffEncoder, motion_aware_noise
 from tests.macdiff.conftest import make_tiny
+from tests.macdiff.test_model import macdiff_cfg
 
-TINY = dict(dim_feat=16, depth=1, decoder_depth=2, num_heads=2, num_frames=32, num_joints=25, t_patch_size=4)
+TINY = dict(dim_feat=16, depth=1, decoder_depth=2, num_heads=2, num_frames=32, num_joints=25, t_patch_size=4,
+            patch_size=1)
+DIFFUSION = load_config("method", "macdiff", "paper")["diffusion"]
 
 
 # -- 0. per-dataset settings -----------------------------------------------------------------------------
@@ -129,11 +133,11 @@ def test_motion_aware_masking_frequencies_match_the_closed_form():
 
 
 def test_motion_aware_core_reads_the_raw_sequence():
-    core = MacDiffCore(model=TINY, mask_kind="motion_aware", motion_aware_tau=0.8)
+    core = MacDiffCore(model=TINY, diffusion=DIFFUSION, mask_kind="motion_aware", motion_aware_tau=0.8)
     with pytest.raises(ValueError, match="x_raw"):
         core.mask_noise(None)
     with pytest.raises(ValueError, match="mask_kind"):
-        MacDiffCore(model=TINY, mask_kind="motion")
+        MacDiffCore(model=TINY, diffusion=DIFFUSION, mask_kind="motion")
     raw = _fixed_motion(4)
     loss, _ = core.loss(core.normalise(raw), core.normalise(raw), x_raw=raw)
     assert torch.isfinite(loss)
@@ -141,7 +145,7 @@ def test_motion_aware_core_reads_the_raw_sequence():
 
 # -- 1. rotation ------------------------------------------------------------------------------------------
 def test_shared_rotation_gives_target_and_view_the_same_rotation():
-    from methods.macdiff.method import rotation_kwargs
+    from methods.macdiff.recipe import rotation_kwargs
 
     data = make_tiny(n_train=6, n_test=3)
     torch.manual_seed(0)
@@ -156,7 +160,7 @@ def test_shared_rotation_gives_target_and_view_the_same_rotation():
     x, xa, _, _ = src[0]
     torch.testing.assert_close(x, plain[0][0])
     assert not torch.allclose(x, xa, atol=1e-4)
-    none = data.feeder("train", train=False, window=32, pair=True, noise_std=0.0, **rotation_kwargs({}))
+    none = data.feeder("train", train=False, window=32, pair=True, noise_std=0.0, **rotation_kwargs({"rotation": "none"}))
     torch.testing.assert_close(none[0][0], none[0][1])
     torch.testing.assert_close(none[0][0], plain[0][0])
     with pytest.raises(ValueError, match="rotation"):
@@ -361,7 +365,7 @@ def test_reconstruction_reports_mpjpe_on_the_masked_joints():
     from methods.registry import get_method
 
     cfg = {"model": {**TINY, "dim_t_embed": 8}, "sampling": {"ddim_steps": 2}}
-    m = get_method("macdiff")(cfg, seed=0)
+    m = get_method("macdiff")(macdiff_cfg(cfg), seed=0)
     data = make_tiny(n_train=4, n_test=6)
     res = get_protocol("reconstruction").fn(m, data, {"window": 32, "batch_size": 6, "max_samples": 6}, RunContext())
     assert "mpjpe_masked_mm" in res.metrics and "mpjpe_mm" in res.metrics

@@ -32,6 +32,7 @@ from evaluators.metrics.reconstruction import mpjpe
 from evaluators.protocols.linear import linear
 from evaluators.protocols.registry import RunContext
 from methods import get_method
+from tests.macdiff.test_model import macdiff_cfg
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +61,7 @@ def _mpjpe(method, x: torch.Tensor) -> float:
 def trained(synth, tmp_path_factory):
     ck = tmp_path_factory.mktemp("macdiff_smoke")
     cfg = {**SMOKE, "pretrain": {**SMOKE["pretrain"], "ckpt_dir": str(ck)}}
+    cfg = macdiff_cfg(cfg)
     random_init = get_method("macdiff")(cfg, seed=0)
     m = get_method("macdiff")(cfg, seed=0)
     te = synth.feeder("test", train=False, window=32)
@@ -75,7 +77,7 @@ def test_pretraining_lowers_masked_reconstruction_error(trained):
     assert np.mean(hist[-20:]) < np.mean(hist[:20])
     assert after < 0.5 * trained["before"], (trained["before"], after)
     # the written checkpoint reloads into a fresh method and gives the same features
-    fresh = get_method("macdiff")(SMOKE, seed=1)
+    fresh = get_method("macdiff")(macdiff_cfg(SMOKE), seed=1)
     fresh.load_checkpoint(trained["ckpt"] / "last.pt")
     torch.testing.assert_close(fresh.encode(trained["x"][:4]), trained["method"].encode(trained["x"][:4]))
 

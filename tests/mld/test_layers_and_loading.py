@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from evaluators.core.config import load_config
 from methods.mld.convert import convert_official, infer_sizes
 from methods.mld.layers import TransformerDecoderLayer, TransformerEncoderLayer, lengths_to_mask
 from methods.mld.method import MLD
@@ -90,7 +91,7 @@ def test_paper_scale_parameter_count_equals_official_configuration():
     """MLD-1 HumanML3D sizes (config_mld_humanml3d.yaml + modules/*.yaml) -> same trainable count."""
     vae, den = official_keys()
     count = lambda keys: sum(torch.Size(s).numel() for s in keys.values())  # noqa: E731
-    m = MLD({"text_encoder": {"kind": "clip", "dim": 768}}, seed=0)  # the paper's CLIP-L width, not loaded
+    m = MLD(load_config("method", "mld", "paper", patch={"text_encoder": {"kind": "clip", "dim": 768}}), seed=0)  # the paper's CLIP-L width, not loaded
     card = {k: sum(p.numel() for p in mod.parameters()) for k, mod in m.components().items()}
     assert card["vae"] == count(vae)
     assert card["denoiser"] == count(den)
@@ -107,12 +108,12 @@ def test_official_lightning_checkpoint_loads_strictly(tmp_path):
     torch.save({"epoch": 1, "state_dict": sd, "hyper_parameters": {}}, path)
     assert infer_sizes(convert_official({"state_dict": sd}))["text_encoded_dim"] == 768
 
-    m = MLD({"text_encoder": {"kind": "clip", "dim": 768}, "nfeats": 263}, seed=1)
+    m = MLD(load_config("method", "mld", "paper", patch={"text_encoder": {"kind": "clip", "dim": 768}, "nfeats": 263}), seed=1)
     with pytest.raises(FileNotFoundError, match="stats_dir"):  # the official .ckpt has no Mean/Std
         m.load_checkpoint(path)
     np.save(tmp_path / "Mean.npy", np.zeros(263, np.float32))
     np.save(tmp_path / "Std.npy", np.ones(263, np.float32))
-    m = MLD({"text_encoder": {"kind": "clip", "dim": 768}, "nfeats": 263, "stats_dir": str(tmp_path)}, seed=1)
+    m = MLD(load_config("method", "mld", "paper", patch={"text_encoder": {"kind": "clip", "dim": 768}, "nfeats": 263, "stats_dir": str(tmp_path)}), seed=1)
     info = m.load_checkpoint(path)
     assert info["format"] == "official"
     mine = {f"{c}.{k}": v for c, mod in m.components().items() for k, v in mod.state_dict().items()}
@@ -126,7 +127,7 @@ def test_official_checkpoint_with_wrong_text_width_is_refused(tmp_path):
     sd = {k: torch.zeros(s) for k, s in {**vae, **den}.items()}
     path = tmp_path / "official.ckpt"
     torch.save({"state_dict": sd}, path)
-    m = MLD({"nfeats": 263}, seed=0)  # MiniLM (384-d) denoiser
+    m = MLD(load_config("method", "mld", "paper", patch={"nfeats": 263}), seed=0)  # MiniLM (384-d) denoiser
     with pytest.raises(ValueError, match="clip"):
         m.load_checkpoint(path)
 
@@ -143,7 +144,7 @@ def test_official_checkpoint_with_real_humanml3d_statistics(tmp_path):
     g = torch.Generator().manual_seed(0)
     sd = {k: 0.02 * torch.randn(s, generator=g) for k, s in {**vae, **den}.items()}
     torch.save({"state_dict": sd}, tmp_path / "official.ckpt")
-    m = MLD({"text_encoder": {"kind": "clip", "dim": 768}, "stats_dir": str(root)}, seed=0)
+    m = MLD(load_config("method", "mld", "paper", patch={"text_encoder": {"kind": "clip", "dim": 768}, "stats_dir": str(root)}), seed=0)
     m.load_checkpoint(tmp_path / "official.ckpt")
     torch.testing.assert_close(m.mean.cpu(), torch.from_numpy(np.load(root / "Mean.npy")).float())
     x = torch.from_numpy(motion)[None]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from evaluators.core.config import load_config
 from evaluators.protocols import RunContext, get_protocol
 from methods.mld.method import MLD
 from tests.networks._tiny import TinyT2M
@@ -22,7 +23,7 @@ TINY = {"condition": "action", "nclasses": 2, "nfeats": 264,  # action motions: 
 
 
 def _tiny(device="cpu"):
-    m = MLD(dict(TINY), seed=0, device=device)
+    m = MLD(load_config("method", "mld", "paper", patch={**TINY, "max_motion_len": None}), seed=0, device=device)
     m.set_normalization(np.zeros(264), np.ones(264))
     return m
 

@@ -6,27 +6,30 @@ import numpy as np
 import pytest
 import torch
 
+from evaluators.core.config import load_config
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.diffusion import ddim_sample, make_ddim_scheduler, make_train_scheduler
 from methods.mld.method import MLD
+
+SCHED = load_config("method", "mld", "paper")["diffusion"]  # the noise schedule MLD runs with
 
 
 @pytest.mark.parametrize("steps", [10, 25, 50, 100])
 def test_ddim_timesteps_are_the_official_leading_spacing(steps):
     """Official (diffusers 0.7-0.12 DDIM, steps_offset=1): arange(N) * (1000 // N) + 1, descending."""
     expected = (np.arange(steps) * (1000 // steps) + 1)[::-1]
-    got = make_ddim_scheduler(steps).timesteps.numpy()
+    got = make_ddim_scheduler(steps, SCHED).timesteps.numpy()
     np.testing.assert_array_equal(got, expected)
     if steps == 50:  # golden: the default sampler
         assert got[:3].tolist() == [981, 961, 941] and got[-1] == 1
 
 
 def test_ddim_1000_steps_visits_every_training_step():
-    np.testing.assert_array_equal(make_ddim_scheduler(1000).timesteps.numpy(), np.arange(1000)[::-1])
+    np.testing.assert_array_equal(make_ddim_scheduler(1000, SCHED).timesteps.numpy(), np.arange(1000)[::-1])
 
 
 def test_scaled_linear_betas_match_closed_form():
-    betas = make_train_scheduler().betas.double().numpy()
+    betas = make_train_scheduler(SCHED).betas.double().numpy()
     ref = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2  # "linear in sqrt(beta)"
     np.testing.assert_allclose(betas, ref, rtol=1e-5)
 
@@ -46,7 +49,7 @@ def test_ddim_cfg_equals_hand_written_ddim():
     """Batched CFG + diffusers DDIM == separate cond/uncond forwards + the DDIM equations (η = 0)."""
     den = _tiny()
     cond, uncond, z = _inputs()
-    out = ddim_sample(den, cond, uncond, z, steps=10, guidance_scale=7.5)
+    out = ddim_sample(den, cond, uncond, z, steps=10, guidance_scale=7.5, scheduler_cfg=SCHED)
 
     betas = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=np.float64) ** 2
     ac = torch.tensor(np.cumprod(1.0 - betas), dtype=torch.float32)
@@ -67,7 +70,7 @@ def test_golden_10_step_sample_of_tiny_seeded_denoiser():
     code; a change means the denoiser, the scheduler config or the CFG combination changed."""
     den = _tiny()
     cond, uncond, z = _inputs()
-    out = ddim_sample(den, cond, uncond, z, steps=10, guidance_scale=7.5)
+    out = ddim_sample(den, cond, uncond, z, steps=10, guidance_scale=7.5, scheduler_cfg=SCHED)
     assert out.shape == (3, 2, 16)
     assert float(out.sum()) == pytest.approx(GOLDEN_SUM, rel=1e-4)
     assert float(out.abs().mean()) == pytest.approx(GOLDEN_ABS_MEAN, rel=1e-4)
@@ -81,7 +84,7 @@ def _tiny_mld(seed=0):
     cfg = {"nfeats": 12, "text_encoder": {"kind": "clip", "dim": 8},
            "vae": {"latent_size": 1, "latent_dim": 16, "ff_size": 32, "num_layers": 3, "num_heads": 2},
            "denoiser": {"ff_size": 32, "num_layers": 3, "num_heads": 2}, "diffusion": {"steps": 5}}
-    m = MLD(cfg, seed=seed)
+    m = MLD(load_config("method", "mld", "paper", patch=cfg), seed=seed)
     m.set_normalization(np.linspace(-1, 1, 12), np.linspace(0.5, 2, 12))
     return m
 

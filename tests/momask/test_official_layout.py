@@ -16,6 +16,7 @@ from methods.momask import convert
 from methods.momask.method import MoMask
 from methods.momask.tokenizer import RVQVAE
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
+from tests.hgm3.configs import paper_cfg
 from tests.momask.restated_momask_layout import (
     RestatedMaskTransformer,
     RestatedResidualTransformer,
@@ -30,7 +31,7 @@ def _n(m):
 
 
 def test_paper_param_counts_match_our_restatement_and_closed_form():
-    m = MoMask(PAPER_CLIP)
+    m = MoMask(paper_cfg("momask", PAPER_CLIP))
     rvq = sum(math.prod(s) for k, s in restated_rvq_shapes().items() if not k.endswith("codebook"))
     assert _n(m.vq) == rvq  # codebooks are buffers (EMA), not parameters, in both
     assert _n(m.mtrans) == _n(RestatedMaskTransformer())
@@ -111,7 +112,7 @@ def test_official_release_folder_is_found_and_loaded(tmp_path):
              "tokenizer": {"nb_code": 16, "code_dim": 8, "width": 12, "depth": 2, "num_quantizers": 3},
              "mask_transformer": {"latent_dim": 24, "ff_size": 40, "num_layers": 2, "num_heads": 3},
              "residual_transformer": {"latent_dim": 24, "ff_size": 40, "num_layers": 2, "num_heads": 3}}
-    src = MoMask(small)
+    src = MoMask(paper_cfg("momask", small))
     root = tmp_path / "checkpoints" / "t2m"
     files = {"rvq_nq3/model/net_best_fid.tar": {"vq_model": {k: v for k, v in src.vq.state_dict().items()
                                                              if k.endswith(("weight", "bias", "codebook"))}, "ep": 1},
@@ -125,7 +126,7 @@ def test_official_release_folder_is_found_and_loaded(tmp_path):
 
     np.save(root / "rvq_nq3" / "meta" / "mean.npy", np.full(263, 2.0, np.float32))
     np.save(root / "rvq_nq3" / "meta" / "std.npy", np.full(263, 3.0, np.float32))
-    dst = MoMask(small)
+    dst = MoMask(paper_cfg("momask", small))
     dst.load_checkpoint(root)
     for k, v in src.mtrans.state_dict().items():
         assert torch.equal(dst.mtrans.state_dict()[k], v), k

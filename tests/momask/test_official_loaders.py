@@ -14,6 +14,7 @@ import torch
 
 from methods.momask import convert
 from methods.momask.method import MoMask
+from tests.hgm3.configs import paper_cfg
 
 SMALL = {"d_in": 263, "text_encoder": {"kind": "minilm", "dim": 384},
          "tokenizer": {"nb_code": 16, "code_dim": 8, "width": 12, "depth": 2, "num_quantizers": 3},
@@ -48,16 +49,16 @@ def _same(m1, m2) -> bool:
 @pytest.fixture(scope="module")
 def pair():
     torch.manual_seed(0)
-    a = MoMask(SMALL)
+    a = MoMask(paper_cfg("momask", SMALL))
     torch.manual_seed(1)
-    b = MoMask(SMALL)
+    b = MoMask(paper_cfg("momask", SMALL))
     return a, b
 
 
 def test_each_role_loads_the_file_the_official_scripts_load(tmp_path, pair):
     a, b = pair
     _release(tmp_path, a, b)
-    m = MoMask(SMALL)
+    m = MoMask(paper_cfg("momask", SMALL))
     m.load_checkpoint(tmp_path)
     assert _same(m.mtrans, a.mtrans) and not _same(m.mtrans, b.mtrans)  # latest.tar
     assert _same(m.rtrans, b.rtrans) and not _same(m.rtrans, a.rtrans)  # net_best_fid.tar
@@ -75,25 +76,25 @@ def test_each_role_loads_the_file_the_official_scripts_load(tmp_path, pair):
 def test_override_per_role_and_missing_file_names_the_override(tmp_path, pair):
     a, b = pair
     _release(tmp_path, a, b)
-    m = MoMask({**SMALL, "official_files": {"mask_transformer": "net_best_fid.tar", "tokenizer": "latest.tar"}})
+    m = MoMask(paper_cfg("momask", {**SMALL, "official_files": {"mask_transformer": "net_best_fid.tar", "tokenizer": "latest.tar"}}))
     m.load_checkpoint(tmp_path)
     assert _same(m.mtrans, b.mtrans) and _same(m.rtrans, b.rtrans)
     assert torch.equal(m.vq.quantizer.layers[0].codebook, a.vq.quantizer.layers[0].codebook)
     (tmp_path / "trans" / "model" / "latest.tar").unlink()
     with pytest.raises(FileNotFoundError, match=r"latest\.tar.*official_files\.mask_transformer"):
-        MoMask(SMALL).load_checkpoint(tmp_path)
+        MoMask(paper_cfg("momask", SMALL)).load_checkpoint(tmp_path)
 
 
 def test_training_from_an_official_tokenizer_is_refused(tmp_path, pair):
     a, b = pair
     _release(tmp_path, a, b)
-    m = MoMask(SMALL)
+    m = MoMask(paper_cfg("momask", SMALL))
     m.load_checkpoint(tmp_path)
     with pytest.raises(RuntimeError, match="re-initialises every codebook"):
         m.fit(object())  # refused before the dataset is touched
     ours = tmp_path / "ours.pt"
     m.save_checkpoint(ours)
-    m2 = MoMask(SMALL)
+    m2 = MoMask(paper_cfg("momask", SMALL))
     m2.load_checkpoint(ours)  # our own checkpoint: training may resume
     convert.refuse_official_tokenizer_training(m2)
     assert "weights" not in m2.provenance()  # trained-here default (the runner fills it)

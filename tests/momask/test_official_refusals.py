@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from methods.momask.method import MoMask
+from tests.hgm3.configs import paper_cfg
 
 SMALL = {"d_in": 263, "tokenizer": {"nb_code": 16, "code_dim": 8, "width": 12, "depth": 2, "num_quantizers": 3},
          "mask_transformer": {"latent_dim": 24, "ff_size": 40, "num_layers": 2, "num_heads": 3},
@@ -15,7 +16,7 @@ SMALL = {"d_in": 263, "tokenizer": {"nb_code": 16, "code_dim": 8, "width": 12, "
 
 def _release_tree(root, text_dim, meta=True):
     """The release layout (checkpoints/t2m/<run>/model/*.tar, official keys) from a MoMask with ``text_dim``."""
-    src = MoMask({**SMALL, "text_encoder": {"kind": "clip", "clip_path": None, "dim": text_dim}})
+    src = MoMask(paper_cfg("momask", {**SMALL, "text_encoder": {"kind": "clip", "clip_path": None, "dim": text_dim}}))
     files = {"rvq_nq3/model/net_best_fid.tar": {"vq_model": {k: v for k, v in src.vq.state_dict().items()
                                                              if k.endswith(("weight", "bias", "codebook"))}},
              "t2m_trans/model/latest.tar": {"t2m_transformer": src.mtrans.state_dict()},
@@ -32,7 +33,7 @@ def _release_tree(root, text_dim, meta=True):
 
 def test_clip_width_checkpoint_against_minilm_config_is_refused_in_one_line(tmp_path):
     root = _release_tree(tmp_path / "t2m", text_dim=12)  # stands for the released 512-d CLIP projection
-    dst = MoMask({**SMALL, "text_encoder": {"kind": "minilm", "dim": 10}})
+    dst = MoMask(paper_cfg("momask", {**SMALL, "text_encoder": {"kind": "minilm", "dim": 10}}))
     with pytest.raises(ValueError) as e:
         dst.load_checkpoint(root)
     msg = str(e.value)
@@ -41,7 +42,7 @@ def test_clip_width_checkpoint_against_minilm_config_is_refused_in_one_line(tmp_
 
 def test_release_without_mean_std_is_refused_naming_stats_dir(tmp_path):
     root = _release_tree(tmp_path / "t2m", text_dim=10, meta=False)
-    dst = MoMask({**SMALL, "text_encoder": {"kind": "minilm", "dim": 10}})
+    dst = MoMask(paper_cfg("momask", {**SMALL, "text_encoder": {"kind": "minilm", "dim": 10}}))
     with pytest.raises(FileNotFoundError, match="stats_dir"):  # before: a warning, then mean 0 / std 1
         dst.load_checkpoint(root)
 

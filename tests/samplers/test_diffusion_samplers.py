@@ -18,6 +18,10 @@ import numpy as np
 import pytest
 import torch
 
+from evaluators.core.config import load_config
+
+SCHED = load_config("method", "mld", "paper")["diffusion"]  # the noise schedule MLD runs with
+
 T = 1000
 
 
@@ -97,7 +101,7 @@ def test_mld_ddim_output_has_the_closed_form_moments(steps, eta):
     n = 6000
     g = torch.Generator().manual_seed(0)
     z_T = torch.randn(n, 1, len(MU), generator=g)
-    out = ddim_sample(oracle, torch.zeros(n), None, z_T, steps=steps, eta=eta, generator=g)
+    out = ddim_sample(oracle, torch.zeros(n), None, z_T, steps=steps, guidance_scale=7.5, scheduler_cfg=SCHED, eta=eta, generator=g)
     m, v = _propagate(ab, _leading(steps, 1), MU, S2, eta, final_alpha=ab[0])
     _check_moments(out[:, 0].double().numpy(), m, v, MU, S2, near_law=eta == 0.0 and steps >= 50)
 
@@ -109,9 +113,9 @@ def test_mld_ddim_eta0_is_deterministic_and_differs_from_eta1():
         return 0.3 * x
 
     z = torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(1))
-    a = ddim_sample(eps, torch.zeros(4), None, z, steps=20, eta=0.0, generator=torch.Generator().manual_seed(2))
-    b = ddim_sample(eps, torch.zeros(4), None, z, steps=20, eta=0.0, generator=torch.Generator().manual_seed(3))
-    c = ddim_sample(eps, torch.zeros(4), None, z, steps=20, eta=1.0, generator=torch.Generator().manual_seed(3))
+    a = ddim_sample(eps, torch.zeros(4), None, z, steps=20, guidance_scale=7.5, scheduler_cfg=SCHED, eta=0.0, generator=torch.Generator().manual_seed(2))
+    b = ddim_sample(eps, torch.zeros(4), None, z, steps=20, guidance_scale=7.5, scheduler_cfg=SCHED, eta=0.0, generator=torch.Generator().manual_seed(3))
+    c = ddim_sample(eps, torch.zeros(4), None, z, steps=20, guidance_scale=7.5, scheduler_cfg=SCHED, eta=1.0, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
@@ -120,7 +124,7 @@ def test_macdiff_ddim_output_has_the_closed_form_moments(monkeypatch):
     from methods.macdiff.diffusion import MacDiffCore
     from tests.macdiff.test_model import TINY
 
-    core = MacDiffCore(model=TINY, diffusion={"steps": T, "schedule": "inverse_cosine"})
+    core = MacDiffCore(model=TINY, diffusion={"steps": T, "schedule": "inverse_cosine", "tau": 1.0})
     ab = np.cumprod(1 - _inverse_cosine_betas())
     mu3, s23 = MU[:3], S2[:3]
     mu_t, s2_t = torch.tensor(mu3, dtype=torch.float32), torch.tensor(s23, dtype=torch.float32)
@@ -144,7 +148,7 @@ def test_ddpm_posterior_variance_is_the_closed_form(which):
     if which == "mld":
         from methods.mld.diffusion import make_train_scheduler
 
-        sched, betas = make_train_scheduler(), _scaled_linear_betas()
+        sched, betas = make_train_scheduler(SCHED), _scaled_linear_betas()
     else:
         from methods.macdiff.schedule import make_schedulers
 

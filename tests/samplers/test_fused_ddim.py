@@ -9,7 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from evaluators.core.config import load_config
 from methods.common.ddim import ddim_coefficients, ddim_loop
+
+SCHED = load_config("method", "mld", "paper")["diffusion"]  # the noise schedule MLD runs with
+MACDIFF_DIFFUSION = load_config("method", "macdiff", "paper")["diffusion"]
 
 
 def _eps_for(sched):
@@ -33,7 +37,7 @@ def _reference(sched, x, eta, gen):
 def _mld(steps):
     from methods.mld.diffusion import make_ddim_scheduler
 
-    return make_ddim_scheduler(steps)
+    return make_ddim_scheduler(steps, SCHED)
 
 
 def _macdiff(steps):
@@ -74,9 +78,9 @@ def test_mld_ddim_sample_fused_equals_reference():
     g = torch.Generator().manual_seed(0)
     z_T, cond, uncond = (torch.randn(2, 1, 8, generator=g), torch.randn(2, 8, generator=g), torch.zeros(2, 8))
     for eta in (0.0, 1.0):
-        a = ddim_sample(denoiser, cond, uncond, z_T, steps=20, guidance_scale=7.5, eta=eta,
+        a = ddim_sample(denoiser, cond, uncond, z_T, steps=20, guidance_scale=7.5, scheduler_cfg=SCHED, eta=eta,
                         generator=torch.Generator().manual_seed(3))
-        b = ddim_sample(denoiser, cond, uncond, z_T, steps=20, guidance_scale=7.5, eta=eta,
+        b = ddim_sample(denoiser, cond, uncond, z_T, steps=20, guidance_scale=7.5, scheduler_cfg=SCHED, eta=eta,
                         generator=torch.Generator().manual_seed(3), fused=False)
         # relative to the sample's scale (guidance 7.5 on an untrained stand-in gives |x| >> 1);
         # eta 1: diffusers' float32 sigma (see the docstring above)
@@ -91,7 +95,7 @@ def test_macdiff_sample_fused_equals_reference(t_start):
     from tests.macdiff.test_model import TINY
 
     torch.manual_seed(0)
-    core = MacDiffCore(model=TINY, diffusion={"steps": 1000}).eval()
+    core = MacDiffCore(model=TINY, diffusion=MACDIFF_DIFFUSION).eval()
     x = torch.randn(2, TINY["num_frames"], TINY["num_joints"], 3) * 0.3
     z = core.condition(x, 0.5, generator=torch.Generator().manual_seed(1))
     kw = dict(steps=10, guidance=2.0, x_start=x if t_start else None, t_start=t_start)
