@@ -42,6 +42,16 @@ import numpy as np
 import torch
 
 from benchmarks.settings import precision_keys
+from evaluators.core.io import atomic_write_text
+from evaluators.core.seeding import seed_everything
+from evaluators.datasets import load_dataset
+from evaluators.datasets.cache import cache_key
+from evaluators.networks.t2m_data import t2m_split
+from evaluators.protocols import RunContext, get_protocol
+from evaluators.protocols import _t2m_helpers as H
+from evaluators.protocols._t2m_helpers import call_generate
+from evaluators.records import _jsonable, git_info, hardware_info, read_records
+from evaluators.runner.run import compose, experiment_name, load_plugins, plan
 from leaderboards.speed_drift import DRIFT_KIND as KIND  # speed.md renders files of this kind
 from leaderboards.speed_drift import DRIFT_TITLE
 
@@ -100,8 +110,6 @@ class Setup:
 
 def resolve(method: str, runs_dir: Path, seed: int = 0, repetitions: int | None = None) -> Setup:
     """The method, dataset and text2motion configs of ``METHOD_synth-t2m`` at smoke scale (``plan``)."""
-    from evaluators.datasets.cache import cache_key
-    from evaluators.runner.run import compose, experiment_name, plan
 
     exp = experiment_name(method, DATASET)
     cfg = compose([f"+experiment={exp}", "scale=smoke", f"seed={seed}"])
@@ -149,7 +157,6 @@ def find_checkpoint(s: Setup, runs_dir: Path) -> dict | None:
     exact = s.workdir / "method.pt"
     if exact.is_file():
         return {"path": str(exact), "match": "config hash"}
-    from evaluators.records import read_records
 
     recs = read_records(runs_dir / "records", skip_invalid=True) if (runs_dir / "records").is_dir() else []
     allowed = set(INFERENCE_ONLY.get(s.method, ()))
@@ -179,8 +186,6 @@ def find_checkpoint(s: Setup, runs_dir: Path) -> dict | None:
 def train(s: Setup, device: str) -> dict:
     """Train at smoke scale as ``evaluators.runner.run.run_experiment`` does (seed, load the data, build,
     ``fit``) and save ``workdir/method.pt``."""
-    from evaluators.core.seeding import seed_everything
-    from evaluators.datasets import load_dataset
 
     seed_everything(s.seed)
     data = load_dataset(s.dataset_cfg)
@@ -210,8 +215,6 @@ def raw_output_check(models: dict[str, Any], captions: list, lengths: list[int],
     Returns the max |fp32 - fp32 again| (0 when sampling is deterministic for a seed) and the max
     and relative |bf16 - fp32|; a bf16 output equal to fp32 means the precision switch did nothing.
     """
-    from evaluators.core.seeding import seed_everything
-    from evaluators.protocols._t2m_helpers import call_generate
 
     codes = {}
 
@@ -238,7 +241,6 @@ def raw_output_check(models: dict[str, Any], captions: list, lengths: list[int],
 
 def check_batch(data: Any, n: int = 16, unit: int = 4, max_len: int = 196) -> tuple[list[str], list[int]]:
     """The first ``n`` test captions with their motions' lengths (multiples of ``unit``)."""
-    from evaluators.networks.t2m_data import t2m_split
 
     split = t2m_split(data, "test")
     n = min(n, len(split))
@@ -248,8 +250,6 @@ def check_batch(data: Any, n: int = 16, unit: int = 4, max_len: int = 196) -> tu
 
 def evaluate(method, data, pcfg: dict, ctx, seed: int):
     """One text2motion protocol run (seeded like the runner); its main (generated, default-steps) result."""
-    from evaluators.core.seeding import seed_everything
-    from evaluators.protocols import get_protocol
 
     seed_everything(seed)
     t0 = time.perf_counter()
@@ -281,10 +281,8 @@ def compare(per_rep: dict[str, list[dict[str, float]]], metrics: dict[str, dict[
 
 def measure_pair(models: dict[str, Any], data: Any, pcfg: dict, ctx, seed: int) -> dict:
     """Raw-output check, then the protocol at fp32 and at bf16 on the same data, evaluator and seed."""
-    from evaluators.protocols import _t2m_helpers as H
 
     if "t2m_evaluator" not in (ctx.extra or {}):  # one evaluator object for both passes
-        from evaluators.core.seeding import seed_everything
 
         seed_everything(seed)
         ctx.extra = {**(ctx.extra or {}), "t2m_evaluator": H.build_evaluator(data, pcfg.get("evaluator") or {}, ctx)}
@@ -308,9 +306,6 @@ def measure_pair(models: dict[str, Any], data: Any, pcfg: dict, ctx, seed: int) 
 def measure_method(method: str, runs_dir: Path, seed: int, device: str, repetitions: int | None,
                    evaluators_cache: dict) -> dict:
     """Resolve, reuse or train, build both precisions, measure."""
-    from evaluators.core.seeding import seed_everything
-    from evaluators.datasets import load_dataset
-    from evaluators.protocols import RunContext
 
     t0 = time.perf_counter()
     s = resolve(method, runs_dir, seed, repetitions)
@@ -346,7 +341,6 @@ def measure_method(method: str, runs_dir: Path, seed: int, device: str, repetiti
 
 def environment() -> dict:
     """Machine, torch, threads, commit, load: what a reader needs to place the numbers."""
-    from evaluators.records import git_info, hardware_info
 
     try:
         load = list(os.getloadavg())
@@ -380,7 +374,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
-    from evaluators.runner.run import load_plugins
 
     load_plugins()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -399,8 +392,6 @@ def main(argv: list[str] | None = None) -> int:
         doc["loadavg_end"] = list(os.getloadavg())
     except OSError:
         pass
-    from evaluators.core.io import atomic_write_text
-    from evaluators.records import _jsonable
 
     atomic_write_text(args.out, json.dumps(_jsonable(doc), indent=1, sort_keys=True) + "\n")
     for m, r in doc["methods"].items():

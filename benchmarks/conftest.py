@@ -21,6 +21,7 @@ import pytest
 # isort: off
 import evaluators  # noqa: F401  (OpenMP wait policy / thread count before torch: evaluators/core/threads.py)
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 # isort: on
 
 
@@ -47,7 +48,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     if torch.cuda.is_available():
         machine_info["gpu"] = torch.cuda.get_device_name(0)
         try:
-            import pynvml
+            import pynvml  # lazy: NVML exists only where an NVIDIA driver does
 
             pynvml.nvmlInit()
             machine_info["driver"] = pynvml.nvmlSystemGetDriverVersion()
@@ -181,7 +182,7 @@ class CpuWall:
 
 def flop_count(module: torch.nn.Module, inputs: tuple) -> tuple[float, list[str]]:
     """fvcore MACs (GMAC) of one forward, and the op types fvcore skipped."""
-    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn import FlopCountAnalysis  # lazy: fvcore's FLOP counter is slow to import and used only for GMACs
 
     fca = FlopCountAnalysis(module, inputs).set_op_handle(**{"aten::scaled_dot_product_attention": _sdpa_macs})
     fca.unsupported_ops_warnings(False)
@@ -193,7 +194,7 @@ def flop_count(module: torch.nn.Module, inputs: tuple) -> tuple[float, list[str]
 def _sdpa_macs(inputs, outputs) -> int:
     """fvcore handle (fvcore has none for SDPA): MACs of QKᵀ and of A·V, q ``[..., Lq, e]``,
     k ``[..., Lk, e]``, v ``[..., Lk, ev]``; softmax and scaling are not counted, as for linear layers' bias."""
-    from fvcore.nn.jit_handles import get_shape
+    from fvcore.nn.jit_handles import get_shape  # lazy: fvcore's FLOP counter is slow to import and used only for GMACs
 
     q, k, v = (get_shape(x) for x in inputs[:3])
     lead = 1
@@ -204,7 +205,6 @@ def _sdpa_macs(inputs, outputs) -> int:
 
 def count_flops_of_call(fn: Callable[[], Any]) -> float:
     """FLOPs (not MACs) of an arbitrary call via torch's FlopCounterMode (whole generation loops)."""
-    from torch.utils.flop_counter import FlopCounterMode
 
     # keyed by the overload (stops the counter from decomposing it into CPU kernels it has no formula
     # for) and by the packet (what the counter looks formulas up by)
@@ -235,7 +235,7 @@ def memory_stats(device: torch.device) -> dict[str, float]:
         out["max_memory_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         out["max_memory_reserved_mib"] = torch.cuda.max_memory_reserved(device) / 2**20
         try:
-            import pynvml
+            import pynvml  # lazy: NVML exists only where an NVIDIA driver does
 
             pynvml.nvmlInit()
             h = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)

@@ -25,7 +25,10 @@ def top_ops(fn: Callable[[], Any], top: int = DEFAULT_TOP) -> dict[str, Any]:
     Returns ``{"top_ops": [{"op", "self_s", "share", "calls"}], "ops_self_s", "profiled_wall_s",
     "events"}``; ``share`` is the op's fraction of ``ops_self_s``.
     """
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import (  # lazy: the profiler is loaded only when a profile is asked for
+        ProfilerActivity,
+        profile,
+    )
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=False, with_stack=False) as prof:
         t0 = time.perf_counter()  # inside: the profiler's start-up (seconds on first use) is not the call's

@@ -20,6 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluators.datasets import load_dataset
+from evaluators.datasets.skeleton.ntu import read_missing_list, read_skeleton
+from evaluators.datasets.skeleton.ntu_preprocess import preprocess_skeleton
+
 BATCH = 32
 
 
@@ -56,8 +60,6 @@ class _SkeletonViT(nn.Module):
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from evaluators.datasets import load_dataset
-
     old = os.environ.get("MOTIONREPRO_CACHE")
     os.environ["MOTIONREPRO_CACHE"] = str(tmp_path_factory.mktemp("bench_cache"))
     try:
@@ -119,9 +121,6 @@ def test_ntu_feeder_batch_vs_model_step(benchmark, synth, scale, device):
 
 
 def test_skeleton_parse_and_preprocess(benchmark, synth):
-    from evaluators.datasets.skeleton.ntu import read_missing_list, read_skeleton
-    from evaluators.datasets.skeleton.ntu_preprocess import preprocess_skeleton
-
     skip = set(read_missing_list(Path(synth.root) / "NTU_RGBD_samples_with_missing_skeletons.txt"))
     files = [p for p in sorted(Path(synth.root).rglob("*.skeleton")) if p.stem not in skip][:20]
     assert len(files) == 20

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from benchmarks.conftest import CpuWall, sync
+from evaluators.metrics.generation import fid
 
 
 def test_matmul_peak_fp32(benchmark, device, peak_gflops):
@@ -42,8 +43,6 @@ def test_matmul_peak_bf16(benchmark, device, peak_gflops):
 
 
 def test_fid_10k_by_512(benchmark):
-    from evaluators.metrics.generation import fid
-
     rng = np.random.default_rng(0)
     real = rng.standard_normal((10_000, 512))
     gen = rng.standard_normal((10_000, 512)) + 0.1

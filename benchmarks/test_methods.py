@@ -39,6 +39,7 @@ from benchmarks.conftest import (
 from benchmarks.profiling import top_ops
 from benchmarks.settings import precision_keys, set_precision
 from evaluators.core.config import load_config
+from evaluators.core.precision import low_precision_copy
 from methods import get_method, list_methods
 from methods.base import MotionGenerator, PoseEstimator, RepresentationLearner
 
@@ -257,7 +258,6 @@ def test_denoiser_switches(benchmark, name, mode, scale, device):
     if mode == "compile":
         fn = torch.compile(module)
     elif mode == "bf16_weights":  # what precision: bf16 samples with: weights cast once, fp32 in and out
-        from evaluators.core.precision import low_precision_copy
 
         fn = low_precision_copy(module)
 

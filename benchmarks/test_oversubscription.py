@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from evaluators.core.threads import configure
+
 _WORK = ("import time, torch\nx = torch.randn(64, 512); w = torch.randn(512, 512) / 23\n"
          "t0 = time.perf_counter()\nfor _ in range(800):\n    x = torch.nn.functional.gelu(x @ w)\n"
          "print(time.perf_counter() - t0)")
@@ -25,8 +27,6 @@ def _env(mode: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MOTIONREPRO_THREADS")}
     if mode == "suite":
-        from evaluators.core.threads import configure
-
         configure(env)
     else:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(len(os.sched_getaffinity(0)))

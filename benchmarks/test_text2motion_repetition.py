@@ -39,6 +39,7 @@ import torch
 from benchmarks.conftest import CpuWall
 from evaluators.core.config import load_config
 from evaluators.datasets import load_dataset
+from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.protocols._timing import Spans, share_outside
 from methods import get_method, list_methods
@@ -61,7 +62,6 @@ def synth(scale):
 def evaluator(synth, scale):
     """Untrained T2M evaluator built by the protocol's own path (``train_evaluator``, 0 steps) at
     the protocol's size for ``scale`` (paper: the released evaluator's sizes)."""
-    from evaluators.networks.t2m_train import train_evaluator
 
     tcfg = dict(load_config("protocol", "text2motion", scale)["evaluator"]["train"])
     tcfg.update(steps=0, movement_pretrain_steps=0)

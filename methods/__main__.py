@@ -18,6 +18,11 @@ import json
 import os
 import sys
 
+from evaluators.core.config import load_config
+from methods import get_method, list_methods
+from methods.registry import UnknownNameError
+from methods.scaffold import ScaffoldError, scaffold
+
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
@@ -40,13 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
 
-    from evaluators.core.config import load_config
-    from methods import get_method, list_methods
-    from methods.registry import UnknownNameError
-
     if args.cmd == "new":
-        from methods.scaffold import ScaffoldError, scaffold
-
         try:
             files = scaffold(args.name, args.capability, args.dir)
         except ScaffoldError as e:

@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from evaluators.core.io import atomic_torch_save
 from evaluators.core.safe_load import load_checkpoint_file
 
 
@@ -190,7 +191,6 @@ class Method:
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Atomically write ``{"method", "state_dict", "cfg"}`` (the runner does this after training)."""
-        from evaluators.core.io import atomic_torch_save
 
         atomic_torch_save({"method": self.registry_name, "state_dict": self.state_dict(), "cfg": self.cfg}, path)
         return Path(path)

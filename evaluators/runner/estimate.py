@@ -25,15 +25,23 @@ not know is reported as such instead of guessed.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from tabulate import tabulate
+
+from evaluators.core.config import list_configs
 from evaluators.runner.compose import compose
 from evaluators.runner.names import load_plugins
 from evaluators.runner.plan import build_plan, resolve_device
@@ -134,7 +142,6 @@ def probe_load() -> tuple[float, float | None]:
 
 def contention_note(device: str) -> str:
     """One line on the probe's CPU use; CONTENDED when other processes took CPU meanwhile."""
-    import torch
 
     if device.startswith("cuda") or not _LOAD["wall_s"]:
         return ""
@@ -149,7 +156,6 @@ def contention_note(device: str) -> str:
 
 def probe_costs(method, device: str, batch: int = PROBE_BATCH) -> Costs:
     """Time the method's own benchmark hooks on this machine."""
-    import torch
 
     sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
     train_s = infer_s = None
@@ -185,7 +191,6 @@ def _sampler_steps(method) -> int:
 
 def bench_costs(method_name: str, path: str | os.PathLike) -> Costs:
     """Costs from a committed pytest-benchmark JSON of a named machine."""
-    import json
 
     path = Path(path)
     try:
@@ -290,8 +295,6 @@ def _fmt_s(s: float | None) -> str:
 
 
 def render(stages: list[Stage], costs: Costs, device: str, scale: str, experiment: str) -> str:
-    from tabulate import tabulate
-
     gpu = device.startswith("cuda")
     rows = []
     for s in stages:
@@ -328,8 +331,6 @@ def build_untrained(p: dict, device: str):
     method = p["cls"](dict(p["method_cfg"]), device=device, seed=0)
     d = getattr(method, "nfeats", None)
     if hasattr(method, "set_normalization") and d:
-        import numpy as np
-
         method.set_normalization(np.zeros(int(d), np.float32), np.ones(int(d), np.float32))
     return method
 
@@ -383,13 +384,8 @@ def summary_row(exp: str) -> dict[str, Any]:
 
 def estimate_all(experiments: list[str] | None = None) -> str:
     """One summary row per paper experiment (the README table): ``python -m evaluators.runner.estimate``."""
-    import json
-    import subprocess
-    import sys
 
-    from tabulate import tabulate
 
-    from evaluators.core.config import list_configs
 
     names = experiments or [e for e in list_configs("experiment") if "synth" not in e]
     rows = []
