@@ -45,13 +45,12 @@ from benchmarks.settings import precision_keys
 from evaluators.core.io import atomic_write_text
 from evaluators.core.seeding import seed_everything
 from evaluators.datasets import load_dataset
-from evaluators.datasets.cache import cache_key
 from evaluators.networks.t2m_data import t2m_split
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.protocols import _t2m_helpers as H
 from evaluators.protocols._t2m_helpers import call_generate
 from evaluators.records import _jsonable, git_info, hardware_info, read_records
-from evaluators.runner.run import compose, experiment_name, load_plugins, plan
+from evaluators.runner.run import build_plan, compose, experiment_name, load_plugins
 from leaderboards.speed_drift import DRIFT_KIND as KIND  # speed.md renders files of this kind
 from leaderboards.speed_drift import DRIFT_TITLE
 
@@ -113,20 +112,18 @@ def resolve(method: str, runs_dir: Path, seed: int = 0, repetitions: int | None 
 
     exp = experiment_name(method, DATASET)
     cfg = compose([f"+experiment={exp}", "scale=smoke", f"seed={seed}"])
-    p = plan(cfg, [])
-    if len(p["datasets"]) != 1 or "text2motion" not in p["protocol_cfgs"]:
+    p = build_plan(cfg, [])
+    if len(p.datasets) != 1 or "text2motion" not in p.datasets[0].protocol_cfgs:
         raise ValueError(f"bf16_drift: experiment {exp} must run text2motion on one dataset")
-    dcfg = p["datasets"][0]
-    mcfg = p["method_cfgs"].get(str(cfg.datasets[0]), p["method_cfg"])
-    pcfg = copy.deepcopy(p["protocol_cfgs"]["text2motion"])
+    ds = p.datasets[0]
+    pcfg = copy.deepcopy(ds.protocol_cfgs["text2motion"])
     for k, v in PROTOCOL_PATCH.items():
         pcfg[k] = {**(pcfg.get(k) or {}), **v} if isinstance(v, dict) else v
     if repetitions is not None:
         pcfg["repetitions"] = int(repetitions)
-    # the runner's workdir (evaluators/runner/run.py run_experiment): the settings' hash names the folder
-    tag = f"smoke_s{seed}_{cache_key(mcfg, dcfg)[:8]}"
-    return Setup(method, p["cls"], dict(mcfg), dcfg, pcfg, seed, "smoke", runs_dir / "work" / method / dcfg["name"] / tag,
-                 exp)
+    # the runner's work folder (named by the settings' hash), under this benchmark's runs_dir
+    return Setup(method, p.method_cls, dict(ds.method_cfg), ds.dataset_cfg, pcfg, seed, "smoke",
+                 runs_dir / "work" / method / ds.name / ds.workdir.name, exp)
 
 
 # -- checkpoints: reuse a finished smoke run, else train one ---------------------------------------------

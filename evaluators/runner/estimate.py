@@ -328,7 +328,7 @@ def render(stages: list[Stage], costs: Costs, device: str, scale: str, experimen
 
 def build_untrained(p: dict, device: str):
     """The planned method, untrained, with identity feature statistics (generators need them)."""
-    method = p["cls"](dict(p["method_cfg"]), device=device, seed=0)
+    method = p.method_cls(dict(p.method_cfg), device=device, seed=0)
     d = getattr(method, "nfeats", None)
     if hasattr(method, "set_normalization") and d:
         method.set_normalization(np.zeros(int(d), np.float32), np.ones(int(d), np.float32))
@@ -340,7 +340,7 @@ def estimate(p: dict, cfg, estimate_from: str | None = None) -> str:
     device = resolve_device(str(cfg.device))
     scale = str(cfg.scale)
     method_name = str(cfg.method)
-    mcfg = dict(p["method_cfg"])
+    mcfg = dict(p.method_cfg)
     if estimate_from:
         costs = bench_costs(method_name, estimate_from)
         if costs.train_s is None or costs.infer_s is None:
@@ -351,10 +351,10 @@ def estimate(p: dict, cfg, estimate_from: str | None = None) -> str:
     else:
         costs = probe_costs(build_untrained(p, device), device)
     stages: list[Stage] = []
-    for dcfg in p["datasets"]:
-        stages += plan_stages(method_name, mcfg, p["protocol_cfgs"], dcfg["name"], costs,
+    for ds in p.datasets:
+        stages += plan_stages(method_name, mcfg, p.protocol_cfgs, ds.name, costs,
                               has_checkpoint=bool(cfg.get("checkpoint")))
-    return render(stages, costs, device, scale, f"{method_name} on {', '.join(d['name'] for d in p['datasets'])}")
+    return render(stages, costs, device, scale, f"{method_name} on {', '.join(d.name for d in p.datasets)}")
 
 
 def summary_row(exp: str) -> dict[str, Any]:
@@ -368,8 +368,8 @@ def summary_row(exp: str) -> dict[str, Any]:
     costs = probe_costs(build_untrained(p, device), device)
     train = other = 0.0
     untimed = 0
-    for dc in p["datasets"]:
-        for s in plan_stages(str(cfg.method), dict(p["method_cfg"]), p["protocol_cfgs"], dc["name"], costs):
+    for ds in p.datasets:
+        for s in plan_stages(str(cfg.method), dict(p.method_cfg), p.protocol_cfgs, ds.name, costs):
             if s.wall_s is None:
                 untimed += 1
             elif s.stage.startswith("train"):
@@ -377,7 +377,7 @@ def summary_row(exp: str) -> dict[str, Any]:
             else:
                 other += s.wall_s
     own, others = probe_load()
-    return {"experiment": exp, "datasets": [dc["name"] for dc in p["datasets"]], "train_s_per_sample": costs.train_s,
+    return {"experiment": exp, "datasets": [ds.name for ds in p.datasets], "train_s_per_sample": costs.train_s,
             "training_s": train, "protocols_s": other, "peak_mib": costs.peak_mib, "probe_cpus": own,
             "other_cpus": others, "untimed": untimed}
 

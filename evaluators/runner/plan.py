@@ -82,16 +82,6 @@ class RunPlan:
     protocol_cfgs: dict[str, dict]    # protocol configs before any ``per_dataset`` patch
     run_cfg: dict                     # the composed run config, resolved (the record's ``config.run``)
 
-    # read-only dict view for code written against the former untyped plan (estimate, benchmarks)
-    _LEGACY = {"cls": lambda p: p.method_cls, "method_cfg": lambda p: p.method_cfg,
-               "method_cfgs": lambda p: {d.config_name: d.method_cfg for d in p.datasets},
-               "datasets": lambda p: [d.dataset_cfg for d in p.datasets], "specs": lambda p: list(p.protocols),
-               "protocol_cfgs": lambda p: p.protocol_cfgs,
-               "protocol_cfgs_by_dataset": lambda p: {d.config_name: d.protocol_cfgs for d in p.datasets}}
-
-    def __getitem__(self, key: str) -> Any:
-        return self._LEGACY[key](self)
-
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda:$LOCAL_RANK`` when a GPU is visible, else ``cpu``; other values unchanged."""

@@ -17,7 +17,7 @@ from methods.diffusionpose.model import draw_masks, render_heatmaps
 def _method_cfg(ablation: str | None, scale: str = "smoke", experiment: str = "diffusionpose_coco") -> dict:
     load_plugins()
     extra = [f"+ablation={ablation}"] if ablation else []
-    return plan(compose([f"+experiment={experiment}", *extra, f"scale={scale}"]), [], check_data=False)["method_cfg"]
+    return plan(compose([f"+experiment={experiment}", *extra, f"scale={scale}"]), [], check_data=False).method_cfg
 
 
 @pytest.mark.parametrize("stride", [1, 2, 8])

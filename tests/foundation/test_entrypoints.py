@@ -121,7 +121,7 @@ def test_every_experiment_composes_and_fits_its_method(experiment):
     for scale in ("smoke", "paper"):
         cfg = compose([f"+experiment={experiment}", f"scale={scale}"])
         p = plan(cfg, [], check_data=False)
-        assert p["datasets"] and p["specs"]
+        assert p.datasets and p.protocols
 
 
 def test_readme_commands_name_real_experiments():

@@ -75,11 +75,11 @@ def test_every_paper_experiment_gets_a_row_per_stage():
     for exp in _paper_experiments():
         cfg = compose([f"+experiment={exp}"])
         p = plan(cfg, [f"+experiment={exp}"], check_data=False)
-        for d in p["datasets"]:
-            stages = plan_stages(str(cfg.method), dict(p["method_cfg"]), p["protocol_cfgs"], d["name"], COSTS)
+        for d in p.datasets:
+            stages = plan_stages(str(cfg.method), dict(p.method_cfg), p.protocol_cfgs, d.name, COSTS)
             assert any(s.stage.startswith("train") and s.wall_s for s in stages), (exp, d["name"])
             assert all(s.wall_s is not None or "not timed" in s.note for s in stages), (exp, [vars(s) for s in stages])
-            assert len(stages) >= 1 + len(p["protocol_cfgs"]), exp
+            assert len(stages) >= 1 + len(p.protocol_cfgs), exp
 
 
 @pytest.mark.slow

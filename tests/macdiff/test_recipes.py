@@ -53,7 +53,7 @@ OFFICIAL = {
 @pytest.mark.parametrize("experiment", ["macdiff_ntu60", "macdiff_ntu120", "macdiff_pku1", "macdiff_pku2"])
 def test_experiments_resolve_the_official_settings_per_dataset(experiment):
     p = _plan(experiment)
-    for name, m in p["method_cfgs"].items():
+    for name, m in ((d.config_name, d.method_cfg) for d in p.datasets):
         kind, tau, lmr, unc, rot, shift = OFFICIAL[name]
         assert m["mask_kind"] == kind, name
         if tau is not None:
@@ -61,10 +61,10 @@ def test_experiments_resolve_the_official_settings_per_dataset(experiment):
         assert (m["layer_mask_ratio"], m["uncond_ratio"], m["pretrain"]["rotation"], m["self_shift"]) == \
             (lmr, unc, rot, shift), name
     if experiment == "macdiff_ntu60":  # official test crop per finetune_madiff.yaml
-        fts = {n: p["protocol_cfgs_by_dataset"][n]["finetune"]["test_p_interval"] for n in p["method_cfgs"]}
+        fts = {d.config_name: d.protocol_cfgs["finetune"]["test_p_interval"] for d in p.datasets}
         assert fts == {"ntu60_xsub": [0.9, 0.95], "ntu60_xview": [0.95]}
     if experiment == "macdiff_pku2":  # PKU-v2 statistics ("pkuv2 2man"), no self_shift
-        assert p["method_cfg"]["input_mean"] == [-0.0459, -0.0680, 1.3642]
+        assert p.method_cfg["input_mean"] == [-0.0459, -0.0680, 1.3642]
 
 
 def test_per_dataset_block_rejects_unknown_keys():
@@ -330,7 +330,7 @@ def test_finetune_statistics_per_dataset():
 
     p = _plan("macdiff_ntu120", "smoke")
     cls = get_method("macdiff")
-    m = cls(dict(p["method_cfgs"]["ntu120_xsub"]), seed=0)
+    m = cls(dict(next(d.method_cfg for d in p.datasets if d.config_name == "ntu120_xsub")), seed=0)
     mean, std, shift = m.finetune_normalisation()
     torch.testing.assert_close(mean, torch.tensor([-0.0021, -0.2198, -0.0404]))  # finetune_madiff.yaml ntu120_xsub
     torch.testing.assert_close(std, torch.tensor([0.0298, 0.1424, 0.0358]).sqrt())
@@ -339,7 +339,7 @@ def test_finetune_statistics_per_dataset():
     torch.testing.assert_close(model.mean, mean)
     # pretraining keeps the NTU-60 statistics (pretrain yaml)
     torch.testing.assert_close(m.core.mean, torch.tensor([-0.0058, -0.1333, -0.0246]))
-    pku1 = cls(dict(_plan("macdiff_pku1", "smoke")["method_cfg"]), seed=0)
+    pku1 = cls(dict(_plan("macdiff_pku1", "smoke").method_cfg), seed=0)
     assert pku1.core.self_shift and not pku1.finetune_normalisation()[2]  # pkuv1 finetune yaml: no self_shift
     torch.testing.assert_close(pku1.finetune_normalisation()[0], torch.tensor([-0.0058, -0.1333, -0.0246]))
 
@@ -412,7 +412,7 @@ def test_augment_grid_runs_every_point_with_its_settings():
 
 def test_augment_grid_ablation_composes():
     p = _plan_with(["+experiment=macdiff_ntu60", "+ablation=macdiff_augment_grid"])
-    grid = p["protocol_cfgs"]["semi1"]["augment_grid"]
+    grid = p.protocol_cfgs["semi1"]["augment_grid"]
     assert grid == {"t_start": [200, 400, 600, 1000], "guidance": [1.0, 2.0]}
 
 

@@ -23,7 +23,7 @@ def test_ablation_composes_and_changes_the_model(ablation):
     load_plugins()
     p = plan(compose(["+experiment=mld_humanml3d", f"+ablation={ablation}", "scale=smoke"]), [],
              check_data=False)
-    cfg = dict(p["method_cfg"], nfeats=12, text_encoder={"kind": "clip", "dim": 8})  # no encoder load
+    cfg = dict(p.method_cfg, nfeats=12, text_encoder={"kind": "clip", "dim": 8})  # no encoder load
     assert CASES[ablation](MLD(cfg, seed=0))
-    base = plan(compose(["+experiment=mld_humanml3d", "scale=smoke"]), [], check_data=False)["method_cfg"]
+    base = plan(compose(["+experiment=mld_humanml3d", "scale=smoke"]), [], check_data=False).method_cfg
     assert not CASES[ablation](MLD(dict(base, nfeats=12, text_encoder={"kind": "clip", "dim": 8}), seed=0))

@@ -50,10 +50,10 @@ def test_authors_loss_is_the_default_of_the_paper_experiments():
 
     load_plugins()
     for exp in ("mld_humanml3d", "mld_kit"):
-        v = plan(compose([f"+experiment={exp}", "scale=paper"]), [], check_data=False)["method_cfg"]["vae"]
+        v = plan(compose([f"+experiment={exp}", "scale=paper"]), [], check_data=False).method_cfg["vae"]
         assert (v["rec_loss"], v["lambda_rec"], v["lambda_joint"], v["kl_weight"]) == ("smooth_l1_joints", 1.0, 1.0, 1e-4)
     v = plan(compose(["+experiment=mld_humanml3d", "+ablation=mld_vae_mse", "scale=paper"]), [],
-             check_data=False)["method_cfg"]["vae"]
+             check_data=False).method_cfg["vae"]
     assert v["rec_loss"] == "mse"
 
 
