@@ -18,6 +18,9 @@ METRIC_INFO: dict[str, Info] = {
     "r_precision_top1": Info(True), "r_precision_top2": Info(True), "r_precision_top3": Info(True),
     "mm_dist": Info(False), "diversity": Info(True), "multimodality": Info(True), "accuracy": Info(True),
     "aits_s": Info(False, "s"),
+    # physical plausibility (evaluators/metrics/physical.py): lower is better, GT is the reference
+    "skating_ratio": Info(False), "penetrate_mm": Info(False, "mm"), "float_mm": Info(False, "mm"),
+    "jerk": Info(False, "m/s^3"),
     # reconstruction
     "mpjpe_mm": Info(False, "mm"), "pa_mpjpe_mm": Info(False, "mm"), "mpjpe_masked_mm": Info(False, "mm"), "accel_mm": Info(False, "mm/frame^2"),
     "mpjpe": Info(False), "pa_mpjpe": Info(False), "accel": Info(False),

@@ -48,6 +48,7 @@ from evaluators.metrics import generation as G
 from evaluators.networks.t2m_data import t2m_split
 from evaluators.protocols import _t2m_helpers as H
 from evaluators.protocols import _timing as T
+from evaluators.protocols._physical_rows import SKELETON_OF_DIM, PhysicalRow, gt_physical
 from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,9 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     if split.dim != ev.cfg.dim_pose:
         raise ValueError(f"dataset features are {split.dim}-d, evaluator expects {ev.cfg.dim_pose}-d")
     default_steps = c["steps"]
+    # skating, penetration/floating, jerk (evaluators/metrics/physical.py): defined for the HumanML3D and
+    # KIT-ML skeletons only, so a feature width of neither leaves them out
+    physical = bool(c["physical"]["enabled"]) and split.dim in SKELETON_OF_DIM
     sweep = [int(s) for s in (c["steps_sweep"] or [])]
     step_list = [default_steps] + [s for s in sweep if s != default_steps]
 
@@ -127,13 +131,19 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
             row = _retrieval(text_emb, gt_emb, k)
             row["fid"] = _fid(gt_emb2, gt_emb)
             row["diversity"] = _diversity(gt_emb, c["diversity_times"], seed)
+            if physical:
+                row.update(gt_physical(draw, bs, max_len, split.dim).means())
             real_rows.append(row)
         for s in step_list:
-            _, gen_emb, _ = H.embed_batches(ev, draw, bs, H.gen_motion_fn(method, draw, s, codes if s == default_steps else None),
-                                           text=False)
+            phys = PhysicalRow(split.dim)
+            gen_fn = H.gen_motion_fn(method, draw, s, codes if s == default_steps else None)
+            if physical:
+                gen_fn = phys.wrap(gen_fn, lambda idx, d=draw: [d.lengths[i] for i in idx])
+            _, gen_emb, _ = H.embed_batches(ev, draw, bs, gen_fn, text=False)
             row = _retrieval(text_emb, gen_emb, k)
             row["fid"] = _fid(gt_emb, gen_emb)
             row["diversity"] = _diversity(gen_emb, c["diversity_times"], seed)
+            row.update(phys.means())
             if s == default_steps and c["mm"]["enabled"]:
                 mm = H.multimodality_embeddings(method, ev, split, rng, c["mm"], draw, bs, s)
                 with T.span("metric_multimodality"):
@@ -151,6 +161,10 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     common = {"repetitions": reps, "batch_size": bs, "test_motions": len(split), "evaluator": evaluator_meta,
               "mm": c["mm"], "diversity_times": c["diversity_times"],
               "diversity_pairs_used": _diversity_pairs(evaluated, int(c["diversity_times"]))}
+    if physical:
+        skel, joints = SKELETON_OF_DIM[split.dim]
+        common["physical"] = {"skeleton": skel, "joints": joints, "positions": "recover_from_ric of the raw features",
+                              "ground_m": 0.0, "definitions": "evaluators/metrics/physical.py"}
     results = []
     if c["real_row"]:
         results.append(ProtocolResult(metrics=_summarise(real_rows), split=c["split"], n_samples=n_samples,

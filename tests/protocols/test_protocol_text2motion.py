@@ -230,3 +230,47 @@ def test_text2motion_numbers_do_not_depend_on_an_earlier_call_in_the_process(tin
     for a, b in zip(after, alone):
         assert a.extra["per_repetition"] == b.extra["per_repetition"]
         assert a.metrics == b.metrics
+
+
+class SlidingGenerator:
+    """Test-only MotionGenerator: every joint on the floor, the root moving at ``speed`` m/s along x.
+
+    In the HumanML3D features, channel 1 is the root's x displacement per frame and the ``ric``
+    block the joints relative to the root: zeros there put the whole body at the root on y = 0.
+    """
+
+    task = "text2motion"
+
+    def __init__(self, speed: float, fps: float = 20.0):
+        self.step = speed / fps
+
+    def fit(self, dataset):
+        pass
+
+    def generate(self, conditions, lengths, steps=None):
+        out = torch.zeros(len(conditions), max(lengths), 263)
+        for b, n in enumerate(lengths):
+            out[b, :n, 1] = self.step
+        return out
+
+
+@pytest.mark.parametrize("speed, skating", [(0.0, 0.0), (2.0, 1.0), (0.3, 0.0)])
+def test_physical_metrics_in_both_rows_match_the_closed_form(tiny, speed, skating):
+    """A still body and a body sliding on the floor: skating ratio 0 or 1 (every frame, speed > 0.5 m/s),
+    zero jerk (constant velocity), no penetration and no floating (every joint on y = 0)."""
+    data, ev = tiny
+    cfg = {"repetitions": 1, "mm": {"enabled": False}, "aits": {"enabled": False}, "diversity_times": 20}
+    real, main = get_protocol("text2motion").fn(SlidingGenerator(speed), data, cfg,
+                                                RunContext(seed=0, extra={"t2m_evaluator": ev}))
+    m = main.metrics
+    assert m["skating_ratio"]["value"] == pytest.approx(skating)
+    assert m["jerk_body"]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert m["penetrate_mm"]["value"] == 0.0 and m["float_mm"]["value"] == 0.0
+    # the authors' convention divides by the padded batch length: never above the per-sequence ratio
+    assert m["skating_ratio_authors"]["value"] <= m["skating_ratio"]["value"] + 1e-12
+    # the GT row carries the same keys, from the test motions
+    assert set(real.metrics) >= {"skating_ratio", "skating_ratio_authors", "penetrate_mm", "float_mm", "jerk_body"}
+    assert main.extra["physical"]["skeleton"] == "humanml3d"
+    rec = make_record(method="sliding", dataset="tiny", protocol="text2motion", metrics=main.metrics,
+                      data="synthetic", scale="smoke", seed=0, config={}, extra=main.extra)
+    assert rec["metrics"]["jerk_body"]["unit"] == "m/s^3" and rec["metrics"]["float_mm"]["unit"] == "mm"
