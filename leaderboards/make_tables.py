@@ -26,6 +26,7 @@ from evaluators.core.config import config_dirs
 from evaluators.core.io import atomic_write_text
 from evaluators.metrics.info import metric_info
 from evaluators.records import RecordError, hardware_label, read_record, read_records
+from leaderboards.head_to_head import render_head_to_head
 from leaderboards.md_format import render_reference
 from leaderboards.plots import write_plots
 from leaderboards.references import Paper, Table, load_papers, load_sources
@@ -325,6 +326,7 @@ def render_all(results_dirs: Iterable[Path], bench_dirs: Iterable[Path] = (),
     warn_unknown_methods(results_dirs, {m for p in papers for m in p.methods}, lenient)
     out = {f"{p.leaderboard}.md": render_paper(p, records, sources) for p in papers}
     out["speed.md"] = render_speed(list(bench_dirs), records)
+    out["head_to_head.md"] = render_head_to_head(records)
     return out
 
 

@@ -9,6 +9,7 @@ import torch
 from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.records import make_record, validate_record
+from leaderboards.head_to_head import compare
 from tests.networks._tiny import TINY_EVAL_CFG, WORDS, TinyT2M
 
 
@@ -274,3 +275,17 @@ def test_physical_metrics_in_both_rows_match_the_closed_form(tiny, speed, skatin
     rec = make_record(method="sliding", dataset="tiny", protocol="text2motion", metrics=main.metrics,
                       data="synthetic", scale="smoke", seed=0, config={}, extra=main.extra)
     assert rec["metrics"]["jerk_body"]["unit"] == "m/s^3" and rec["metrics"]["float_mm"]["unit"] == "mm"
+
+
+def test_a_noisier_generator_comes_out_significantly_worse(tiny):
+    """Same seeds for both generators: the head-to-head page calls the noisy one worse in FID."""
+    data, ev = tiny
+    cfg = {"repetitions": 4, "mm": {"enabled": False}, "aits": {"enabled": False}, "diversity_times": 20,
+           "real_row": False}
+    recs = []
+    for name, noise in (("clean", 0.0), ("noisy", 0.5)):
+        (res,) = get_protocol("text2motion").fn(RetrievalGenerator(data, noise=noise), data, cfg,
+                                                RunContext(seed=0, extra={"t2m_evaluator": ev}))
+        recs.append({"method": name, "extra": res.extra})
+    comp = compare(recs[1], recs[0])["fid"]
+    assert comp["excludes_zero"] and comp["verdict"] == "A worse" and comp["diff"] > 0
