@@ -1,0 +1,76 @@
+"""The published pipeline-check records are what the code at HEAD produces: the cheapest published
+chains (both pose methods, and MoMask through the text-to-motion evaluator, whose training is where
+a change of numbers last slipped in unnoticed) are rerun from scratch with the demo's command and
+compared with ``leaderboards/results/`` field by field, wall-clock and machine fields aside.
+
+A change that moves a published number fails here until the records are republished in the same
+commit (``./reproduce.sh demo`` and copy ``runs/records/*.json`` over ``leaderboards/results/``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evaluators.records import read_records
+
+REPO = Path(__file__).resolve().parents[2]
+METHODS = ("heatmap_baseline", "diffusionpose", "momask")
+# fields that describe the machine, the moment or the folder, not the numbers
+VOLATILE = {"started", "wall_s", "git", "hardware", "environment"}
+VOLATILE_EXTRA_SUFFIXES = ("wall_s", "_s_per_instance", "checkpoint", "overlays", "aits", "timing", "gifs")
+
+
+def _key(rec: dict) -> tuple:
+    return rec["method"], rec["dataset"], rec["protocol"], rec["variant"], rec["split"]
+
+
+def _stable(rec: dict) -> dict:
+    out = {k: v for k, v in rec.items() if k not in VOLATILE}
+    out["extra"] = {k: v for k, v in rec.get("extra", {}).items() if not k.endswith(VOLATILE_EXTRA_SUFFIXES)}
+    out["metrics"] = {k: v for k, v in rec["metrics"].items() if k != "aits_s"}  # a timing
+    weights = dict(out.get("provenance", {}).get("weights", {}))
+    for k in ("workdir", "workdir_sha256"):
+        weights.pop(k, None)
+    out["provenance"] = {**out.get("provenance", {}), "weights": weights}
+    return out
+
+
+def _diff(a, b, path="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _diff(x, y, f"{path}[{i}]")]
+    if isinstance(a, float) and isinstance(b, float) and math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9):
+        return []
+    return [] if a == b else [f"{path}: published {a!r} vs HEAD {b!r}"]
+
+
+@pytest.mark.slow
+def test_the_cheapest_published_chains_reproduce(tmp_path):
+    published = [r for r in read_records(REPO / "leaderboards" / "results") if r["method"] in METHODS]
+    assert {r["method"] for r in published} == set(METHODS)
+    # the demo's default runs_dir, ``runs`` relative to where it starts (as the published run), so
+    # the paths inside the records read the same; in a scratch folder, never the checkout's runs/
+    env = {k: v for k, v in os.environ.items() if k != "MOTIONREPRO_RUNS"}
+    env.update(MOTIONREPRO_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, "-m", "evaluators.run", "--demo", "--only", *METHODS], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=1800)
+    runs = tmp_path / "runs"
+    assert p.returncode == 0, p.stderr[-4000:]
+    fresh = {_key(r): r for r in read_records(runs / "records")}
+    problems = []
+    for rec in published:
+        got = fresh.get(_key(rec))
+        if got is None:
+            problems.append(f"{_key(rec)}: published but not produced at HEAD")
+            continue
+        problems += [f"{_key(rec)}{d}" for d in _diff(_stable(rec), _stable(got))]
+    produced = {_key(r) for r in published}
+    problems += [f"{k}: produced at HEAD but not published" for k in fresh if k not in produced]
+    assert not problems, "republish leaderboards/results/ in the same commit:\n" + "\n".join(problems[:40])
