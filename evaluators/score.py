@@ -1,0 +1,159 @@
+"""Score anyone's model with the papers' evaluators: a callable, or files generated elsewhere.
+
+Python API (any callable, no registered method needed)::
+
+    from evaluators.score import text2motion
+    metrics = text2motion(generate=my_fn, dataset="synth_t2m", repetitions=20)
+    # my_fn(captions: list[str], lengths: list[int]) -> [B, T >= max(lengths), D] RAW features
+
+    from evaluators.score import action2motion
+    metrics = action2motion(generate=my_fn, dataset="synth_action")
+    # my_fn(labels: list[int], lengths: list[int]) -> [B, T >= max(lengths), J, 3]
+
+Both run the suite's own protocol function (``evaluators/protocols/text2motion.py``,
+``action2motion.py``) with the callable in the place of a method: same evaluator, metrics,
+repetitions and 95% confidence intervals as ``./reproduce.sh METHOD DATASET``. They return the
+generated row's metrics ``{name: {"value", "ci95"}}``.
+
+Files generated elsewhere (``./reproduce.sh score``) go through :func:`score_submission`, which
+replays a checked submission folder (``evaluators/protocols/submission.py``) through the same
+protocol function. This module never imports a concrete method (import-linter contract
+``score-is-method-free``); ``evaluators/runner/score.py`` adds the command line and the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluators.core.config import load_config
+from evaluators.core.seeding import seed_everything
+from evaluators.datasets import load_dataset
+from evaluators.networks.action_train import action_split
+from evaluators.protocols import RunContext, get_protocol
+from evaluators.protocols.manifest import build_manifest
+from evaluators.protocols.registry import ProtocolResult
+from evaluators.protocols.submission import ReplayGenerator, Submission, SubmissionError
+
+# what a submission cannot be scored on: its own speed, a sampler's step counts
+SCORE_PATCH = {"text2motion": {"aits": {"enabled": False}, "steps": None, "steps_sweep": None},
+               "action2motion": {"steps": None}}
+
+
+@dataclass
+class Setup:
+    """One protocol on one dataset at one scale: the configs and the loaded data."""
+
+    protocol: str
+    dataset: str
+    scale: str
+    source: str
+    dataset_cfg: dict
+    protocol_cfg: dict
+    data: Any
+
+
+def setup(protocol: str, dataset: str, scale: str | None = None, overrides: list[str] | None = None,
+          dataset_overrides: list[str] | None = None) -> Setup:
+    """Resolve the protocol and dataset configs at ``scale`` (default: ``smoke`` for a synthetic
+    set, ``paper`` for real data) and load the dataset. ``overrides``: protocol config dotlist
+    (``repetitions=5``); ``dataset_overrides``: dataset config dotlist (``root=/data``)."""
+    dcfg0 = load_config("dataset", dataset, "paper")
+    source = str(dcfg0.get("source", "real"))
+    scale = scale or ("smoke" if source == "synthetic" else "paper")
+    dcfg = load_config("dataset", dataset, scale, list(dataset_overrides or []))
+    pcfg = load_config("protocol", protocol, scale, list(overrides or []))
+    patch = SCORE_PATCH.get(protocol)
+    if patch is None:
+        raise ValueError(f"protocol {protocol!r} cannot score submissions (supported: {', '.join(SCORE_PATCH)})")
+    pcfg = _merge(pcfg, patch)
+    return Setup(protocol, str(dcfg.get("name", dataset)), scale, source, dcfg, pcfg, load_dataset(dcfg))
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out.get(k) or {}, v) if isinstance(v, dict) else v
+    return out
+
+
+def manifest_for(s: Setup, seed: int, ev: Any = None) -> dict:
+    """The evaluation manifest of ``s`` (``evaluators/protocols/manifest.py``), with its scale."""
+    return build_manifest(s.protocol, s.data, s.protocol_cfg, seed, s.dataset, s.source, ev, s.scale)
+
+
+def run_protocol(s: Setup, method: Any, seed: int, device: str = "cpu", extra: dict | None = None
+                 ) -> list[ProtocolResult]:
+    """The suite's own protocol function on ``method`` (seeded as the runner seeds it)."""
+    spec = get_protocol(s.protocol)
+    ctx = RunContext(seed=int(seed), device=device, data_source=s.source, scale=s.scale,
+                     extra={"dataset_cfg": s.dataset_cfg, **dict(extra or {})})
+    seed_everything(int(seed))
+    out = spec.fn(method, s.data, s.protocol_cfg, ctx)
+    return out if isinstance(out, list) else [out]
+
+
+def score_submission(s: Setup, sub: Submission, seed: int, device: str = "cpu", extra: dict | None = None
+                     ) -> list[ProtocolResult]:
+    """Replay a checked submission through the protocol; every manifest call must be used."""
+    gen = ReplayGenerator(sub)
+    out = run_protocol(s, gen, seed, device, extra)
+    if not gen.done():
+        raise RuntimeError(f"the protocol used {gen.next} of the manifest's {len(gen.calls)} generate calls")
+    return out
+
+
+class CallableGenerator:
+    """A ``MotionGenerator`` around ``fn(conditions, lengths) -> motions``; each answer is checked
+    (batch size, at least ``max(lengths)`` frames, trailing shape, finite) before it is evaluated."""
+
+    def __init__(self, fn: Callable, trailing: tuple[int, ...], task: str) -> None:
+        self.fn, self.trailing, self.task, self.calls = fn, tuple(trailing), task, 0
+
+    def fit(self, dataset) -> None:
+        pass
+
+    def generate(self, conditions, lengths, steps=None) -> torch.Tensor:
+        self.calls += 1
+        lengths = [int(v) for v in lengths]
+        out = self.fn(list(conditions), lengths)
+        x = torch.as_tensor(np.asarray(out.detach().cpu() if torch.is_tensor(out) else out, np.float32))
+        want = f"[{len(lengths)}, >= {max(lengths)}, {', '.join(map(str, self.trailing))}]"
+        if x.ndim != 2 + len(self.trailing) or x.shape[0] != len(lengths) or tuple(x.shape[2:]) != self.trailing \
+                or x.shape[1] < max(lengths):
+            raise SubmissionError(f"generate call {self.calls}: returned shape {tuple(x.shape)}, expected {want}")
+        if not torch.isfinite(x).all():
+            raise SubmissionError(f"generate call {self.calls}: returned NaN or Inf")
+        return x
+
+
+def _metrics(results: list[ProtocolResult]) -> dict:
+    main = [r for r in results if r.variant == ""]
+    return dict(main[0].metrics)
+
+
+def text2motion(generate: Callable, dataset: str = "synth_t2m", repetitions: int | None = None, *, seed: int = 0,
+                scale: str | None = None, device: str = "cpu", overrides: list[str] | None = None,
+                evaluator: Any = None) -> dict:
+    """Metrics of ``generate(captions, lengths) -> RAW features [B, T, D]`` under the text2motion
+    protocol on ``dataset`` (HumanML3D 263-d, KIT-ML 251-d, synth_t2m 263-d)."""
+    ov = list(overrides or []) + ([f"repetitions={int(repetitions)}"] if repetitions is not None else [])
+    s = setup("text2motion", dataset, scale, ov)
+    m = manifest_for(s, seed, evaluator)
+    gen = CallableGenerator(generate, (m["representation"]["features"],), "text2motion")
+    return _metrics(run_protocol(s, gen, seed, device, {"t2m_evaluator": evaluator} if evaluator else None))
+
+
+def action2motion(generate: Callable, dataset: str = "synth_action", repetitions: int | None = None, *,
+                  seed: int = 0, scale: str | None = None, device: str = "cpu",
+                  overrides: list[str] | None = None) -> dict:
+    """Metrics of ``generate(labels, lengths) -> joints [B, T, J, 3]`` under the action2motion protocol."""
+    ov = list(overrides or []) + ([f"repetitions={int(repetitions)}"] if repetitions is not None else [])
+    s = setup("action2motion", dataset, scale, ov)
+    trailing = tuple(np.asarray(action_split(s.data, s.protocol_cfg["train_split"]).motions[0]).shape[1:])
+    gen = CallableGenerator(generate, trailing, "action2motion")
+    return _metrics(run_protocol(s, gen, seed, device))
