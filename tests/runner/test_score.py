@@ -31,26 +31,35 @@ PROTO = ["repetitions=2", "mm.num_samples=2", "mm.num_repeats=3", "mm.num_times=
 TINY_MLD = ["vae.steps=20", "denoiser.steps=20", "render.n=0"]
 
 
+TOKEN_TINY = ["tokenizer.steps=10", "mask_transformer.steps=10", "residual_transformer.steps=10", "render.n=0"]
+# the round trip needs weights, not quality: a few optimizer steps per stage
+TINY = {"mld": TINY_MLD, "momask": TOKEN_TINY, "hgm3": TOKEN_TINY}
+_CHECKPOINTS: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="session")
-def mld_checkpoint(tmp_path_factory) -> Path:
-    """MLD trained once at (reduced) smoke scale on synth_t2m; the round trip needs weights, not quality."""
+def checkpoints(tmp_path_factory):
+    """``name -> checkpoint``: each generator trained once per session at (reduced) smoke scale on synth_t2m."""
     from evaluators.datasets import load_dataset
     from methods import get_method
 
-    torch.set_num_threads(1)
-    data = load_dataset(load_config("dataset", "synth_t2m", "smoke"))
-    cfg = load_config("method", "mld", "smoke", TINY_MLD)
-    work = tmp_path_factory.mktemp("mld")
-    m = get_method("mld")(cfg, seed=0, workdir=work)
-    m.fit(data)
-    m.save_checkpoint(work / "method.pt")
-    return work / "method.pt"
+    def get(name: str) -> Path:
+        if name not in _CHECKPOINTS:
+            torch.set_num_threads(1)
+            data = load_dataset(load_config("dataset", "synth_t2m", "smoke"))
+            work = tmp_path_factory.mktemp(name)
+            m = get_method(name)(load_config("method", name, "smoke", TINY[name]), seed=0, workdir=work)
+            m.fit(data)
+            m.save_checkpoint(work / "method.pt")
+            _CHECKPOINTS[name] = work / "method.pt"
+        return _CHECKPOINTS[name]
+    return get
 
 
-def _load_mld(ckpt: Path):
+def _load(name: str, ckpt: Path):
     from methods import get_method
 
-    m = get_method("mld")(load_config("method", "mld", "smoke", TINY_MLD), seed=0)
+    m = get_method(name)(load_config("method", name, "smoke", TINY[name]), seed=0)
     m.load_checkpoint(ckpt)
     return m
 
@@ -73,26 +82,28 @@ def test_manifest_is_the_protocols_draw():
     assert m["identity"]["split_sha256_of"] == "file" and m["identity"]["seed"] == 5
 
 
-def test_mld_round_trip_equals_in_process(mld_checkpoint, tmp_path):
-    """export (fixed seed) -> score gives exactly the in-process protocol's numbers."""
-    seed = 3
-    s = S.setup("text2motion", "synth_t2m", "smoke", PROTO)
-    in_process = {r.variant: r.metrics for r in S.run_protocol(s, _load_mld(mld_checkpoint), seed)}
+@pytest.mark.parametrize("name", ["mld", "momask", "hgm3"])
+def test_round_trip_equals_in_process(name, checkpoints, tmp_path):
+    """export (fixed seed) -> score gives exactly the in-process protocol's numbers (CPU, bit for bit)."""
+    seed, ckpt = 3, checkpoints(name)
+    proto = [*PROTO, "debug_checks.residual_codes=warn"]  # a 10-step tokenizer may use one code per layer
+    s = S.setup("text2motion", "synth_t2m", "smoke", proto)
+    in_process = {r.variant: r.metrics for r in S.run_protocol(s, _load(name, ckpt), seed)}
 
     man = tmp_path / "m.json"
-    R.manifest_main(["text2motion", "synth_t2m", "--out", str(man), "scale=smoke", f"seed={seed}", *PROTO])
+    R.manifest_main(["text2motion", "synth_t2m", "--out", str(man), "scale=smoke", f"seed={seed}", *proto])
     sub = tmp_path / "sub"
-    R.export_main(["mld", "synth_t2m", "--manifest", str(man), "--out", str(sub), f"checkpoint={mld_checkpoint}",
-                   *[f"method_cfg.{o}" for o in TINY_MLD]])
+    R.export_main([name, "synth_t2m", "--manifest", str(man), "--out", str(sub), f"checkpoint={ckpt}",
+                   *[f"method_cfg.{o}" for o in TINY[name]]])
     assert sorted(p.name for p in sub.iterdir()) == ["r00.npz", "r01.npz", "submission.yaml"]
     runs = tmp_path / "runs"
-    records = R.score_main(["text2motion", "synth_t2m", str(sub), f"runs_dir={runs}", *PROTO])
+    records = R.score_main(["text2motion", "synth_t2m", str(sub), f"runs_dir={runs}", *proto])
     assert [r["variant"] for r in records] == [""]
     rec = records[0]
     want = {k: normalise_metric(k, v) for k, v in in_process[""].items()}
     assert rec["metrics"] == want  # bit for bit
     assert rec["provenance"]["weights"]["id"] == "submitted"
-    assert rec["provenance"]["weights"]["model"] == "mld"
+    assert rec["provenance"]["weights"]["model"] == name
     assert len(list((runs / "records").glob("*.json"))) == 1
 
 
