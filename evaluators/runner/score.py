@@ -20,6 +20,7 @@ import json
 import logging
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from evaluators.protocols._t2m_helpers import call_generate
 from evaluators.protocols.manifest import SCHEMA, write_manifest
 from evaluators.protocols.submission import META, SubmissionError, load_submission, read_meta
 from evaluators.records import make_record, write_record
+from evaluators.runner.plan import resolve_device
 from methods.registry import UnknownNameError, get_method
 
 log = logging.getLogger("evaluators.runner.score")
@@ -118,7 +120,7 @@ def score_main(args: list[str]) -> list[dict]:
     runs_dir = Path(run.get("runs_dir", "runs"))
     records_dir = Path(run.get("records_dir", runs_dir / "records"))
     t0 = time.perf_counter()
-    results = S.score_submission(s, sub, seed, run.get("device", "cpu"))
+    results = S.score_submission(s, sub, seed, resolve_device(run.get("device", "auto")))
     wall = time.perf_counter() - t0
     meta = {k: v for k, v in sub.meta.items() if k != "manifest"}
     weights = P.entry("submitted", f"submitted ({meta['model']})", sha256=sub.sha256, folder=str(Path(folder).resolve()),
@@ -162,14 +164,14 @@ def export_main(args: list[str]) -> str:
         raise ConfigError(str(e)) from None
     mcfg = load_config("method", method, str(ident.get("scale", "paper")), meth)
     seed = int(run.get("seed", ident["seed"]))
-    gen = cls(dict(mcfg), device=run.get("device", "cpu"), seed=seed, workdir=out.with_name(out.name + ".work"))
-    try:
-        gen.load_checkpoint(run["checkpoint"])
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        raise ConfigError(f"checkpoint={run['checkpoint']}: {str(e).splitlines()[0] if str(e) else e!r}") from e
-    write_submission(gen, m, out, seed, {"model": method, "checkpoint": str(run["checkpoint"]),
-                                         "paper": (mcfg.get("paper") or {}).get("title") if isinstance(
-                                             mcfg.get("paper"), dict) else mcfg.get("paper")})
+    with tempfile.TemporaryDirectory(prefix="motionrepro-export-") as work:  # nothing is trained: no workdir kept
+        gen = cls(dict(mcfg), device=resolve_device(run.get("device", "auto")), seed=seed, workdir=Path(work))
+        try:
+            gen.load_checkpoint(run["checkpoint"])
+        except (ValueError, FileNotFoundError, KeyError) as e:
+            raise ConfigError(f"checkpoint={run['checkpoint']}: {str(e).splitlines()[0] if str(e) else e!r}") from e
+        write_submission(gen, m, out, seed, {"model": method, "checkpoint": str(run["checkpoint"]),
+                                             "exported_by": "./reproduce.sh export"})
     return str(out)
 
 
