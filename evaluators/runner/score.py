@@ -222,6 +222,9 @@ def it_starts_repetition(item: dict) -> bool:
 
 def main(command: str, args: list[str]) -> int:
     """Dispatch ``manifest`` / ``score`` / ``export``; a user-fixable problem: one line, exit 2."""
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__)
+        return 0
     try:
         if command == "manifest":
             print(manifest_main(args))

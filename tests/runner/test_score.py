@@ -325,3 +325,11 @@ def test_mld_action_export_then_score(tmp_path):
     rec = records[0]
     assert rec["provenance"]["weights"]["representation"] == "joints"
     assert 0.0 <= rec["metrics"]["accuracy"]["value"] <= 1.0 and np.isfinite(rec["metrics"]["fid_train"]["value"])
+
+
+def test_subcommand_help_and_usage_errors(capsys):
+    assert R.main("export", ["--help"]) == 0 and "--manifest m.json" in capsys.readouterr().out
+    assert R.main("manifest", ["text2motion", "synth_t2m"]) == 2  # no --out
+    assert capsys.readouterr().err.strip() == "error: manifest: --out FILE is required"
+    assert R.main("score", ["text2motion"]) == 2
+    assert "expected 3 arguments" in capsys.readouterr().err
