@@ -10,6 +10,10 @@ Python API (any callable, no registered method needed)::
     metrics = action2motion(generate=my_fn, dataset="synth_action")
     # my_fn(labels: list[int], lengths: list[int]) -> [B, T >= max(lengths), J, 3]
 
+    from evaluators.score import linear
+    by_variant = linear(encode=my_encoder, dataset="synth_ntu")
+    # my_encoder(x: [B, C, T, V, M], pooling: "mean" | "joint") -> [B, D] frozen features
+
 Both run the suite's own protocol function (``evaluators/protocols/text2motion.py``,
 ``action2motion.py``) with the callable in the place of a method: same evaluator, metrics,
 repetitions and 95% confidence intervals as ``./reproduce.sh METHOD DATASET``. They return the
@@ -41,7 +45,7 @@ from evaluators.protocols.submission import ReplayGenerator, Submission, Submiss
 
 # what a submission cannot be scored on: its own speed, a sampler's step counts
 SCORE_PATCH = {"text2motion": {"aits": {"enabled": False}, "steps": None, "steps_sweep": None},
-               "action2motion": {"steps": None}}
+               "action2motion": {"steps": None}, "linear": {}}
 
 
 @dataclass
@@ -157,3 +161,35 @@ def action2motion(generate: Callable, dataset: str = "synth_action", repetitions
     trailing = tuple(np.asarray(action_split(s.data, s.protocol_cfg["train_split"]).motions[0]).shape[1:])
     gen = CallableGenerator(generate, trailing, "action2motion")
     return _metrics(run_protocol(s, gen, seed, device))
+
+
+class CallableEncoder:
+    """A frozen skeleton encoder around ``fn(x, pooling) -> features`` for the linear probe:
+    ``x`` ``[B, C, T, V, M]`` windows; ``pooling`` ``mean`` -> ``[B, D]``, ``joint`` -> ``[B, V * D]``
+    (``tokens`` -> ``[B, M, T', V', D]`` optionally; raise ValueError when not supported)."""
+
+    def __init__(self, fn: Callable, window: int, device: str) -> None:
+        self.fn, self.window, self.device, self.calls = fn, int(window), device, 0
+
+    def encode(self, x: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+        self.calls += 1
+        out = torch.as_tensor(self.fn(x, pooling)).float()
+        if pooling != "tokens" and (out.ndim != 2 or out.shape[0] != x.shape[0]):
+            raise SubmissionError(f"encode call {self.calls} (pooling={pooling}): returned shape {tuple(out.shape)}, "
+                                  f"expected [{x.shape[0]}, D]")
+        if not torch.isfinite(out).all():
+            raise SubmissionError(f"encode call {self.calls} (pooling={pooling}): returned NaN or Inf")
+        return out
+
+
+def linear(encode: Callable, dataset: str = "synth_ntu", *, features: str | None = None,
+           poolings: list[str] | None = None, window: int = 120, seed: int = 0, scale: str | None = None,
+           device: str = "cpu", overrides: list[str] | None = None) -> dict:
+    """Linear-probe top-1 of a frozen skeleton encoder ``encode(x, pooling)`` (the suite's ``linear``
+    protocol: MAMP / MacDiff recipe); ``{variant: metrics}``, one per pooling. ``features``:
+    ``per_epoch_augmented`` (the authors', default) or ``frozen_once`` (fast, not the paper's)."""
+    ov = list(overrides or []) + ([f"features={features}"] if features else []) + \
+        ([f"poolings=[{','.join(poolings)}]"] if poolings else [])
+    s = setup("linear", dataset, scale, ov)
+    out = run_protocol(s, CallableEncoder(encode, window, device), seed, device)
+    return {r.variant: dict(r.metrics) for r in out}

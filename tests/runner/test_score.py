@@ -333,3 +333,24 @@ def test_subcommand_help_and_usage_errors(capsys):
     assert capsys.readouterr().err.strip() == "error: manifest: --out FILE is required"
     assert R.main("score", ["text2motion"]) == 2
     assert "expected 3 arguments" in capsys.readouterr().err
+
+
+def test_linear_probe_api_scores_a_callable_encoder():
+    """evaluators.score.linear: the suite's linear probe on any frozen encoder. A feature that carries
+    the skeleton's motion beats one that is pure noise (independent of the probe's code)."""
+    torch.manual_seed(0)
+
+    def motion_energy(x, pooling):  # per joint and axis: mean speed over the window (a real cue)
+        if pooling != "mean":
+            raise ValueError(pooling)
+        return (x[:, :, 1:] - x[:, :, :-1]).abs().mean(dim=(2, 4)).flatten(1)
+
+    def noise(x, pooling):
+        if pooling != "mean":
+            raise ValueError(pooling)
+        return torch.randn(x.shape[0], 75)
+
+    kw = dict(dataset="synth_ntu", features="frozen_once", poolings=["mean"], overrides=["epochs=10"])
+    good = S.linear(motion_energy, **kw)["pool=mean,features=frozen_once"]["top1"]
+    bad = S.linear(noise, **kw)["pool=mean,features=frozen_once"]["top1"]
+    assert 0.0 <= bad < good <= 100.0  # percent
