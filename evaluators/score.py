@@ -105,7 +105,10 @@ def score_submission(s: Setup, sub: Submission, seed: int, device: str = "cpu", 
                      ) -> list[ProtocolResult]:
     """Replay a checked submission through the protocol; every manifest call must be used."""
     gen = ReplayGenerator(sub)
-    out = run_protocol(s, gen, seed, device, extra)
+    try:
+        out = run_protocol(s, gen, seed, device, extra)
+    finally:
+        sub.close()
     if not gen.done():
         raise RuntimeError(f"the protocol used {gen.next} of the manifest's {len(gen.calls)} generate calls")
     return out

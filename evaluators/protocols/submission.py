@@ -119,9 +119,15 @@ class Submission:
         if key in self._npy:
             return np.load(self._npy[key], allow_pickle=False)
         p = self._npz[key]
-        if p not in self._open:
-            self._open = {p: np.load(p, allow_pickle=False)}  # one archive open at a time
+        if p not in self._open:  # one archive open at a time: items are read in repetition order
+            self.close()
+            self._open = {p: np.load(p, allow_pickle=False)}
         return self._open[p][key]
+
+    def close(self) -> None:
+        for z in self._open.values():
+            z.close()
+        self._open = {}
 
     def motion(self, key: str) -> np.ndarray:
         """The item in the protocol's representation (text2motion joints -> features)."""
@@ -172,15 +178,18 @@ def load_submission(folder: str | Path, manifest: dict) -> Submission:
             raise _fail(_where(k, npy, npz), f"item {k!r} is not in the manifest")
     h = hashlib.sha256((folder / META).read_bytes())
     sub = Submission(folder, meta, manifest, npy, npz, "")
-    for k, item in wanted.items():
-        if k not in npy and k not in npz:
-            raise _fail(folder / f"{k}.npy", f"missing (manifest item {k}: {_describe(item)})")
-        try:
-            x = sub.raw(k)
-        except (OSError, ValueError) as e:
-            raise _fail(_where(k, npy, npz), f"unreadable ({str(e).splitlines()[0]})") from None
-        _check_item(x, item, sub.representation, manifest, _where(k, npy, npz))
-        h.update(k.encode() + b"\0" + np.ascontiguousarray(x).tobytes() + str(x.shape).encode())
+    try:
+        for k, item in wanted.items():
+            if k not in npy and k not in npz:
+                raise _fail(folder / f"{k}.npy", f"missing (manifest item {k}: {_describe(item)})")
+            try:
+                x = sub.raw(k)
+            except (OSError, ValueError) as e:
+                raise _fail(_where(k, npy, npz), f"unreadable ({str(e).splitlines()[0]})") from None
+            _check_item(x, item, sub.representation, manifest, _where(k, npy, npz))
+            h.update(k.encode() + b"\0" + np.ascontiguousarray(x).tobytes() + str(x.shape).encode())
+    finally:
+        sub.close()
     sub.sha256 = h.hexdigest()
     return sub
 
