@@ -40,12 +40,14 @@ from evaluators.datasets import load_dataset
 from evaluators.networks.action_train import action_split
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.protocols.manifest import build_manifest
+from evaluators.protocols.pose import coco_ap_metrics
 from evaluators.protocols.registry import ProtocolResult
 from evaluators.protocols.submission import ReplayGenerator, Submission, SubmissionError
 
 # what a submission cannot be scored on: its own speed, a sampler's step counts
 SCORE_PATCH = {"text2motion": {"aits": {"enabled": False}, "steps": None, "steps_sweep": None},
-               "action2motion": {"steps": None}, "linear": {}}
+               "action2motion": {"steps": None}, "linear": {}, "coco_ap": {}, "pose": {}}
+POSE_PROTOCOLS = ("coco_ap", "pose")
 
 
 @dataclass
@@ -196,3 +198,35 @@ def linear(encode: Callable, dataset: str = "synth_ntu", *, features: str | None
     s = setup("linear", dataset, scale, ov)
     out = run_protocol(s, CallableEncoder(encode, window, device), seed, device)
     return {r.variant: dict(r.metrics) for r in out}
+
+
+def score_coco(s: Setup, results: list[dict]) -> list[ProtocolResult]:
+    """OKS AP of checked COCO keypoint results (``load_coco_results``) over every image of the
+    evaluation annotation file, as the pose protocol scores its own predictions."""
+    metrics, extra = coco_ap_metrics(results, s.data.ann_file)
+    n = len({int(r["image_id"]) for r in results})
+    extra.update({"boxes": "submitted (the submission's own detector)", "results": len(results),
+                  "images_with_results": n})
+    gt = len(s.data.instances(s.data.eval_split))  # COCOeval scores every GT person of every image
+    return [ProtocolResult(metrics=metrics, split=str(s.data.eval_split), variant="",
+                           n_samples={"expected": gt, "evaluated": gt}, extra=extra)]
+
+
+def coco_results(results: list[dict], dataset: str = "synth_coco", *, scale: str | None = None) -> dict:
+    """COCO keypoint AP (percent) of a results list ``[{"image_id", "category_id", "keypoints", "score"}]``
+    on ``dataset``'s evaluation annotation file (pycocotools, every image)."""
+    s = setup("coco_ap", dataset, scale)
+    m = manifest_for(s, 0)
+    return dict(score_coco(s, _check_results_list(results, m))[0].metrics)
+
+
+def _check_results_list(results: list[dict], manifest: dict) -> list[dict]:
+    spec = manifest["representation"]["coco_results"]
+    images, k = set(spec["image_ids"]), 3 * int(spec["num_keypoints"])
+    for i, r in enumerate(results):
+        kp = np.asarray(r.get("keypoints", []), np.float64).reshape(-1)
+        if r.get("image_id") not in images or kp.size != k or not np.isfinite(kp).all() \
+                or not np.isfinite(float(r.get("score", np.nan))):
+            raise SubmissionError(f"results[{i}]: needs an image_id of the annotation file, {k} finite keypoint "
+                                  "values and a finite score")
+    return list(results)

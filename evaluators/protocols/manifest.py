@@ -35,7 +35,7 @@ from evaluators.provenance import sha256_file
 
 SCHEMA = "motionrepro.manifest"
 SCHEMA_VERSION = 1
-PROTOCOLS = ("text2motion", "action2motion")
+PROTOCOLS = ("text2motion", "action2motion", "coco_ap", "pose")
 
 
 def _sha_json(obj: Any) -> str:
@@ -149,6 +149,20 @@ def action2motion_manifest(data: Any, cfg: dict, seed: int, dataset: str, scale:
     return _finish(identity, {"joints": shape}, calls, items)
 
 
+def pose_manifest(data: Any, protocol: str, dataset: str, scale: str = "paper") -> dict:
+    """COCO keypoints: a submission is a results JSON over the evaluation annotation file's images
+    (every image counts, as pycocotools evaluates them); the identity names that file's sha256."""
+    if getattr(data, "fmt", None) != "coco" or getattr(data, "ann_file", None) is None:
+        raise ValueError(f"{dataset}: submitted pose results are scored on COCO-format data only (OKS AP)")
+    ann = json.loads(Path(data.ann_file).read_text(encoding="utf-8"))
+    kpts = len((ann.get("categories") or [{}])[0].get("keypoints") or []) or 17
+    identity = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "protocol": protocol, "dataset": dataset,
+                "scale": scale, "split": str(data.eval_split), "split_sha256": sha256_file(data.ann_file),
+                "split_sha256_of": "file"}
+    images = sorted(int(im["id"]) for im in ann.get("images", []))
+    return _finish(identity, {"coco_results": {"num_keypoints": kpts, "image_ids": images}}, [], [])
+
+
 def _finish(identity: dict, representation: dict, calls: list, items: list) -> dict:
     return {"identity": identity, "identity_sha256": _sha_json(identity), "representation": representation,
             "n_items": len(items), "calls": calls, "items": items}
@@ -162,6 +176,8 @@ def build_manifest(protocol: str, data: Any, cfg: dict, seed: int, dataset: str,
         return text2motion_manifest(data, cfg, seed, dataset, source, ev, scale)
     if protocol == "action2motion":
         return action2motion_manifest(data, cfg, seed, dataset, scale)
+    if protocol in ("coco_ap", "pose"):
+        return pose_manifest(data, protocol, dataset, scale)
     raise ValueError(f"no evaluation manifest for protocol {protocol!r} (manifests: {', '.join(PROTOCOLS)})")
 
 

@@ -24,6 +24,7 @@ return them), so the protocol's own code computes every number.
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ from evaluators.core.validate import ConfigError
 from evaluators.datasets.motion.humanml3d_features import extract_features
 
 META = "submission.yaml"
-REPRESENTATIONS = ("features", "joints")
+REPRESENTATIONS = ("features", "joints", "coco_results")
+RESULTS = "results.json"  # representation coco_results: the COCO keypoint results list
 
 
 class SubmissionError(ConfigError):
@@ -235,3 +237,45 @@ class ReplayGenerator:
     def done(self) -> bool:
         """Every manifest call was made (the protocol used the whole submission)."""
         return self.next == len(self.calls)
+
+
+def load_coco_results(folder: str | Path, manifest: dict) -> tuple[dict, list[dict], str]:
+    """``(meta, results, sha256)`` of a COCO keypoint submission: ``submission.yaml`` +
+    ``results.json`` (``[{"image_id", "category_id": 1, "keypoints": [x, y, s] * K, "score"}]``),
+    every entry checked (an image of the annotation file, K keypoints, finite numbers)."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    check_identity(meta["manifest"], manifest, folder / META)
+    if meta["representation"] != "coco_results":
+        raise _fail(folder / META, f"representation {meta['representation']!r}: pose submissions are 'coco_results'")
+    path = folder / RESULTS
+    if not path.is_file():
+        raise _fail(path, "missing (the COCO keypoint results list)")
+    raw = path.read_bytes()
+    try:
+        results = json.loads(raw)
+    except ValueError as e:
+        raise _fail(path, f"not valid JSON ({e})") from None
+    if not isinstance(results, list):
+        raise _fail(path, "must be a list of results")
+    spec = manifest["representation"]["coco_results"]
+    images, k = set(spec["image_ids"]), int(spec["num_keypoints"])
+    for i, r in enumerate(results):
+        where = f"{path}[{i}]"
+        if not isinstance(r, dict) or not {"image_id", "keypoints", "score"} <= set(r):
+            raise _fail(where, "needs image_id, keypoints and score")
+        if r["image_id"] not in images:
+            raise _fail(where, f"image_id {r['image_id']!r} is not an image of the annotation file")
+        if int(r.get("category_id", 1)) != 1:
+            raise _fail(where, f"category_id {r['category_id']!r}, expected 1 (person)")
+        try:
+            kp = np.asarray(r["keypoints"], np.float64)
+            score = float(r["score"])
+        except (TypeError, ValueError):
+            raise _fail(where, "keypoints and score must be numbers") from None
+        if kp.shape != (3 * k,):
+            raise _fail(where, f"{kp.size} keypoint values, expected {3 * k} ({k} x [x, y, score])")
+        if not (np.isfinite(kp).all() and np.isfinite(score)):
+            raise _fail(where, "contains NaN or Inf")
+    sha = hashlib.sha256((folder / META).read_bytes() + b"\0" + raw).hexdigest()
+    return meta, results, sha

@@ -35,7 +35,7 @@ from evaluators.core.seeding import seed_everything
 from evaluators.core.validate import ConfigError
 from evaluators.protocols._t2m_helpers import call_generate
 from evaluators.protocols.manifest import SCHEMA, write_manifest
-from evaluators.protocols.submission import META, SubmissionError, load_submission, read_meta
+from evaluators.protocols.submission import META, SubmissionError, load_coco_results, load_submission, read_meta
 from evaluators.records import make_record, write_record
 from evaluators.runner.plan import resolve_device
 from methods.registry import UnknownNameError, get_method
@@ -46,7 +46,7 @@ log = logging.getLogger("evaluators.runner.score")
 # (the action2motion protocol records no evaluator entry yet, so, like the suite's own MLD action
 # records, a submitted one says "evaluator not recorded" until the official recogniser is wired in)
 EVALUATOR_SETTING = {"text2motion": {"evaluator": "official", "word_vectors": "glove"},
-                     "action2motion": {"evaluator": "official"}}
+                     "action2motion": {"evaluator": "official"}, "coco_ap": {}, "pose": {}}
 _RUN_KEYS = ("scale", "seed", "device", "runs_dir", "records_dir", "checkpoint")
 
 
@@ -119,14 +119,20 @@ def score_main(args: list[str]) -> list[dict]:
     scale = run.get("scale") or answered.get("scale")
     seed = int(run.get("seed", answered.get("seed", 0)))
     s = _setup(protocol, dataset, scale, proto, data)
-    sub = load_submission(folder, S.manifest_for(s, seed))  # every check, before any work
+    manifest = S.manifest_for(s, seed)
     runs_dir = Path(run.get("runs_dir", "runs"))
     records_dir = Path(run.get("records_dir", runs_dir / "records"))
     t0 = time.perf_counter()
-    results = S.score_submission(s, sub, seed, resolve_device(run.get("device", "auto")))
+    if protocol in S.POSE_PROTOCOLS:  # a COCO results JSON, scored with pycocotools
+        sub_meta, coco, sha = load_coco_results(folder, manifest)  # every check, before any work
+        results = S.score_coco(s, coco)
+    else:
+        sub = load_submission(folder, manifest)  # every check, before any work
+        sub_meta, sha = sub.meta, sub.sha256
+        results = S.score_submission(s, sub, seed, resolve_device(run.get("device", "auto")))
     wall = time.perf_counter() - t0
-    meta = {k: v for k, v in sub.meta.items() if k != "manifest"}
-    weights = P.entry("submitted", f"submitted ({meta['model']})", sha256=sub.sha256, folder=str(Path(folder).resolve()),
+    meta = {k: v for k, v in sub_meta.items() if k != "manifest"}
+    weights = P.entry("submitted", f"submitted ({meta['model']})", sha256=sha, folder=str(Path(folder).resolve()),
                       **{k: meta[k] for k in ("model", "paper", "url", "representation") if k in meta})
     records = []
     for res in results:
@@ -138,8 +144,8 @@ def score_main(args: list[str]) -> list[dict]:
                           config={"run": {"command": "score", "scale": s.scale, "seed": seed},
                                   "method": {"submission": meta, "paper_setting": EVALUATOR_SETTING[protocol]},
                                   "dataset": s.dataset_cfg, "protocol": s.protocol_cfg},
-                          extra={**res.extra, "submission": {"sha256": sub.sha256, **meta,
-                                                             "manifest_sha256": sub.manifest["identity_sha256"]}},
+                          extra={**res.extra, "submission": {"sha256": sha, **meta,
+                                                             "manifest_sha256": manifest["identity_sha256"]}},
                           provenance=P.merge({"weights": weights}, res.provenance))
         log.info("wrote %s", write_record(rec, records_dir))
         records.append(rec)

@@ -354,3 +354,36 @@ def test_linear_probe_api_scores_a_callable_encoder():
     good = S.linear(motion_energy, **kw)["pool=mean,features=frozen_once"]["top1"]
     bad = S.linear(noise, **kw)["pool=mean,features=frozen_once"]["top1"]
     assert 0.0 <= bad < good <= 100.0  # percent
+
+
+def _coco_submission(folder: Path, manifest: dict, results: list[dict]) -> Path:
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    meta = {"model": "gt-copy", "representation": "coco_results", "manifest": manifest["identity"]}
+    (folder / "submission.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+    return folder
+
+
+def _gt_results(s) -> list[dict]:
+    ann = json.loads(Path(s.data.ann_file).read_text())
+    return [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+            for a in ann["annotations"] if a.get("num_keypoints", 1) > 0]
+
+
+def test_coco_results_submission_scores_with_pycocotools(tmp_path, capsys):
+    """The ground truth submitted as results scores AP 100 (pycocotools); a bad entry: exit 2, one line."""
+    s = S.setup("coco_ap", "synth_coco")
+    man = S.manifest_for(s, 0)
+    res = _gt_results(s)
+    sub = _coco_submission(tmp_path / "sub", man, res)
+    recs = R.score_main(["coco_ap", "synth_coco", str(sub), f"runs_dir={tmp_path / 'runs'}"])
+    assert recs[0]["metrics"]["ap"]["value"] == pytest.approx(100.0)
+    assert recs[0]["provenance"]["weights"]["representation"] == "coco_results"
+    assert S.coco_results(res, "synth_coco")["ap"] == pytest.approx(100.0)
+    for i, bad in enumerate([{**res[0], "image_id": -5}, {**res[0], "keypoints": res[0]["keypoints"][:-3]},
+                             {**res[0], "score": float("nan")}]):
+        sub = _coco_submission(tmp_path / f"bad{i}", man, [*res[:3], bad])
+        assert R.main("score", ["coco_ap", "synth_coco", str(sub), f"runs_dir={tmp_path / 'r2'}"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "results.json[3]" in err[0], err
+    assert not (tmp_path / "r2").exists()
