@@ -14,6 +14,9 @@ Python API (any callable, no registered method needed)::
     by_variant = linear(encode=my_encoder, dataset="synth_ntu")
     # my_encoder(x: [B, C, T, V, M], pooling: "mean" | "joint") -> [B, D] frozen features
 
+    reconstruction(reconstruct=fn, dataset="synth_t2m")   # fn(x) -> x_hat, same shape
+    coco_results(results, dataset="coco_kpt")              # a COCO keypoint results list -> OKS AP
+
 Both run the suite's own protocol function (``evaluators/protocols/text2motion.py``,
 ``action2motion.py``) with the callable in the place of a method: same evaluator, metrics,
 repetitions and 95% confidence intervals as ``./reproduce.sh METHOD DATASET``. They return the
@@ -46,7 +49,8 @@ from evaluators.protocols.submission import ReplayGenerator, Submission, Submiss
 
 # what a submission cannot be scored on: its own speed, a sampler's step counts
 SCORE_PATCH = {"text2motion": {"aits": {"enabled": False}, "steps": None, "steps_sweep": None},
-               "action2motion": {"steps": None}, "linear": {}, "coco_ap": {}, "pose": {}}
+               "action2motion": {"steps": None}, "linear": {}, "coco_ap": {}, "pose": {},
+               "reconstruction": {}}
 POSE_PROTOCOLS = ("coco_ap", "pose")
 
 
@@ -230,3 +234,31 @@ def _check_results_list(results: list[dict], manifest: dict) -> list[dict]:
             raise SubmissionError(f"results[{i}]: needs an image_id of the annotation file, {k} finite keypoint "
                                   "values and a finite score")
     return list(results)
+
+
+class CallableReconstructor:
+    """A ``Reconstructor`` around ``fn(x) -> x_hat`` (same shape; text2motion: RAW features
+    ``[B, L, D]``, skeletons: ``[B, 3, T, 25, 2]``), each answer checked before it is scored."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn, self.calls = fn, 0
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        out = self.fn(x)
+        y = torch.as_tensor(np.asarray(out.detach().cpu() if torch.is_tensor(out) else out, np.float32))
+        if tuple(y.shape) != tuple(x.shape):
+            raise SubmissionError(f"reconstruct call {self.calls}: returned shape {tuple(y.shape)}, "
+                                  f"expected the input's {tuple(x.shape)}")
+        if not torch.isfinite(y).all():
+            raise SubmissionError(f"reconstruct call {self.calls}: returned NaN or Inf")
+        return y
+
+
+def reconstruction(reconstruct: Callable, dataset: str = "synth_t2m", *, seed: int = 0, scale: str | None = None,
+                   device: str = "cpu", overrides: list[str] | None = None) -> dict:
+    """MPJPE / PA-MPJPE / ACCL (mm, + FID on text2motion sets) of ``reconstruct(x) -> x_hat`` under
+    the suite's reconstruction protocol (MLD ``MRMetrics`` conventions)."""
+    s = setup("reconstruction", dataset, scale, overrides)
+    out = run_protocol(s, CallableReconstructor(reconstruct), seed, device)
+    return dict(out[0].metrics)

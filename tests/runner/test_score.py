@@ -387,3 +387,14 @@ def test_coco_results_submission_scores_with_pycocotools(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "results.json[3]" in err[0], err
     assert not (tmp_path / "r2").exists()
+
+
+def test_reconstruction_api_identity_is_zero_error():
+    """evaluators.score.reconstruction: the identity reconstructs with zero joint error (closed
+    form), added noise does not; a wrong shape is refused naming the call."""
+    exact = S.reconstruction(lambda x: x.clone(), "synth_t2m", overrides=["fid.enabled=false"])
+    assert exact["mpjpe_mm"] == pytest.approx(0.0, abs=1e-3) and exact["pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
+    noisy = S.reconstruction(lambda x: x + 0.05 * torch.randn_like(x), "synth_t2m", overrides=["fid.enabled=false"])
+    assert noisy["mpjpe_mm"] > 1.0
+    with pytest.raises(S.SubmissionError, match="reconstruct call 1: returned shape"):
+        S.reconstruction(lambda x: x[:, :-1], "synth_t2m", overrides=["fid.enabled=false"])
