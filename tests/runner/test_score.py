@@ -398,3 +398,19 @@ def test_reconstruction_api_identity_is_zero_error():
     assert noisy["mpjpe_mm"] > 1.0
     with pytest.raises(S.SubmissionError, match="reconstruct call 1: returned shape"):
         S.reconstruction(lambda x: x[:, :-1], "synth_t2m", overrides=["fid.enabled=false"])
+
+
+def test_export_that_fails_midway_leaves_nothing(small_manifest, tmp_path):
+    """write_submission stages under OUT.part and renames: a generator failing mid-way leaves no folder."""
+    class Breaks:
+        calls = 0
+
+        def generate(self, captions, lengths, steps=None):
+            self.calls += 1
+            if self.calls == 4:
+                raise RuntimeError("out of memory")
+            return torch.zeros(len(lengths), max(lengths), 263)
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        R.write_submission(Breaks(), small_manifest, tmp_path / "sub", 0, {"model": "breaks"})
+    assert list(tmp_path.iterdir()) == []
