@@ -31,8 +31,10 @@ import yaml
 from evaluators import provenance as P
 from evaluators import score as S
 from evaluators.core.config import load_config
+from evaluators.core.safe_load import CheckpointError
 from evaluators.core.seeding import seed_everything
 from evaluators.core.validate import ConfigError
+from evaluators.datasets import DatasetError
 from evaluators.protocols._t2m_helpers import call_generate
 from evaluators.protocols.manifest import SCHEMA, write_manifest
 from evaluators.protocols.submission import META, SubmissionError, load_coco_results, load_submission, read_meta
@@ -245,7 +247,7 @@ def main(command: str, args: list[str]) -> int:
             print(export_main(args))
         else:
             raise ConfigError(f"unknown command {command!r} (manifest, score, export)")
-    except (SubmissionError, ConfigError) as e:
+    except (SubmissionError, ConfigError, DatasetError, CheckpointError) as e:  # as the runner's guard
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

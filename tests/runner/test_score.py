@@ -414,3 +414,10 @@ def test_export_that_fails_midway_leaves_nothing(small_manifest, tmp_path):
     with pytest.raises(RuntimeError, match="out of memory"):
         R.write_submission(Breaks(), small_manifest, tmp_path / "sub", 0, {"model": "breaks"})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_of_a_real_dataset_not_on_disk_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HUMANML3D_ROOT", raising=False)
+    rc = R.main("manifest", ["text2motion", "humanml3d", "--out", str(tmp_path / "m.json"), "dataset.root=null"])
+    assert rc == 2 and capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "m.json").exists()
