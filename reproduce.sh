@@ -3,6 +3,9 @@
 #   ./reproduce.sh demo [--only METHOD ...] [overrides]   every method, smoke scale, bundled synthetic data
 #   ./reproduce.sh test [pytest args]                     the test suite (benchmarks skipped)
 #   ./reproduce.sh METHOD DATASET [hydra overrides]       one paper's runs (python -m evaluators.run)
+#   ./reproduce.sh manifest PROTOCOL DATASET --out m.json what a submission must generate (README: Score your own model)
+#   ./reproduce.sh score PROTOCOL DATASET SUBMISSION      evaluate motions generated elsewhere; writes run records
+#   ./reproduce.sh export METHOD DATASET --manifest m.json --out DIR checkpoint=PATH   a submission from a method
 #   ./reproduce.sh --help                                 this text + methods, datasets, protocols
 #   ./reproduce.sh bootstrap                              only create/update .venv (from requirements/*.lock)
 #   ./reproduce.sh lock [--upgrade]                       recompile requirements/cpu.lock and cuda.lock
@@ -97,7 +100,7 @@ bootstrap() {
 }
 
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 
 Hydra overrides (after METHOD DATASET): scale=smoke|paper  seed=1  device=cuda  checkpoint=PATH
@@ -138,6 +141,9 @@ case "$cmd" in
         set -e
         if [ $rc -eq 5 ]; then log "no tests ran: failing"; exit 1; fi
         exit $rc ;;
+    manifest|score|export )
+        shift; bootstrap
+        exec "$PY" -m evaluators.run "--$cmd" "$@" ;;
     -* )
         log "unknown option $cmd"; usage; exit 2 ;;
     * )

@@ -111,11 +111,20 @@ def paper_setting(method: str, rec: dict | None = None) -> dict | None:
 def not_comparable_reasons(rec: dict) -> list[str]:
     """Why ``rec`` may not stand beside the paper (``[]`` = comparable); see evaluators/provenance.py."""
     prov = rec.get("provenance") if rec.get("schema", 1) >= 2 else None
+    if is_submitted(rec):  # the evaluator side only (the record's own setting), whatever the model is named
+        setting = ((rec.get("config") or {}).get("method") or {}).get("paper_setting")
+        return P.differences(prov, dict(setting or {}), data=rec["data"], scale=rec["scale"])
     return P.differences(prov, paper_setting(rec["method"], rec), data=rec["data"], scale=rec["scale"])
 
 
 def is_comparable(rec: dict) -> bool:
     return not not_comparable_reasons(rec)
+
+
+def is_submitted(rec: dict) -> bool:
+    """Scored from files generated elsewhere (``./reproduce.sh score``): provenance ``weights: submitted``.
+    Such a record is listed under *Submitted*, never as a reproduction of a paper."""
+    return ((rec.get("provenance") or {}).get("weights") or {}).get("id") == "submitted"
 
 
 def is_pipeline_check(rec: dict) -> bool:
@@ -285,8 +294,33 @@ def render_not_comparable(records: list[dict]) -> str:
     return "\n".join(lines) + "\n" if lines else "_none_\n"
 
 
+def render_submitted(table: Table, records: list[dict]) -> str:
+    """Submitted records (:func:`is_submitted`) on ``table``'s protocol and datasets: the table's
+    columns, whether the evaluator side matches the paper's (``not_comparable_reasons``), the
+    submission's paper/URL and sha256. No Δ: a submission reproduces no paper row."""
+    rows = []
+    for r in sorted((r for r in records if is_submitted(r) and _protocol_matches(table, r)),
+                    key=lambda r: (r["method"], r["dataset"], r["variant"])):
+        w = r["provenance"]["weights"]
+        if table.column_axis == "dataset":
+            cells = {lab: fmt_value(r["metrics"].get(table.metric)) for c, lab in table.columns.items()
+                     if _match_column(c, r)[0]}
+            if not cells:
+                continue
+        elif table.datasets and r["dataset"] not in table.datasets:
+            continue
+        else:
+            cells = {lab: fmt_value(r["metrics"].get(c)) for c, lab in table.columns.items()}
+        row = {"Submitted": row_label(r), "Dataset": r["dataset"], **cells,
+               "evaluator vs paper": _comparable_text(r), "paper / URL": str(w.get("paper") or w.get("url") or ""),
+               "R": _reps(r), "sha256": str(w.get("sha256") or "")[:12]}
+        rows.append(row)
+    return _md(pd.DataFrame(rows)) if rows else ""
+
+
 def render_paper(paper: Paper, records: list[dict], sources: dict[str, str]) -> str:
-    mine = [r for r in records if r["method"] in paper.methods]
+    submitted = [r for r in records if is_submitted(r)]
+    mine = [r for r in records if r["method"] in paper.methods and not is_submitted(r)]
     parts = [HEADER, f"# {paper.paper}\n",
              "Paper numbers come from `leaderboards/references/" + (paper.path.name if paper.path else "") +
              "`: each cell is `value ± 95% CI [source letters]`; **UNVERIFIED** marks a number no readable "
@@ -302,6 +336,9 @@ def render_paper(paper: Paper, records: list[dict], sources: dict[str, str]) -> 
         parts.append(render_reference(t))
         rep = render_reproduced(t, mine)
         parts.append("**Reproduced (real data, paper scale):**\n\n" + (rep or "_none yet_\n"))
+        sub = render_submitted(t, submitted)
+        if sub:  # README "Score your own model": files generated elsewhere, scored with this evaluator
+            parts.append("**Submitted (generated elsewhere, scored here; not a reproduction of the paper):**\n\n" + sub)
     parts.append("## Not comparable (real data, paper scale, but not the paper's setting)\n")
     parts.append("Each line names what differs from the `paper_setting` the method config declares; "
                  "these records get no Δ.\n")
@@ -323,7 +360,8 @@ def render_all(results_dirs: Iterable[Path], bench_dirs: Iterable[Path] = (),
     records = latest(load_results(results_dirs, lenient))
     sources = load_sources()
     papers = load_papers()
-    warn_unknown_methods(results_dirs, {m for p in papers for m in p.methods}, lenient)
+    submitted = {r["method"] for r in records if is_submitted(r)}  # shown under Submitted, whatever their name
+    warn_unknown_methods(results_dirs, {m for p in papers for m in p.methods} | submitted, lenient)
     out = {f"{p.leaderboard}.md": render_paper(p, records, sources) for p in papers}
     out["speed.md"] = render_speed(list(bench_dirs), records)
     out["head_to_head.md"] = render_head_to_head(records)

@@ -134,16 +134,18 @@ def _draw(split: T2MSplit, rng: np.random.Generator, batch_size: int, unit_lengt
     if n_eval == 0:
         raise ValueError(f"test split has {len(split)} motions, fewer than one batch of {batch_size}")
     order = rng.permutation(len(split))[:n_eval]
-    cap_inputs, captions, crops, lengths, windows = [], [], [], [], []
+    cap_inputs, captions, crops, lengths, windows, cap_index = [], [], [], [], [], []
     for i in order:
         j = int(rng.integers(len(split.captions[i])))
+        cap_index.append(j)
         cap_inputs.append(split.caption_input(int(i), j))
         captions.append(split.captions[i][j])
         start, m_len = crop_window_official(len(split.motions[i]), rng, unit_length, max_len)
         crops.append(split.motions[i][start:start + m_len])
         lengths.append(m_len)
         windows.append((int(i), start, m_len))
-    return RepetitionDraw(order, cap_inputs, captions, crops, lengths, windows=windows)
+    return RepetitionDraw(order, cap_inputs, captions, crops, lengths, extra={"caption_index": cap_index},
+                          windows=windows)
 
 
 def embed_batches(ev, draw: RepetitionDraw, batch_size: int, motion_fn, text: bool = True,
@@ -265,19 +267,39 @@ class CodeDiversity:
             log.warning(msg)
 
 
-def multimodality_embeddings(method, ev, split: T2MSplit, rng: np.random.Generator, mcfg: dict, draw: RepetitionDraw,
-                             batch_size: int, steps: int | None) -> np.ndarray:
-    """``[C, K, 512]`` embeddings of K generations for each of C prompts.
+def mm_prompts(rng: np.random.Generator, mcfg: dict, n_eval: int, batch_size: int) -> np.ndarray:
+    """Positions (in the repetition's evaluated pass) of the MultiModality prompts.
 
     ``mode: t2m`` (T2M / MLD): ``num_samples`` (100) prompts drawn at random from the evaluated
-    pass, ``num_repeats`` (30) generations each. ``mode: momask``: the first ``num_batches`` (3)
-    batches of the pass (3 x 32 prompts), ``num_repeats`` generations each.
+    pass. ``mode: momask``: the first ``num_batches`` (3) batches of the pass (3 x 32 prompts).
     """
-    k = int(mcfg["num_repeats"])
     if mcfg["mode"] == "momask":
-        chosen = np.arange(min(len(draw.order), int(mcfg["num_batches"]) * batch_size))
-    else:
-        chosen = rng.choice(len(draw.order), min(len(draw.order), int(mcfg["num_samples"])), replace=False)
+        return np.arange(min(n_eval, int(mcfg["num_batches"]) * batch_size))
+    return rng.choice(n_eval, min(n_eval, int(mcfg["num_samples"])), replace=False)
+
+
+def draw_t2m_repetition(split: T2MSplit, seed: int, batch_size: int, unit_length: int, max_len: int,
+                        mcfg: dict | None) -> tuple[RepetitionDraw, np.ndarray | None]:
+    """Everything repetition ``seed`` asks of a generator: the evaluated pass and the MM prompts.
+
+    One generator ``default_rng(seed)`` draws the pass (:func:`draw_repetition`), then the MM
+    prompts (:func:`mm_prompts`; ``None`` when ``mcfg`` is None or disabled), in this order, as
+    the protocol always has. The protocol and the evaluation manifest
+    (``evaluators/protocols/manifest.py``) both call this, so a manifest is the protocol's draw.
+    """
+    rng = np.random.default_rng(seed)
+    draw = draw_repetition(split, rng, batch_size, unit_length, max_len)
+    chosen = None
+    if mcfg is not None and mcfg["enabled"]:
+        chosen = mm_prompts(rng, mcfg, len(draw.order), batch_size)
+    return draw, chosen
+
+
+def multimodality_embeddings(method, ev, chosen: np.ndarray, mcfg: dict, draw: RepetitionDraw,
+                             steps: int | None) -> np.ndarray:
+    """``[C, K, 512]`` embeddings of K (``num_repeats``, 30) generations for each of the C prompts
+    ``chosen`` (:func:`mm_prompts`)."""
+    k = int(mcfg["num_repeats"])
     mine = shard_indices(len(chosen))
     parts = []
     for c in chosen[mine]:

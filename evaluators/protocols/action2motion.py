@@ -62,6 +62,18 @@ def _has_split(data, name: str) -> bool:
         return False
 
 
+def draw_clips(train, test, num_frames: int | None, seed: int) -> tuple[list, list]:
+    """Repetition ``seed``'s reference clips (ACTOR "conseq" sampling of ``num_frames``,
+    root-centred): training clips first, then test clips (``test=None``: the training clips
+    serve as both), from one ``random.Random(seed)``. Their lengths are the generation lengths;
+    the protocol and the evaluation manifest (``evaluators/protocols/manifest.py``) both call this.
+    """
+    clip_rng = random.Random(seed)
+    tr_clips = [actor_clip(m, num_frames, clip_rng) for m in train.motions]
+    te_clips = [actor_clip(m, num_frames, clip_rng) for m in test.motions] if test is not None else tr_clips
+    return tr_clips, te_clips
+
+
 def _generate(method, labels: np.ndarray, lengths: list[int], steps, bs: int) -> tuple[torch.Tensor, torch.Tensor]:
     outs = []
     with torch.inference_mode():
@@ -108,10 +120,7 @@ def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResu
     for r in range(int(c["repetitions"])):
         seed = int(ctx.seed) + r
         torch.manual_seed(seed)
-        clip_rng = random.Random(seed)
-        # reference clips of this repetition (ACTOR "conseq" sampling of num_frames, root-centred)
-        tr_clips = [actor_clip(m, c["num_frames"], clip_rng) for m in train.motions]
-        te_clips = [actor_clip(m, c["num_frames"], clip_rng) for m in test.motions] if has_test else tr_clips
+        tr_clips, te_clips = draw_clips(train, test if has_test else None, c["num_frames"], seed)
         lengths = [len(m) for m in te_clips]
         _, f_train = recognizer_outputs(net, *pad_motions(tr_clips))
         lo_test, f_test = recognizer_outputs(net, *pad_motions(te_clips)) if has_test else (None, None)

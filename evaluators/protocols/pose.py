@@ -101,6 +101,17 @@ def coco_eval_image_ids(instances: list[dict], truncated: bool) -> list[int] | N
     return sorted({int(i["image_id"]) for i in instances}) if truncated else None
 
 
+def coco_ap_metrics(results: list[dict], ann_file, image_ids: list[int] | None = None) -> tuple[dict, dict]:
+    """COCO keypoint results -> ``(metrics in percent, extra)`` via pycocotools (``oks_ap``); also
+    what a submitted results JSON is scored with (``evaluators/score.py``)."""
+    stats = oks_ap(results, ann_file, image_ids=image_ids)
+    extra = {"eval_images": "all images of the annotation file" if image_ids is None else len(image_ids),
+             # COCOeval reports -1 when an area range has no instance: leave those out (listed here)
+             "undefined_metrics": [k.lower() for k, v in stats.items() if v < 0],
+             "ap_unit": "percent (COCOeval stats x 100)"}
+    return {k.lower(): 100.0 * v for k, v in stats.items() if v >= 0}, extra
+
+
 def _accuracy(data, method, instances, preds, cfg, source: str, truncated: bool = False) -> tuple[dict, dict]:
     """Metrics of ``preds`` for the dataset format (COCO AP or MPII PCKh) plus PCK on GT boxes."""
     metrics: dict[str, Any] = {}
@@ -108,12 +119,9 @@ def _accuracy(data, method, instances, preds, cfg, source: str, truncated: bool 
     if data.fmt == "coco":
         res = coco_results(preds, instances, cfg.get("nms_thr", 0.9), cfg.get("kpt_score_thr", 0.2))
         ids = coco_eval_image_ids(instances, truncated)
-        stats = oks_ap(res, data.ann_file, image_ids=ids)
-        extra["eval_images"] = "all images of the annotation file" if ids is None else len(ids)
-        # COCOeval reports -1 when an area range has no instance: leave those out (listed in extra)
-        metrics.update({k.lower(): 100.0 * v for k, v in stats.items() if v >= 0})
-        extra["undefined_metrics"] = [k.lower() for k, v in stats.items() if v < 0]
-        extra["ap_unit"] = "percent (COCOeval stats x 100)"
+        m, e = coco_ap_metrics(res, data.ann_file, ids)
+        metrics.update(m)
+        extra.update(e)
     elif all(i.get("head_size", 0) > 0 for i in instances):
         gt = np.stack([i["keypoints"] for i in instances])
         vis = np.stack([i["visible"] for i in instances])

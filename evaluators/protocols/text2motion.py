@@ -119,8 +119,8 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
     windows = H.new_window_store() if c["cache_gt_windows"] else None
     for r in T.repetitions(range(reps)):
         seed = int(ctx.seed) + r
-        rng = np.random.default_rng(seed)
-        draw = H.draw_repetition(split, rng, bs, unit, max_len)
+        # the draw (pass + MM prompts) is the one the evaluation manifest lists (protocols/manifest.py)
+        draw, mm_chosen = H.draw_t2m_repetition(split, seed, bs, unit, max_len, c["mm"])
         # GT embeddings: computed once per repetition, reused by the real row and every variant
         text_emb, gt_emb, _ = H.cached_gt_embeddings(ev, split, draw, seed, bs, max_len, windows, gt_cache)
         evaluated = len(gt_emb)
@@ -145,7 +145,7 @@ def text2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult
             row["diversity"] = _diversity(gen_emb, c["diversity_times"], seed)
             row.update(phys.means())
             if s == default_steps and c["mm"]["enabled"]:
-                mm = H.multimodality_embeddings(method, ev, split, rng, c["mm"], draw, bs, s)
+                mm = H.multimodality_embeddings(method, ev, mm_chosen, c["mm"], draw, s)
                 with T.span("metric_multimodality"):
                     row["multimodality"] = G.multimodality(mm, int(c["mm"]["num_times"]), seed=seed)
             gen_rows[s].append(row)

@@ -33,6 +33,7 @@ from evaluators.runner.experiment_help import experiment_help
 from evaluators.runner.finish import finish
 from evaluators.runner.names import check_experiment_override, experiment_name, load_plugins
 from evaluators.runner.plan import RunPlan, build_plan
+from evaluators.runner.score import main as score_command
 
 T = TypeVar("T")
 # flags after which hydra does not run the job itself (help, info) or runs several (-m)
@@ -88,7 +89,7 @@ def _estimate(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: ``--list``, ``--demo [--only M]``, ``--experiment METHOD DATASET [overrides]``, ``--cfg job``,
+    """CLI: ``--list``, ``--demo [--only M]``, ``--manifest|--score|--export ...``, ``--experiment METHOD DATASET [overrides]``, ``--cfg job``,
     ``--estimate``, else the hydra run (``-m`` for sweeps)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if argv[:1] == ["--demo"]:
         sys.exit(demo(argv[1:]))
+    if argv[:1] in (["--manifest"], ["--score"], ["--export"]):  # evaluate models not run here
+        sys.exit(score_command(argv[0][2:], argv[1:]))
     if argv[:1] == ["--experiment"]:  # ./reproduce.sh METHOD DATASET [overrides]
         if len(argv) < 3:
             print("error: usage: --experiment METHOD DATASET [overrides]", file=sys.stderr)

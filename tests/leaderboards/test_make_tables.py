@@ -97,3 +97,33 @@ def test_summary_table_lists_records():
 def test_committed_leaderboards_are_fresh():
     """The committed markdown equals what the committed references/results generate."""
     assert regenerate(check=True) == []
+
+
+def _submitted(**kw):
+    """A record as ``./reproduce.sh score`` writes it (evaluators/runner/score.py)."""
+    prov = {"weights": entry("submitted", "submitted (mld)", sha256="ab" * 32, model="mld", paper="MLD, CVPR 2023"),
+            "evaluator": entry("official", "official"), "word_vectors": entry("glove", "GloVe")}
+    cfg = {"method": {"submission": {"model": "mld"}, "paper_setting": {"evaluator": "official", "word_vectors": "glove"}}}
+    return _rec(provenance=prov, config=cfg, metrics={"fid": {"value": 0.61, "ci95": 0.02}}, **kw)
+
+
+def test_submission_is_listed_as_submitted_never_as_reproduction(tmp_path):
+    """A submitted record named like a suite method (mld) appears only under Submitted, with the
+    evaluator-side verdict (official evaluator, real data, paper scale: comparable)."""
+    write_record(_submitted(), tmp_path)
+    md = render_all([tmp_path])["mld.md"]
+    section = md.split("## Text-to-motion on HumanML3D")[1].split("## ")[0]
+    reproduced, submitted = section.split("**Reproduced (real data, paper scale):**")[1].split("**Submitted")
+    assert "0.610" not in reproduced and "_none yet_" in reproduced
+    assert "0.610 ± 0.020" in submitted and "MLD, CVPR 2023" in submitted and "abababababab" in submitted
+    assert "| comparable" in submitted
+    rest = md.split("## Not comparable")[1]
+    assert "0.610" not in rest and "submitted" not in rest
+
+
+def test_submission_with_a_retrained_evaluator_is_not_comparable(tmp_path):
+    rec = _submitted()
+    rec["provenance"]["evaluator"] = entry("retrained", "T2M evaluator retrained here")
+    write_record(rec, tmp_path)
+    submitted = render_all([tmp_path])["mld.md"].split("**Submitted")[1].split("## ")[0]
+    assert "not comparable: T2M evaluator retrained here" in submitted

@@ -146,6 +146,10 @@ class MotionTextDataset:
         self._annotations: dict | None = None
 
     # -- reading -----------------------------------------------------------------------------
+    def split_file(self, split: str) -> Path | None:
+        """The split's id file (``test.txt``...), whose sha256 names the split in evaluation manifests."""
+        return self._splits.get(split)
+
     def split_ids(self, split: str) -> list[str]:
         if split not in self._splits:
             raise DatasetError(f"unknown split {split!r}; available: {list(self.split_names)}", path=self.root)

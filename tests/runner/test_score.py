@@ -1,0 +1,423 @@
+"""Scoring models not run here: manifests, submissions, ``score`` / ``export``, the Python API.
+
+Checked against behaviour, not against the code's own arithmetic: a submission exported from MLD
+and scored from files must give the numbers of the in-process protocol run with the same seed
+(bit for bit on the CPU); every class of bad submission must stop with exit 2 and one line before
+any work, writing nothing; the README example must run as printed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from evaluators import score as S
+from evaluators.core.config import load_config
+from evaluators.records import normalise_metric
+from evaluators.runner import score as R
+
+REPO = Path(__file__).resolve().parents[2]
+# small enough for CI: 2 repetitions of 3 batches, MultiModality 2 prompts x 3
+PROTO = ["repetitions=2", "mm.num_samples=2", "mm.num_repeats=3", "mm.num_times=2"]
+TINY_MLD = ["vae.steps=20", "denoiser.steps=20", "render.n=0"]
+
+
+TOKEN_TINY = ["tokenizer.steps=10", "mask_transformer.steps=10", "residual_transformer.steps=10", "render.n=0"]
+# the round trip needs weights, not quality: a few optimizer steps per stage
+TINY = {"mld": TINY_MLD, "momask": TOKEN_TINY, "hgm3": TOKEN_TINY}
+_CHECKPOINTS: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    """``name -> checkpoint``: each generator trained once per session at (reduced) smoke scale on synth_t2m."""
+    from evaluators.datasets import load_dataset
+    from methods import get_method
+
+    def get(name: str) -> Path:
+        if name not in _CHECKPOINTS:
+            torch.set_num_threads(1)
+            data = load_dataset(load_config("dataset", "synth_t2m", "smoke"))
+            work = tmp_path_factory.mktemp(name)
+            m = get_method(name)(load_config("method", name, "smoke", TINY[name]), seed=0, workdir=work)
+            m.fit(data)
+            m.save_checkpoint(work / "method.pt")
+            _CHECKPOINTS[name] = work / "method.pt"
+        return _CHECKPOINTS[name]
+    return get
+
+
+def _load(name: str, ckpt: Path):
+    from methods import get_method
+
+    m = get_method(name)(load_config("method", name, "smoke", TINY[name]), seed=0)
+    m.load_checkpoint(ckpt)
+    return m
+
+
+def test_manifest_is_the_protocols_draw():
+    """The manifest lists what the protocol asks for: every generate call of the run, in order."""
+    s = S.setup("text2motion", "synth_t2m", "smoke", PROTO)
+    m = S.manifest_for(s, seed=5)
+    asked = []
+
+    class Spy:
+        def generate(self, captions, lengths, steps=None):
+            asked.append((list(captions), [int(n) for n in lengths]))
+            return torch.zeros(len(lengths), max(lengths), 263)
+
+    S.run_protocol(s, Spy(), seed=5)
+    items = {it["key"]: it for it in m["items"]}
+    listed = [([items[k]["caption"] for k in call], [items[k]["length"] for k in call]) for call in m["calls"]]
+    assert listed == asked
+    assert m["identity"]["split_sha256_of"] == "file" and m["identity"]["seed"] == 5
+
+
+@pytest.mark.parametrize("name", ["mld", "momask", "hgm3"])
+def test_round_trip_equals_in_process(name, checkpoints, tmp_path):
+    """export (fixed seed) -> score gives exactly the in-process protocol's numbers (CPU, bit for bit)."""
+    seed, ckpt = 3, checkpoints(name)
+    proto = [*PROTO, "debug_checks.residual_codes=warn"]  # a 10-step tokenizer may use one code per layer
+    s = S.setup("text2motion", "synth_t2m", "smoke", proto)
+    in_process = {r.variant: r.metrics for r in S.run_protocol(s, _load(name, ckpt), seed)}
+
+    man = tmp_path / "m.json"
+    R.manifest_main(["text2motion", "synth_t2m", "--out", str(man), "scale=smoke", f"seed={seed}", *proto])
+    sub = tmp_path / "sub"
+    R.export_main([name, "synth_t2m", "--manifest", str(man), "--out", str(sub), f"checkpoint={ckpt}",
+                   *[f"method_cfg.{o}" for o in TINY[name]]])
+    assert sorted(p.name for p in sub.iterdir()) == ["r00.npz", "r01.npz", "submission.yaml"]
+    runs = tmp_path / "runs"
+    records = R.score_main(["text2motion", "synth_t2m", str(sub), f"runs_dir={runs}", *proto])
+    assert [r["variant"] for r in records] == [""]
+    rec = records[0]
+    want = {k: normalise_metric(k, v) for k, v in in_process[""].items()}
+    assert rec["metrics"] == want  # bit for bit
+    assert rec["provenance"]["weights"]["id"] == "submitted"
+    assert rec["provenance"]["weights"]["model"] == name
+    assert len(list((runs / "records").glob("*.json"))) == 1
+
+
+def _good_submission(folder: Path, manifest: dict, per_item_npy: bool = False) -> Path:
+    """A hand-built valid submission: small random features for every item."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    dim = manifest["representation"]["features"]
+    reps: dict[int, dict] = {}
+    for it in manifest["items"]:
+        x = rng.normal(size=(it["length"], dim)).astype(np.float32)
+        if per_item_npy:
+            np.save(folder / f"{it['key']}.npy", x)
+        reps.setdefault(it["repetition"], {})[it["key"]] = x
+    if not per_item_npy:
+        for r, arrays in reps.items():
+            np.savez(folder / f"r{r:02d}.npz", **arrays)
+    meta = {"model": "hand-built", "representation": "features", "manifest": manifest["identity"]}
+    (folder / "submission.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+    return folder
+
+
+def _rewrite(npz: Path, fn) -> None:
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    fn(arrays)
+    np.savez(npz, **arrays)
+
+
+def _corrupt(kind: str, sub: Path, manifest: dict) -> str:
+    """Break ``sub`` one way; returns what the error line must name."""
+    first = manifest["items"][0]["key"]
+    if kind == "missing":
+        _rewrite(sub / "r00.npz", lambda a: a.pop(first))
+        return f"{first}.npy: missing"
+    if kind == "dimension":
+        _rewrite(sub / "r00.npz", lambda a: a.update({first: a[first][:, :200]}))
+        return "expected [length, 263]"
+    if kind == "length":
+        _rewrite(sub / "r00.npz", lambda a: a.update({first: a[first][:-4]}))
+        return "the manifest asks for"
+    if kind == "nan":
+        _rewrite(sub / "r01.npz", lambda a: a[next(iter(a))].__setitem__((0, 0), np.nan))
+        return "NaN or Inf"
+    if kind == "other_dataset":
+        meta = yaml.safe_load((sub / "submission.yaml").read_text())
+        meta["manifest"]["dataset"] = "humanml3d"
+        (sub / "submission.yaml").write_text(yaml.safe_dump(meta))
+        return "another dataset or version"
+    if kind == "other_version":
+        meta = yaml.safe_load((sub / "submission.yaml").read_text())
+        meta["manifest"]["schema_version"] = 0
+        (sub / "submission.yaml").write_text(yaml.safe_dump(meta))
+        return "schema_version=0"
+    if kind == "duplicate":
+        with np.load(sub / "r00.npz") as z:
+            np.save(sub / f"{first}.npy", z[first])
+        return "duplicate item"
+    if kind == "unknown_item":
+        with np.load(sub / "r00.npz") as z:
+            np.save(sub / "r07_i00000.npy", z[first])
+        return "not in the manifest"
+    if kind == "no_meta":
+        (sub / "submission.yaml").unlink()
+        return "submission.yaml: missing"
+    raise AssertionError(kind)
+
+
+BAD = ["missing", "dimension", "length", "nan", "other_dataset", "other_version", "duplicate", "unknown_item",
+       "no_meta"]
+
+
+@pytest.fixture(scope="module")
+def small_manifest() -> dict:
+    s = S.setup("text2motion", "synth_t2m", "smoke", PROTO)
+    return S.manifest_for(s, seed=0)
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_bad_submission_exit_2_one_line_nothing_written(kind, small_manifest, tmp_path, capsys):
+    sub = _good_submission(tmp_path / "sub", small_manifest)
+    expect = _corrupt(kind, sub, small_manifest)
+    runs = tmp_path / "runs"
+    rc = R.main("score", ["text2motion", "synth_t2m", str(sub), f"runs_dir={runs}", *PROTO])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and expect in err[0], err
+    assert str(sub) in err[0]  # names the file
+    assert not runs.exists()
+
+
+def test_per_item_npy_submission_is_accepted(small_manifest, tmp_path):
+    """The ``.npy``-per-item layout passes the same checks (and a half-valid one is refused)."""
+    from evaluators.protocols.submission import load_submission
+
+    sub = _good_submission(tmp_path / "sub", small_manifest, per_item_npy=True)
+    got = load_submission(sub, small_manifest)
+    assert got.raw(small_manifest["items"][0]["key"]).shape[1] == 263
+
+
+def test_cli_score_bad_submission_is_one_line(small_manifest, tmp_path):
+    """Through ./reproduce.sh's entry (python -m evaluators.run --score): exit 2, one stderr line."""
+    sub = _good_submission(tmp_path / "sub", small_manifest)
+    _corrupt("length", sub, small_manifest)
+    out = subprocess.run([sys.executable, "-m", "evaluators.run", "--score", "text2motion", "synth-t2m", str(sub),
+                          f"runs_dir={tmp_path / 'runs'}", *PROTO], cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = [ln for ln in out.stderr.splitlines() if not ln.startswith("[")]  # [time logger] log lines
+    assert len(lines) == 1 and "the manifest asks for" in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_action_manifest_is_the_protocols_draw():
+    """action2motion: the manifest's calls (label, length) are the protocol's, in order."""
+    s = S.setup("action2motion", "synth_action", "smoke", ["repetitions=2"])
+    m = S.manifest_for(s, seed=1)
+    asked = []
+
+    class Spy:
+        def generate(self, labels, lengths, steps=None):
+            asked.append(([int(v) for v in labels], [int(n) for n in lengths]))
+            return torch.randn(len(lengths), max(lengths), *m["representation"]["joints"])
+
+    S.run_protocol(s, Spy(), seed=1)
+    items = {it["key"]: it for it in m["items"]}
+    assert [([items[k]["label"] for k in c], [items[k]["length"] for k in c]) for c in m["calls"]] == asked
+    assert m["identity"]["dataset"] == "synth_action" and m["identity"]["split_sha256_of"] == "content"
+
+
+def _readme_example() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Score your own model", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks, "README: no python block under 'Score your own model'"
+    return blocks[0]
+
+
+def test_readme_example_runs_verbatim():
+    code = _readme_example()
+    assert len(code.strip().splitlines()) <= 12
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    metrics = scope["metrics"]
+    assert {"fid", "r_precision_top1", "diversity", "multimodality"} <= set(metrics)
+    assert all(np.isfinite(v["value"]) for v in metrics.values())
+
+
+def test_api_refuses_a_bad_generator():
+    """A callable returning the wrong width stops with one message naming the call."""
+    with pytest.raises(S.SubmissionError, match="generate call 1: returned shape"):
+        S.text2motion(lambda caps, lens: np.zeros((len(caps), max(lens), 7)), "synth_t2m", overrides=PROTO)
+
+
+def test_score_writes_nothing_when_submission_folder_absent(tmp_path, capsys):
+    rc = R.main("score", ["text2motion", "synth_t2m", str(tmp_path / "nope"), f"runs_dir={tmp_path / 'runs'}"])
+    assert rc == 2 and "not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_manifest_json_round_trips(tmp_path):
+    out = R.manifest_main(["text2motion", "synth-t2m", "--out", str(tmp_path / "m.json"), "scale=smoke", *PROTO])
+    m = json.loads(Path(out).read_text())
+    assert m["identity"]["schema_version"] == 1 and m["n_items"] == len(m["items"])
+    shutil.rmtree(tmp_path)
+
+
+def test_joints_submission_is_converted_with_the_suites_features(small_manifest, tmp_path):
+    """``representation: joints``: [length + 1, 22, 3] positions become [length, 263] features through
+    the suite's extract_features; a joint count other than the manifest's is refused, naming the file."""
+    from evaluators.protocols.submission import SubmissionError, load_submission
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    rng = np.random.default_rng(1)
+    walk = np.cumsum(rng.normal(scale=0.01, size=(200, 22, 3)), axis=0) + rng.normal(size=(1, 22, 3))
+    for it in small_manifest["items"]:
+        np.save(sub / f"{it['key']}.npy", walk[: it["length"] + 1].astype(np.float32))
+    meta = {"model": "joints", "representation": "joints", "manifest": small_manifest["identity"]}
+    (sub / "submission.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+    first = small_manifest["items"][0]
+    got = load_submission(sub, small_manifest).motion(first["key"])
+    assert got.shape == (first["length"], 263) and np.isfinite(got).all()
+    np.save(sub / f"{first['key']}.npy", walk[: first["length"] + 1, :21].astype(np.float32))
+    with pytest.raises(SubmissionError, match=rf"{first['key']}\.npy: shape .* expected \[length\+1, 22, 3\]"):
+        load_submission(sub, small_manifest)
+
+
+def test_action_api_scores_a_callable():
+    """evaluators.score.action2motion: any callable of (labels, lengths) -> joints, same protocol."""
+    rng = np.random.default_rng(0)
+    metrics = S.action2motion(lambda labels, lens: rng.normal(size=(len(labels), max(lens), 24, 3)),
+                              "synth_action", repetitions=2)
+    assert {"accuracy", "fid_train", "diversity", "multimodality"} <= set(metrics)
+    assert 0.0 <= metrics["accuracy"]["value"] <= 1.0
+
+
+MLD_ACTION = ["condition=action", "task=action2motion", "max_motion_len=null", *TINY_MLD]
+
+
+def test_mld_action_export_then_score(tmp_path):
+    """action2motion: an MLD export answers the manifest and scores into a submitted record. Not bit
+    for bit with the in-process run: the HumanAct12 recogniser draws its initial GRU state from the
+    global torch RNG on every call (official initHidden), interleaved with the generator's draws."""
+    from evaluators.datasets import load_dataset
+    from methods import get_method
+
+    torch.set_num_threads(1)
+    data = load_dataset(load_config("dataset", "synth_action", "smoke"))
+    m = get_method("mld")(load_config("method", "mld", "smoke", MLD_ACTION), seed=0, workdir=tmp_path / "w")
+    m.fit(data)
+    m.save_checkpoint(tmp_path / "a.pt")
+    man = tmp_path / "m.json"
+    R.manifest_main(["action2motion", "synth-action", "--out", str(man), "scale=smoke", "repetitions=2"])
+    sub = tmp_path / "sub"
+    R.export_main(["mld", "synth_action", "--manifest", str(man), "--out", str(sub), f"checkpoint={tmp_path / 'a.pt'}",
+                   *[f"method_cfg.{o}" for o in MLD_ACTION]])
+    records = R.score_main(["action2motion", "synth_action", str(sub), f"runs_dir={tmp_path / 'runs'}", "repetitions=2"])
+    rec = records[0]
+    assert rec["provenance"]["weights"]["representation"] == "joints"
+    assert 0.0 <= rec["metrics"]["accuracy"]["value"] <= 1.0 and np.isfinite(rec["metrics"]["fid_train"]["value"])
+
+
+def test_subcommand_help_and_usage_errors(capsys):
+    assert R.main("export", ["--help"]) == 0 and "--manifest m.json" in capsys.readouterr().out
+    assert R.main("manifest", ["text2motion", "synth_t2m"]) == 2  # no --out
+    assert capsys.readouterr().err.strip() == "error: manifest: --out FILE is required"
+    assert R.main("score", ["text2motion"]) == 2
+    assert "expected 3 arguments" in capsys.readouterr().err
+
+
+def test_linear_probe_api_scores_a_callable_encoder():
+    """evaluators.score.linear: the suite's linear probe on any frozen encoder. A feature that carries
+    the skeleton's motion beats one that is pure noise (independent of the probe's code)."""
+    torch.manual_seed(0)
+
+    def motion_energy(x, pooling):  # per joint and axis: mean speed over the window (a real cue)
+        if pooling != "mean":
+            raise ValueError(pooling)
+        return (x[:, :, 1:] - x[:, :, :-1]).abs().mean(dim=(2, 4)).flatten(1)
+
+    def noise(x, pooling):
+        if pooling != "mean":
+            raise ValueError(pooling)
+        return torch.randn(x.shape[0], 75)
+
+    kw = dict(dataset="synth_ntu", features="frozen_once", poolings=["mean"], overrides=["epochs=10"])
+    good = S.linear(motion_energy, **kw)["pool=mean,features=frozen_once"]["top1"]
+    bad = S.linear(noise, **kw)["pool=mean,features=frozen_once"]["top1"]
+    assert 0.0 <= bad < good <= 100.0  # percent
+
+
+def _coco_submission(folder: Path, manifest: dict, results: list[dict]) -> Path:
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    meta = {"model": "gt-copy", "representation": "coco_results", "manifest": manifest["identity"]}
+    (folder / "submission.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+    return folder
+
+
+def _gt_results(s) -> list[dict]:
+    ann = json.loads(Path(s.data.ann_file).read_text())
+    return [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+            for a in ann["annotations"] if a.get("num_keypoints", 1) > 0]
+
+
+def test_coco_results_submission_scores_with_pycocotools(tmp_path, capsys):
+    """The ground truth submitted as results scores AP 100 (pycocotools); a bad entry: exit 2, one line."""
+    s = S.setup("coco_ap", "synth_coco")
+    man = S.manifest_for(s, 0)
+    res = _gt_results(s)
+    sub = _coco_submission(tmp_path / "sub", man, res)
+    recs = R.score_main(["coco_ap", "synth_coco", str(sub), f"runs_dir={tmp_path / 'runs'}"])
+    assert recs[0]["metrics"]["ap"]["value"] == pytest.approx(100.0)
+    assert recs[0]["provenance"]["weights"]["representation"] == "coco_results"
+    assert S.coco_results(res, "synth_coco")["ap"] == pytest.approx(100.0)
+    for i, bad in enumerate([{**res[0], "image_id": -5}, {**res[0], "keypoints": res[0]["keypoints"][:-3]},
+                             {**res[0], "score": float("nan")}]):
+        sub = _coco_submission(tmp_path / f"bad{i}", man, [*res[:3], bad])
+        assert R.main("score", ["coco_ap", "synth_coco", str(sub), f"runs_dir={tmp_path / 'r2'}"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "results.json[3]" in err[0], err
+    assert not (tmp_path / "r2").exists()
+
+
+def test_reconstruction_api_identity_is_zero_error():
+    """evaluators.score.reconstruction: the identity reconstructs with zero joint error (closed
+    form), added noise does not; a wrong shape is refused naming the call."""
+    exact = S.reconstruction(lambda x: x.clone(), "synth_t2m", overrides=["fid.enabled=false"])
+    assert exact["mpjpe_mm"] == pytest.approx(0.0, abs=1e-3) and exact["pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
+    noisy = S.reconstruction(lambda x: x + 0.05 * torch.randn_like(x), "synth_t2m", overrides=["fid.enabled=false"])
+    assert noisy["mpjpe_mm"] > 1.0
+    with pytest.raises(S.SubmissionError, match="reconstruct call 1: returned shape"):
+        S.reconstruction(lambda x: x[:, :-1], "synth_t2m", overrides=["fid.enabled=false"])
+
+
+def test_export_that_fails_midway_leaves_nothing(small_manifest, tmp_path):
+    """write_submission stages under OUT.part and renames: a generator failing mid-way leaves no folder."""
+    class Breaks:
+        calls = 0
+
+        def generate(self, captions, lengths, steps=None):
+            self.calls += 1
+            if self.calls == 4:
+                raise RuntimeError("out of memory")
+            return torch.zeros(len(lengths), max(lengths), 263)
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        R.write_submission(Breaks(), small_manifest, tmp_path / "sub", 0, {"model": "breaks"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_of_a_real_dataset_not_on_disk_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HUMANML3D_ROOT", raising=False)
+    rc = R.main("manifest", ["text2motion", "humanml3d", "--out", str(tmp_path / "m.json"), "dataset.root=null"])
+    assert rc == 2 and capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "m.json").exists()
