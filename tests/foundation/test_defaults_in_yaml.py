@@ -47,9 +47,9 @@ def composed_at(scale: str) -> dict[str, dict[str, list[dict]]]:
             out[group][name] = [load_config(group, name, scale)]
     for exp in list_configs("experiment"):
         p = plan(compose([f"+experiment={exp}", f"scale={scale}"]), [f"+experiment={exp}"], check_data=False)
-        for mcfg in p["method_cfgs"].values():
+        for mcfg in (d.method_cfg for d in p.datasets):
             out["method"].setdefault(mcfg["name"], []).append(mcfg)
-        for per_ds in p["protocol_cfgs_by_dataset"].values():
+        for per_ds in (d.protocol_cfgs for d in p.datasets):
             for pname, pcfg in per_ds.items():
                 out["protocol"].setdefault(pname, []).append(pcfg)
     return out
