@@ -42,24 +42,19 @@ from evaluators.core.io import atomic_write_bytes
 from evaluators.datasets.pose2d.coco import parse_coco_keypoints, read_image
 from evaluators.datasets.pose2d.mpii import parse_mpii
 from evaluators.metrics.pose2d import coco_results, oks_ap, pck, pckh
-from evaluators.protocols.registry import ProtocolResult, RunContext, register_protocol
+from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 
 log = logging.getLogger(__name__)
-DEFAULTS: dict[str, Any] = {"split": None, "boxes": ["det", "gt"], "flip_test": True, "steps": None,
-                            "steps_sweep": None, "sweep_boxes": "gt", "nms_thr": 0.9, "kpt_score_thr": 0.2, "pck_thr": 0.2,
-                            "batch_size": 64, "max_instances": None, "overlays": 4, "real_samples": None}
-
-
 def predict_instances(method, instances: list[dict], cfg: dict, steps: int | None = None) -> tuple[np.ndarray, float]:
     """Predictions ``[N, K, 3]`` for instance dicts (sharded over ranks, gathered) and wall seconds."""
     kwargs = {}
     params = inspect.signature(method.predict).parameters
     if "flip" in params:
-        kwargs["flip"] = bool(cfg.get("flip_test", True))
+        kwargs["flip"] = bool(cfg["flip_test"])
     if steps is not None and "steps" in params:
         kwargs["steps"] = steps
     idx = D.shard_indices(len(instances))
-    bs = int(cfg.get("batch_size", 64))
+    bs = int(cfg["batch_size"])
     outs = []
     wall = 0.0  # time inside predict only (crop + network + decoding), not image reading
     for i in range(0, len(idx), bs):
@@ -117,7 +112,7 @@ def _accuracy(data, method, instances, preds, cfg, source: str, truncated: bool 
     metrics: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     if data.fmt == "coco":
-        res = coco_results(preds, instances, cfg.get("nms_thr", 0.9), cfg.get("kpt_score_thr", 0.2))
+        res = coco_results(preds, instances, cfg["nms_thr"], cfg["kpt_score_thr"])
         ids = coco_eval_image_ids(instances, truncated)
         m, e = coco_ap_metrics(res, data.ann_file, ids)
         metrics.update(m)
@@ -140,7 +135,10 @@ def _accuracy(data, method, instances, preds, cfg, source: str, truncated: bool 
 @register_protocol("pose", needs="PoseEstimator", tasks="pose2d")
 def run_pose(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Top-down pose evaluation: COCO AP (det + GT boxes) or MPII PCKh, PCK@0.2, optional step sweep."""
-    cfg = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if v is not None or k not in DEFAULTS}}
+    # the YAML of the protocol it runs as (coco_ap / mpii_pckh) holds every default; a partial config
+    # (tests) is completed from it
+    name = str((cfg or {}).get("name") or ("mpii_pckh" if data.fmt == "mpii" else "coco_ap"))
+    cfg = complete_config(name, cfg)
     split = cfg["split"] or data.eval_split
     sources = [s for s in cfg["boxes"] if data.fmt == "coco" or s == "gt"] or ["gt"]
     results = []
@@ -179,7 +177,7 @@ def run_pose(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     if ctx.rank == 0 and cfg["overlays"] and first_preds is not None:
         out_dir = Path(ctx.workdir) / "overlays" / data.name
         written = draw_overlays(first_preds[0], first_preds[1], method.skeleton, out_dir, int(cfg["overlays"]))
-        real = _real_samples_dir(cfg.get("real_samples"))
+        real = _real_samples_dir(cfg["real_samples"])
         if real is not None:
             written += draw_real_samples(method, real, out_dir / "real")
         for r in results:

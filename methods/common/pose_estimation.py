@@ -91,9 +91,9 @@ def lr_factor(step: int, total_steps: int, warmup_iters: int = 500, start_factor
 def make_lr_scheduler(opt: torch.optim.Optimizer, tcfg: dict, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """The :func:`lr_factor` schedule from the method's ``train`` config (``warmup`` {iters, start_factor},
     ``milestones``), stepped once per optimiser step by the training loop."""
-    warm = dict(tcfg.get("warmup") or {"iters": 0})
-    kw = {"warmup_iters": int(warm.get("iters", 500)), "start_factor": float(warm.get("start_factor", 0.001)),
-          "milestones": tuple(tcfg.get("milestones", [170 / 210, 200 / 210]))}
+    warm = tcfg["warmup"]  # null: no warm-up (then the start factor plays no part)
+    kw = {"warmup_iters": int(warm["iters"]) if warm else 0, "start_factor": float(warm["start_factor"]) if warm else 1.0,
+          "milestones": tuple(tcfg["milestones"])}
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, total_steps, **kw))
 
 
@@ -141,7 +141,7 @@ class BestCheckpoint:
         or ``train.val_interval_steps``; None when disabled or the dataset has no evaluation split."""
         if not cls.wanted(method, dataset, tcfg, score):
             return None
-        every = int(tcfg.get("val_interval_steps") or int(tcfg.get("val_interval", 10)) * steps_per_epoch)
+        every = int(tcfg["val_interval_steps"] or int(tcfg["val_interval"]) * steps_per_epoch)
         return cls(method, score, dataset.eval_split, max(1, every), total_steps, steps_per_epoch, ckpt_dir)
 
     def on_step(self, state) -> None:
@@ -187,16 +187,16 @@ class TopDownPoseMethod(Method):
 
     def __init__(self, cfg: dict | None = None, *, device="cpu", seed: int = 0, workdir=None) -> None:
         super().__init__(cfg, device=device, seed=seed, workdir=workdir)
-        self.input_size = tuple(int(v) for v in self.cfg.get("input_size", (192, 256)))
-        self.stride = int(self.cfg.get("heatmap_stride", 4))
+        self.input_size = tuple(int(v) for v in self.cfg["input_size"])
+        self.stride = int(self.cfg["heatmap_stride"])
         self.heatmap_size = (self.input_size[0] // self.stride, self.input_size[1] // self.stride)
         # sigma and the mask widths delta_* are given in heatmap pixels at the reference stride 4
         # (MMPose's 1/4 heatmap, sigma 2 = 8 image px) and scaled by 4 / s, so that their size in
         # IMAGE pixels is the same at every stride of the high-resolution ablation (s in {1,2,4,8}).
         # ours: the paper note gives no per-stride sigma / delta.
-        self.width_scale = float(self.cfg.get("width_ref_stride", 4)) / self.stride
-        self.sigma_hm = float(self.cfg.get("sigma", 2.0)) * self.width_scale
-        self._set_format(self.cfg.get("keypoint_format", "coco"))
+        self.width_scale = float(self.cfg["width_ref_stride"]) / self.stride
+        self.sigma_hm = float(self.cfg["sigma"]) * self.width_scale
+        self._set_format(self.cfg["keypoint_format"])
 
     # -- building ---------------------------------------------------------------------------
     def _set_format(self, fmt: str) -> None:
@@ -266,11 +266,11 @@ class TopDownPoseMethod(Method):
         ``validate(predict) -> (name, value)`` scores the weights for the best-checkpoint selection
         (``train.save_best``); required when that selection runs (it is checked before training).
         """
-        if self.backbone_init["id"] == "scratch" and self.cfg.get("arch", "w32") != "tiny":
+        if self.backbone_init["id"] == "scratch" and self.cfg["arch"] != "tiny":
             # the MMPose / HRNet recipe starts from ImageNet weights; a paper-size run without them is not comparable
             log.warning("%s: HRNet-%s trained from scratch (backbone.pretrained not set; the recipe uses ImageNet "
                         "weights, e.g. hrnet_w32-36af842e.pth) -> provenance backbone_init: scratch",
-                        self.registry_name, self.cfg.get("arch", "w32"))
+                        self.registry_name, self.cfg["arch"])
         if getattr(dataset, "fmt", self.fmt) != self.fmt:
             log.info("switching keypoint format %s -> %s for dataset %s", self.fmt, dataset.fmt, dataset.name)
             self.cfg["keypoint_format"] = dataset.fmt
@@ -278,7 +278,7 @@ class TopDownPoseMethod(Method):
         if "train" not in getattr(dataset, "splits", {"train": None}):
             raise ValueError(f"dataset {dataset.name!r} has no train split (its train annotation file is missing); "
                              "to evaluate saved or released weights pass checkpoint=PATH")
-        tcfg = dict(self.cfg.get("train", {}))
+        tcfg = dict(self.cfg["train"])
         select_best = BestCheckpoint.wanted(self, dataset, tcfg, validate)  # no scorer: fails here, before any work
         aug = self.cfg.get("aug")
         if aug is not None:
@@ -286,9 +286,9 @@ class TopDownPoseMethod(Method):
                    for k, v in dict(aug).items()}
         tds = dataset.top_down_dataset("train", self.input_size, self.heatmap_size, self.sigma_hm,
                                        train=True, aug=aug, seed=self.seed)
-        bs = int(tcfg.get("batch_size", 32))
-        steps = int(tcfg.get("total_steps") or max(1, int(tcfg.get("epochs", 210)) * len(tds) // bs))
-        opt = torch.optim.Adam(self.net.parameters(), lr=float(tcfg.get("lr", 5e-4)))
+        bs = int(tcfg["batch_size"])
+        steps = int(tcfg["total_steps"] or max(1, int(tcfg["epochs"]) * len(tds) // bs))
+        opt = torch.optim.Adam(self.net.parameters(), lr=float(tcfg["lr"]))
         sched = make_lr_scheduler(opt, tcfg, steps)
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
 
@@ -303,7 +303,7 @@ class TopDownPoseMethod(Method):
         self.train_state = train(modules={"model": self.net}, optimizer=opt, dataset=tds, batch_size=bs,
                                  total_steps=steps, step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
                                  desc=self.registry_name, lr_scheduler=sched, grad_clip=tcfg.get("grad_clip"),
-                                 ckpt_every=int(tcfg.get("ckpt_every", 500)),
+                                 ckpt_every=int(tcfg["ckpt_every"]),
                                  on_step=selector.on_step if selector is not None else None,
                                  generators={"noise": gen})  # checkpointed: resume draws the same noise
         if selector is not None:
@@ -329,14 +329,14 @@ class TopDownPoseMethod(Method):
     def heatmaps(self, x: torch.Tensor, steps: int | None = None, flip: bool | None = None) -> torch.Tensor:
         """Heatmaps ``[B, K, h, w]`` of normalised crops, with the flip test when enabled."""
         self.net.eval()
-        flip = self.cfg.get("flip_test", True) if flip is None else flip
+        flip = self.cfg["flip_test"] if flip is None else flip
         steps = self.default_steps if steps is None else steps
         x = x.to(self.device)
         net = self._sampling_net()
         hm = net.heatmaps(x, steps)
         if flip:
             hf = net.heatmaps(x.flip(-1), steps)
-            hm = (hm + flip_heatmaps(hf, self.flip_pairs, shift=self.cfg.get("shift_heatmap", True))) / 2
+            hm = (hm + flip_heatmaps(hf, self.flip_pairs, shift=self.cfg["shift_heatmap"])) / 2
         return hm
 
     @torch.inference_mode()
@@ -347,7 +347,7 @@ class TopDownPoseMethod(Method):
         for i in range(0, len(images), batch_size):
             x, cs = self.crops(images[i:i + batch_size], np.asarray(boxes)[i:i + batch_size])
             hm = self.heatmaps(x, steps, flip).float().cpu()
-            xy, score = decode_heatmaps(hm, self.cfg.get("refine", "quarter"))
+            xy, score = decode_heatmaps(hm, self.cfg["refine"])
             xy_in = xy.numpy() * np.array([self.input_size[0] / hm.shape[-1], self.input_size[1] / hm.shape[-2]])
             for j, (c, s) in enumerate(cs):
                 img_xy = crop_to_image(xy_in[j], c, s, self.input_size)

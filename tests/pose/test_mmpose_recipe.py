@@ -105,7 +105,8 @@ def test_best_checkpoint_is_the_argmax_of_val_ap_and_survives_resume(tmp_path):
     values = [10.0, 30.0, 25.0, 30.0, 20.0]  # evaluated at steps 4, 8, 12, 16, 20 (val_interval 2 epochs x 2)
     m = _Scripted(values)
     data = SimpleNamespace(eval_split="val", splits={"train": [], "val": []})
-    tcfg = {"save_best": "coco/AP", "val_interval": 2}
+    tcfg = {**load_config("method", "diffusionpose", "paper")["train"], "save_best": "coco/AP", "val_interval": 2,
+            "val_interval_steps": None}  # the YAML train block with a 2-epoch interval
     sel = BestCheckpoint.from_config(m, data, tcfg, score=m.score, steps_per_epoch=2, total_steps=20,
                                      ckpt_dir=tmp_path)
     for step in range(1, 21):

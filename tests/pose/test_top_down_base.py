@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from evaluators.core.config import load_config
 from evaluators.datasets import load_dataset
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.protocols.pose import checkpoint_scorer
@@ -24,6 +25,14 @@ from tests.pose.oracle import Oracle
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _cfg(**patch) -> dict:
+    """The heatmap baseline's smoke config (every default from its YAML) with ``patch`` laid over it."""
+    cfg = load_config("method", "heatmap_baseline", "smoke")
+    for k, v in patch.items():
+        cfg[k] = {**cfg[k], **v} if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
+    return cfg
+
+
 def test_hrnet_parameter_counts_match_the_paper():
     for arch, published in (("w32", 28.5e6), ("w48", 63.6e6)):
         net = HRNet(arch)
@@ -32,7 +41,7 @@ def test_hrnet_parameter_counts_match_the_paper():
 
 
 def test_predict_maps_heatmap_peak_back_to_the_box_and_flip_shift():
-    m = get_method("heatmap_baseline")({"arch": "tiny", "input_size": [48, 64], "flip_test": False})
+    m = get_method("heatmap_baseline")(_cfg(arch="tiny", input_size=[48, 64], flip_test=False))
     hm = torch.zeros(1, 17, 16, 12)
     hm[..., 8, 6] = 1.0  # heatmap (6, 8) -> input (24, 32) = crop centre = box centre
     m.net.heatmaps = lambda x, steps=None: hm.expand(x.shape[0], -1, -1, -1)
@@ -46,14 +55,14 @@ def test_predict_maps_heatmap_peak_back_to_the_box_and_flip_shift():
 
 @pytest.mark.parametrize("layout", ["official", "mmpose0"])
 def test_released_hrnet_layouts_load(tmp_path, layout):
-    src = get_method("heatmap_baseline")({"arch": "tiny"}, seed=1)
+    src = get_method("heatmap_baseline")(_cfg(arch="tiny"), seed=1)
     ours = src.net.state_dict()
     if layout == "official":  # deep-high-resolution-net.pytorch: top-level backbone keys + final_layer
         state = {k.removeprefix("backbone.").removeprefix("head."): v for k, v in ours.items()}
     else:
         state = {k.replace("head.final_layer", "keypoint_head.final_layer"): v for k, v in ours.items()}
     torch.save({"state_dict": state}, tmp_path / "w.pth")
-    dst = get_method("heatmap_baseline")({"arch": "tiny"}, seed=2)
+    dst = get_method("heatmap_baseline")(_cfg(arch="tiny"), seed=2)
     dst.load_checkpoint(tmp_path / "w.pth")
     for k, v in dst.net.state_dict().items():
         assert torch.equal(v, ours[k]), k
@@ -91,7 +100,7 @@ def test_neither_pose_method_imports_the_other(name, other):
 
 
 def test_fit_with_save_best_and_no_scorer_is_refused_before_training(tmp_path):
-    m = get_method("heatmap_baseline")({"arch": "tiny", "train": {"save_best": "coco/AP"}}, workdir=tmp_path)
+    m = get_method("heatmap_baseline")(_cfg(arch="tiny", train={"save_best": "coco/AP"}), workdir=tmp_path)
     data = SimpleNamespace(name="toy", fmt="coco", eval_split="val", splits={"train": [], "val": []})
     with pytest.raises(ValueError, match="validation scorer"):
         m.fit(data)  # SimpleNamespace has no top_down_dataset: reaching training would be an AttributeError
