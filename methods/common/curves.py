@@ -101,10 +101,6 @@ class Curves:
     """Rank 0's writer of one stage's curves into ``run_dir``, continuing after ``start_step``."""
 
     def __init__(self, run_dir: str | Path, start_step: int) -> None:
-        # lazy: importing torch.utils.tensorboard pulls in tensorboard and protobuf (about a second),
-        # paid only by a process that trains with curves on
-        from torch.utils.tensorboard import SummaryWriter
-
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.dir / CSV_NAME
@@ -112,27 +108,44 @@ class Curves:
         atomic_write_text(self.csv_path, _csv_text(kept))
         self._csv = self.csv_path.open("a", newline="", encoding="utf-8")
         self._rows = csv.writer(self._csv)
-        # purge_step: TensorBoard drops the events at steps >= start_step + 1 written before the kill
-        self.writer = SummaryWriter(log_dir=str(self.dir / TB_DIR), purge_step=start_step + 1)
+        self.writer = _event_writer(self.dir / TB_DIR, start_step)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, global_step=step)
+            if self.writer is not None:
+                self.writer.add_scalar(tag, value, global_step=step)
             self._rows.writerow([step, tag, repr(float(value))])
 
     def flush(self) -> None:
         """Everything logged so far on disk (called before each checkpoint)."""
-        self.writer.flush()
+        if self.writer is not None:
+            self.writer.flush()
         self._csv.flush()
 
     def close(self, draw: bool = True) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
         self._csv.close()
         if draw:
             try:
                 plot_scalars(read_scalars(self.csv_path), self.dir / PNG_NAME, title=self.dir.name)
             except Exception as e:  # a plot is a convenience: never fail a finished stage over it
                 log.warning("%s: could not draw %s (%s)", self.dir, PNG_NAME, e)
+
+
+def _event_writer(log_dir: Path, start_step: int):
+    """TensorBoard's ``SummaryWriter`` continuing after ``start_step``; None (one warning) when the
+    ``tensorboard`` package is missing, so an environment installed without it still trains (CSV only)."""
+    try:
+        # lazy: torch.utils.tensorboard imports tensorboard and protobuf (about a second), paid only
+        # by a process that trains with curves on
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        log.warning("training curves: no TensorBoard events (%s); writing %s and %s only (pip install tensorboard)",
+                    e, CSV_NAME, PNG_NAME)
+        return None
+    # purge_step: TensorBoard drops the events at steps >= start_step + 1 written before a kill
+    return SummaryWriter(log_dir=str(log_dir), purge_step=start_step + 1)
 
 
 def open_curves(run_dir: str | Path | None, start_step: int) -> Curves | None:
