@@ -137,9 +137,9 @@ def _event_writer(log_dir: Path, start_step: int):
     """TensorBoard's ``SummaryWriter`` continuing after ``start_step``; None (one warning) when the
     ``tensorboard`` package is missing, so an environment installed without it still trains (CSV only)."""
     try:
-        # lazy: torch.utils.tensorboard imports tensorboard and protobuf (about a second), paid only
-        # by a process that trains with curves on
-        from torch.utils.tensorboard import SummaryWriter
+        # torch.utils.tensorboard imports tensorboard and protobuf (about a second), paid only by a
+        # process that trains with curves on
+        from torch.utils.tensorboard import SummaryWriter  # lazy: slow import, needed only when training
     except ImportError as e:
         log.warning("training curves: no TensorBoard events (%s); writing %s and %s only (pip install tensorboard)",
                     e, CSV_NAME, PNG_NAME)
@@ -175,9 +175,8 @@ def plot_scalars(rows: Sequence[tuple[int, str, float]], out: Path, title: str =
     panels = [("loss", losses), ("learning rate", {t: s for t, s in series.items() if t.startswith("train/lr")}),
               ("validation", {t: s for t, s in series.items() if t.startswith("val/")})]
     panels = [p for p in panels if p[1]]
-    # lazy: matplotlib is only needed once per stage, at its end
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib draws once, at a stage's end
+    from matplotlib.figure import Figure  # lazy: as above
 
     fig = Figure(figsize=(7, 2.6 * len(panels)), layout="constrained")
     FigureCanvasAgg(fig)
