@@ -134,7 +134,7 @@ class Curves:
 
 
 def _event_writer(log_dir: Path, start_step: int):
-    """TensorBoard's ``SummaryWriter`` continuing after ``start_step``; None (one warning) when the
+    """TensorBoard's ``SummaryWriter`` continuing after ``start_step``; None (with a warning) when the
     ``tensorboard`` package is missing, so an environment installed without it still trains (CSV only)."""
     try:
         # torch.utils.tensorboard imports tensorboard and protobuf (about a second), paid only by a
