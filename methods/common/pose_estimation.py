@@ -148,6 +148,7 @@ class BestCheckpoint:
         if state.step % self.every and state.step != self.total:
             return
         name, value = self.score(self.method.predict)
+        state.val[name] = float(value)  # the loop's curves: val/<name> at this step
         info = {"id": "best_val", "metric": name, "value": float(value), "step": int(state.step),
                 "epoch": state.step / self.steps_per_epoch, "split": self.split}
         log.info("%s: val %s = %.3f at step %d (epoch %.2f)", self.method.registry_name, name, value, state.step,

@@ -41,6 +41,7 @@ class TrainState:
     history: list[float] = field(default_factory=list)
     resumed_from: int | None = None  # step of the checkpoint this call resumed from, if any
     wall_s: float = 0.0  # seconds spent in this call
+    val: dict[str, float] = field(default_factory=dict)  # metrics an on_step hook measured at this step (curves)
 
 
 def dataset_generators(dataset, depth: int = 2) -> dict[str, Any]:

@@ -38,6 +38,12 @@ bit-identical weights (CPU) to an uninterrupted one. A truncated or unreadable `
 is named in one warning line and the run resumes from ``prev.pt`` instead. Checkpoints are
 read with ``weights_only=True`` (:mod:`evaluators.core.safe_load`). The data order needs no saved
 generator: it is a pure function of ``(seed, epoch)``.
+
+Curves. With a ``ckpt_dir``, rank 0 writes the stage's training curves there (TensorBoard events in
+``tb/``, ``scalars.csv``, ``loss.png``; :mod:`methods.common.curves`): loss and the ``step_fn`` logs,
+learning rate, gradient norm, samples/s and the ``state.val`` metrics an ``on_step`` hook sets, one
+point per optimizer step, continued without duplicates on resume. ``$MOTIONREPRO_CURVES=0`` turns
+them off; they never change a number.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from tqdm.auto import tqdm
 
 from evaluators.core import distributed as D
 from evaluators.core.seeding import seed_everything
+from methods.common.curves import grad_norm, open_curves, step_scalars
 from methods.common.train_checkpoint import (
     CKPT_NAME,
     TrainState,
@@ -186,7 +193,8 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
     (summed over ranks). ``stop_after``: stop (with a checkpoint) once the global step reaches
     this value, as if the run had been interrupted there; tests use it. ``on_step(state)`` runs
     on every rank after each optimizer step, before that step's checkpoint (periodic validation,
-    best-checkpoint selection). ``generators``: random
+    best-checkpoint selection); the metrics it puts in ``state.val`` are logged as ``val/<name>``
+    curves of that step. ``generators``: random
     generators the method's ``step_fn`` draws from (``{"noise": torch.Generator}``), checkpointed
     and restored with the dataset's own. ``$MOTIONREPRO_STOP_AFTER``
     (``STEP`` or ``DESC:STEP``) does the same from outside a method's ``fit`` and then raises
@@ -226,6 +234,9 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
     bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=not D.is_main(), dynamic_ncols=True,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
     samples, t_rate = 0, time.perf_counter()
+    curves = open_curves(ckpt.parent if ckpt is not None else None, state.step) if state.step < end else None
+    t_step, lrs, gnorm = time.perf_counter(), [], None
+    finished = False
     try:
         while state.step < end:
             epoch, first = divmod(state.step, batches_per_epoch)
@@ -249,8 +260,12 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
                     raise FloatingPointError(f"{desc}: non-finite loss {loss.item()} at step {state.step}")
                 loss.backward()
                 average_gradients(params, w)
+                if curves is not None:  # the rate this step uses, read before the scheduler moves it
+                    lrs = [float(g["lr"]) for g in optimizer.param_groups]
                 if grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                    gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                elif curves is not None:
+                    gnorm = grad_norm(params)
                 optimizer.step()
                 if lr_scheduler is not None:
                     lr_scheduler.step()
@@ -264,12 +279,22 @@ def train(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, datas
                 if now - t_rate >= 1.0 or state.step == end:
                     bar.set_postfix(loss=f"{gl:.4g}", samples_s=f"{samples / max(now - t_rate, 1e-9):.1f}")
                     samples, t_rate = 0, now
+                state.val = {}
                 if on_step is not None:
                     on_step(state)
+                if curves is not None:
+                    curves.log(state.step, step_scalars(state.logs, lrs, gnorm, len(gb) / max(now - t_step, 1e-9),
+                                                        state.val))
                 if ckpt is not None and (state.step % ckpt_every == 0 or state.step == end):
+                    if curves is not None:  # curves up to the checkpoint's step are on disk before it
+                        curves.flush()
                     _save(ckpt, modules, optimizer, lr_scheduler, state, seed, batch_size, dataset, generators)
+                t_step = time.perf_counter()
+        finished = True
     finally:
         bar.close()
+        if curves is not None:
+            curves.close(draw=finished)
     state.wall_s = time.perf_counter() - t0
     if kill_at is not None:
         raise TrainingInterrupted(f"{desc}: stopped at step {state.step} by ${STOP_ENV} (checkpoint written)")

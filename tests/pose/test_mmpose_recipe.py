@@ -109,14 +109,19 @@ def test_best_checkpoint_is_the_argmax_of_val_ap_and_survives_resume(tmp_path):
             "val_interval_steps": None}  # the YAML train block with a 2-epoch interval
     sel = BestCheckpoint.from_config(m, data, tcfg, score=m.score, steps_per_epoch=2, total_steps=20,
                                      ckpt_dir=tmp_path)
+    logged = []
     for step in range(1, 21):
         with torch.no_grad():
             m.net.weight.add_(1.0)  # weights differ at every step
         if step == 10:  # interrupted: a new selector (as after a resume) must know the best so far
             sel = BestCheckpoint.from_config(m, data, tcfg, score=m.score, steps_per_epoch=2, total_steps=20,
                                              ckpt_dir=tmp_path)
-        sel.on_step(TrainState(step=step))
+        state = TrainState(step=step)
+        sel.on_step(state)
+        if state.val:  # the training loop logs these as val/<metric> curves at this step
+            logged.append((step, state.val))
     assert len(m.calls) == 5
+    assert logged == [(4 * (i + 1), {"coco/AP": v}) for i, v in enumerate(values)]
     best = int(np.argmax(values))  # first maximum (rule 'greater': a tie keeps the earlier one)
     info = sel.restore_best()
     assert (info["step"], info["epoch"], info["value"], info["metric"]) == (8, 4.0, 30.0, "coco/AP")

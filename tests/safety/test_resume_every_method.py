@@ -16,6 +16,7 @@ and dataset-generator states, step, loss history), and every record of B equals 
 field except :data:`VOLATILE` (wall-clock fields and the installed-vs-lock check); paths differ only by the ``runs_dir`` prefix,
 which is replaced by a placeholder before comparing. ``test_mld_killed_by_sigkill...`` does the
 same with a real ``kill -9`` of ``python -m evaluators.run`` once a checkpoint file appears.
+Every stage's training curves (TensorBoard events and ``scalars.csv``) hold each of its steps once.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from evaluators.records import read_records
 from methods import get_method
+from methods.common.curves import CSV_NAME, PNG_NAME, TB_DIR, read_scalars
 from methods.common.training import STOP_ENV, TrainingInterrupted
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,6 +170,20 @@ def assert_same_run(reference: tuple[dict, dict], resumed: Path) -> None:
     assert not differ, f"{len(differ)} record fields differ, e.g. {differ[:5]}"
 
 
+def assert_curves_once_per_step(runs: Path) -> None:
+    """Each training stage under ``runs/work`` (a folder with ``last.pt``) has curves at steps 1..N once
+    each, N its checkpoint's step, read back by TensorBoard's own reader and from the CSV."""
+    stages = sorted(p.parent for p in (runs / "work").rglob("last.pt"))
+    assert stages
+    for d in stages:
+        want = list(range(1, int(torch.load(d / "last.pt", weights_only=False)["step"]) + 1))
+        acc = EventAccumulator(str(d / TB_DIR), size_guidance={"scalars": 0})
+        acc.Reload()
+        assert [e.step for e in acc.Scalars("train/loss")] == want, d
+        assert [s for s, tag, _ in read_scalars(d / CSV_NAME) if tag == "train/loss"] == want, d
+        assert (d / PNG_NAME).exists(), d
+
+
 def uninterrupted_then_moved(experiment: str, overrides: list[str], runs: Path) -> tuple[dict, dict]:
     """Run uninterrupted in ``runs``, read its checkpoints and records, then move it aside: the
     interrupted run reuses the same path, so that paths in records and checkpoints compare too."""
@@ -188,6 +205,7 @@ def test_interrupted_run_resumes_to_identical_weights_and_records(name, tmp_path
     monkeypatch.delenv(STOP_ENV)
     _run(experiment, overrides, runs)
     assert_same_run(reference, runs)
+    assert_curves_once_per_step(runs)
 
 
 # MLD with a denoiser stage long enough to be killed inside it: a checkpoint every 4 of 24 steps
@@ -206,7 +224,8 @@ def test_mld_killed_by_sigkill_resumes_to_identical_weights_and_records(tmp_path
     finally:
         torch.set_num_threads(threads)
     cmd = [sys.executable, "-m", "evaluators.runner.run", *_overrides(experiment, MLD_KILL, runs)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
     env.pop(STOP_ENV, None)
     with open(tmp_path / "killed.log", "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -225,3 +244,4 @@ def test_mld_killed_by_sigkill_resumes_to_identical_weights_and_records(tmp_path
     assert again.returncode == 0, again.stderr[-3000:]
     assert "mld-denoiser: resumed from" in again.stdout + again.stderr
     assert_same_run(reference, runs)
+    assert_curves_once_per_step(runs)
