@@ -16,7 +16,7 @@ import torch
 from evaluators.core.run_lock import hold_run_folder
 from evaluators.core.safe_load import load_checkpoint_file
 from evaluators.records import read_records
-from tests.foundation.test_runner import CONFIGS
+from tests.runner.test_runner import CONFIGS
 
 REPO = Path(__file__).resolve().parents[2]
 # 420 steps: checkpoints at 200, 400 and 420, so prev.pt is the step before the last
@@ -26,7 +26,7 @@ VOLATILE = ("started", "wall_s", "git", "hardware", "environment")
 
 def _env(cfg_dir: Path, runs: Path, **extra) -> dict:
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), MOTIONREPRO_CONFIG_PATH=str(cfg_dir),
-                MOTIONREPRO_PLUGINS="tests.foundation.tiny_plugin", MOTIONREPRO_RUNS=str(runs), **extra)
+                MOTIONREPRO_PLUGINS="tests.runner.tiny_plugin", MOTIONREPRO_RUNS=str(runs), **extra)
 
 
 def _start(cfg_dir: Path, runs: Path, **extra) -> subprocess.Popen:

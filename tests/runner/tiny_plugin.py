@@ -1,4 +1,4 @@
-"""Plugin for runner tests (``MOTIONREPRO_PLUGINS=tests.foundation.tiny_plugin``, subprocesses only):
+"""Plugin for runner tests (``MOTIONREPRO_PLUGINS=tests.runner.tiny_plugin``, subprocesses only):
 the test-only method plus a tiny synthetic dataset, a tiny "real" dataset and a sharded protocol."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 from evaluators.core import distributed as D
 from evaluators.datasets import register_dataset, resolve_root
 from evaluators.protocols import ProtocolResult, register_protocol
-from tests.foundation.tiny_method import TinyRepro  # noqa: F401  (registers "tinyrepro")
+from tests.runner.tiny_method import TinyRepro  # noqa: F401  (registers "tinyrepro")
 
 
 def _make(n: int, d: int = 4, seed: int = 0) -> SimpleNamespace:

@@ -13,7 +13,7 @@ import pytest
 from evaluators.core.config import load_config
 from methods import get_method, list_methods
 from methods.base import capabilities_of
-from tests.foundation.tiny_method import TinyRepro
+from tests.runner.tiny_method import TinyRepro
 
 REPO = Path(__file__).resolve().parents[2]
 

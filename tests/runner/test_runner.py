@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from evaluators.records import read_records
-from tests.foundation.tiny_method import TinyRepro  # noqa: F401  (registers the test-only method in this process)
+from tests.runner.tiny_method import TinyRepro  # noqa: F401  (registers the test-only method in this process)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def cfg_dir(tmp_path_factory) -> Path:
 
 def runner(args: list[str], cfg_dir: Path, runs: Path, torchrun: bool = False, **env_extra):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), MOTIONREPRO_CONFIG_PATH=str(cfg_dir),
-               MOTIONREPRO_PLUGINS="tests.foundation.tiny_plugin", MOTIONREPRO_RUNS=str(runs), **env_extra)
+               MOTIONREPRO_PLUGINS="tests.runner.tiny_plugin", MOTIONREPRO_RUNS=str(runs), **env_extra)
     env.pop("TINY_REAL_ROOT", None) if "TINY_REAL_ROOT" not in env_extra else None
     pre = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"] if torchrun \
         else [sys.executable, "-m"]
