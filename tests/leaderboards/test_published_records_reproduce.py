@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluators.metrics.info import metric_info
 from evaluators.records import read_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def _key(rec: dict) -> tuple:
 def _stable(rec: dict) -> dict:
     out = {k: v for k, v in rec.items() if k not in VOLATILE}
     out["extra"] = {k: v for k, v in rec.get("extra", {}).items() if not k.endswith(VOLATILE_EXTRA_SUFFIXES)}
-    out["metrics"] = {k: v for k, v in rec["metrics"].items() if k != "aits_s"}  # a timing
+    out["metrics"] = {k: v for k, v in rec["metrics"].items() if metric_info(k).unit != "s"}  # timings
     weights = dict(out.get("provenance", {}).get("weights", {}))
     for k in ("workdir", "workdir_sha256"):
         weights.pop(k, None)
