@@ -88,8 +88,9 @@ def test_check_detects_stale_and_regenerate_fixes(tmp_path):
 
 def test_summary_table_lists_records():
     txt = summary_table([_rec()])
-    assert "mld" in txt and "humanml3d" in txt and "fid=0.500 ± 0.010" in txt
-    assert "| comparable" in txt
+    row = next(line for line in txt.splitlines() if line.startswith("mld"))
+    assert row.split()[:5] == ["mld", "humanml3d", "0.500", "±", "0.010"] and row.endswith("comparable")
+    assert txt.splitlines()[1].split()[3:5] == ["fid", "↓"]
     assert "not comparable: text encoder MiniLM" in summary_table(
         [_rec(provenance={**MLD_PAPER, "text_encoder": entry("minilm", "MiniLM")})])
 

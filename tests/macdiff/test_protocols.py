@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from evaluators.core.config import load_config
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.protocols import transfer as transfer_protocol
 from evaluators.protocols._skeleton_common import Finetunable, draw_subset, layer_decay_groups
@@ -193,7 +194,10 @@ def test_macdiff_finetune_block_argument_sets_the_classifier_normalisation():
     """``finetune_model(..., finetune=B)``: mean = B.input_mean, std = sqrt(B.input_var) (self_shift off),
     mean = 0 with self_shift (official transformer_downstream.py); the method's config is untouched."""
     tiny = dict(dim_feat=16, depth=1, decoder_depth=2, num_heads=2, num_frames=32, num_joints=25, t_patch_size=4)
-    m = get_method("macdiff")({"model": {**tiny, "dim_t_embed": 8}, "sampling": {"ddim_steps": 2}}, seed=0)
+    cfg = load_config("method", "macdiff", "smoke")  # every default from the YAML, a tiny model over it
+    cfg["model"] = {**cfg["model"], **tiny, "dim_t_embed": 8}
+    cfg["sampling"] = {**cfg["sampling"], "ddim_steps": 2}
+    m = get_method("macdiff")(cfg, seed=0)
     own = copy.deepcopy(m.cfg)
     block = {"input_mean": [0.1, -0.2, 0.3], "input_var": [0.04, 0.09, 0.16], "self_shift": False}
     model = m.finetune_model(5, finetune=block)
