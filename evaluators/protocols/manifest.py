@@ -29,8 +29,7 @@ from evaluators.networks.t2m_data import t2m_split
 from evaluators.networks.t2m_evaluator import evaluator_config, resolve_official_files
 from evaluators.protocols import _t2m_helpers as H
 from evaluators.protocols import action2motion as A2M
-from evaluators.protocols import text2motion as T2M
-from evaluators.protocols.registry import merge_defaults
+from evaluators.protocols.registry import complete_config
 from evaluators.provenance import sha256_file
 
 SCHEMA = "motionrepro.manifest"
@@ -84,7 +83,7 @@ def evaluator_geometry(data: Any, ecfg: dict, source: str, ev: Any = None) -> di
 def text2motion_manifest(data: Any, cfg: dict, seed: int, dataset: str, source: str = "synthetic",
                          ev: Any = None, scale: str = "paper") -> dict:
     """The manifest of the text2motion protocol with config ``cfg`` (defaults merged) and ``seed``."""
-    c = merge_defaults(T2M.DEFAULTS, cfg or {})
+    c = complete_config("text2motion", cfg)
     split = t2m_split(data, c["split"])
     geo = evaluator_geometry(data, c["evaluator"], source, ev)
     bs, unit, max_len = int(c["batch_size"]), geo["unit_length"], geo["max_motion_length"]
@@ -125,7 +124,7 @@ def _joints(dim: int) -> int:
 
 def action2motion_manifest(data: Any, cfg: dict, seed: int, dataset: str, scale: str = "paper") -> dict:
     """The manifest of the action2motion protocol with config ``cfg`` (defaults merged) and ``seed``."""
-    c = merge_defaults(A2M.DEFAULTS, cfg or {})
+    c = complete_config("action2motion", cfg)
     train = action_split(data, c["train_split"])
     has_test = c["test_split"] != c["train_split"] and A2M._has_split(data, c["test_split"])
     test = action_split(data, c["test_split"]) if has_test else train
