@@ -16,7 +16,6 @@ import torch
 from evaluators.core.run_lock import hold_run_folder
 from evaluators.core.safe_load import load_checkpoint_file
 from evaluators.records import read_records
-from tests.runner.test_runner import CONFIGS
 
 REPO = Path(__file__).resolve().parents[2]
 # 420 steps: checkpoints at 200, 400 and 420, so prev.pt is the step before the last
@@ -46,15 +45,6 @@ def _stable(rec: dict) -> dict:
 def _tensors(path: Path) -> dict:
     obj = load_checkpoint_file(path)  # the suite's own reader (RNG states need its allow-list)
     return {k: v for k, v in obj["modules"].items()} | {"step": obj["step"]}
-
-
-@pytest.fixture(scope="module")
-def cfg_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("configs")
-    for rel, text in CONFIGS.items():
-        (d / rel).parent.mkdir(parents=True, exist_ok=True)
-        (d / rel).write_text(text)
-    return d
 
 
 def _workdir(runs: Path) -> Path:

@@ -39,15 +39,6 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def cfg_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("configs")
-    for rel, text in CONFIGS.items():
-        (d / rel).parent.mkdir(parents=True, exist_ok=True)
-        (d / rel).write_text(text)
-    return d
-
-
 def runner(args: list[str], cfg_dir: Path, runs: Path, torchrun: bool = False, **env_extra):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), MOTIONREPRO_CONFIG_PATH=str(cfg_dir),
                MOTIONREPRO_PLUGINS="tests.runner.tiny_plugin", MOTIONREPRO_RUNS=str(runs), **env_extra)
