@@ -55,6 +55,17 @@ def init_distributed(timeout_s: float = 1800.0) -> tuple[int, int]:
     return rank(), world_size()
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group this process joined (a no-op outside ``torchrun``).
+
+    A gloo process that exits with its group still open can abort in the C++ destructor of the
+    group's threads ("terminate called without an active exception", SIGABRT); torchrun then
+    reports the run as failed although every record was written.
+    """
+    if is_initialized():
+        dist.destroy_process_group()
+
+
 def rank() -> int:
     return dist.get_rank() if is_initialized() else 0
 

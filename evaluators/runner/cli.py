@@ -132,5 +132,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # hydra's parser wants its flags before the overrides (``... +experiment=x -m seed=0,1`` works too)
     sys.argv = [sys.argv[0], *flags, _JOB_NAME, *overrides, *searchpath_override()]
-    hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="run")(task)()
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="run")(task)()
+    finally:  # under torchrun: leave the process group before the interpreter tears it down
+        D.shutdown_distributed()
 

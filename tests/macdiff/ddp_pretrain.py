@@ -41,3 +41,4 @@ if __name__ == "__main__":
     m, state = run(a.steps, a.ckpt)
     torch.save({"weights": m.state_dict(), "step": state.step, "history": state.history,
                 "world_size": D.world_size()}, f"{a.out}.rank{D.rank()}.pt")
+    D.shutdown_distributed()

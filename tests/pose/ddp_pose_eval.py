@@ -36,3 +36,4 @@ if __name__ == "__main__":
     out = evaluate(Path(args.out).parent)
     if D.is_main():
         Path(args.out).write_text(json.dumps({"world_size": D.world_size(), "results": out}))
+    D.shutdown_distributed()

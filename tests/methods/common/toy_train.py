@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
 
         atomic_torch_save(res, a.out)
     D.barrier()
+    D.shutdown_distributed()
 
 
 if __name__ == "__main__":
