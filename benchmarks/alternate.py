@@ -1,0 +1,61 @@
+"""Time two or more implementations of one workload by alternating their calls in one process.
+
+Alternation (A, B, A, B, ...) exposes every contender to the same machine load, so the *ratio*
+of their medians stays meaningful on a shared machine where absolute times do not. The CPU/wall
+ratio of the whole measurement is returned with it: well below the thread count means another
+process took the cores, and the run is flagged as distorted rather than trusted.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Alternation:
+    """Per-contender call times (seconds) and the load indicator of the run."""
+
+    times: dict[str, list[float]]
+    first_call_s: dict[str, float]
+    cpu_over_wall: float
+    threads: int
+    notes: list[str] = field(default_factory=list)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.times[name])
+
+    def ratio(self, slow: str, fast: str) -> float:
+        """How many times faster ``fast`` is than ``slow`` (median over median)."""
+        return self.median(slow) / self.median(fast)
+
+    @property
+    def distorted(self) -> bool:
+        # ours: a run whose processes got under 90% of the cores they asked for is not a quiet run
+        return self.cpu_over_wall < 0.9 * self.threads
+
+
+def alternate(contenders: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 1,
+              threads: int = 1) -> Alternation:
+    """Call each contender ``warmup`` times (the first call timed apart), then ``repeats`` rounds
+    of one call each, in turn. ``threads`` is the torch thread count the caller set."""
+    if repeats < 1 or warmup < 1:
+        raise ValueError(f"repeats={repeats}, warmup={warmup}: both must be >= 1")
+    first: dict[str, float] = {}
+    for name, fn in contenders.items():
+        t0 = time.perf_counter()
+        fn()
+        first[name] = time.perf_counter() - t0
+        for _ in range(warmup - 1):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    cpu_over_wall = (time.process_time() - cpu0) / max(time.perf_counter() - wall0, 1e-9)
+    return Alternation(times=times, first_call_s=first, cpu_over_wall=cpu_over_wall, threads=threads)
