@@ -57,6 +57,32 @@ Euclidean norm, averaged over the joints of a group and the ``L - 3`` valid fram
 ``compute_jitter`` of ``zju3dv/GVHMR`` ``hmr4d/utils/eval/eval_utils.py`` L313-326 at 44fbc19, after WHAM; they
 report it divided by 10, we report m/s^3). Groups per skeleton: :data:`JOINT_GROUPS`.
 For a sinusoid ``A sin(w t)`` the jerk magnitude tends to ``A w^3 |cos(w t)|``.
+
+**Action-to-motion skeletons** (HumanAct12, UESTC; the clips the action2motion protocol
+evaluates). ``smpl24``: HumanAct12's 24 SMPL joints (ACTOR ``humanact12poses.pkl`` ``joints3D``;
+the first 22 are HumanML3D's, so the feet are 10/11 as in GMD). ``a2m18``: UESTC's 18
+"action2motion" joints, ACTOR ``action2motion_joints = [8, 1, ..., 21, 24, 38]`` of VIBE's 49
+(``src/datasets/ntu13.py`` L14, names from ``JOINT_NAMES`` in ``src/models/smpl.py``): 0 MidHip,
+1 Neck, 2-4 right arm, 5-7 left arm, 8 Nose, 9-11 right leg (hip, knee, ankle), 12-14 left leg,
+15 LHeel, 16 RHeel, 17 HeadTop. It has no foot joints, so the skating feet are the heels
+15/16 (ours: the heels are SMPL mesh vertices on the sole, the closest to GMD's foot joints).
+Both are metres, and both are **y down**: the published files are camera frames (ACTOR
+``src/preprocess/humanact12_process.py`` builds ``joints3D`` with the Kinect ``c2`` extrinsic;
+UESTC holds VIBE's camera-frame joints), which is why ACTOR's renderer turns every mesh 180 degrees
+about x (``src/render/renderer.py`` L107-108) and MDM's ``plot_3d_motion`` negates their axes
+(``data_loaders/humanml/utils/plot_script.py`` L69-70: "reverse axes"). ``up="-y"`` flips y (a
+reflection changes no speed, height or jerk magnitude). ours: the camera's y axis is taken as
+the vertical; a tilted camera mixes some depth into the height.
+
+**Floor of root-centred clips** (``ground="feet_min"``). The action protocols move the first
+frame's root to the origin (ACTOR ``torch_dataset``), which erases the height of the floor, and
+neither dataset states one. ours: per sequence, the floor is the lowest height any foot joint
+(:data:`JOINT_GROUPS` ``feet``) reaches over the valid frames (HumanML3D's processing puts the
+lowest joint of the whole sequence on y = 0, ``motion_representation.ipynb`` ``process_file``
+"Put on Floor"; the feet alone
+are used here so that a hand or knee below the feet still counts as penetration). Consequences:
+the lowest foot of every sequence touches the floor once, so a body that floats the whole time is
+not seen, and ``penetrate_mm`` measures non-foot joints below the lowest foot.
 """
 
 from __future__ import annotations
@@ -66,7 +92,7 @@ from scipy.ndimage import uniform_filter1d
 
 __all__ = [
     "SKELETONS", "JOINT_GROUPS", "skating_ratio", "skating_ratio_authors", "skating_per_sequence",
-    "ground_contact_mm", "jerk", "physical_metrics",
+    "ground_contact_mm", "jerk", "physical_metrics", "GROUND_FEET_MIN", "feet_floor", "to_y_up",
 ]
 
 # GMD metrics.py L205-208: thresh_height 0.05 m, thresh_vel 0.50 m/s, avg_window 5 frames.
@@ -87,7 +113,18 @@ SKELETONS = {
             # OmniControl metrics.py L258 (calculate_skating_ratio_kit): "[15, 20]", the toes
             # ending KIT's leg chains (0,11..15) and (0,16..20).
             "skate_feet": (15, 20)},
+    # HumanAct12 (and the synthetic set in its format): SMPL 24 joints, metres; 20 fps as MDM
+    # samples and renders it (sample/generate.py L33: 20 for every dataset but KIT) and as
+    # HumanML3D uses its clips (raw_pose_processing: HumanAct12 is not resampled to its 20 fps).
+    "smpl24": {"joints": 24, "fps": 20.0, "units": "m", "skate_feet": (10, 11)},
+    # UESTC: ACTOR's 18 action2motion joints of VIBE (module doc); fps 20 as the dataset config
+    # assumes (no source states UESTC's rate for ACTOR's clips). ours: heels as skating feet.
+    "a2m18": {"joints": 18, "fps": 20.0, "units": "m", "skate_feet": (15, 16)},
 }
+
+# ground="feet_min": per-sequence floor at the lowest foot joint (module doc, action protocols)
+GROUND_FEET_MIN = "feet_min"
+_UP = ("+y", "-y")
 
 # Joint groups for the jerk (kinematic chains: HumanML3D paramUtil.t2m_kinematic_chain,
 # text-to-motion paramUtil.kit_kinematic_chain; see evaluators/datasets/motion/kinematics.py).
@@ -96,6 +133,10 @@ SKELETONS = {
 JOINT_GROUPS = {
     "humanml3d": {"body": tuple(range(22)), "root": (0,), "feet": (7, 8, 10, 11), "hands": (20, 21)},
     "kit": {"body": tuple(range(21)), "root": (0,), "feet": (14, 15, 19, 20), "hands": (7, 10)},
+    # SMPL24_CHAIN (evaluators/datasets/motion/action.py): ankles 7/8, feet 10/11, hands 22/23 end the arms
+    "smpl24": {"body": tuple(range(24)), "root": (0,), "feet": (7, 8, 10, 11), "hands": (22, 23)},
+    # ACTOR vibe_kinematic_chain (src/visualize/anim.py): ankles 11/14, heels 15/16, wrists 4/7 end the arms
+    "a2m18": {"body": tuple(range(18)), "root": (0,), "feet": (11, 14, 15, 16), "hands": (4, 7)},
 }
 
 _UNIT_TO_M = {"m": 1.0, "mm": 1e-3, "cm": 1e-2}
@@ -130,6 +171,22 @@ def _prepare(joints, lengths, *, units: str, min_frames: int, n_joints: int | No
     if not np.isfinite(a[valid]).all():
         raise ValueError("joints contains NaN or inf inside the valid lengths")
     return a * _UNIT_TO_M[units], lens
+
+
+def to_y_up(joints: np.ndarray, up: str) -> np.ndarray:
+    """``joints`` with y pointing up: ``up="-y"`` (camera frames, module doc) negates y."""
+    if up not in _UP:
+        raise ValueError(f"up must be one of {list(_UP)}, got {up!r}")
+    if up == "+y":
+        return joints
+    out = np.array(joints, dtype=np.float64, copy=True)
+    out[..., 1] = -out[..., 1]
+    return out
+
+
+def feet_floor(joints: np.ndarray, lengths: np.ndarray, feet) -> np.ndarray:
+    """Per sequence [B]: the lowest height (y, y up) of the ``feet`` joints over its valid frames."""
+    return np.array([joints[i, :n][:, list(feet), 1].min() for i, n in enumerate(lengths)])
 
 
 def _skating_transitions(feet: np.ndarray, fps: float, ground: float) -> np.ndarray:
@@ -207,20 +264,34 @@ def _skeleton(name: str) -> dict:
 
 
 def physical_metrics(joints, lengths=None, *, skeleton: str = "humanml3d", fps: float | None = None,
-                     units: str | None = None, ground: float = 0.0) -> dict[str, dict]:
+                     units: str | None = None, ground: float | str = 0.0, up: str = "+y") -> dict[str, dict]:
     """All physical metrics of one set of motions, for GT and generated alike.
 
-    joints: [B, T, J, 3], y up, in ``units`` (default: the skeleton's native unit, metres for
-    ``humanml3d``, millimetres for ``kit``, as ``recover_from_ric`` returns them); lengths: [B]
-    valid lengths (>= 4 frames, the jerk needs 4); fps: default 20 (HumanML3D) / 12.5 (KIT);
-    ground: floor height in metres. Returns ``{key: {"value": float, "unit": str}}`` with keys
-    ``skating_ratio``, ``skating_ratio_authors``, ``penetrate_mm``, ``float_mm`` (lower is
-    better) and ``jerk_<group>`` for the groups of :data:`JOINT_GROUPS` (compare with GT).
+    joints: [B, T, J, 3] in ``units`` (default: the skeleton's native unit, metres for
+    ``humanml3d``, millimetres for ``kit``, as ``recover_from_ric`` returns them; metres for the
+    action skeletons ``smpl24`` / ``a2m18``), y pointing ``up`` ("+y", or "-y" for the camera
+    frames of HumanAct12 / UESTC); lengths: [B] valid lengths (>= 4 frames, the jerk needs 4);
+    fps: default the skeleton's (20; KIT 12.5); ground: floor height in metres, or
+    :data:`GROUND_FEET_MIN` for a per-sequence floor at the lowest foot joint (module doc).
+    Returns ``{key: {"value": float, "unit": str}}`` with keys ``skating_ratio``,
+    ``skating_ratio_authors``, ``penetrate_mm``, ``float_mm`` (lower is better) and
+    ``jerk_<group>`` for the groups of :data:`JOINT_GROUPS` (compare with GT).
     """
     spec = _skeleton(skeleton)
     units = units or spec["units"]
     fps = spec["fps"] if fps is None else float(fps)
+    if isinstance(ground, str) and ground != GROUND_FEET_MIN:
+        raise ValueError(f"ground must be a height in metres or {GROUND_FEET_MIN!r}, got {ground!r}")
+    if up not in _UP:
+        raise ValueError(f"up must be one of {list(_UP)}, got {up!r}")
     a, lens = _prepare(joints, lengths, units=units, min_frames=4, n_joints=spec["joints"])
+    a = to_y_up(a, up)
+    if ground == GROUND_FEET_MIN:
+        # every sequence moved so that its floor is y = 0 (padding moves too and is never read)
+        floor = feet_floor(a, lens, JOINT_GROUPS[skeleton]["feet"])
+        a = a.copy()
+        a[..., 1] -= floor[:, None, None]
+        ground = 0.0
     common = {"lengths": lens, "units": "m"}
     out = {
         "skating_ratio": {"value": skating_ratio(a, skeleton=skeleton, fps=fps, ground=ground, **common),

@@ -17,7 +17,13 @@ draws a random initial state per call, as the official one does):
   the training / test motions (``fid_test`` only when the dataset has a test split distinct from
   the training split; HumanAct12 has none and reports FID_train only);
 - ``diversity`` (200 pairs, with replacement) and ``multimodality`` (20 same-label pairs per
-  action) of the generated features.
+  action) of the generated features;
+- physical plausibility (``physical.enabled``; not in ACTOR/MLD): foot skating ratio (GMD, both
+  conventions), ground penetration / floating (PhysDiff) and jerk per joint group, on the clips'
+  joint positions (metres, the dataset's ``up`` and ``fps``), for the generated and the real
+  rows alike. The clips are root-centred, so each sequence's floor is its lowest foot joint
+  (ours; :mod:`evaluators.metrics.physical`). Left out for a dataset that does not state which
+  way is up or whose joints are not HumanAct12's 24 / UESTC's 18.
 
 The real row (variant ``real``) evaluates the reference motions themselves. Every metric is the
 mean with 1.96 std / sqrt(R) over R repetitions (ACTOR/MLD use 20).
@@ -42,13 +48,11 @@ from evaluators.networks.action_train import (
     recognizer_outputs,
     train_recognizer,
 )
+from evaluators.protocols._physical_rows import action_physical, action_skeleton
 from evaluators.protocols._t2m_helpers import resolve_device
 from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 
 log = logging.getLogger(__name__)
-
-
-
 
 
 def _has_split(data, name: str) -> bool:
@@ -116,6 +120,11 @@ def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResu
     dev = resolve_device(ctx.device)
     net = net.to(dev).eval()
     bs = int(c["batch_size"])
+    skeleton = action_skeleton(data, test.motions) if c["physical"]["enabled"] else None
+    if c["physical"]["enabled"] and skeleton is None:
+        log.info("action2motion: physical metrics left out (%s states no up direction, or its motions are not "
+                 "HumanAct12/UESTC joint positions of >= 4 frames)", getattr(data, "name", "the dataset"))
+    phys = {"skeleton": skeleton, "up": getattr(data, "up", None), "fps": float(getattr(data, "fps", 0.0))}
     real_rows, gen_rows = [], []
     for r in range(int(c["repetitions"])):
         seed = int(ctx.seed) + r
@@ -131,9 +140,13 @@ def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResu
             # ACTOR compares two GT loaders); its fid_train then measures the evaluator's noise
             lo_real, f_real = (lo_test, f_test) if has_test else recognizer_outputs(net, *pad_motions(tr_clips))
             real_rows.append(_row(lo_real, f_real, ref_labels, f_train, None, n_cls, seed, c))
+            if skeleton is not None:
+                real_rows[-1].update(action_physical(*pad_motions(te_clips), **phys))
         gx, glen = _generate(method, test.labels, lengths, c["steps"], bs)
         lo_gen, f_gen = recognizer_outputs(net, gx, glen)
         gen_rows.append(_row(lo_gen, f_gen, test.labels, f_train, ref_test, n_cls, seed, c))
+        if skeleton is not None:
+            gen_rows[-1].update(action_physical(gx, glen, **phys))
         log.info("action2motion repetition %d: %s", r + 1, {k: round(v, 4) for k, v in gen_rows[-1].items()})
 
     def summary(rows):
@@ -143,6 +156,11 @@ def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResu
     common = {"repetitions": int(c["repetitions"]), "recognizer": rc["kind"], "num_classes": n_cls,
               "fid_test_reported": has_test, "diversity_times": c["diversity_times"],
               "multimodality_times": c["multimodality_times"]}
+    if skeleton is not None:
+        common["physical"] = {**phys, "joints": int(test.motions[0].shape[1]), "units": "m",
+                              "positions": "the clips' joint positions (first-frame root at the origin)",
+                              "ground": "per sequence: the lowest foot joint over its valid frames (ours)",
+                              "definitions": "evaluators/metrics/physical.py"}
     out = []
     if c["real_row"]:
         out.append(ProtocolResult(summary(real_rows), split=c["test_split"] if has_test else c["train_split"],

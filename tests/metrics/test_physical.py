@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evaluators.datasets.motion.action import SMPL24_CHAIN
 from evaluators.datasets.motion.kinematics import KIT, T2M
 from evaluators.metrics import physical as P
 
@@ -187,3 +188,97 @@ def test_bad_names_are_rejected():
         P.physical_metrics(np.zeros((1, 10, 22, 3)), skeleton="smpl")
     with pytest.raises(ValueError, match="units must be one of"):
         P.physical_metrics(np.zeros((1, 10, 22, 3)), units="inch")
+
+
+# -- action-to-motion skeletons: camera frames (y down) and a floor estimated per sequence --------
+
+def _action_static(t: int, skeleton: str) -> np.ndarray:
+    """A standing pose of ``skeleton`` repeated ``t`` frames: its foot joints on y = 0, y up."""
+    return _static(t, P.SKELETONS[skeleton]["joints"], P.JOINT_GROUPS[skeleton]["feet"])
+
+
+@pytest.mark.parametrize("skeleton", ["smpl24", "a2m18"])
+def test_a_root_centred_clip_gets_its_floor_back(skeleton):
+    """Root-centred clips have their floor at an unknown height: with ``ground="feet_min"`` a body
+    lifted 0.1 m off its lowest foot for a quarter of the frames floats 100 mm * 1/4 = 25 mm, a
+    hand 3 cm below the feet for half the frames penetrates 30 mm * 1/2 = 15 mm, whatever the
+    offset of the whole clip (0.9 m below, as a pelvis moved to the origin puts the floor)."""
+    t = 40
+    seq = _action_static(t, skeleton)
+    seq[30:] += np.array([0.0, 0.1, 0.0])                  # a jump: 10 of 40 frames 0.1 m up
+    hand = P.JOINT_GROUPS[skeleton]["hands"][0]
+    dip = seq.copy()
+    dip[:20, hand, 1] = -0.03                              # 20 of 40 frames: a hand 3 cm under the feet
+    for offset in (0.0, -0.9, 2.0):
+        shift = np.array([0.0, offset, 0.0])
+        out = P.physical_metrics((seq + shift)[None], skeleton=skeleton, ground=P.GROUND_FEET_MIN)
+        assert out["float_mm"]["value"] == pytest.approx(100.0 * 10 / 40)
+        assert out["penetrate_mm"]["value"] == 0.0
+        out = P.physical_metrics((dip + shift)[None], skeleton=skeleton, ground=P.GROUND_FEET_MIN)
+        assert out["penetrate_mm"]["value"] == pytest.approx(30.0 * 20 / 40)
+    # a fixed ground at 0 sees the 0.9 m offset as penetration (900 mm standing, 800 mm in the
+    # jump): the estimate is what removes it
+    fixed = P.physical_metrics((seq - np.array([0.0, 0.9, 0.0]))[None], skeleton=skeleton)
+    assert fixed["penetrate_mm"]["value"] == pytest.approx((900.0 * 30 + 800.0 * 10) / 40)
+
+
+def test_the_floor_is_estimated_per_sequence_over_valid_frames():
+    a = _action_static(20, "smpl24") + np.array([0.0, 0.5, 0.0])       # floor 0.5 m up
+    b = _action_static(20, "smpl24") + np.array([0.0, -0.3, 0.0])      # floor 0.3 m down ...
+    b[12:] += np.array([0.0, 0.05, 0.0])                               # ... 5 cm up from frame 12
+    b[16:] -= np.array([0.0, 1.0, 0.0])                                # padding far below: not read
+    out = P.physical_metrics(np.stack([a, b]), [20, 16], skeleton="smpl24", ground=P.GROUND_FEET_MIN)
+    assert out["float_mm"]["value"] == pytest.approx((0.0 + 50.0 * 4 / 16) / 2)
+    assert out["penetrate_mm"]["value"] == 0.0
+    np.testing.assert_allclose(P.feet_floor(np.stack([a, b]), np.array([20, 16]), (7, 8, 10, 11)), [0.5, -0.3])
+
+
+@pytest.mark.parametrize("skeleton", ["smpl24", "a2m18"])
+def test_y_down_camera_frames_equal_the_y_up_motion(skeleton):
+    """``up="-y"``: the camera-frame clip (y negated) gives every value of the y-up clip."""
+    t = 30
+    seq = _action_static(t, skeleton)
+    seq[:, :, 0] += 1.0 * np.arange(t)[:, None] / FPS                  # sliding at 1 m/s
+    seq[15:] += np.array([0.0, 0.08, 0.0])                             # then lifted 8 cm
+    seq[:, :, 2] += 0.01 * np.sin(np.arange(t))[:, None]
+    y_up = P.physical_metrics(seq[None], skeleton=skeleton, ground=P.GROUND_FEET_MIN)
+    camera = seq * np.array([1.0, -1.0, 1.0]) - np.array([0.0, 0.9, 0.0])
+    y_down = P.physical_metrics(camera[None], skeleton=skeleton, ground=P.GROUND_FEET_MIN, up="-y")
+    for key in y_up:
+        assert y_down[key]["value"] == pytest.approx(y_up[key]["value"], rel=1e-12, abs=1e-12), key
+    assert y_up["skating_ratio"]["value"] > 0 and y_up["float_mm"]["value"] > 0
+    # read the wrong way up, the floor lands at the top of the feet and the body sinks through it
+    wrong = P.physical_metrics(camera[None], skeleton=skeleton, ground=P.GROUND_FEET_MIN)
+    assert wrong["penetrate_mm"]["value"] > 100.0
+
+
+@pytest.mark.parametrize("skeleton, feet", [("smpl24", (10, 11)), ("a2m18", (15, 16))])
+def test_action_skating_feet(skeleton, feet):
+    """Only the skating feet count: SMPL's foot joints 10/11; UESTC's heels 15/16 (no foot joints)."""
+    t = 30
+    seq = _action_static(t, skeleton)
+    seq[:, :, 1] += 0.2                                                 # every joint lifted ...
+    seq[:, list(feet), 1] = 0.0                                         # ... but the skating feet
+    seq[:, list(feet), 0] += 1.0 * np.arange(t)[:, None] / FPS          # which slide at 1 m/s
+    assert P.skating_ratio(seq[None], skeleton=skeleton) == pytest.approx(1.0)
+    seq[:, list(feet), 1] = 0.2
+    assert P.skating_ratio(seq[None], skeleton=skeleton) == 0.0
+
+
+def test_action_groups_follow_the_published_chains():
+    # HumanAct12: the SMPL chains of the loader; UESTC: ACTOR's vibe_kinematic_chain
+    # (src/visualize/anim.py), over the 18 action2motion joints
+    vibe_chain = [[0, 12, 13, 14, 15], [0, 9, 10, 11, 16], [0, 1, 8, 17], [1, 5, 6, 7], [1, 2, 3, 4]]
+    for name, chains, legs, arms in (("smpl24", SMPL24_CHAIN, (0, 1), (3, 4)), ("a2m18", vibe_chain, (0, 1), (3, 4))):
+        groups = P.JOINT_GROUPS[name]
+        assert P.SKELETONS[name]["joints"] == len(groups["body"]) == 1 + max(max(c) for c in chains)
+        assert set(groups["feet"]) == {j for i in legs for j in chains[i][-2:]}
+        assert set(groups["hands"]) == {chains[i][-1] for i in arms}
+        assert set(P.SKELETONS[name]["skate_feet"]) == {chains[i][-1] for i in legs}
+
+
+def test_bad_up_and_ground_are_rejected():
+    with pytest.raises(ValueError, match="up must be one of"):
+        P.physical_metrics(np.zeros((1, 10, 24, 3)), skeleton="smpl24", up="z")
+    with pytest.raises(ValueError, match="ground must be a height in metres or 'feet_min'"):
+        P.physical_metrics(np.zeros((1, 10, 24, 3)), skeleton="smpl24", ground="lowest")

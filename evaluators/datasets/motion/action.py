@@ -18,10 +18,17 @@ UESTC (ACTOR ``src/datasets/uestc.py``)::
 cross-subject split (51 training subjects), training clips shorter than 3/4 of
 ``num_frames`` dropped.
 
-API: ``ds.name, source, fps, num_classes, class_names, joints_num, kinematic_chain,
+API: ``ds.name, source, fps, up, num_classes, class_names, joints_num, kinematic_chain,
 split_names, split(name) -> list[ActionSample(name, joints float32 [T, J, 3], label)],
 torch_dataset(split, num_frames=60, seed=0)`` yielding ``{"name", "joints" float32 [N, J, 3]
 (first-frame root at the origin), "label", "length"}`` with ACTOR's "conseq" frame sampling.
+
+``up``: the direction that points up, ``"-y"`` for both published sets: their joints are camera
+frames with y pointing down (HumanAct12: ACTOR ``src/preprocess/humanact12_process.py`` moves the
+PHSPD joints into the Kinect ``c2`` camera; UESTC: VIBE's camera-frame SMPL joints), which is
+why ACTOR's renderer turns meshes 180 degrees about x (``src/render/renderer.py`` L107-108) and
+MDM's ``plot_3d_motion`` negates their axes ("reverse axes", ``plot_script.py`` L69-70).
+``None``: not known (the physical metrics then leave the dataset out).
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ HUMANACT12_CLASSES = ("warm_up", "walk", "run", "jump", "drink", "lift_dumbbell"
 SMPL24_CHAIN = [[0, 2, 5, 8, 11], [0, 1, 4, 7, 10], [0, 3, 6, 9, 12, 15], [9, 14, 17, 19, 21, 23],
                 [9, 13, 16, 18, 20, 22]]
 ACTION2MOTION_JOINTS = [8, 1, 2, 3, 4, 5, 6, 7, 0, 9, 10, 11, 12, 13, 14, 21, 24, 38]
+# the published HumanAct12 / UESTC joints are camera frames, y pointing down (module docstring)
+CAMERA_UP = "-y"
 UESTC_TRAIN_SUBJECTS = (1, 2, 6, 12, 13, 16, 21, 24, 28, 29, 30, 31, 33, 35, 39, 41, 42, 45, 47, 50, 52, 54, 55,
                         57, 59, 61, 63, 64, 67, 69, 70, 71, 73, 77, 81, 84, 86, 87, 88, 90, 91, 93, 96, 99, 102,
                         103, 104, 107, 108, 112, 113)
@@ -112,8 +121,8 @@ class ActionDataset:
     """Clips with action labels (see module docstring for the API)."""
 
     def __init__(self, name: str, splits: dict[str, list[ActionSample]], class_names, *, source: str = "real",
-                 fps: float = 20.0, kinematic_chain=None) -> None:
-        self.name, self.source, self.fps = name, source, float(fps)
+                 fps: float = 20.0, kinematic_chain=None, up: str | None = None) -> None:
+        self.name, self.source, self.fps, self.up = name, source, float(fps), up
         self._splits = splits
         self.split_names = tuple(splits)
         self.class_names = tuple(class_names)
@@ -163,7 +172,8 @@ def load_humanact12(cfg: dict) -> ActionDataset:
     path = root if root.is_file() else root / "humanact12poses.pkl"
     clips = read_humanact12(path, bool(cfg.get("trust_pickles", False)))
     return ActionDataset(cfg["name"], {"train": clips}, HUMANACT12_CLASSES,
-                         source=cfg.get("source", "real"), fps=cfg.get("fps", 20), kinematic_chain=SMPL24_CHAIN)
+                         source=cfg.get("source", "real"), fps=cfg.get("fps", 20), kinematic_chain=SMPL24_CHAIN,
+                         up=CAMERA_UP)
 
 
 # -- UESTC --------------------------------------------------------------------------------------
@@ -236,7 +246,8 @@ def read_uestc(root: str | Path, num_frames: int = 60,
 def load_uestc(cfg: dict) -> ActionDataset:
     splits, classes = read_uestc(resolve_root(cfg), int(cfg.get("num_frames", 60)),
                                 bool(cfg.get("trust_pickles", False)))
-    return ActionDataset(cfg["name"], splits, classes, source=cfg.get("source", "real"), fps=cfg.get("fps", 20))
+    return ActionDataset(cfg["name"], splits, classes, source=cfg.get("source", "real"), fps=cfg.get("fps", 20),
+                         up=CAMERA_UP)
 
 
 @register_inspector

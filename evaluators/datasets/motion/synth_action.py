@@ -107,5 +107,6 @@ def load(cfg: dict) -> ActionDataset:
         raise DatasetError(f"names unknown clips, e.g. {sorted(test_names - known)[:3]}", path=names_path)
     splits = {"train": [s for s in samples if s.name not in test_names],
               "test": [s for s in samples if s.name in test_names], "all": samples}
+    # the procedural body stands on y = 0 with y up (body.py), unlike the real set's camera frames
     return ActionDataset(cfg.get("name", "synth_action"), splits, HUMANACT12_CLASSES, source="synthetic",
-                         fps=cfg.get("fps", 20), kinematic_chain=SMPL24_CHAIN)
+                         fps=cfg.get("fps", 20), kinematic_chain=SMPL24_CHAIN, up="+y")
