@@ -217,8 +217,7 @@ def render_reproduced(table: Table, records: list[dict]) -> str:
             text = "; ".join(ours)
             notes.setdefault(text, len(notes) + 1)
             mark = f" ‡{notes[text]}"
-        target = table.reproduces.get(f"{method}:{variant}") or table.reproduces.get(f":{variant}") if variant else None
-        target = target or (table.reproduces.get(method) if variant in ("", "generated") else target)
+        target = table.reproduced_row(method, variant)
         prow = paper_rows.get(target) if target else None
         row = {"Measured": row_label(rec, variant)}
         if table.column_axis == "metric" and len(table.datasets) > 1:
@@ -364,7 +363,7 @@ def render_all(results_dirs: Iterable[Path], bench_dirs: Iterable[Path] = (),
     warn_unknown_methods(results_dirs, {m for p in papers for m in p.methods} | submitted, lenient)
     out = {f"{p.leaderboard}.md": render_paper(p, records, sources) for p in papers}
     out["speed.md"] = render_speed(list(bench_dirs), records)
-    out["head_to_head.md"] = render_head_to_head(records)
+    out["head_to_head.md"] = render_head_to_head(records, papers=papers, comparable=is_comparable)
     return out
 
 

@@ -9,6 +9,10 @@ A cell is written in the notation of ``../shared/reference/reported_numbers.md``
 
 Source letters must exist in ``references/sources.yaml``; an unverified number is never
 promoted to a verified one (the renderer always prints the flag beside it).
+
+A table may state ``repetitions`` (with ``repetitions_source``): how many evaluation repetitions
+stand behind its ``±`` intervals, which the unpaired comparison against our runs needs
+(``leaderboards/head_to_head.py``); without it no such comparison is made.
 """
 
 from __future__ import annotations
@@ -75,6 +79,14 @@ class Table:
     reproduces: dict[str, str] = field(default_factory=dict)
     variant_prefix: str = ""
     hardware: str = ""
+    repetitions: int | None = None  # repetitions behind the printed ± (None: not known)
+    repetitions_source: str = ""
+
+    def reproduced_row(self, method: str, variant: str) -> str | None:
+        """Name of the paper row that a record of ``method`` / ``variant`` reproduces (``reproduces``:
+        ``method``, ``method:variant`` or ``:variant`` keys; the plain method key for the main row)."""
+        target = (self.reproduces.get(f"{method}:{variant}") or self.reproduces.get(f":{variant}")) if variant else None
+        return target or (self.reproduces.get(method) if variant in ("", "generated") else target)
 
 
 @dataclass
@@ -156,12 +168,18 @@ def _parse_paper(path: Path, known: set[str]) -> Paper:
             raise ReferenceError(f"{where}: column_axis must be metric or dataset")
         if axis == "dataset" and not t.get("metric"):
             raise ReferenceError(f"{where}: column_axis dataset needs a 'metric'")
+        reps = t.get("repetitions")
+        if reps is not None and (isinstance(reps, bool) or not isinstance(reps, int) or reps < 2):
+            raise ReferenceError(f"{where}: repetitions must be an integer >= 2, got {reps!r}")
+        if reps is not None and not t.get("repetitions_source"):
+            raise ReferenceError(f"{where}: repetitions needs a repetitions_source")
         tables.append(Table(
             id=str(t["id"]), title=str(t["title"]), source=str(t["source"]), protocol=str(t["protocol"]),
             columns={str(k): str(v) for k, v in t["columns"].items()}, rows=rows,
             datasets=list(t.get("datasets", [])), column_axis=axis, metric=str(t.get("metric", "")),
             reproduces={str(k): str(v) for k, v in (t.get("reproduces") or {}).items()},
             variant_prefix=str(t.get("variant_prefix", "")), hardware=str(t.get("hardware", "")),
+            repetitions=reps, repetitions_source=str(t.get("repetitions_source", "")),
         ))
     return Paper(path.stem, str(data["paper"]), str(data["leaderboard"]), list(data["methods"]), tables,
                  [str(n) for n in data.get("notes", [])], path)

@@ -22,6 +22,11 @@ Three situations, from strongest to weakest evidence:
   ``half_width / z * sqrt(R / (R - 1))`` (``z`` = 1.96 for their 95 %, the sqrt turns the
   population std into the sample std). The interval for ``mean_A - mean_B`` is Welch's:
   ``se = sqrt(se_A^2 + se_B^2)`` with Welch-Satterthwaite degrees of freedom.
+- :func:`unpaired_from_intervals`: the same Welch interval when neither side's repetitions are at
+  hand, only ``mean ± half_width`` over ``R`` repetitions for both (e.g. a record written before
+  the per-repetition values were kept); both standard errors are recovered as above. With our
+  per-repetition values it equals :func:`unpaired_vs_published` (this suite prints the same
+  ``1.96 * std_pop / sqrt(R)``).
 
 Every function returns a plain dict (JSON-ready for the records): ``diff`` (A - B), ``low``,
 ``high``, ``excludes_zero``, ``confidence``, ``n``, ``kind`` and, when ``higher_is_better``
@@ -35,7 +40,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import stats
 
-__all__ = ["paired_difference", "paired_bootstrap", "unpaired_vs_published", "published_standard_error"]
+__all__ = ["paired_difference", "paired_bootstrap", "unpaired_vs_published", "unpaired_from_intervals",
+           "published_standard_error"]
 
 
 def _as_1d(x, name: str) -> np.ndarray:
@@ -136,14 +142,34 @@ def unpaired_vs_published(a, published_mean: float, published_half_width: float,
     a = _as_1d(a, "a")
     if a.size < 2:
         raise ValueError(f"an unpaired comparison needs at least 2 of our repetitions, got {a.size}")
-    se_a2 = a.var(ddof=1) / a.size
     se_b = published_standard_error(published_half_width, published_reps, z=published_z)
+    return _welch(a.mean(), a.var(ddof=1) / a.size, a.size, float(published_mean), se_b, published_reps,
+                  confidence=confidence, higher_is_better=higher_is_better)
+
+
+def unpaired_from_intervals(mean_a: float, half_width_a: float, reps_a: int, mean_b: float, half_width_b: float,
+                            reps_b: int, *, z: float = 1.96, confidence: float = 0.95,
+                            higher_is_better: bool | None = None) -> dict:
+    """Welch interval of ``mean_a - mean_b`` from two ``mean ± z * std_pop / sqrt(R)`` summaries."""
+    _check_confidence(confidence)
+    for name, v in (("mean_a", mean_a), ("mean_b", mean_b)):
+        if not np.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {v}")
+    se_a = published_standard_error(half_width_a, reps_a, z=z)
+    se_b = published_standard_error(half_width_b, reps_b, z=z)
+    return _welch(float(mean_a), se_a ** 2, reps_a, float(mean_b), se_b, reps_b,
+                  confidence=confidence, higher_is_better=higher_is_better)
+
+
+def _welch(mean_a: float, se_a2: float, n_a: int, mean_b: float, se_b: float, n_b: int, *, confidence: float,
+           higher_is_better: bool | None) -> dict:
+    """Welch's t interval from A's squared standard error and B's standard error (B: published)."""
     se_b2 = se_b ** 2
     se = np.sqrt(se_a2 + se_b2)
-    num, den = (se_a2 + se_b2) ** 2, se_a2 ** 2 / (a.size - 1) + se_b2 ** 2 / (published_reps - 1)
-    df = num / den if den > 0 else float(a.size + published_reps - 2)
-    diff = a.mean() - float(published_mean)
+    num, den = (se_a2 + se_b2) ** 2, se_a2 ** 2 / (n_a - 1) + se_b2 ** 2 / (n_b - 1)
+    df = num / den if den > 0 else float(n_a + n_b - 2)
+    diff = mean_a - mean_b
     half = stats.t.ppf(0.5 + confidence / 2.0, df) * se if se > 0 else 0.0
-    return _result(diff, diff - half, diff + half, confidence=confidence, n=a.size, kind="unpaired_welch_published",
+    return _result(diff, diff - half, diff + half, confidence=confidence, n=n_a, kind="unpaired_welch_published",
                    higher_is_better=higher_is_better, se=float(se), df=float(df),
-                   published_se=se_b, published_reps=int(published_reps))
+                   published_se=float(se_b), published_reps=int(n_b))

@@ -77,3 +77,31 @@ def test_macdiff_seed_tables_are_all_present():
     mac = next(p for p in load_papers() if p.leaderboard == "macdiff")
     have = {c.value for t in mac.tables for r in t.rows for c in r.cells.values()}
     assert nums <= have, sorted(nums - have)
+
+
+def _table_yaml(extra: str) -> str:
+    return ("paper: P\nleaderboard: p\nmethods: [m]\ntables:\n  - id: t\n    title: T\n    source: S\n"
+            "    protocol: text2motion\n    columns: {fid: FID}\n" + extra + "    rows:\n"
+            "      - {name: M, cells: {fid: \"0.5±.01 [A]\"}}\n")
+
+
+@pytest.mark.parametrize("extra, match", [
+    ("    repetitions: 1\n    repetitions_source: x\n", "repetitions must be an integer >= 2"),
+    ("    repetitions: twenty\n    repetitions_source: x\n", "repetitions must be an integer >= 2"),
+    ("    repetitions: 20\n", "repetitions needs a repetitions_source"),
+])
+def test_table_repetitions_are_checked(tmp_path, extra, match):
+    (tmp_path / "sources.yaml").write_text("A: a source\n")
+    (tmp_path / "p.yaml").write_text(_table_yaml(extra))
+    with pytest.raises(ReferenceError, match=f"p.yaml: table t: {match}"):
+        load_papers(tmp_path)
+
+
+def test_the_text_to_motion_tables_state_their_repetitions():
+    """The unpaired comparison with the papers needs the repetitions behind their ± (T2M: 20)."""
+    tables = {(p.key, t.id): t for p in load_papers() for t in p.tables}
+    for key in (("mld", "t2m_humanml3d"), ("mld", "t2m_kit"), ("hgm3", "t2m_humanml3d"), ("hgm3", "t2m_kit")):
+        assert tables[key].repetitions == 20 and "20" in tables[key].repetitions_source
+    assert tables[("mld", "t2m_humanml3d")].reproduced_row("mld", "") == "MLD-1"
+    assert tables[("mld", "t2m_humanml3d")].reproduced_row("mld", "real") == "Real"
+    assert tables[("mld", "t2m_humanml3d")].reproduced_row("mld", "steps=5") is None

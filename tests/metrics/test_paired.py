@@ -125,3 +125,31 @@ def test_published_standard_error_from_the_interval():
 def test_bad_input_is_rejected(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_unpaired_from_intervals_equals_welch_on_both_underlying_samples():
+    """Both sides published as mean ± 1.96 * population std / sqrt(R): the interval must be Welch's
+    t interval of the raw repetitions (scipy), the statistic scipy's ``ttest_ind_from_stats``, and
+    with our raw repetitions at hand it equals :func:`unpaired_vs_published`."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(0.480, 0.010, size=8)
+    b = rng.normal(0.473, 0.025, size=20)
+    (ma, ha), (mb, hb) = G.confidence_interval(a), G.confidence_interval(b)
+    out = C.unpaired_from_intervals(ma, ha, a.size, mb, hb, b.size, higher_is_better=False)
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert (out["low"], out["high"]) == (pytest.approx(ci.low, rel=1e-9), pytest.approx(ci.high, rel=1e-9))
+    assert out["df"] == pytest.approx(ref.df, rel=1e-9)
+    from_stats = stats.ttest_ind_from_stats(a.mean(), a.std(ddof=1), a.size, b.mean(), b.std(ddof=1), b.size,
+                                            equal_var=False)
+    assert out["diff"] / out["se"] == pytest.approx(from_stats.statistic, rel=1e-9)
+    assert out["excludes_zero"] == (from_stats.pvalue < 0.05)
+    with_reps = C.unpaired_vs_published(a, mb, hb, published_reps=b.size, higher_is_better=False)
+    for key in ("diff", "low", "high", "se", "df"):
+        assert out[key] == pytest.approx(with_reps[key], rel=1e-9), key
+
+
+def test_unpaired_from_intervals_far_apart_is_significant():
+    # 0.60 ± 0.01 vs 0.50 ± 0.01 over 20 repetitions each: |t| ~ 14, far beyond any critical value
+    out = C.unpaired_from_intervals(0.60, 0.01, 20, 0.50, 0.01, 20, higher_is_better=True)
+    assert out["excludes_zero"] and out["verdict"] == "A better" and out["kind"].startswith("unpaired")
