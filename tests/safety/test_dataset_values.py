@@ -30,6 +30,7 @@ from evaluators.datasets.pose2d.coco import parse_coco_detections, parse_coco_ke
 from evaluators.datasets.pose2d.mpii import parse_mpii
 from evaluators.datasets.skeleton.ntu_preprocess import read_npz
 from evaluators.datasets.skeleton.ntu_reader import read_skeleton
+from evaluators.datasets.skeleton.pku import read_split_file as read_pku_split
 from tests.conftest import need_shared
 
 CASES: dict[str, object] = {}
@@ -253,6 +254,16 @@ def ntu_skeleton_frame_count_beyond_file(tmp_path):
     p = tmp_path / "S001C001P001R001A011.skeleton"
     p.write_text("1000000000" + text[text.index("\n"):], encoding="ascii")
     return (lambda: read_skeleton(p)), p, ["S001C001P001R001A011.skeleton", "frame count 1000000000"]
+
+
+@case
+def pku_split_duplicate_video(tmp_path):
+    root = tmp_path / "pku"
+    (root / "skeleton").mkdir(parents=True)
+    (root / "label").mkdir()
+    p = root / "cross-subject.txt"
+    p.write_text("Training videos: 3\n0002-L, 0002-M, 0002-L\nValidation videos: 1\n0291-L\n")
+    return (lambda: read_pku_split(p)), root, ["cross-subject.txt", "duplicate training video on line 2 '0002-L'"]
 
 
 # -- COCO keypoints and detections, MPII: the real MMPose test files ---------------------------------
