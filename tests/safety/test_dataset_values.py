@@ -266,6 +266,18 @@ def pku_split_duplicate_video(tmp_path):
     return (lambda: read_pku_split(p)), root, ["cross-subject.txt", "duplicate training video on line 2 '0002-L'"]
 
 
+@case
+def ntu_skeleton_joint_far_away(tmp_path):
+    lines = need_shared("ntu_rgbd", "S001C001P001R001A011.skeleton").read_bytes().decode("ascii").split("\r\n")
+    # line 1 frame count, 2 body count, 3 body info, 4 joint count, 5.. joints of frame 1
+    fields = lines[6].split()
+    fields[0] = "1e6"
+    lines[6] = " ".join(fields)
+    p = tmp_path / "S001C001P001R001A011.skeleton"
+    p.write_bytes("\r\n".join(lines).encode("ascii"))
+    return (lambda: read_skeleton(p)), p, ["S001C001P001R001A011.skeleton", "line 7", "1000000.0", "100 m"]
+
+
 # -- COCO keypoints and detections, MPII: the real MMPose test files ---------------------------------
 def _coco(tmp_path: Path, edit) -> Path:
     data = json.loads(need_shared("coco", "test_coco.json").read_text(encoding="utf-8"))
