@@ -33,10 +33,14 @@ class DiskFull(OSError):
 def _disk_full(e: BaseException, path: Path) -> BaseException:
     """``e`` as a one-line :class:`DiskFull` naming the file when it is ENOSPC / EDQUOT, else ``e``."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        kept = f"the previous {path.name} is kept" if path.exists() else "nothing was written"
-        return DiskFull(e.errno, f"no space left on the disk holding {path.parent} while writing {path.name} "
-                                 f"({kept})")
+        return DiskFull(e.errno, disk_full_message(path, path.exists()))
     return e
+
+
+def disk_full_message(path: Path, kept: bool) -> str:
+    """The one line a full disk gets: which folder's disk, which file, whether the old file survives."""
+    return (f"no space left on the disk holding {path.parent} while writing {path.name} "
+            f"({f'the previous {path.name} is kept' if kept else 'nothing was written'})")
 
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
