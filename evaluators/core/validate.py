@@ -195,7 +195,8 @@ def check_override_types(base: dict, overrides: list[str], where: str, prefix: s
         if isinstance(cur, bool):
             if not isinstance(parsed, bool):
                 raise _err(f"{prefix}{key}={o.split('=', 1)[1]} in {where}: expected true or false")
-        elif isinstance(cur, (int, float)) and (isinstance(parsed, bool) or not isinstance(parsed, (int, float))):
+        elif isinstance(cur, (int, float)) and (isinstance(parsed, bool) or not (
+                isinstance(parsed, (int, float)) or str(parsed).lower().lstrip("+-") in ("inf", "infinity"))):
             raise _err(f"{prefix}{key}={o.split('=', 1)[1]} in {where}: expected a number (the file has {cur!r})")
 
 
