@@ -2,7 +2,8 @@
 
 Regenerates every ``leaderboards/*.md`` from ``leaderboards/references/*.yaml``,
 ``leaderboards/results/*.json`` and ``leaderboards/benchmarks/*.json``. ``--check`` writes
-nothing and exits 1 when a committed markdown is stale (CI runs it).
+nothing and exits 1 when a committed markdown is stale (CI runs it). A malformed record is skipped
+with one warning naming its file, except under ``--check``, where it is an error (exit 2).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results = args.results if args.results is not None else [LB_DIR / "results"]
     try:
-        changed = regenerate(results, args.out, args.bench, check=args.check)
+        # regenerating skips a broken record with one warning naming it; --check (CI) refuses it
+        lenient = [] if args.check else results
+        changed = regenerate(results, args.out, args.bench, check=args.check, lenient=lenient)
         if args.summary:
-            print(summary_table(load_results(results)))
+            print(summary_table(load_results(results, lenient)))
     except (RecordError, ReferenceError, BenchmarkFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,10 +18,27 @@ import json
 import os
 import sys
 
+from omegaconf import OmegaConf
+
+from evaluators.core import validate
 from evaluators.core.config import load_config
+from evaluators.core.validate import ConfigError
 from methods import get_method, list_methods
 from methods.registry import UnknownNameError
 from methods.scaffold import ScaffoldError, scaffold
+
+
+def checked_method_config(name: str, scale: str, overrides: list[str]) -> dict:
+    """The method config at ``scale`` with ``overrides``, through the runner's checks
+    (:mod:`evaluators.core.validate`): known keys, value kinds, counts and sizes in range."""
+    where = f"configs/method/{name}.yaml"
+    if overrides:
+        base = OmegaConf.to_container(OmegaConf.merge(*(load_config("method", name, s) for s in ("paper", "smoke"))))
+        validate.check_override_keys(base, overrides, where, "")
+        validate.check_override_types(base, overrides, where, "")
+    cfg = load_config("method", name, scale, overrides or None)
+    validate.check_values(cfg, where)
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         cls = get_method(args.name)
-        cfg = load_config("method", args.name, args.scale, args.overrides or None)
-    except (UnknownNameError, FileNotFoundError, ValueError) as e:
+        cfg = checked_method_config(args.name, args.scale, args.overrides)
+    except (UnknownNameError, FileNotFoundError, ValueError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     card = cls(cfg, device="cpu", seed=0, workdir=None).summary()

@@ -13,6 +13,7 @@ leaderboard ``-rw-------`` whatever the user's umask.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -20,6 +21,27 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+
+class DiskFull(OSError):
+    """A write that ran out of disk space (or quota); the destination keeps its previous content."""
+
+    def __str__(self) -> str:  # the sentence alone, not "[Errno 28] ..."
+        return str(self.strerror)
+
+
+def _disk_full(e: BaseException, path: Path) -> BaseException:
+    """``e`` as a one-line :class:`DiskFull` naming the file when it is ENOSPC / EDQUOT, else ``e``."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return DiskFull(e.errno, disk_full_message(path, path.exists()))
+    return e
+
+
+def disk_full_message(path: Path, kept: bool) -> str:
+    """The one line a full disk gets: which folder's disk, which file, whether the old file survives."""
+    return (f"no space left on the disk holding {path.parent} while writing {path.name} "
+            f"({f'the previous {path.name} is kept' if kept else 'nothing was written'})")
+
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
@@ -70,9 +92,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with open(tmp, "rb+") as fh:  # durable before the rename, like atomic_open
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        full = _disk_full(e, path)
+        if full is not e:
+            raise full from e
         raise
 
 
@@ -87,9 +112,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        full = _disk_full(e, path)
+        if full is not e:
+            raise full from e
         raise
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.core.io import current_umask
+from evaluators.core.validate import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = ".cache-manifest.json"
@@ -30,7 +31,12 @@ log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("MOTIONREPRO_CACHE", REPO / ".cache"))
+    """``$MOTIONREPRO_CACHE`` (default ``<repo>/.cache``); one that exists and is not a folder is a
+    ConfigError naming the variable (instead of a raw NotADirectoryError deep in a loader)."""
+    root = Path(os.environ.get("MOTIONREPRO_CACHE") or REPO / ".cache")
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"MOTIONREPRO_CACHE={root}: is not a folder; point it at a folder (or unset it)")
+    return root
 
 
 def cache_key(*parts: Any) -> str:

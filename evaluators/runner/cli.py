@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from evaluators.core import distributed as D
 from evaluators.core.config import CONFIG_DIR
+from evaluators.core.io import DiskFull
 from evaluators.core.run_lock import RunFolderBusy
 from evaluators.core.safe_load import CheckpointError
 from evaluators.core.validate import ConfigError
@@ -46,7 +47,7 @@ def guard(fn: Callable[[], T]) -> T:
     """Turn user-fixable errors into ``exit 2`` with their message only."""
     try:
         return fn()
-    except (ConfigError, DatasetError, CheckpointError, RunFolderBusy) as e:
+    except (ConfigError, DatasetError, CheckpointError, RunFolderBusy, DiskFull) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -75,6 +75,11 @@ def _train_or_load(plan: RunPlan, ds: DatasetPlan, method, data) -> str:
             method.load_checkpoint(plan.checkpoint)
         except (ValueError, FileNotFoundError, KeyError) as e:
             raise ConfigError(f"checkpoint={plan.checkpoint}: {str(e).splitlines()[0] if str(e) else e!r}") from e
+        except RuntimeError as e:  # torch's load_state_dict: "Error(s) in loading state_dict ... size mismatch"
+            if "state_dict" not in str(e) and "size mismatch" not in str(e):
+                raise
+            raise ConfigError(f"checkpoint={plan.checkpoint}: does not fit the configured model: "
+                              f"{_first_mismatch(str(e))}") from e
         return plan.checkpoint
     if isinstance(method, RepresentationLearner):
         method.pretrain(data)
@@ -89,11 +94,33 @@ def _train_or_load(plan: RunPlan, ds: DatasetPlan, method, data) -> str:
     return ckpt
 
 
+def _first_mismatch(msg: str) -> str:
+    """The first ``size mismatch for ...`` (or missing/unexpected key) line of a load_state_dict error."""
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+    return next((ln for ln in lines if ln.startswith("size mismatch")), lines[1] if len(lines) > 1 else lines[0])
+
+
+def check_checkpoint_fits(plan: RunPlan, ds: DatasetPlan) -> None:
+    """Load ``checkpoint=`` into a throw-away model of the configured size: a shape mismatch (a smoke
+    checkpoint given to a paper-scale run) is a ConfigError in seconds, not after the data is built.
+
+    The model used for the run is built again afterwards from the same seed, so the run's numbers
+    are those of a run without this check."""
+    seed_everything(plan.seed)
+    probe = plan.method_cls(dict(ds.method_cfg), device="cpu", seed=plan.seed, workdir=None)
+    try:
+        _train_or_load(plan, ds, probe, None)
+    finally:
+        del probe
+
+
 def run_dataset(plan: RunPlan, ds: DatasetPlan) -> list[dict]:
     """One training and every protocol on one dataset; the records written (on the main rank)."""
     t0 = time.perf_counter()
     mcfg, dcfg = ds.method_cfg, ds.dataset_cfg
     log.info("dataset %s (%s, %s) -> workdir %s", ds.name, ds.source, plan.scale, ds.workdir)
+    if plan.checkpoint:  # a checkpoint that does not fit the configured model stops before the data is built
+        check_checkpoint_fits(plan, ds)
     seed_everything(plan.seed)
     data = load_dataset(dcfg)
     method = plan.method_cls(dict(mcfg), device=plan.device, seed=plan.seed, workdir=ds.workdir)

@@ -14,8 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 def finish(records: list[dict], runs_dir: Path, regenerate: bool = True) -> str:
     """Regenerate ``runs_dir/leaderboards`` from published + local records; the summary table."""
     if regenerate:
-        make_tables.regenerate(results_dirs=[REPO / "leaderboards" / "results", runs_dir / "records"],
-                   out_dir=runs_dir / "leaderboards", lenient=[runs_dir / "records"])
+        # a bad record beside this run's (published or local) is skipped with a warning naming it:
+        # the run's own records are written already and must not end in a traceback
+        results = [REPO / "leaderboards" / "results", runs_dir / "records"]
+        make_tables.regenerate(results_dirs=results, out_dir=runs_dir / "leaderboards", lenient=results)
         log.info("leaderboards regenerated under %s", runs_dir / "leaderboards")
     return make_tables.summary_table(records) + "\n\n" + where_things_are(records, runs_dir, regenerate)
 

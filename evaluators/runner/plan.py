@@ -25,7 +25,7 @@ from evaluators.core import validate
 from evaluators.core.config import config_path, load_config, resolve_scale
 from evaluators.core.validate import ConfigError
 from evaluators.datasets import dataset_info, resolve_root
-from evaluators.datasets.cache import cache_key
+from evaluators.datasets.cache import cache_key, cache_root
 from evaluators.protocols import get_protocol
 from evaluators.protocols.registry import ProtocolSpec
 from evaluators.runner.compose import GROUP_PREFIXES_BY_GROUP, group_overrides
@@ -103,6 +103,10 @@ def build_plan(cfg: DictConfig, overrides: list[str], check_data: bool = True) -
             raise ConfigError(f"no {key!r} given: run an experiment, +experiment=METHOD_DATASET "
                               f"(./reproduce.sh METHOD DATASET; names: --list)")
     validate.check_run_values(cfg)
+    if check_data:  # before hydra creates its output folder under runs_dir, and before any data is built
+        validate.check_output_dir(str(cfg.runs_dir), "runs_dir")
+        validate.check_output_dir(str(cfg.records_dir), "records_dir")
+        cache_root()  # $MOTIONREPRO_CACHE naming a file: one line (a read-only shared cache stays allowed)
     scale, seed = str(cfg.scale), int(cfg.seed)
     ov = group_overrides(overrides)
     try:
@@ -265,6 +269,7 @@ class _GroupLoader:
                 extra = validate.COMMON_DATASET_KEYS if group == "dataset" else frozenset()
                 prefix = f"protocol_cfg.{name}." if group == "protocol" else GROUP_PREFIXES_BY_GROUP[group]
                 validate.check_override_keys(base, overrides, where, prefix, extra)
+                validate.check_override_types(base, overrides, where, prefix)
             out = load_config(group, name, self.scale, overrides or None, patch=patch or None)
         except FileNotFoundError as e:
             if optional:  # a registered protocol without a config file runs with its defaults

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from evaluators.core import distributed as D
-from evaluators.core.io import atomic_torch_save
+from evaluators.core.io import DiskFull, atomic_torch_save, disk_full_message
 from evaluators.core.safe_load import CheckpointError, load_checkpoint_file
 from evaluators.core.seeding import get_rng_state, seed_everything, set_rng_state
 
@@ -126,9 +126,15 @@ def _save(path: Path, modules, optimizer, lr_scheduler, state: TrainState, seed:
             "batch_size": batch_size,
             "world_size": D.world_size(),
         }
-        if path.exists():  # keep the previous checkpoint: a damaged last.pt falls back to it
+        rotated = path.exists()
+        if rotated:  # keep the previous checkpoint: a damaged last.pt falls back to it
             os.replace(path, path.with_name(PREV_NAME))
-        atomic_torch_save(payload, path)
+        try:
+            atomic_torch_save(payload, path)
+        except DiskFull as e:  # the disk filled: the previous checkpoint goes back to where resume looks first
+            if rotated:
+                os.replace(path.with_name(PREV_NAME), path)
+            raise DiskFull(e.errno, disk_full_message(path, rotated)) from e
     D.barrier()
 
 

@@ -95,6 +95,10 @@ def read_humanact12(path: str | Path, trust_pickles: bool = False) -> list[Actio
     if not isinstance(data, dict) or not {"joints3D", "y"} <= set(data):
         raise DatasetError("expected a dict with keys 'joints3D', 'poses', 'y'", path=path)
     joints, labels = data["joints3D"], data["y"]
+    for key, value in (("joints3D", joints), ("y", labels)):
+        if not isinstance(value, (list, tuple, np.ndarray)) or getattr(value, "ndim", 1) == 0:
+            raise DatasetError(f"{key!r} must be a list with one entry per clip, got {type(value).__name__} "
+                               f"{value!r:.60}", path=path)
     if len(joints) != len(labels) or len(joints) == 0:
         raise DatasetError(f"{len(joints)} joint sequences but {len(labels)} labels", path=path)
     out = []
@@ -179,6 +183,20 @@ def load_humanact12(cfg: dict) -> ActionDataset:
 # -- UESTC --------------------------------------------------------------------------------------
 
 
+def _check_cams(cams, frames: int, path: Path, what: str) -> np.ndarray:
+    """VIBE ``orig_cam`` [T, 4] = (sx, sy, tx, ty): finite, and a weak-perspective scale ``sx > 0``
+    (``_vibe_trans`` divides by the projected height, which a zero scale makes zero)."""
+    cams = numeric_array(cams, path, f"{what} orig_cam")
+    if cams.shape != (frames, 4):
+        raise DatasetError(f"{what} orig_cam: expected [{frames}, 4] (one (sx, sy, tx, ty) per frame), got "
+                           f"{cams.shape}", path=path)
+    bad = np.flatnonzero(~(cams[:, 0] > 0))
+    if len(bad):
+        raise DatasetError(f"{what} orig_cam frame {int(bad[0])}: scale sx = {cams[bad[0], 0]!r} (must be > 0)",
+                           path=path)
+    return cams
+
+
 def _vibe_trans(joints: np.ndarray, cams: np.ndarray) -> np.ndarray:
     """ACTOR ``get_trans_from_vibe(use_z=True)``: per-frame (x, y, z) from VIBE's orig_cam."""
     out = []
@@ -205,12 +223,20 @@ def read_uestc(root: str | Path, num_frames: int = 60,
         nf = [int(s) for s in read_utf8(nf_path, "frame-count file").splitlines() if s.strip()]
     except ValueError as exc:
         raise DatasetError(f"unreadable frame counts ({exc})", path=nf_path) from None
+    bad = next((k for k, n in enumerate(nf) if n < 1), None)
+    if bad is not None:
+        raise DatasetError(f"line {bad + 1}: frame count {nf[bad]} (must be >= 1)", path=nf_path)
     vibe_path = root / "vibe_cache_refined.pkl"
     vibe = _load_pickle(vibe_path, trust_pickles)
     if not isinstance(vibe, dict) or not {"joints3d", "pose", "orig_cam"} <= set(vibe):
         raise DatasetError("expected a dict with keys 'pose', 'joints3d', 'orig_cam'", path=vibe_path)
-    if not len(names) == len(nf) == len(vibe["joints3d"]):
-        raise DatasetError(f"{len(names)} names, {len(nf)} frame counts, {len(vibe['joints3d'])} clips", path=root)
+    for key in ("joints3d", "orig_cam"):
+        if not isinstance(vibe[key], (list, tuple, np.ndarray)) or getattr(vibe[key], "ndim", 1) == 0:
+            raise DatasetError(f"{key!r} must be a list with one entry per video, got {type(vibe[key]).__name__}",
+                               path=vibe_path)
+    if not len(names) == len(nf) == len(vibe["joints3d"]) == len(vibe["orig_cam"]):
+        raise DatasetError(f"{len(names)} names, {len(nf)} frame counts, {len(vibe['joints3d'])} clips, "
+                           f"{len(vibe['orig_cam'])} camera tracks", path=root)
     glob_path = root / "globtrans_usez.pkl"
     globtrans = _load_pickle(glob_path, trust_pickles) if glob_path.is_file() else None
     threshold = num_frames * 3 / 4 if num_frames > 0 else 0
@@ -227,7 +253,13 @@ def read_uestc(root: str | Path, num_frames: int = 60,
             continue
         j = _check_joints(vibe["joints3d"][i], vibe_path, f"clip {i} ({video})").astype(np.float64)
         n = min(nf[i], len(j))
-        trans = globtrans[i] if globtrans is not None else _vibe_trans(j, np.asarray(vibe["orig_cam"][i]))
+        if globtrans is not None:
+            trans = numeric_array(globtrans[i], glob_path, f"clip {i} ({video}) translation")
+            if trans.shape != (len(j), 3):
+                raise DatasetError(f"clip {i} ({video}) translation: expected [{len(j)}, 3], got {trans.shape}",
+                                   path=glob_path)
+        else:
+            trans = _vibe_trans(j, _check_cams(vibe["orig_cam"][i], len(j), vibe_path, f"clip {i} ({video})"))
         if side != 1:  # rotate to the front view: angle -view*pi/4 about Y
             th = -view * np.pi / 4
             rot = np.array([[np.cos(th), 0, np.sin(th)], [0, 1, 0], [-np.sin(th), 0, np.cos(th)]])
@@ -238,7 +270,8 @@ def read_uestc(root: str | Path, num_frames: int = 60,
             continue
         splits[split].append(ActionSample(video.split("_color")[0], j.astype(np.float32), act))
     cls_path = info / "action_classes.txt"
-    classes = cls_path.read_text().splitlines() if cls_path.is_file() else [f"action_{k}" for k in range(40)]
+    classes = read_utf8(cls_path, "class-name file").splitlines() if cls_path.is_file() \
+        else [f"action_{k}" for k in range(40)]
     return splits, classes
 
 
@@ -260,3 +293,13 @@ def inspect_humanact12(path: Path):
     return {"format": "HumanAct12 (ACTOR humanact12poses.pkl)", "clips": len(samples), "joints": 24,
             "frames": {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 1), "max": int(lengths.max())},
             "clips_per_class": {HUMANACT12_CLASSES[k]: int(c) for k, c in enumerate(counts)}}
+
+
+@register_inspector
+def inspect_uestc(path: Path):
+    """An ACTOR-layout UESTC folder, read by the loader's own reader (so ``inspect`` and a run agree)."""
+    if not (path.is_dir() and (path / "info" / "names.txt").is_file() and (path / "vibe_cache_refined.pkl").is_file()):
+        return None
+    splits, classes = read_uestc(path)
+    return {"format": "UESTC (ACTOR layout)", "classes": len(classes), "joints": len(ACTION2MOTION_JOINTS),
+            "clips": {k: len(v) for k, v in splits.items()}}

@@ -13,7 +13,7 @@ import numpy as np
 
 from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
-from evaluators.datasets.checks import load_npy, numeric_array
+from evaluators.datasets.checks import check_npy_size, load_npy, numeric_array
 from evaluators.datasets.motion.humanml3d_features import (
     HUMANML3D_FPS,
     KIT_FPS,
@@ -104,7 +104,10 @@ def inspect_t2m_folder(path):
     files = sorted((root / "new_joint_vecs").glob("*.npy"))
     dim = None
     if files:
-        dim = int(np.load(files[0], mmap_mode="r").shape[1])
+        shape = check_npy_size(files[0], "motion file")  # the header only, checked against the file size
+        if len(shape) != 2:
+            raise DatasetError(f"expected features [T, D], got shape {shape}", path=files[0])
+        dim = int(shape[1])
     mean = load_stat(root / "Mean.npy", dim) if (root / "Mean.npy").exists() else None
     dim = dim or (int(mean.shape[0]) if mean is not None else None)
     splits = {}

@@ -86,6 +86,11 @@ def read_split_lines(path: str | Path) -> list[tuple[int, str]]:
     ids = [(n + 1, ln.strip()) for n, ln in enumerate(read_utf8(path, "split file").splitlines()) if ln.strip()]
     if not ids:
         raise DatasetError("split file is empty", path=path)
+    seen: dict[str, int] = {}
+    for n, i in ids:  # a repeated id would train (and evaluate) on that motion twice
+        if i in seen:
+            raise DatasetError(f"line {n}: id {i!r} already listed on line {seen[i]}", path=path)
+        seen[i] = n
     return ids
 
 
@@ -209,6 +214,10 @@ class MotionTextDataset:
                 if c.whole_motion:
                     whole.append(c)
                     continue
+                if int(c.start * CROP_FPS) >= len(motion):  # describes nothing of this motion
+                    raise DatasetError(f"{c.source or text_paths[i]}: span {c.start:g}..{c.end:g} s starts after "
+                                       f"the end of motion {i} ({len(motion)} frames = "
+                                       f"{len(motion) / CROP_FPS:g} s at {CROP_FPS} fps)")
                 sub = motion[int(c.start * CROP_FPS):int(c.end * CROP_FPS)]
                 if not lo <= len(sub) < hi:
                     continue

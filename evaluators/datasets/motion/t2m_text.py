@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluators.datasets.base import DatasetError
+from evaluators.datasets.checks import MAX_TEXT_CHARS, check_text, finite_number
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Caption:
     tokens: list[str] = field(default_factory=list, hash=False)
     start: float = 0.0
     end: float = 0.0
+    #: ``file:line`` (or ``file: entry``) the caption came from, so a later check can name it
+    source: str = field(default="", compare=False, repr=False)
 
     @property
     def whole_motion(self) -> bool:
@@ -54,6 +57,10 @@ def parse_caption_line(line: str, where: str = "<caption>") -> Caption:
     The last three ``#`` fields are tokens/start/end, everything before is the caption (so a
     caption containing ``#`` still parses).
     """
+    file = where.split(":")[0]
+    # a caption line holds a sentence and its tags: no NUL or other control bytes, no 300 kB line
+    line_field = f"line {where.rsplit(':', 1)[-1]}" if ":" in where else where
+    check_text(line.rstrip("\r\n"), file, line_field, max_chars=3 * MAX_TEXT_CHARS)
     parts = line.rstrip("\r\n").split("#")
     if len(parts) < 4:
         raise DatasetError(f"{where}: expected 'caption#tokens#start#end', got {len(parts)} field(s): {line!r:.80}",
@@ -61,6 +68,7 @@ def parse_caption_line(line: str, where: str = "<caption>") -> Caption:
     caption = "#".join(parts[:-3]).strip()
     if not caption:
         raise DatasetError(f"{where}: empty caption", path=where.split(":")[0])
+    check_text(caption, file, f"{line_field}: caption")
     tokens = parts[-3].split()
     for tok in tokens:
         word, sep, pos = tok.rpartition("/")
@@ -68,9 +76,9 @@ def parse_caption_line(line: str, where: str = "<caption>") -> Caption:
             raise DatasetError(f"{where}: token {tok!r} is not 'word/POS'", path=where.split(":")[0])
     start = _parse_time(parts[-2].strip(), "start", where)
     end = _parse_time(parts[-1].strip(), "end", where)
-    if end < start:
-        raise DatasetError(f"{where}: end {end} before start {start}", path=where.split(":")[0])
-    return Caption(caption, tokens, start, end)
+    if not (start == 0.0 and end == 0.0) and end <= start:  # 0#0 (or NaN#NaN): the whole motion
+        raise DatasetError(f"{where}: end {end} not after start {start}", path=where.split(":")[0])
+    return Caption(caption, tokens, start, end, source=where)
 
 
 def format_caption_line(c: Caption) -> str:
@@ -130,6 +138,23 @@ def tag_captions(sentences: list[str]) -> list[list[str]]:
 
 
 # -- KIT-ML annotations.json (TMR) ------------------------------------------------------------
+#: ours: one KIT-ML frame (12.5 fps); TMR's spans end at the motion's duration, a rounding may pass it
+SPAN_TOLERANCE_S = 0.08
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json`` object hook: a key seen twice would silently replace the first entry."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
 
 
 def read_tmr_annotations(path: str | os.PathLike) -> dict[str, dict]:
@@ -141,7 +166,9 @@ def read_tmr_annotations(path: str | os.PathLike) -> dict[str, dict]:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise DatasetError(f"duplicate key {exc.args[0]!r} in a JSON object (ids must be unique)", path=path) from None
     except FileNotFoundError:
         raise DatasetError("annotations file missing", path=path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -151,16 +178,23 @@ def read_tmr_annotations(path: str | os.PathLike) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for key, entry in data.items():
         try:
-            duration = float(entry["duration"])
+            duration = finite_number(entry["duration"], path, f"entry {key!r} duration", above=0.0)
             caps = []
-            for ann in entry["annotations"]:
-                start, end = float(ann["start"]), float(ann["end"])
-                text = str(ann["text"]).strip()
+            for k, ann in enumerate(entry["annotations"]):
+                what = f"entry {key!r} annotation {k}"
+                start = finite_number(ann["start"], path, f"{what} start", low=0.0)
+                end = finite_number(ann["end"], path, f"{what} end", low=0.0)
+                if end <= start:
+                    raise DatasetError(f"{what}: end {end:g} not after start {start:g}", path=path)
+                if start >= duration or end > duration + SPAN_TOLERANCE_S:
+                    raise DatasetError(f"{what}: span {start:g}..{end:g} s is not within the motion's "
+                                       f"{duration:g} s", path=path)
+                text = check_text(ann["text"], path, f"{what} text").strip()
                 if not text:
                     raise ValueError("empty text")
                 if start <= 0.0 and end >= duration:
                     start = end = 0.0
-                caps.append(Caption(text, [], start, end))
+                caps.append(Caption(text, [], start, end, source=f"{path}: {what}"))
         except (KeyError, TypeError, ValueError) as exc:
             raise DatasetError(f"entry {key!r} malformed ({exc!r})", path=path) from None
         out[str(key)] = {"path": entry.get("path"), "duration": duration, "captions": caps}

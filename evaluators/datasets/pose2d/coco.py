@@ -25,7 +25,7 @@ from PIL import Image
 
 from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
-from evaluators.datasets.checks import json_numbers
+from evaluators.datasets.checks import check_box, check_points, finite_number, integer_id, json_numbers
 from evaluators.datasets.pose2d.transforms import COCO_FLIP_PAIRS, COCO_SKELETON, topdown_sample
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,73 @@ class TopDownDataset:
         return out
 
 
+# -- value checks (shared by the loader and ``inspect``) --------------------------------------
+def _image_size(im: dict) -> tuple[float, float] | None:
+    return (float(im["width"]), float(im["height"])) if "width" in im and "height" in im else None
+
+
+def check_image_entry(im: Any, path: Path) -> None:
+    """A COCO ``images`` entry: a dict with an integer ``id``; ``width``/``height`` numbers > 0 when given."""
+    if not isinstance(im, dict) or "id" not in im:
+        raise DatasetError(f"image entry without an id: {im!r:.80}", path=path)
+    integer_id(im["id"], path, "image id")
+    for key in ("width", "height"):
+        if key in im:
+            finite_number(im[key], path, f"image {im['id']} {key}", above=0.0)
+    if "file_name" in im and not isinstance(im["file_name"], str):
+        raise DatasetError(f"image {im['id']} file_name: expected text, got {im['file_name']!r:.60}", path=path)
+
+
+def check_annotation(ann: dict, path: Path, im: dict) -> np.ndarray:
+    """One COCO keypoint annotation against its image; returns the keypoints ``[17, 3]``.
+
+    Ids are integers, ``iscrowd`` 0/1, visibility flags 0/1/2 (cocodataset.org "Keypoint Detection"),
+    a non-crowd box has w, h > 0 and overlaps its image (:func:`check_box`), labelled keypoints lie
+    within one image size of the image."""
+    aid = ann.get("id")
+    if "id" in ann:
+        integer_id(aid, path, "annotation id")
+    integer_id(ann["image_id"], path, f"annotation {aid} image_id")
+    crowd = ann.get("iscrowd", 0)
+    if crowd not in (0, 1) or isinstance(crowd, bool):
+        raise DatasetError(f"annotation {aid}: iscrowd {crowd!r} is not 0 or 1", path=path)
+    kp = json_numbers(ann["keypoints"], path, f"annotation {aid} keypoints")
+    if kp.size != NUM_COCO_KPTS * 3:
+        raise DatasetError(f"annotation {aid} has {kp.size / 3:g} keypoints, expected {NUM_COCO_KPTS}", path=path)
+    kp = kp.reshape(NUM_COCO_KPTS, 3)
+    vis = kp[:, 2]
+    if not np.isin(vis, (0, 1, 2)).all():
+        raise DatasetError(f"annotation {aid}: visibility flag {vis[~np.isin(vis, (0, 1, 2))][0]:g} is not "
+                           f"0, 1 or 2", path=path)
+    size = _image_size(im)
+    if crowd:
+        json_numbers(ann["bbox"], path, f"annotation {aid} bbox", size=4)
+    else:
+        check_box(ann["bbox"], path, f"annotation {aid} bbox", size)
+    if size is not None:
+        w, h = size
+        check_points(kp[:, :2], vis > 0, path, f"annotation {aid} keypoints", (-w, -h), (2 * w, 2 * h))
+    if "num_keypoints" in ann:
+        n = integer_id(ann["num_keypoints"], path, f"annotation {aid} num_keypoints")
+        if not 0 <= n <= NUM_COCO_KPTS:
+            raise DatasetError(f"annotation {aid}: num_keypoints {n} outside 0..{NUM_COCO_KPTS}", path=path)
+    if "area" in ann:
+        finite_number(ann["area"], path, f"annotation {aid} area", low=0.0)
+    return kp
+
+
+def check_detection(d: Any, path: Path, k: int, im: dict | None = None) -> np.ndarray:
+    """One entry of a detection file: integer ``image_id``, a box as :func:`check_box` (against its image
+    when known), a finite ``score``; returns the box."""
+    if not isinstance(d, dict) or not {"image_id", "bbox", "score"} <= set(d):
+        raise DatasetError(f"detection {k} lacks image_id/bbox/score: {d!r:.80}", path=path)
+    integer_id(d["image_id"], path, f"detection {k} image_id")
+    if "category_id" in d:
+        integer_id(d["category_id"], path, f"detection {k} category_id")
+    finite_number(d["score"], path, f"detection {k} score")
+    return check_box(d["bbox"], path, f"detection {k} bbox", _image_size(im) if im is not None else None)
+
+
 # -- parsing ---------------------------------------------------------------------------------
 def _load_json(path: Path) -> Any:
     try:
@@ -143,33 +210,28 @@ def parse_coco_keypoints(path: str | Path, image_dir: str | Path | None, *, trai
                            f"{type(data['annotations']).__name__}", path=path)
     images, image_paths = {}, {}
     for im in data["images"]:
-        try:
-            images[im["id"]] = im
-        except (KeyError, TypeError):
-            raise DatasetError(f"image entry without an id: {im!r:.80}", path=path) from None
+        check_image_entry(im, path)
+        if im["id"] in images:
+            raise DatasetError(f"duplicate image id {im['id']}", path=path)
+        images[im["id"]] = im
         if image_dir is not None and "file_name" not in im:
             raise DatasetError(f"image {im['id']} lacks 'file_name'", path=path)
         if image_dir is not None:  # a file_name is data: it must stay inside the image folder
             image_paths[im["id"]] = resolve_inside(image_dir, str(im["file_name"]), source=path)
     out = []
+    seen: set[int] = set()
     for ann in data["annotations"]:
         if not isinstance(ann, dict) or "keypoints" not in ann or "bbox" not in ann or "image_id" not in ann:
             raise DatasetError(f"annotation {ann.get('id') if isinstance(ann, dict) else ann!r} lacks keypoints/bbox/image_id", path=path)
-        aid = ann.get("id")
-        kp = json_numbers(ann["keypoints"], path, f"annotation {aid} keypoints")
-        if kp.size != NUM_COCO_KPTS * 3:
-            raise DatasetError(f"annotation {aid} has {kp.size / 3:g} keypoints, expected {NUM_COCO_KPTS}", path=path)
-        box = json_numbers(ann["bbox"], path, f"annotation {aid} bbox", size=4)
-        vis = kp.reshape(NUM_COCO_KPTS, 3)[:, 2]
-        if not np.isin(vis, (0, 1, 2)).all():
-            raise DatasetError(f"annotation {aid}: visibility flag {vis[~np.isin(vis, (0, 1, 2))][0]:g} is not "
-                               f"0, 1 or 2", path=path)
-        if not ann.get("iscrowd", 0) and (box[2] <= 0 or box[3] <= 0):
-            raise DatasetError(f"annotation {aid}: bbox width/height must be > 0, got {box[2]:g} x {box[3]:g}",
-                               path=path)
+        integer_id(ann["image_id"], path, f"annotation {ann.get('id')} image_id")
         im = images.get(ann["image_id"])
         if im is None:
-            raise DatasetError(f"annotation {ann.get('id')} refers to unknown image_id {ann['image_id']}", path=path)
+            raise DatasetError(f"annotation {ann.get('id')} refers to unknown image_id {ann['image_id']!r}", path=path)
+        kp = check_annotation(ann, path, im)
+        if "id" in ann:
+            if ann["id"] in seen:  # COCOeval matches results to annotations by id
+                raise DatasetError(f"duplicate annotation id {ann['id']}", path=path)
+            seen.add(ann["id"])
         if ann.get("iscrowd", 0):
             continue
         kp = kp.reshape(NUM_COCO_KPTS, 3)
@@ -206,17 +268,16 @@ def parse_coco_detections(path: str | Path, gt_json: str | Path, image_dir: str 
     images = {im["id"]: im for im in _load_json(Path(gt_json))["images"]}
     image_paths: dict[Any, Path] = {}  # one containment check per image, not per detection
     out = []
-    for d in dets:
-        if not isinstance(d, dict) or not {"image_id", "bbox", "score"} <= set(d):
-            raise DatasetError(f"detection entry lacks image_id/bbox/score: {d!r:.80}", path=path)
+    for k, d in enumerate(dets):
+        check_detection(d, path, k)
         if d.get("category_id", 1) != 1 or d["score"] < score_thr:
             continue
         im = images.get(d["image_id"])
         if im is None:
-            raise DatasetError(f"detection refers to image_id {d['image_id']} absent from {Path(gt_json).name}", path=path)
+            raise DatasetError(f"detection {k} refers to image_id {d['image_id']} absent from {Path(gt_json).name}",
+                               path=path)
+        check_detection(d, path, k, im)  # the box against its image
         bbox = np.asarray(d["bbox"], dtype=np.float32)
-        if bbox.size != 4 or not np.isfinite(bbox).all():
-            raise DatasetError(f"detection bbox {d['bbox']!r} is not 4 finite numbers", path=path)
         if image_dir is not None and d["image_id"] not in image_paths:
             image_paths[d["image_id"]] = resolve_inside(image_dir, str(im["file_name"]), source=gt_json)
         out.append({"image_id": int(d["image_id"]),
@@ -292,9 +353,8 @@ def inspect_coco_det(path: Path) -> dict | None:
     if not head.startswith("[") or '"score"' not in head or '"bbox"' not in head:
         return None
     dets = _load_json(path)
-    for d in dets:
-        if not isinstance(d, dict) or not {"image_id", "bbox", "score"} <= set(d) or len(d["bbox"]) != 4:
-            raise DatasetError(f"detection entry lacks image_id/bbox/score: {d!r:.80}", path=path)
+    for k, d in enumerate(dets):  # the loader's checks (the image sizes need the keypoint json, not given here)
+        check_detection(d, path, k)
     scores = [float(d["score"]) for d in dets]
     return {"format": "coco_detections", "detections": len(dets), "images": len({d["image_id"] for d in dets}),
             "score_min": min(scores) if scores else None, "score_max": max(scores) if scores else None}

@@ -18,13 +18,16 @@ from scipy.io import loadmat
 
 from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
-from evaluators.datasets.checks import json_numbers
+from evaluators.datasets.checks import MAX_PIXELS, check_points, json_numbers
 from evaluators.datasets.pose2d.coco import PoseDataset, _load_json
 from evaluators.datasets.pose2d.transforms import MPII_FLIP_PAIRS, MPII_SKELETON
 
 NUM_MPII_KPTS = 16
 PIXEL_STD = 200.0
 SC_BIAS = 0.6  # MMPose / MPII evaluation: head size = 0.6 * head box diagonal
+#: ours: a visible joint lies within this many person-box heights (scale * 200 px) of the person's
+#: centre; in MMPose's MPII files the farthest is about half a box height away
+JOINT_MARGIN_BOXES = 2.0
 
 
 def read_headboxes(path: str | Path) -> np.ndarray:
@@ -41,7 +44,11 @@ def read_headboxes(path: str | Path) -> np.ndarray:
     hb = np.asarray(gt["headboxes_src"], dtype=np.float64)
     if hb.ndim != 3 or hb.shape[:2] != (2, 2):
         raise DatasetError(f"headboxes_src has shape {hb.shape}, expected [2, 2, N]", path=path)
-    return np.transpose(hb, (2, 0, 1))
+    hb = np.transpose(hb, (2, 0, 1))
+    bad = np.flatnonzero(~np.isfinite(hb).all(axis=(1, 2)) | ~(np.linalg.norm(hb[:, 1] - hb[:, 0], axis=1) > 0))
+    if len(bad):  # PCKh divides by the head size
+        raise DatasetError(f"head box {int(bad[0])} {hb[bad[0]].tolist()} is not finite or has size 0", path=path)
+    return hb
 
 
 def parse_mpii(path: str | Path, image_dir: str | Path | None, headbox_file: str | Path | None = None,
@@ -75,6 +82,12 @@ def parse_mpii(path: str | Path, image_dir: str | Path | None, headbox_file: str
             raise DatasetError(f"entry {idx} has joints {joints.shape} / joints_vis {vis.shape}, expected (16, 2) / (16,)", path=path)
         if not (np.isfinite(joints).all() and np.isfinite(ann["scale"]) and np.isfinite(ann["center"]).all()):
             raise DatasetError(f"entry {idx} has NaN/inf values", path=path)
+        if float(sc) * PIXEL_STD > MAX_PIXELS or np.abs(centre).max() > MAX_PIXELS:
+            raise DatasetError(f"entry {idx}: center {centre.tolist()} / scale {float(sc):g} lie beyond "
+                               f"{MAX_PIXELS:g} pixels", path=path)
+        reach = JOINT_MARGIN_BOXES * float(sc) * PIXEL_STD
+        check_points(joints, vis > 0, path, f"entry {idx} ({ann['image']}) joints",
+                     tuple(centre - reach), tuple(centre + reach))
         scale = np.array([ann["scale"], ann["scale"]], dtype=np.float32) * PIXEL_STD
         center = np.asarray(ann["center"], dtype=np.float32).copy()
         if center[0] != -1:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluators.datasets.base import DatasetError
-from evaluators.datasets.checks import integer_labels, numeric_array
+from evaluators.datasets.checks import check_npz_sizes, integer_labels, numeric_array
 from evaluators.datasets.skeleton.dataset import MAX_FRAMES
 from evaluators.datasets.skeleton.ntu_reader import SkeletonFile
 
@@ -187,11 +187,33 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return out
 
 
+#: class counts the published npz names imply (CTR-GCN / MAMP ``NTU60_XSub.npz``, ``NTU120_XSet.npz``,
+#: ``PKUv1_XSub.npz`` ...): what ``inspect`` checks labels against when no dataset config says
+NPZ_NAME_CLASSES = (("ntu120", 120), ("ntu60", 60), ("pkuv1", 51), ("pkuv2", 51))
+#: the most classes any skeleton benchmark here has (NTU-120), the bound for an unrecognised name
+MAX_SKELETON_CLASSES = 120
+
+
+def npz_num_classes(path: str | Path) -> int | None:
+    """The class count an npz's file name implies (``NTU60_*`` -> 60, ...), else None."""
+    name = Path(path).name.lower().replace("-", "").replace("_", "")
+    return next((n for key, n in NPZ_NAME_CLASSES if name.startswith(key)), None)
+
+
 def read_npz(path: str | Path, num_classes: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read an ``NTU60_XSub.npz``-style file: ``{"train": (x [N,T,150], y int64 [N]), "test": ...}``."""
+    """Read an ``NTU60_XSub.npz``-style file: ``{"train": (x [N,T,150], y int64 [N]), "test": ...}``.
+
+    Labels are checked against ``num_classes`` (the dataset config's) or, without it, against the
+    count the file name implies (:func:`npz_num_classes`), so ``inspect`` refuses what a run refuses.
+    Every member's header is checked against its stored size before anything is read.
+    """
     p = Path(path)
     if p.is_dir():
         raise DatasetError("is a directory, expected an .npz file", p)
+    if num_classes is None:
+        num_classes = npz_num_classes(p)
+    label_high = (num_classes or MAX_SKELETON_CLASSES) - 1
+    check_npz_sizes(p)
     try:
         z = np.load(p, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - any unreadable npz is a data error
@@ -216,7 +238,7 @@ def read_npz(path: str | Path, num_classes: int | None = None) -> dict[str, tupl
                 raise DatasetError(f"y_{split} rows are not one-hot", p)
             labels = np.argmax(y > 0, axis=1).astype(np.int64)
         elif y.ndim == 1:
-            labels = integer_labels(y, p, f"y_{split}", 0, None if num_classes is None else num_classes - 1)
+            labels = integer_labels(y, p, f"y_{split}", 0, label_high)
         else:
             raise DatasetError(f"y_{split} has shape {y.shape}", p)
         if len(labels) != len(x):

@@ -35,6 +35,8 @@ NUM_JOINTS = 25
 BODY_FIELDS = 10
 #: per-joint line: x y z depthX depthY colorX colorY orientationW X Y Z trackingState
 JOINT_FIELDS = 12
+#: ours: a Kinect v2 tracks bodies 0.5-4.5 m away (the NTU samples reach 4.1 m); 100 m is no body
+MAX_CAMERA_METRES = 100.0
 NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
 
 
@@ -176,6 +178,11 @@ def parse_skeleton_text(text: str, path: str | os.PathLike = "<text>") -> Skelet
     vals = _floats(tokens, path, [w[2] for w in where], "joint").reshape(len(where), NUM_JOINTS, JOINT_FIELDS)
     info = _floats([t for i in infos for t in i[1:]], path, [w[2] - 1 for w in where], "body info")
     _check_states(vals[..., 11], path, [w[2] for w in where], "joint trackingState", per_joint=True)
+    far = np.abs(vals[..., :3]) > MAX_CAMERA_METRES
+    if far.any():  # a Kinect v2 sees 0.5..4.5 m; far beyond is a corrupt value, not a body
+        blk, j = (int(v) for v in np.argwhere(far.any(axis=-1))[0])
+        raise DatasetError(f"line {where[blk][2] + j + 1}: joint position {vals[blk, j, :3].tolist()} lies more than "
+                           f"{MAX_CAMERA_METRES:g} m from the camera", path)
     _check_states(info.reshape(len(where), BODY_FIELDS - 1)[:, 8], path, [w[2] - 1 for w in where],
                   "body trackingState")
     return _assemble(path, where, vals, info.reshape(len(where), BODY_FIELDS - 1), list(ids), counts)

@@ -23,6 +23,7 @@ import numpy as np
 
 from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
+from evaluators.datasets.checks import unique_ids
 from evaluators.datasets.skeleton.build import load_ntu_like
 from evaluators.datasets.skeleton.dataset import MAX_FRAMES, SkeletonDataset, SkeletonSplit, check_labels
 from evaluators.datasets.skeleton.ntu_preprocess import rows_to_ctvm
@@ -95,7 +96,9 @@ def read_split_file(path: str | Path) -> list[str]:
     lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
     if len(lines) < 2 or not lines[1].strip():
         raise DatasetError("split file has no training-video list on its second line", p)
-    return [t.strip() for t in lines[1].split(",") if t.strip()]
+    names = [t.strip() for t in lines[1].split(",") if t.strip()]
+    unique_ids(names, p, "training video on line 2")  # a repeated video would be trained on twice
+    return names
 
 
 def instances(seq: np.ndarray, labels: np.ndarray, video: str, max_frames: int = MAX_FRAMES,

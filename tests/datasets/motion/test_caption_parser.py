@@ -16,7 +16,7 @@ words = st.text(alphabet=st.characters(blacklist_characters="#/ \r\n\x0b\x0c\x1c
 tokens = st.lists(st.builds(lambda w, p: f"{w}/{p}", words, st.sampled_from(["NOUN", "VERB", "DET", "ADP", "ADJ"])),
                   max_size=12)
 captions = st.text(alphabet=st.characters(blacklist_characters="\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
-                                          blacklist_categories=("Cs",)), min_size=1, max_size=60) \
+                                          blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60) \
     .filter(lambda s: s.strip() == s and s)
 times = st.floats(min_value=0, max_value=1e4, allow_nan=False, allow_infinity=False)
 
@@ -25,6 +25,8 @@ times = st.floats(min_value=0, max_value=1e4, allow_nan=False, allow_infinity=Fa
 @given(captions, tokens, times, times)
 def test_format_parse_round_trip(caption, toks, a, b):
     start, end = min(a, b), max(a, b)
+    if start == end:  # an empty span describes nothing (refused); 0#0 is the whole motion
+        start = end = 0.0
     c = Caption(caption, toks, start, end)
     assert parse_caption_line(format_caption_line(c)) == c
     assert parse_caption_line(format_caption_line(c)).tokens == toks

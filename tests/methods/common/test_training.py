@@ -168,3 +168,32 @@ def test_both_checkpoints_damaged_is_a_named_error(tmp_path):
         (d / name).write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CheckpointError, match="prev.pt"):
         run(seed=0, steps=12, ckpt_dir=d)
+
+
+def test_full_disk_names_the_file_keeps_the_previous_checkpoint_and_resumes(tmp_path, monkeypatch):
+    import errno
+
+    from evaluators.core import io as core_io
+    from evaluators.core.io import DiskFull
+    from methods.common import train_checkpoint as tc
+
+    ref = run(seed=0, steps=10, ckpt_dir=tmp_path / "ref")
+    real, calls = tc.atomic_torch_save, []
+
+    def fills_on_second_save(obj, path):
+        calls.append(path)
+        if len(calls) == 2:  # what the atomic writer raises when fsync meets ENOSPC
+            raise core_io._disk_full(OSError(errno.ENOSPC, "No space left on device"), Path(path))
+        return real(obj, path)
+
+    monkeypatch.setattr(tc, "atomic_torch_save", fills_on_second_save)
+    d = tmp_path / "ck"
+    with pytest.raises(DiskFull) as ei:
+        run(seed=0, steps=10, ckpt_dir=d, ckpt_every=5)
+    assert str(ei.value) == f"no space left on the disk holding {d} while writing last.pt (the previous last.pt is kept)"
+    from evaluators.core.safe_load import load_checkpoint_file
+
+    assert load_checkpoint_file(d / "last.pt")["step"] == 5
+    monkeypatch.setattr(tc, "atomic_torch_save", real)
+    res = run(seed=0, steps=10, ckpt_dir=d, ckpt_every=5)  # space again: resumes from step 5
+    assert res["resumed_from"] == 5 and _same(res["weights"], ref["weights"])
