@@ -366,8 +366,10 @@ def render_speed(bench_dirs: list[Path], records: list[dict]) -> str:
         rows = [{"method": r["method"], "dataset": r["dataset"], "steps": r["variant"].split("=", 1)[1],
                  **{k: f"{m['value']:.4g}" for k, m in r["metrics"].items() if m.get("value") is not None},
                  "data": r["data"], "scale": r["scale"]} for r in sweep]
+        names = [f"`plots/quality_vs_{kind}_{p}.png`" for p in sorted({r["protocol"] for r in sweep})
+                 for kind in ("steps", "time")]
         parts.append("## Quality against sampling steps (from the step-sweep run records)\n\n"
-                     "Plots: `plots/quality_vs_steps.png`, `plots/quality_vs_aits.png`.\n")
+                     f"Plots (a panel per metric, 95 % intervals as error bars): {', '.join(names)}.\n")
         parts.append(pd.DataFrame(rows).fillna("").to_markdown(index=False, disable_numparse=True) + "\n")
     parts.append("## Paper-reported inference numbers (their hardware, not measured here)\n")
     for paper in load_papers():
