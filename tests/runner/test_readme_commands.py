@@ -140,6 +140,7 @@ def plan(cmd: Command, tmp: Path) -> tuple[str, list[str]]:
             return "run", [PY, "requirements/lock.py", "check", "--offline"]
         if a[1:3] == ["-m", "methods"] and a[3] == "new":
             rest = [x for prev, x in zip(["", *a[4:]], a[4:]) if prev != "--dir" and x != "--dir"]
+            (tmp / "plugin").mkdir(exist_ok=True)
             return "run", [PY, "-m", "methods", "new", *rest, "--dir", str(tmp / "plugin")]
         if a[1:3] == ["-m", "evaluators.runner.estimate"]:  # every experiment probed: minutes
             return "parse", [PY, "-c", "import evaluators.runner.estimate as e; "
