@@ -37,24 +37,28 @@ def load_manifest(source: Path) -> dict | None:
     return doc
 
 
-def records_named(manifest: dict) -> set[str]:
-    """The record files the gallery links to (the site copies them beside the page)."""
+def record_cells(manifest: dict) -> list[dict]:
+    """The manifest entries that link a record (``record`` file name; ``method``, ``dataset``,
+    ``protocol``, ``variant`` find a republished one)."""
     cells = [s for row in manifest.get("captions", []) for s in row.get("samples", [])] + manifest.get("pose", [])
-    return {c["record"] for c in cells if c.get("record")}
+    return [c for c in cells if c.get("record")]
 
 
-def _label(method: str, record: str | None, commit: str | None, have: set[str]) -> str:
+def _label(method: str, record: str | None, commit: str | None, links: dict[str, str]) -> str:
     e = html.escape
     name = f"<span class=\"chip\" style=\"background:{color_of(method)}\"></span><b>{e(method)}</b>"
     link = ""
     if record:
-        link = (f"<br><a href=\"results/{e(record)}\">record</a>" if record in have
-                else f"<br><small>{e(record)}</small>")
+        found = links.get(record)
+        link = (f"<br><a href=\"results/{e(found)}\">record</a>" if found else f"<br><small>{e(record)}</small>")
+        if found and found != record:  # the records were republished after the gallery was exported
+            link += " <small>(republished)</small>"
     return name + link + (f"<br><small>commit <code>{e(commit)}</code></small>" if commit else "")
 
 
-def gallery_body(manifest: dict, have_records: set[str]) -> str:
-    """HTML of the gallery page; ``have_records`` are the record files copied into ``results/``."""
+def gallery_body(manifest: dict, have_records: dict[str, str]) -> str:
+    """HTML of the gallery page; ``have_records`` maps a manifest's record name to the file copied
+    into ``results/`` (itself, or the newest record of the same run key when it was republished)."""
     e = html.escape
     rows = manifest.get("captions", [])
     parts = ["<h1>Gallery</h1>",

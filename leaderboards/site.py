@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import re
 import shutil
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from leaderboards.gallery_page import GALLERY_CSS, curves_section, gallery_body, load_manifest, records_named
+from leaderboards.gallery_page import GALLERY_CSS, curves_section, gallery_body, load_manifest, record_cells
 from leaderboards.make_tables import LB_DIR
 from leaderboards.references import load_papers
 
@@ -68,7 +69,7 @@ def build_site(out: str | Path, source: str | Path = LB_DIR) -> list[Path]:
         copied[sub] = files
     plots, benches = copied["plots"], copied["benchmarks"]
     manifest = load_manifest(source)
-    have_records = _copy_records(records_named(manifest) if manifest else set(), source, out)
+    have_records = _copy_records(record_cells(manifest) if manifest else [], source, out)
     md = MarkdownIt("gfm-like", {"html": False, "linkify": False})
     nav = "<a href=\"index.html\">index</a>" + ("<a href=\"gallery.html\">gallery</a>" if manifest else "") + "".join(
         f"<a href=\"{p.stem}.html\">{html.escape(p.stem)}</a>" for p in pages)
@@ -107,19 +108,38 @@ def build_site(out: str | Path, source: str | Path = LB_DIR) -> list[Path]:
     return written
 
 
-def _copy_records(names: set[str], source: Path, out: Path) -> set[str]:
+KEY = ("method", "dataset", "protocol", "variant")
+
+
+def _copy_records(cells: list[dict], source: Path, out: Path) -> dict[str, str]:
     """Copy the records the gallery links to from ``source/results`` (published) or the run's
-    ``records`` folder beside ``source`` (``runs/leaderboards`` -> ``runs/records``); returns those found."""
+    ``records`` folder beside ``source`` (``runs/leaderboards`` -> ``runs/records``). A record
+    republished under another name (a newer run of the same method, dataset, protocol and variant)
+    is linked instead; returns manifest name -> copied name."""
     if (out / "results").exists():
         shutil.rmtree(out / "results")
-    found = set()
-    for name in sorted(names):
-        src = next((d / name for d in (source / "results", source.parent / "records") if (d / name).is_file()), None)
-        if src is not None and Path(name).name == name:
+    dirs = [d for d in (source / "results", source.parent / "records") if d.is_dir()]
+    newest: dict[tuple, tuple[str, Path]] | None = None
+    links: dict[str, str] = {}
+    for cell in cells:
+        name = cell["record"]
+        if Path(name).name != name:  # a manifest names files, never paths
+            continue
+        src = next((d / name for d in dirs if (d / name).is_file()), None)
+        if src is None and all(k in cell for k in KEY):
+            if newest is None:
+                newest = {}
+                for p in sorted(f for d in dirs for f in d.glob("*.json")):
+                    rec = json.loads(p.read_text(encoding="utf-8"))
+                    key = tuple(rec.get(k, "") for k in KEY)
+                    if key not in newest or rec.get("started", "") >= newest[key][0]:
+                        newest[key] = (rec.get("started", ""), p)
+            src = newest.get(tuple(cell[k] for k in KEY), (None, None))[1]
+        if src is not None:
             (out / "results").mkdir(exist_ok=True)
-            shutil.copy2(src, out / "results" / name)
-            found.add(name)
-    return found
+            shutil.copy2(src, out / "results" / src.name)
+            links[name] = src.name
+    return links
 
 
 def main(argv: list[str] | None = None) -> int:

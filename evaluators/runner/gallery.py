@@ -64,6 +64,13 @@ def _main_records(records: list[dict], protocol: str, variant: str) -> dict[str,
     return out
 
 
+def _record_key(rec: dict) -> dict:
+    """What a gallery cell says of its record: the file, the commit, and the run key the site uses
+    to find a republished record of the same run."""
+    return {"record": record_filename(rec), "commit": (rec.get("git") or {}).get("commit", ""),
+            "dataset": rec["dataset"], "protocol": rec["protocol"], "variant": rec.get("variant", "")}
+
+
 def _load_method(rec: dict, workdir: Path):
     cfg = rec["config"]
     method = get_method(rec["method"])(dict(cfg["method"]), device="cpu", seed=int(rec["seed"]), workdir=None)
@@ -105,8 +112,7 @@ def export_generators(records: list[dict], out: Path, root: Path, n: int, max_fr
                 motions = torch.as_tensor(method.generate([c for c, _ in items], [L for _, L in items])).float().numpy()
             for i, ((_, length), m) in enumerate(zip(items, motions)):
                 gif = _render(np.asarray(to_joints(m[:length])), out / f"{name}_{i}.gif", name, chain, fps, max_frames)
-                rows[i]["samples"].append({"method": name, "gif": f"{GALLERY_DIR}/{gif.name}",
-                                           "record": record_filename(rec), "commit": rec["git"].get("commit", "")})
+                rows[i]["samples"].append({"method": name, "gif": f"{GALLERY_DIR}/{gif.name}", **_record_key(rec)})
         except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:  # a convenience: never fail the run
             log.warning("gallery: could not render %s (%s); left out", name, e)
     return rows
@@ -130,8 +136,7 @@ def export_pose(records: list[dict], out: Path, root: Path, n: int) -> list[dict
             atomic_write_bytes(target, buf.getvalue())
             images.append(f"{GALLERY_DIR}/{target.name}")
         if images:
-            rows.append({"method": name, "dataset": rec["dataset"], "images": images, "record": record_filename(rec),
-                         "commit": rec["git"].get("commit", "")})
+            rows.append({"method": name, "images": images, **_record_key(rec)})
     return rows
 
 

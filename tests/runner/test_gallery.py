@@ -54,6 +54,7 @@ def test_pose_overlays_and_curves_are_published_with_their_record(tmp_path):
     (pose,) = manifest["pose"]
     assert pose["record"] == "diffusionpose_synth_coco_coco_ap_gt_boxes_20261206T030529Z_s0.json"
     assert pose["commit"] == "abc123" and len(pose["images"]) == 3
+    assert (pose["dataset"], pose["protocol"], pose["variant"]) == ("synth_coco", "coco_ap", "gt_boxes")
     for rel in pose["images"]:
         w, h = Image.open(out / rel).size
         assert max(w, h) == POSE_PX and (w, h) == (round(POSE_PX * 400 / 600), POSE_PX)
