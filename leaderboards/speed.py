@@ -20,6 +20,7 @@ import pandas as pd
 from leaderboards.md_format import BenchmarkFileError, _fmt, _md, render_reference
 from leaderboards.references import load_papers
 from leaderboards.speed_drift import DRIFT_KIND, load_drift, render_drift
+from leaderboards.speed_summary import headline, target_table, versus_authors
 
 log = logging.getLogger(__name__)
 
@@ -313,10 +314,11 @@ def _render_file(path: Path, data: dict) -> list[str]:
         if any(skipped.values()):
             parts.append("Ops fvcore skipped (not in GMACs): "
                          + "; ".join(f"{m}: {', '.join(v)}" for m, v in sorted(skipped.items()) if v) + ".\n")
-        notes = [f"- {e['method']} b{e.get('batch')}" + ("" if _fp32(e) else f" {e['precision']}") + f": {e['note']}"
-                 for e in es if e.get("what") == "sampling" and e.get("note")]
-        if notes:
-            parts.append("\n".join(notes) + "\n")
+        tt = target_table(es)
+        if len(tt):
+            parts += ["### Targets and misses (every timed sampling row)\n",
+                      "The verdict of each sampling row against the fraction-of-peak target stored with it, and "
+                      "what the row's note adds (e.g. a step cap).\n", _md(tt)]
         parts += _miss_profiles(es)
     pt = _precision_table(es)
     if len(pt):
@@ -344,6 +346,12 @@ def render_speed(bench_dirs: list[Path], records: list[dict]) -> str:
              "section; compare methods by the ratios measured in one run (`fraction_of_peak` is achieved FLOP/s over "
              "this machine's fp32 matmul peak measured in the same run).\n"]
     files = load_benchmarks(bench_dirs)
+    parts += headline(files, _entries)
+    parts += versus_authors(bench_dirs)
+    parts.append("---\n\n# Details\n\nEverything behind the short tables: per file, the full per-method "
+                 "table, every row against its target, the profiles of the misses, bf16, the step sweep, the "
+                 "precision switches, the text2motion repetition and the machine ceiling; then the bf16 quality "
+                 "drift, quality against steps and the papers' own inference numbers.\n")
     if not files:
         parts.append("_No benchmark results committed yet (`leaderboards/benchmarks/` is empty)._\n")
     else:
@@ -358,8 +366,10 @@ def render_speed(bench_dirs: list[Path], records: list[dict]) -> str:
         rows = [{"method": r["method"], "dataset": r["dataset"], "steps": r["variant"].split("=", 1)[1],
                  **{k: f"{m['value']:.4g}" for k, m in r["metrics"].items() if m.get("value") is not None},
                  "data": r["data"], "scale": r["scale"]} for r in sweep]
+        names = [f"`plots/quality_vs_{kind}_{p}.png`" for p in sorted({r["protocol"] for r in sweep})
+                 for kind in ("steps", "time")]
         parts.append("## Quality against sampling steps (from the step-sweep run records)\n\n"
-                     "Plots: `plots/quality_vs_steps.png`, `plots/quality_vs_aits.png`.\n")
+                     f"Plots (a panel per metric, 95 % intervals as error bars): {', '.join(names)}.\n")
         parts.append(pd.DataFrame(rows).fillna("").to_markdown(index=False, disable_numparse=True) + "\n")
     parts.append("## Paper-reported inference numbers (their hardware, not measured here)\n")
     for paper in load_papers():

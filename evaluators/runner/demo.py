@@ -2,8 +2,10 @@
 
 The demo runs every registered (non-test) method at ``scale=smoke`` on the synthetic dataset
 its method config names in ``demo_experiment`` (an experiment config, e.g. ``mld_synth-t2m``),
-then regenerates the leaderboards under ``${runs_dir}/leaderboards`` and prints a short table
-of the demo's records and of each method's wall time.
+then regenerates the leaderboards under ``${runs_dir}/leaderboards``, exports the site's gallery
+and training curves there (:mod:`evaluators.runner.gallery`; ``python -m leaderboards.site --source
+runs/leaderboards`` shows them) and prints a short table of the demo's records and of each
+method's wall time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from evaluators.protocols import get_protocol, list_protocols
 from evaluators.runner.compose import compose
 from evaluators.runner.execute import run_experiment
 from evaluators.runner.finish import finish
+from evaluators.runner.gallery import export_gallery
 from evaluators.runner.names import experiments_by_method
 from methods import get_method, list_methods
 from methods.base import capabilities_of
@@ -81,6 +84,12 @@ def demo(argv: list[str]) -> int:
         timing.append({"method": name, "experiment": exp or "-", "wall_s": f"{time.perf_counter() - t0:.1f}",
                        "status": status})
     print(finish(records, runs_dir))
+    if records:
+        try:  # the gallery is a convenience beside the records: its failure must not fail the demo
+            print(f"gallery:      {export_gallery(records, runs_dir / 'leaderboards')} (the site's gallery page and "
+                  f"training curves; `--out leaderboards` of `python -m evaluators.runner.gallery` publishes them)")
+        except Exception as e:  # noqa: BLE001 - see above
+            log.warning("demo: the gallery was not exported (%s)", e)
     if timing:
         print(pd.DataFrame(timing).to_markdown(index=False, tablefmt="github", disable_numparse=True))
     print(f"demo: {len(names) - len(failed)}/{len(names)} methods ok in {time.perf_counter() - t_all:.1f} s; "

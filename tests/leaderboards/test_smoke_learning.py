@@ -1,0 +1,87 @@
+"""Each method's smoke run learns something measurable: thresholds on the published demo records.
+
+The records under ``leaderboards/results`` are what the demo writes at this commit (the
+published-records check reruns the cheapest chain and compares them field by field), so these
+thresholds make the demo an end-to-end check of learning, not only of running to completion.
+
+Every threshold is against chance or against what an untrained model gives:
+
+- text-to-motion R-Precision top 1 ranks the true caption among 32 (the protocol's batch): an
+  untrained generator's motions match no caption, so it scores 1/32; the lower end of the
+  record's 95 % interval over repetitions must clear it (a one-sided test at 97.5 %);
+- action recognition top 1 on synth_ntu's 12 classes: chance is 100/12 = 8.3 %;
+- reconstruction MPJPE: an untrained auto-encoder returns noise metres away; 100 mm is ours;
+- COCO AP (percent) of a pose estimator: random keypoints score 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leaderboards.make_tables import LB_DIR, latest, load_results
+
+R_PRECISION_CHANCE = 1 / 32  # evaluators/protocols/text2motion.py: 32 captions per ranking (official batch)
+NTU_SYNTH_CHANCE = 100 / 12  # configs/dataset/synth_ntu.yaml: num_actions 12
+CONFIG_METHODS = Path(__file__).resolve().parents[2] / "configs" / "method"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    method: str
+    protocol: str
+    variant: str
+    metric: str
+    bound: float
+    above: bool  # the value (minus its ci95 when ``one_sided``) must be above ``bound``; else below
+    why: str
+    one_sided: bool = False
+
+
+THRESHOLDS = [
+    *[Threshold(m, "text2motion", "", "r_precision_top1", R_PRECISION_CHANCE, True,
+                "R@1 beats an untrained generator (1/32) by more than its 95 % interval", one_sided=True)
+      for m in ("mld", "momask", "hgm3")],
+    *[Threshold(m, "reconstruction", "", "mpjpe_mm", 100.0, False, "ours: the auto-encoder reconstructs within 10 cm")
+      for m in ("mld", "momask", "hgm3")],
+    Threshold("macdiff", "linear", "pool=mean,features=per_epoch_augmented", "top1", 3 * NTU_SYNTH_CHANCE, True,
+              "a linear probe on the pretrained features reaches 3x chance (12 classes)"),
+    Threshold("macdiff", "finetune", "", "top1", 3 * NTU_SYNTH_CHANCE, True, "fine-tuning reaches 3x chance"),
+    Threshold("diffusionpose", "coco_ap", "gt_boxes", "ap", 10.0, True, "ours: well above the 0 % of random keypoints"),
+    Threshold("heatmap_baseline", "coco_ap", "gt_boxes", "ap", 10.0, True,
+              "ours: well above the 0 % of random keypoints"),
+]
+# the pose smoke budget (150 steps at 48x64 input) does not learn keypoints yet: AP 0.14 % and 0 %
+# in the published records; raising it needs the published records regenerated with it
+NOT_YET = {("diffusionpose", "coco_ap"), ("heatmap_baseline", "coco_ap")}
+
+
+@pytest.fixture(scope="module")
+def smoke_records() -> dict[tuple[str, str, str], dict]:
+    recs = [r for r in latest(load_results([LB_DIR / "results"])) if r["scale"] == "smoke"]
+    return {(r["method"], r["protocol"], r["variant"]): r for r in recs}
+
+
+def test_every_demo_method_has_a_threshold():
+    demo = sorted(p.stem for p in CONFIG_METHODS.glob("*.yaml")
+                  if (yaml.safe_load(p.read_text(encoding="utf-8")) or {}).get("demo_experiment"))
+    assert demo and sorted({t.method for t in THRESHOLDS}) == demo
+
+
+@pytest.mark.parametrize("t", [pytest.param(t, id=f"{t.method}-{t.protocol}-{t.metric}", marks=(
+    [pytest.mark.xfail(strict=True, reason="pose smoke budget does not learn yet (AP < 1 %)")]
+    if (t.method, t.protocol) in NOT_YET else [])) for t in THRESHOLDS])
+def test_smoke_run_learns(smoke_records, t: Threshold):
+    rec = smoke_records.get((t.method, t.protocol, t.variant))
+    assert rec is not None, f"no published smoke record {t.method} {t.protocol} {t.variant!r}"
+    m = rec["metrics"][t.metric]
+    value = m["value"]
+    if t.one_sided:
+        assert m.get("ci95") is not None, f"{t.method} {t.metric}: a one-sided test needs the record's interval"
+        value = value - m["ci95"] if t.above else value + m["ci95"]
+    ok = value > t.bound if t.above else value < t.bound
+    assert ok, (f"{t.method} {t.protocol} {t.metric} = {m['value']:.4g} (tested {value:.4g}) is not "
+                f"{'above' if t.above else 'below'} {t.bound:.4g}: {t.why}")
