@@ -15,6 +15,7 @@ Python API (any callable, no registered method needed)::
     # my_encoder(x: [B, C, T, V, M], pooling: "mean" | "joint") -> [B, D] frozen features
 
     reconstruction(reconstruct=fn, dataset="synth_t2m")   # fn(x) -> x_hat, same shape
+    reconstruction_inputs(manifest)                        # {key: input} of a reconstruction manifest
     coco_results(results, dataset="coco_kpt")              # a COCO keypoint results list -> OKS AP
 
 Both run the suite's own protocol function (``evaluators/protocols/text2motion.py``,
@@ -233,16 +234,32 @@ def score_features(s: Setup, sub: FeatureSubmission, seed: int, device: str = "c
     return [probe, knn_result(ftr, ytr, fte, yte, s.data.num_classes, c, sub.pooling, len(test))]
 
 
-def check_pair_inputs(s: Setup, sub: PairsSubmission, seed: int) -> None:
-    """Every submitted input is the protocol's (the manifest's item), before any evaluation work."""
+def pair_inputs(s: Setup, manifest: dict, seed: int) -> dict[str, np.ndarray]:
+    """``{item key: input}``: what the reconstruction protocol feeds the model for each manifest
+    item (text2motion: the seeded RAW feature crop; skeletons: the test feeder window)."""
     c = complete_config("reconstruction", s.protocol_cfg)
-    items = sub.manifest["items"]
+    items = manifest["items"]
     if REC.is_text2motion(s.data):
         crops = REC.text2motion_inputs(t2m_split(s.data, c["split"]), c, int(seed))[0]
-        expected = {it["key"]: crops[it["index"]] for it in items}
-    else:
-        sp, feeder, _ = REC.skeleton_inputs(s.data, c)
-        expected = {it["key"]: REC.skeleton_input(sp, feeder, [it["index"]])[0].numpy() for it in items}
+        return {it["key"]: np.asarray(crops[it["index"]], np.float32) for it in items}
+    sp, feeder, _ = REC.skeleton_inputs(s.data, c)
+    return {it["key"]: REC.skeleton_input(sp, feeder, [it["index"]])[0].numpy() for it in items}
+
+
+def reconstruction_inputs(manifest: dict, dataset_overrides: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The inputs a reconstruction manifest asks to reconstruct, ``{item key: array}`` (give
+    each back with its reconstruction: ``inputs.npz`` / ``reconstructions.npz``)."""
+    ident = manifest["identity"]
+    over = [f"max_samples={'null' if ident['max_samples'] is None else ident['max_samples']}",
+            f"batch_size={ident['batch_size']}"] + ([f"window={ident['window']}"] if "window" in ident else [])
+    s = setup("reconstruction", ident["dataset"], ident["scale"], over, dataset_overrides)
+    return pair_inputs(s, manifest, int(ident.get("seed", 0)))
+
+
+def check_pair_inputs(s: Setup, sub: PairsSubmission, seed: int) -> None:
+    """Every submitted input is the protocol's (the manifest's item), before any evaluation work."""
+    items = sub.manifest["items"]
+    expected = pair_inputs(s, sub.manifest, seed)
     for it in items:
         k = it["key"]
         diff = float(np.abs(sub.inputs[k].astype(np.float64) - expected[k]).max())

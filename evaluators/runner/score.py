@@ -87,7 +87,10 @@ def parse(args: list[str], positional: int, options: tuple[str, ...]) -> tuple[l
 
 
 def _dataset_name(name: str) -> str:
-    return {"kit": "kit_ml", "kit-ml": "kit_ml", "synth-t2m": "synth_t2m", "synth-action": "synth_action"}.get(name, name)
+    """The dataset config of a name as the experiments spell it (``synth-ntu`` -> ``synth_ntu``)."""
+    if name in ("kit", "kit-ml"):
+        return "kit_ml"
+    return name.replace("-", "_") if name.startswith("synth-") else name
 
 
 def _setup(protocol: str, dataset: str, scale: str | None, proto: list, data: list) -> S.Setup:
