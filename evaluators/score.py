@@ -15,6 +15,7 @@ Python API (any callable, no registered method needed)::
     # my_encoder(x: [B, C, T, V, M], pooling: "mean" | "joint") -> [B, D] frozen features
 
     reconstruction(reconstruct=fn, dataset="synth_t2m")   # fn(x) -> x_hat, same shape
+    reconstruction_inputs(manifest)                        # {key: input} of a reconstruction manifest
     coco_results(results, dataset="coco_kpt")              # a COCO keypoint results list -> OKS AP
 
 Both run the suite's own protocol function (``evaluators/protocols/text2motion.py``,
@@ -41,11 +42,21 @@ from evaluators.core.config import load_config
 from evaluators.core.seeding import seed_everything
 from evaluators.datasets import load_dataset
 from evaluators.networks.action_train import action_split
+from evaluators.networks.t2m_data import t2m_split
 from evaluators.protocols import RunContext, get_protocol
+from evaluators.protocols import reconstruction as REC
+from evaluators.protocols.linear import knn_result, probe_frozen_features
 from evaluators.protocols.manifest import build_manifest
 from evaluators.protocols.pose import coco_ap_metrics
-from evaluators.protocols.registry import ProtocolResult
+from evaluators.protocols.registry import ProtocolResult, complete_config
 from evaluators.protocols.submission import ReplayGenerator, Submission, SubmissionError
+from evaluators.protocols.submission_arrays import (
+    INPUT_ATOL,
+    FeatureSubmission,
+    PairsSubmission,
+    ReplayReconstructor,
+)
+from evaluators.provenance import recipe_entry
 
 # what a submission cannot be scored on: its own speed, a sampler's step counts
 SCORE_PATCH = {"text2motion": {"aits": {"enabled": False}, "steps": None, "steps_sweep": None},
@@ -202,6 +213,69 @@ def linear(encode: Callable, dataset: str = "synth_ntu", *, features: str | None
     s = setup("linear", dataset, scale, ov)
     out = run_protocol(s, CallableEncoder(encode, window, device), seed, device)
     return {r.variant: dict(r.metrics) for r in out}
+
+
+def score_features(s: Setup, sub: FeatureSubmission, seed: int, device: str = "cpu") -> list[ProtocolResult]:
+    """Submitted frozen features through the linear probe (the ``frozen_once`` recipe of the
+    submission's pooling, as the ``linear`` protocol runs it) and the weighted kNN probe."""
+    c = complete_config("linear", s.protocol_cfg)
+    train, test = s.data.split("train"), s.data.split("test")
+    ftr, fte = torch.from_numpy(sub.train), torch.from_numpy(sub.test)
+    ytr, yte = torch.as_tensor(train.labels).long(), torch.as_tensor(test.labels).long()
+    seed_everything(int(seed))
+    out = probe_frozen_features(ftr, ytr, fte, yte, s.data.num_classes, c, sub.pooling, int(seed), device)
+    key, prov = recipe_entry("linear_features", "frozen_once", paper=False, paper_value="per_epoch_augmented")
+    n = {"expected": len(test), "evaluated": len(yte)}
+    probe = ProtocolResult(metrics={"top1": out["top1_best"], "top1_last": out["top1_last"]}, split="test",
+                           n_samples=n, variant=f"pool={sub.pooling},features=frozen_once", provenance={key: prov},
+                           extra={"pooling": sub.pooling, "feature_dim": int(fte.shape[1]), "curve": out["curve"],
+                                  "features": "frozen_once", "features_text": "submitted frozen features",
+                                  "top1_is": "best epoch (papers' 'Max accuracy'); top1_last = last epoch"})
+    return [probe, knn_result(ftr, ytr, fte, yte, s.data.num_classes, c, sub.pooling, len(test))]
+
+
+def pair_inputs(s: Setup, manifest: dict, seed: int) -> dict[str, np.ndarray]:
+    """``{item key: input}``: what the reconstruction protocol feeds the model for each manifest
+    item (text2motion: the seeded RAW feature crop; skeletons: the test feeder window)."""
+    c = complete_config("reconstruction", s.protocol_cfg)
+    items = manifest["items"]
+    if REC.is_text2motion(s.data):
+        crops = REC.text2motion_inputs(t2m_split(s.data, c["split"]), c, int(seed))[0]
+        return {it["key"]: np.asarray(crops[it["index"]], np.float32) for it in items}
+    sp, feeder, _ = REC.skeleton_inputs(s.data, c)
+    return {it["key"]: REC.skeleton_input(sp, feeder, [it["index"]])[0].numpy() for it in items}
+
+
+def reconstruction_inputs(manifest: dict, dataset_overrides: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The inputs a reconstruction manifest asks to reconstruct, ``{item key: array}`` (give
+    each back with its reconstruction: ``inputs.npz`` / ``reconstructions.npz``)."""
+    ident = manifest["identity"]
+    over = [f"max_samples={'null' if ident['max_samples'] is None else ident['max_samples']}",
+            f"batch_size={ident['batch_size']}"] + ([f"window={ident['window']}"] if "window" in ident else [])
+    s = setup("reconstruction", ident["dataset"], ident["scale"], over, dataset_overrides)
+    return pair_inputs(s, manifest, int(ident.get("seed", 0)))
+
+
+def check_pair_inputs(s: Setup, sub: PairsSubmission, seed: int) -> None:
+    """Every submitted input is the protocol's (the manifest's item), before any evaluation work."""
+    items = sub.manifest["items"]
+    expected = pair_inputs(s, sub.manifest, seed)
+    for it in items:
+        k = it["key"]
+        diff = float(np.abs(sub.inputs[k].astype(np.float64) - expected[k]).max())
+        if diff > INPUT_ATOL:
+            raise SubmissionError(f"{sub.paths['inputs']}[{k}]: differs from the evaluation's input (test id "
+                                  f"{it['test_id']}) by up to {diff:.3g}; the inputs must be the manifest's items")
+
+
+def score_pairs(s: Setup, sub: PairsSubmission, seed: int, device: str = "cpu") -> list[ProtocolResult]:
+    """Replay checked reconstruction pairs through the reconstruction protocol."""
+    check_pair_inputs(s, sub, seed)
+    gen = ReplayReconstructor(sub)
+    out = run_protocol(s, gen, seed, device)
+    if not gen.done():
+        raise RuntimeError(f"the protocol used {gen.next} of the manifest's {len(gen.calls)} reconstruct calls")
+    return out
 
 
 def score_coco(s: Setup, results: list[dict]) -> list[ProtocolResult]:

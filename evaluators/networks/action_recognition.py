@@ -44,11 +44,20 @@ class MotionDiscriminatorA2M(nn.Module):
         self.linear1 = nn.Linear(hidden_size, 30)
         self.linear2 = nn.Linear(30, output_size)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
+                generator: torch.Generator | None = None):
+        """``generator``: where the random initial state comes from (a CPU generator: drawn on the
+        CPU, then moved, so CPU and GPU evaluations share it); ``None``: the global torch RNG on
+        ``x``'s device, as the official ``initHidden``."""
         b, t = x.shape[:2]
         seq = x.reshape(b, t, -1).permute(1, 0, 2).float()  # [T, B, J*C] (time-major GRU)
         shape = (self.hidden_layer, b, self.hidden_size)
-        h0 = torch.randn(shape, device=x.device) if self.random_h0 else torch.zeros(shape, device=x.device)
+        if not self.random_h0:
+            h0 = torch.zeros(shape, device=x.device)
+        elif generator is None:
+            h0 = torch.randn(shape, device=x.device)
+        else:
+            h0 = torch.randn(shape, generator=generator, device=generator.device).to(x.device)
         out, _ = self.recurrent(seq, h0)
         lengths = torch.full((b,), t, device=x.device) if lengths is None else torch.as_tensor(lengths, device=x.device)
         last = out[(lengths.long() - 1).clamp(0, t - 1), torch.arange(b, device=x.device)]  # last valid frame
@@ -166,7 +175,8 @@ class STGCN(nn.Module):
             [nn.Parameter(torch.ones(self.A.shape)) for _ in blocks]) if edge_importance_weighting else None
         self.fcn = nn.Conv2d(cin, num_class, kernel_size=1)
 
-    def forward(self, x: torch.Tensor, lengths=None):
+    def forward(self, x: torch.Tensor, lengths=None, generator: torch.Generator | None = None):
+        # deterministic: ``generator`` is accepted for the recognisers' common call and unused
         # ACTOR feeds [N, C, T, V, M=1]; our motions are [B, T, V, C]
         x = x.float().permute(0, 3, 1, 2)  # [N, C, T, V]
         n, c, t, v = x.shape

@@ -90,15 +90,19 @@ def pad_motions(motions: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def recognizer_outputs(net: nn.Module, motions, lengths, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits [N, K], features [N, F])`` of ``motions [N, T, J, C]`` in eval mode."""
+def recognizer_outputs(net: nn.Module, motions, lengths, batch_size: int = 256,
+                       generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits [N, K], features [N, F])`` of ``motions [N, T, J, C]`` in eval mode. A stochastic
+    recogniser (the HumanAct12 GRU's random initial state) draws from ``generator`` when one is
+    given, else from the global torch RNG."""
     net.eval()
     dev = next(net.parameters()).device
     logits, feats = [], []
     motions = torch.as_tensor(motions)
     lengths = torch.as_tensor(lengths)
     for i in range(0, len(motions), batch_size):
-        lo, fe = net(motions[i:i + batch_size].to(dev), lengths[i:i + batch_size].to(dev))
+        kw = {} if generator is None else {"generator": generator}
+        lo, fe = net(motions[i:i + batch_size].to(dev), lengths[i:i + batch_size].to(dev), **kw)
         logits.append(lo.cpu().numpy())
         feats.append(fe.cpu().numpy())
     return np.concatenate(logits), np.concatenate(feats)

@@ -2,8 +2,13 @@
 
 Source: ACTOR ``src/evaluate/action2motion/evaluate.py`` / ``stgcn_eval.py`` (``a2m`` and
 ``stgcn`` evaluations), MLD ``mld/models/metrics/uncond.py`` / ``HUMANACT12Metrics``. Per
-repetition r (seed ``ctx.seed + r``; torch seeded too, because the HumanAct12 GRU recogniser
-draws a random initial state per call, as the official one does):
+repetition r (seed ``ctx.seed + r``; torch seeded with it before the generations, as ACTOR
+seeds each evaluation round). The HumanAct12 GRU recogniser draws a random initial state per
+call, as the official ``initHidden`` does; here each recogniser pass (training references, test
+references, real row, generated set) draws it from its own generator seeded from ``(seed + r,
+pass)`` (:func:`metric_generator`), so the evaluator's randomness never shares a stream with the
+generator's: a submission scored from files (``evaluators/score.py``) meets the same recogniser
+noise as the in-process run, and its motions the same generation noise:
 
 - reference clips: ACTOR's "conseq" sampling of ``num_frames`` (60) consecutive frames per
   motion (padded with the last frame when shorter; ``num_frames: null`` = whole motions), first
@@ -53,6 +58,16 @@ from evaluators.protocols._t2m_helpers import resolve_device
 from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 
 log = logging.getLogger(__name__)
+
+
+# one stream per recogniser pass of a repetition (metric_generator)
+TRAIN_REF, TEST_REF, REAL, GENERATED = range(4)
+
+
+def metric_generator(seed: int, stream: int) -> torch.Generator:
+    """The CPU generator of recogniser pass ``stream`` in the repetition with seed ``seed``
+    (numpy ``SeedSequence([seed, stream])``: independent streams, none of them the global RNG)."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), int(stream)]).generate_state(1)[0]))
 
 
 def _has_split(data, name: str) -> bool:
@@ -131,19 +146,21 @@ def action2motion(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResu
         torch.manual_seed(seed)
         tr_clips, te_clips = draw_clips(train, test if has_test else None, c["num_frames"], seed)
         lengths = [len(m) for m in te_clips]
-        _, f_train = recognizer_outputs(net, *pad_motions(tr_clips))
-        lo_test, f_test = recognizer_outputs(net, *pad_motions(te_clips)) if has_test else (None, None)
+        _, f_train = recognizer_outputs(net, *pad_motions(tr_clips), generator=metric_generator(seed, TRAIN_REF))
+        lo_test, f_test = recognizer_outputs(net, *pad_motions(te_clips), generator=metric_generator(seed, TEST_REF)) \
+            if has_test else (None, None)
         ref_test = f_test if has_test else None
         if c["real_row"]:
             ref_labels = test.labels if has_test else train.labels
             # without a test split the real row re-encodes the training clips (a second pass, as
             # ACTOR compares two GT loaders); its fid_train then measures the evaluator's noise
-            lo_real, f_real = (lo_test, f_test) if has_test else recognizer_outputs(net, *pad_motions(tr_clips))
+            lo_real, f_real = (lo_test, f_test) if has_test else \
+                recognizer_outputs(net, *pad_motions(tr_clips), generator=metric_generator(seed, REAL))
             real_rows.append(_row(lo_real, f_real, ref_labels, f_train, None, n_cls, seed, c))
             if skeleton is not None:
                 real_rows[-1].update(action_physical(*pad_motions(te_clips), **phys))
         gx, glen = _generate(method, test.labels, lengths, c["steps"], bs)
-        lo_gen, f_gen = recognizer_outputs(net, gx, glen)
+        lo_gen, f_gen = recognizer_outputs(net, gx, glen, generator=metric_generator(seed, GENERATED))
         gen_rows.append(_row(lo_gen, f_gen, test.labels, f_train, ref_test, n_cls, seed, c))
         if skeleton is not None:
             gen_rows[-1].update(action_physical(gx, glen, **phys))

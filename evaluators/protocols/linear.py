@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluators.metrics.knn import knn_top1
 from evaluators.protocols._skeleton_common import device_of, extract_features, loader, window_of
 from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 from evaluators.provenance import recipe_entry
@@ -172,6 +173,30 @@ def fit_linear_probe(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yt
     return {"top1_best": max(curve), "top1_last": curve[-1], "curve": curve}
 
 
+def probe_frozen_features(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch.Tensor,
+                          num_classes: int, cfg: dict, pooling: str, seed: int,
+                          device: str | torch.device = "cpu") -> dict:
+    """The ``frozen_once`` probe of ``pooling``'s recipe (batch size, dropout) on given features;
+    the protocol and a submitted-features score (``evaluators/score.py``) both call it."""
+    pcfg = dict(cfg[pooling])
+    return fit_linear_probe(ftr, ytr, fte, yte, num_classes, epochs=int(cfg["epochs"]), lr=float(cfg["lr"]),
+                            momentum=float(cfg["momentum"]), weight_decay=float(cfg["weight_decay"]),
+                            min_lr_epochs=int(cfg["min_lr_epochs"]), seed=seed, device=device,
+                            batch_size=int(pcfg["batch_size"]), dropout=float(pcfg["dropout"]))
+
+
+def knn_result(ftr: torch.Tensor, ytr: torch.Tensor, fte: torch.Tensor, yte: torch.Tensor, num_classes: int,
+               cfg: dict, pooling: str, n_expected: int) -> ProtocolResult:
+    """The weighted kNN probe (``cfg["knn"]``: DINO ``eval_knn.py``) on frozen features, variant
+    ``knn,pool=POOLING``."""
+    k, temp = int(cfg["knn"]["k"]), float(cfg["knn"]["temperature"])
+    top1 = knn_top1(ftr, ytr, fte, yte, num_classes, k=k, temperature=temp)
+    return ProtocolResult(metrics={"top1": top1}, split="test", variant=f"knn,pool={pooling}",
+                          n_samples={"expected": n_expected, "evaluated": len(yte)},
+                          extra={"pooling": pooling, "feature_dim": int(fte.shape[1]), "k": k, "temperature": temp,
+                                 "features": "frozen, test crop p=0.95 for train and test"})
+
+
 @register_protocol("linear", needs="RepresentationLearner", tasks="skeleton_ssl")
 def linear(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
     """Linear probe on frozen features, per-joint (MacDiff) and pooled (MAMP) features."""
@@ -192,10 +217,10 @@ def linear(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
         t0 = time.perf_counter()
         pcfg = dict(cfg[pooling])
         fte, yte = extract_features(method, test_f, pooling)
+        ftr = ytr = None
         if features == "frozen_once":
             ftr, ytr = extract_features(method, train_f, pooling)
-            out = fit_linear_probe(ftr, ytr, fte, yte, data.num_classes, batch_size=int(pcfg["batch_size"]),
-                                   dropout=float(pcfg["dropout"]), **common)
+            out = probe_frozen_features(ftr, ytr, fte, yte, data.num_classes, cfg, pooling, ctx.seed, device)
             text = "extracted once with the test crop p=0.95 for train and test (no per-epoch random crop/rotation); " \
                    "dropout on pooled features"
         else:
@@ -212,4 +237,8 @@ def linear(method, data, cfg: dict, ctx: RunContext) -> list[ProtocolResult]:
             extra={"pooling": pooling, "feature_dim": int(fte.shape[1]), "window": window, "curve": out["curve"],
                    "top1_is": "best epoch (papers' 'Max accuracy'); top1_last = last epoch",
                    "features": features, "features_text": text, "wall_s": time.perf_counter() - t0}))
+        if cfg["knn"]["enabled"]:
+            if ftr is None:
+                ftr, ytr = extract_features(method, train_f, pooling)
+            results.append(knn_result(ftr, ytr, fte, yte, data.num_classes, cfg, pooling, len(data.split("test"))))
     return results

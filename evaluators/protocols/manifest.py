@@ -7,7 +7,11 @@ protocol makes (seed ``seed + r`` for repetition r):
   motion's captions, target length, crop start; batches of ``batch_size``), then the
   MultiModality prompts, each asked ``num_repeats`` times (one call per prompt);
 - ``action2motion``: per repetition one item per test clip (action label, length), in batches
-  of ``batch_size``.
+  of ``batch_size``;
+- ``linear`` (skeleton representations): the train and test sample ids whose frozen features a
+  submission gives (no calls: the probes run on the features);
+- ``reconstruction``: every input the protocol reconstructs (test id; text2motion: the seeded
+  crop), in its batch order.
 
 It is made by the SAME functions the protocols draw with
 (:func:`evaluators.protocols._t2m_helpers.draw_t2m_repetition`,
@@ -29,12 +33,13 @@ from evaluators.networks.t2m_data import t2m_split
 from evaluators.networks.t2m_evaluator import evaluator_config, resolve_official_files
 from evaluators.protocols import _t2m_helpers as H
 from evaluators.protocols import action2motion as A2M
+from evaluators.protocols import reconstruction as REC
 from evaluators.protocols.registry import complete_config
 from evaluators.provenance import sha256_file
 
 SCHEMA = "motionrepro.manifest"
 SCHEMA_VERSION = 1
-PROTOCOLS = ("text2motion", "action2motion", "coco_ap", "pose")
+PROTOCOLS = ("text2motion", "action2motion", "coco_ap", "pose", "linear", "reconstruction")
 
 
 def _sha_json(obj: Any) -> str:
@@ -162,6 +167,51 @@ def pose_manifest(data: Any, protocol: str, dataset: str, scale: str = "paper") 
     return _finish(identity, {"coco_results": {"num_keypoints": kpts, "image_ids": images}}, [], [])
 
 
+def features_manifest(data: Any, cfg: dict, dataset: str, scale: str = "paper") -> dict:
+    """Skeleton representations (the ``linear`` protocol's probes): a submission gives frozen
+    features of every train and test sample, named by the split's sample ids listed here."""
+    c = complete_config("linear", cfg)
+    train, test = data.split("train"), data.split("test")
+    content = {n: {"names": list(sp.names), "labels": [int(v) for v in sp.labels]} for n, sp in
+               (("train", train), ("test", test))}
+    identity = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "protocol": "linear", "dataset": dataset,
+                "scale": scale, **split_identity(data, "train+test", None, content),
+                "num_classes": int(data.num_classes)}
+    spec = {"train_ids": list(train.names), "test_ids": list(test.names), "poolings": list(c["poolings"]),
+            "input": "the dataset's deterministic test feeder (crop p=0.95, resized to the encoder's window) "
+                     "for train and test alike: the frozen_once recipe"}
+    return _finish(identity, {"skeleton_features": spec}, [], [])
+
+
+def reconstruction_manifest(data: Any, cfg: dict, seed: int, dataset: str, scale: str = "paper") -> dict:
+    """Reconstruction: the inputs the protocol reconstructs (test id, and for text2motion the
+    seeded T2M-loader crop), in its batch order; a submission gives each input with its
+    reconstruction."""
+    c = complete_config("reconstruction", cfg)
+    items, calls = [], []
+    if REC.is_text2motion(data):
+        split = t2m_split(data, c["split"])
+        crops, starts, batches = REC.text2motion_inputs(split, c, int(seed))
+        names = split.names
+        for i, crop in enumerate(crops):
+            items.append({"key": f"i{i:05d}", "index": i, "test_id": names[i] if names else str(i),
+                          "crop_start": int(starts[i]), "length": len(crop), "shape": list(crop.shape)})
+        task, content, extra = "text2motion", [len(m) for m in split.motions], {"seed": int(seed)}
+    else:
+        sp, feeder, n = REC.skeleton_inputs(data, c)
+        batches = REC.skeleton_batches(n, int(c["batch_size"]))
+        shape = [3, int(c["window"]), *sp.data.shape[3:]] if feeder is not None else list(sp.data.shape[1:])
+        items = [{"key": f"i{i:05d}", "index": i, "test_id": sp.names[i], "shape": shape} for i in range(n)]
+        names = list(sp.names)
+        task, content, extra = "skeleton_ssl", {"labels": [int(v) for v in sp.labels]}, {"window": int(c["window"])}
+    for b in batches:
+        calls.append([items[i]["key"] for i in b])
+    identity = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "protocol": "reconstruction", "dataset": dataset,
+                "scale": scale, **split_identity(data, c["split"], list(names or []), content), "task": task,
+                "max_samples": c["max_samples"], "batch_size": int(c["batch_size"]), **extra}
+    return _finish(identity, {"reconstruction_pairs": {"task": task}}, calls, items)
+
+
 def _finish(identity: dict, representation: dict, calls: list, items: list) -> dict:
     return {"identity": identity, "identity_sha256": _sha_json(identity), "representation": representation,
             "n_items": len(items), "calls": calls, "items": items}
@@ -177,6 +227,10 @@ def build_manifest(protocol: str, data: Any, cfg: dict, seed: int, dataset: str,
         return action2motion_manifest(data, cfg, seed, dataset, scale)
     if protocol in ("coco_ap", "pose"):
         return pose_manifest(data, protocol, dataset, scale)
+    if protocol == "linear":
+        return features_manifest(data, cfg, dataset, scale)
+    if protocol == "reconstruction":
+        return reconstruction_manifest(data, cfg, seed, dataset, scale)
     raise ValueError(f"no evaluation manifest for protocol {protocol!r} (manifests: {', '.join(PROTOCOLS)})")
 
 

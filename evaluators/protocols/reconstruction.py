@@ -31,7 +31,7 @@ import torch
 from evaluators.datasets.motion.humanml3d import recover_from_ric
 from evaluators.metrics.generation import fid as fid_metric
 from evaluators.metrics.reconstruction import accel_error, mpjpe, procrustes_align
-from evaluators.networks.t2m_data import crop_like_official, t2m_split
+from evaluators.networks.t2m_data import crop_window_official, t2m_split
 from evaluators.protocols._t2m_helpers import build_evaluator
 from evaluators.protocols.registry import ProtocolResult, RunContext, complete_config, register_protocol
 from evaluators.provenance import recipe_entry
@@ -107,11 +107,38 @@ def _reconstruct(method, x: torch.Tensor, posterior: str | None = None):
     return out.numpy(), (None if mask is None else torch.as_tensor(mask).detach().cpu().numpy())
 
 
+def text2motion_inputs(split, c: dict, seed: int) -> tuple[list[np.ndarray], list[int], list[list[int]]]:
+    """``(crops, crop starts, batches)``: the test motions cropped as the T2M test loader does
+    (seeded with ``seed``), and the batches of equal length the protocol reconstructs them in
+    (lengths ascending, ``batch_size`` each); the evaluation manifest lists the same."""
+    n = len(split) if c["max_samples"] is None else min(len(split), int(c["max_samples"]))
+    rng = np.random.default_rng(int(seed))
+    windows = [crop_window_official(len(split.motions[i]), rng) for i in range(n)]  # crop_like_official's draws
+    crops = [split.motions[i][start:start + m_len] for i, (start, m_len) in enumerate(windows)]
+    by_len: dict[int, list[int]] = {}
+    for i, m in enumerate(crops):
+        by_len.setdefault(len(m), []).append(i)
+    bs = int(c["batch_size"])
+    batches = [idx[s:s + bs] for _length, idx in sorted(by_len.items()) for s in range(0, len(idx), bs)]
+    return crops, [start for start, _ in windows], batches
+
+
+def is_text2motion(data, method=None) -> bool:
+    """Which branch reconstructs ``data``: the dataset's task, else the method's, else whether
+    the dataset has a skeleton feeder."""
+    task = getattr(data, "task", None) or getattr(method, "task", "")
+    return task == "text2motion" or (task != "skeleton_ssl" and not hasattr(data, "feeder"))
+
+
+def skeleton_batches(n: int, batch_size: int) -> list[list[int]]:
+    """The batches (test positions) the skeleton branch reconstructs, in order."""
+    return [list(range(s, min(n, s + batch_size))) for s in range(0, n, batch_size)]
+
+
 def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
     split = t2m_split(data, c["split"])
-    n = len(split) if c["max_samples"] is None else min(len(split), int(c["max_samples"]))
-    rng = np.random.default_rng(int(ctx.seed))
-    crops = [crop_like_official(split.motions[i], rng)[0] for i in range(n)]
+    crops, _, batches = text2motion_inputs(split, c, int(ctx.seed))
+    n = len(crops)
     to_joints = _to_joints(data, split.dim)
     align = True if c["align_root"] is None else bool(c["align_root"])
     acc = _Acc()
@@ -122,17 +149,12 @@ def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
     posterior = str(c["posterior"]) if takes_posterior(method) else None
     if posterior not in (None, "sample", "mean"):
         raise ValueError(f"protocol reconstruction: posterior must be 'sample' or 'mean', got {posterior!r}")
-    by_len: dict[int, list[int]] = {}
-    for i, m in enumerate(crops):
-        by_len.setdefault(len(m), []).append(i)
-    for _length, idx in sorted(by_len.items()):
-        for s in range(0, len(idx), int(c["batch_size"])):
-            chunk = idx[s:s + int(c["batch_size"])]
-            x = torch.from_numpy(np.stack([crops[i] for i in chunk]))
-            out, _ = _reconstruct(method, x, posterior)
-            for k, i in enumerate(chunk):
-                recon[i] = out[k]
-                acc.add(to_joints(out[k]), to_joints(crops[i]), align)
+    for chunk in batches:
+        x = torch.from_numpy(np.stack([crops[i] for i in chunk]))
+        out, _ = _reconstruct(method, x, posterior)
+        for k, i in enumerate(chunk):
+            recon[i] = out[k]
+            acc.add(to_joints(out[k]), to_joints(crops[i]), align)
     metrics = acc.metrics(float(c["unit_to_mm"]))
     extra: dict[str, Any] = {"align_root": align, "task": "text2motion", "crop": "T2M test loader (seeded)"}
     prov: dict[str, dict] = {}
@@ -160,20 +182,30 @@ def _text2motion(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
                           provenance=prov)
 
 
-def _skeleton(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
+def skeleton_inputs(data, c: dict) -> tuple[Any, Any, int]:
+    """``(split, feeder, n)``: the test split, its deterministic test feeder (``window`` frames;
+    ``None`` for a dataset without one: raw clips) and how many samples are reconstructed."""
     sp = data.split(c["split"])
-    n_total = len(sp)
-    n = n_total if c["max_samples"] is None else min(n_total, int(c["max_samples"]))
+    n = len(sp) if c["max_samples"] is None else min(len(sp), int(c["max_samples"]))
     feeder = data.feeder(sp, train=False, window=int(c["window"])) if hasattr(data, "feeder") else None
+    return sp, feeder, n
+
+
+def skeleton_input(sp, feeder, idx) -> torch.Tensor:
+    """The input batch ``[B, 3, T, 25, M]`` of test positions ``idx``."""
+    if feeder is not None:
+        return torch.stack([torch.as_tensor(feeder[i][0]) for i in idx]).float()
+    return torch.as_tensor(np.stack([sp.data[i] for i in idx])).float()
+
+
+def _skeleton(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
+    sp, feeder, n = skeleton_inputs(data, c)
+    n_total = len(sp)
     align = False if c["align_root"] is None else bool(c["align_root"])
     acc, masked_err, masked_n = _Acc(), 0.0, 0
     bs = int(c["batch_size"])
-    for s in range(0, n, bs):
-        idx = range(s, min(n, s + bs))
-        if feeder is not None:
-            x = torch.stack([torch.as_tensor(feeder[i][0]) for i in idx]).float()
-        else:
-            x = torch.as_tensor(np.stack([sp.data[i] for i in idx])).float()
+    for idx in skeleton_batches(n, bs):
+        x = skeleton_input(sp, feeder, idx)
         out, mask = _reconstruct(method, x)
         gt = x.numpy().transpose(0, 4, 2, 3, 1)  # [B, M, T, V, 3]
         pred = out.transpose(0, 4, 2, 3, 1)
@@ -201,7 +233,6 @@ def _skeleton(method, data, c: dict, ctx: RunContext) -> ProtocolResult:
 def reconstruction(method, data, cfg: dict, ctx: RunContext) -> ProtocolResult:
     """MPJPE / PA-MPJPE / ACCL (mm) of ``method.reconstruct`` on the test split (+ FID for text2motion)."""
     c = complete_config("reconstruction", cfg)
-    task = getattr(data, "task", None) or getattr(method, "task", "")
-    if task == "text2motion" or (task != "skeleton_ssl" and not hasattr(data, "feeder")):
+    if is_text2motion(data, method):
         return _text2motion(method, data, c, ctx)
     return _skeleton(method, data, c, ctx)

@@ -37,7 +37,9 @@ from evaluators.core.validate import ConfigError
 from evaluators.datasets.motion.humanml3d_features import extract_features
 
 META = "submission.yaml"
-REPRESENTATIONS = ("features", "joints", "coco_results")
+# features / joints: generative protocols (this module); coco_results: 2D pose (load_coco_results);
+# skeleton_features / reconstruction_pairs: evaluators/protocols/submission_arrays.py
+REPRESENTATIONS = ("features", "joints", "coco_results", "skeleton_features", "reconstruction_pairs")
 RESULTS = "results.json"  # representation coco_results: the COCO keypoint results list
 
 

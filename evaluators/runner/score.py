@@ -7,7 +7,8 @@
   it through the protocol (``evaluators/score.py``) and writes ordinary run records whose
   provenance says ``weights: submitted`` (+ the submission's sha256 and metadata);
 - ``export METHOD DATASET --manifest m.json --out DIR checkpoint=PATH [seed=N device=D
-  method_cfg.K=V]`` answers a manifest with a registered method: a submission folder.
+  method_cfg.K=V]`` answers a manifest with a registered method: a submission folder
+  (``linear``: ``pooling=mean|joint``; ``coco_ap``: ``boxes=det|gt``).
 
 ``KEY=V`` without a known prefix is a protocol config override (``repetitions=5``); ``dataset.K=V``
 overrides the dataset config. ``scale`` and ``seed`` of ``score`` default to those of the manifest
@@ -38,7 +39,9 @@ from evaluators.datasets import DatasetError
 from evaluators.protocols._t2m_helpers import call_generate
 from evaluators.protocols.manifest import SCHEMA, write_manifest
 from evaluators.protocols.submission import META, SubmissionError, load_coco_results, load_submission, read_meta
+from evaluators.protocols.submission_arrays import load_feature_submission, load_pairs_submission
 from evaluators.records import make_record, write_record
+from evaluators.runner import export_arrays as X
 from evaluators.runner.plan import resolve_device
 from methods.registry import UnknownNameError, get_method
 
@@ -48,8 +51,10 @@ log = logging.getLogger("evaluators.runner.score")
 # (the action2motion protocol records no evaluator entry yet, so, like the suite's own MLD action
 # records, a submitted one says "evaluator not recorded" until the official recogniser is wired in)
 EVALUATOR_SETTING = {"text2motion": {"evaluator": "official", "word_vectors": "glove"},
-                     "action2motion": {"evaluator": "official"}, "coco_ap": {}, "pose": {}}
-_RUN_KEYS = ("scale", "seed", "device", "runs_dir", "records_dir", "checkpoint")
+                     "action2motion": {"evaluator": "official"}, "coco_ap": {}, "pose": {}, "linear": {},
+                     "reconstruction": {}}
+_RUN_KEYS = ("scale", "seed", "device", "runs_dir", "records_dir", "checkpoint", "pooling", "boxes")
+ARRAY_PROTOCOLS = ("linear", "reconstruction", *S.POSE_PROTOCOLS)  # exported by evaluators/runner/export_arrays.py
 
 
 def parse(args: list[str], positional: int, options: tuple[str, ...]) -> tuple[list[str], dict, dict, list, list, list]:
@@ -82,7 +87,10 @@ def parse(args: list[str], positional: int, options: tuple[str, ...]) -> tuple[l
 
 
 def _dataset_name(name: str) -> str:
-    return {"kit": "kit_ml", "kit-ml": "kit_ml", "synth-t2m": "synth_t2m", "synth-action": "synth_action"}.get(name, name)
+    """The dataset config of a name as the experiments spell it (``synth-ntu`` -> ``synth_ntu``)."""
+    if name in ("kit", "kit-ml"):
+        return "kit_ml"
+    return name.replace("-", "_") if name.startswith("synth-") else name
 
 
 def _setup(protocol: str, dataset: str, scale: str | None, proto: list, data: list) -> S.Setup:
@@ -125,13 +133,22 @@ def score_main(args: list[str]) -> list[dict]:
     runs_dir = Path(run.get("runs_dir", "runs"))
     records_dir = Path(run.get("records_dir", runs_dir / "records"))
     t0 = time.perf_counter()
+    device = resolve_device(run.get("device", "auto"))
     if protocol in S.POSE_PROTOCOLS:  # a COCO results JSON, scored with pycocotools
         sub_meta, coco, sha = load_coco_results(folder, manifest)  # every check, before any work
         results = S.score_coco(s, coco)
+    elif protocol == "linear":  # frozen features through the linear and kNN probes
+        feats = load_feature_submission(folder, manifest)  # every check, before any work
+        sub_meta, sha = feats.meta, feats.sha256
+        results = S.score_features(s, feats, seed, device)
+    elif protocol == "reconstruction":  # input / reconstruction pairs
+        pairs = load_pairs_submission(folder, manifest)  # every check, before any work
+        sub_meta, sha = pairs.meta, pairs.sha256
+        results = S.score_pairs(s, pairs, seed, device)
     else:
         sub = load_submission(folder, manifest)  # every check, before any work
         sub_meta, sha = sub.meta, sub.sha256
-        results = S.score_submission(s, sub, seed, resolve_device(run.get("device", "auto")))
+        results = S.score_submission(s, sub, seed, device)
     wall = time.perf_counter() - t0
     meta = {k: v for k, v in sub_meta.items() if k != "manifest"}
     weights = P.entry("submitted", f"submitted ({meta['model']})", sha256=sha, folder=str(Path(folder).resolve()),
@@ -156,7 +173,7 @@ def score_main(args: list[str]) -> list[dict]:
 
 def export_main(args: list[str]) -> str:
     """``export METHOD DATASET --manifest m.json --out DIR checkpoint=PATH``; returns DIR."""
-    (method, dataset), opts, run, _, data, meth = parse(args, 2, ("manifest", "out"))
+    (method, dataset), opts, run, proto, data, meth = parse(args, 2, ("manifest", "out"))
     for o in ("manifest", "out"):
         if o not in opts:
             raise ConfigError(f"export: --{o} is required")
@@ -174,16 +191,34 @@ def export_main(args: list[str]) -> str:
     except UnknownNameError as e:
         raise ConfigError(str(e)) from None
     mcfg = load_config("method", method, str(ident.get("scale", "paper")), meth)
-    seed = int(run.get("seed", ident["seed"]))
+    seed = int(run.get("seed", ident.get("seed", 0)))  # the probes and COCO results draw none
     with tempfile.TemporaryDirectory(prefix="motionrepro-export-") as work:  # nothing is trained: no workdir kept
         gen = cls(dict(mcfg), device=resolve_device(run.get("device", "auto")), seed=seed, workdir=Path(work))
         try:
             gen.load_checkpoint(run["checkpoint"])
         except (ValueError, FileNotFoundError, KeyError) as e:
             raise ConfigError(f"checkpoint={run['checkpoint']}: {str(e).splitlines()[0] if str(e) else e!r}") from e
-        write_submission(gen, m, out, seed, {"model": method, "checkpoint": str(run["checkpoint"]),
-                                             "exported_by": "./reproduce.sh export"})
+        meta = {"model": method, "checkpoint": str(run["checkpoint"]), "exported_by": "./reproduce.sh export"}
+        if ident["protocol"] in ARRAY_PROTOCOLS:
+            export_arrays(gen, m, out, seed, meta, run, proto, data)
+        else:
+            write_submission(gen, m, out, seed, meta)
     return str(out)
+
+
+def export_arrays(method, manifest: dict, out: Path, seed: int, meta: dict, run: dict, proto: list, data: list) -> Path:
+    """Features, reconstruction pairs or COCO results of ``method`` for ``manifest`` (which must be
+    the one this evaluation draws: same identity)."""
+    ident = manifest["identity"]
+    s = _setup(ident["protocol"], ident["dataset"], str(ident.get("scale", "paper")), proto, data)
+    if S.manifest_for(s, int(ident.get("seed", seed)))["identity_sha256"] != manifest["identity_sha256"]:
+        raise ConfigError("--manifest: not the manifest of this evaluation (its identity differs: regenerate it "
+                          "with ./reproduce.sh manifest and the same KEY=V overrides)")
+    if ident["protocol"] == "linear":
+        return X.write_features(method, s.data, s.protocol_cfg, run.get("pooling", "mean"), manifest, out, meta)
+    if ident["protocol"] == "reconstruction":
+        return X.write_pairs(method, s.data, s.protocol_cfg, seed, manifest, out, meta)
+    return X.write_coco(method, s.data, s.protocol_cfg, run.get("boxes", "det"), manifest, out, meta)
 
 
 def write_submission(method, manifest: dict, out: Path, seed: int, meta: dict) -> Path:

@@ -272,3 +272,36 @@ def test_physical_gt_rows_of_the_synthetic_set(tmp_path, monkeypatch):
     assert r["penetrate_mm"] == 0.0 and 0.0 < r["float_mm"] < 50.0   # read upside down it would be ~1 m
     assert 0.0 <= r["skating_ratio"] < 0.5 and r["jerk_body"] > 0.0
     assert real.extra["physical"]["skeleton"] == "smpl24"
+
+
+class NoisyReplay(ClassGenerator):
+    """The same motions as ClassGenerator, but drawing ``draws`` numbers from the global torch RNG
+    per call (a diffusion sampler does; a submission replayed from files does not)."""
+
+    def __init__(self, data, draws):
+        super().__init__(data)
+        self.draws = draws
+
+    def generate(self, conditions, lengths, steps=None):
+        torch.randn(self.draws)
+        return super().generate(conditions, lengths, steps)
+
+
+def test_recogniser_noise_does_not_depend_on_the_generators_draws(tmp_path, monkeypatch):
+    """The evaluator's random GRU state comes from its own seeded streams: the metrics of the same
+    motions are identical whether the generator drew 0 or 1000 numbers from the global RNG (on a
+    shared stream the generated set's recogniser pass would meet different initial states)."""
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
+    torch.set_num_threads(1)
+    data = TinyAction()
+    net = train_recognizer(data, kind="a2m_gru", steps=20, lr=3e-3, batch_size=32, num_frames=24)
+    ctx = RunContext(seed=0, extra={"action_recognizer": net})
+    cfg = {"repetitions": 2, "diversity_times": 50, "multimodality_times": 5, "num_frames": 24}
+    spec = get_protocol("action2motion")
+    quiet = spec.fn(NoisyReplay(data, 0), data, cfg, ctx)
+    noisy = spec.fn(NoisyReplay(data, 1000), data, cfg, ctx)
+    assert [r.metrics for r in quiet] == [r.metrics for r in noisy]
+    # and the initial state is still random (the official initHidden), not zeros
+    x, n = pad_motions(action_split(data, "test").motions[:4])
+    g0, g1 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    assert not np.array_equal(recognizer_outputs(net, x, n, generator=g0)[1], recognizer_outputs(net, x, n, generator=g1)[1])
