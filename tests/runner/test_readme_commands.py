@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.runner.test_score_readme import BLOCKS as SCORE_README_BLOCKS
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 PY = sys.executable
@@ -50,11 +52,19 @@ def readme_blocks(text: str) -> list[tuple[int, str, str]]:
     return [(text[:m.start()].count("\n") + 1, m.group(1), m.group(2)) for m in FENCE.finditer(text)]
 
 
+HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?")
+
+
 def _logical_lines(body: str) -> list[tuple[int, str]]:
     """Lines with ``\\`` continuations joined and ``#`` comments dropped (none of the commands
-    quotes a ``#``)."""
-    out, buf, start = [], "", 0
+    quotes a ``#``); a here-document's body belongs to its command, not a command of its own."""
+    out, buf, start, heredoc_end = [], "", 0, None
     for i, raw in enumerate(body.splitlines()):
+        if heredoc_end is not None:
+            heredoc_end = None if raw.strip() == heredoc_end else heredoc_end
+            continue
+        if not buf and (m := HEREDOC.search(raw)):
+            heredoc_end = m.group(1)
         if not buf:
             start = i
         buf += raw.rstrip("\\").rstrip() + " " if raw.rstrip().endswith("\\") else raw
@@ -123,6 +133,8 @@ def plan(cmd: Command, tmp: Path) -> tuple[str, list[str]]:
         if sub == "manifest" and "scale=smoke" in rest:
             rest = [str(tmp / "m.json") if prev == "--out" else x for prev, x in zip(["", *rest], rest)]
             return "run", [PY, "-m", "evaluators.run", "--manifest", *rest]
+        if sub in ("manifest", "score", "export") and rest[:1] == ["PROTOCOL"]:  # the usage line
+            return "parse", [PY, "-m", "evaluators.run", f"--{sub}", "--help"]
         if sub in ("manifest", "score", "export"):
             return "names", [sub, *rest]
         if "--help" in rest:
@@ -133,6 +145,9 @@ def plan(cmd: Command, tmp: Path) -> tuple[str, list[str]]:
                 return "run", [PY, "-m", "evaluators.run", "--experiment", sub, *rest]
         rest = [x for x in rest if x != "--estimate" and not x.startswith("--estimate-from=")]
         return "parse", [PY, "-m", "evaluators.run", "--experiment", sub, *_sweep_to_job(rest), "--cfg", "job"]
+    if a[0] == ".venv/bin/python" and a[1:2] == ["-"]:
+        # a script fed on stdin: the score section's examples, run verbatim by test_score_readme.py
+        return "elsewhere", []
     if a[0] == ".venv/bin/python":
         if a[1:3] == ["-m", "leaderboards"] and len(a) == 3:
             return "run", [PY, "-m", "leaderboards", "--check"]
@@ -165,6 +180,7 @@ def plan(cmd: Command, tmp: Path) -> tuple[str, list[str]]:
 
 
 COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+SCORE_BLOCKS = SCORE_README_BLOCKS  # the blocks test_score_readme.py runs verbatim
 
 
 def test_the_readme_shows_commands():
@@ -208,6 +224,9 @@ def _check_names(args: list[str]) -> None:
 def test_readme_command(cmd: Command, tmp_path):
     kind, argv = plan(cmd, tmp_path)
     assert kind != "unknown", cmd.text
+    if kind == "elsewhere":
+        assert any(cmd.text in block for block in SCORE_BLOCKS), f"README line {cmd.line}: {cmd.text} is run by no test"
+        return
     if kind == "names":
         _check_names(argv)
         return

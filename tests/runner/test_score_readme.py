@@ -49,12 +49,11 @@ def _script(path: Path, body: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[_name(b) for b in BLOCKS])
 def test_readme_submission_example_runs(block, tmp_path):
-    (tmp_path / "bin").mkdir()
-    # ``python`` is this interpreter (a script, not a link: a venv is found from the path it runs as)
-    _script(tmp_path / "bin" / "python", f'exec "{sys.executable}" "$@"')
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    # ``.venv/bin/python`` is this interpreter (a script, not a link: a venv is found from the path it runs as)
+    _script(tmp_path / ".venv" / "bin" / "python", f'exec "{sys.executable}" "$@"')
     _script(tmp_path / "reproduce.sh", f'cmd="$1"; shift\nexec "{sys.executable}" -m evaluators.run "--$cmd" "$@"')
-    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "PYTHONPATH": str(REPO),
-           "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(["bash", "-c", "set -euo pipefail\n" + block], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
