@@ -134,6 +134,14 @@ class Pair:
     def suite_sample(self) -> torch.Tensor:
         return self.suite.generate(self.captions, [FRAMES] * self.batch)
 
+    def suite_sample_compiled(self) -> torch.Tensor:
+        """The suite with ``sampler.compile: true`` (inductor, frozen weights; opt-in, not the default)."""
+        self.suite.c["sampler"]["compile"] = True
+        try:
+            return self.suite.generate(self.captions, [FRAMES] * self.batch)
+        finally:
+            self.suite.c["sampler"]["compile"] = False
+
     # -- training --------------------------------------------------------------------------------------
     def official_train_step(self, anomaly: bool = False):
         """A callable running ``MaskTransformerTrainer.update`` on random motions (lr/betas/decay of
