@@ -284,7 +284,8 @@ def test_denoiser_switches(benchmark, name, mode, scale, device):
 
 @pytest.mark.parametrize("name", list_methods())
 def test_train_step(benchmark, name, scale, device):
-    """Samples/s of one optimiser step at the configured batch (random data)."""
+    """Samples/s, step time (ms) and peak memory of one optimiser step at the configured batch (random
+    data); ``--paper-scale`` gives the papers' training cost that speed.md shows beside sampling."""
     m = build(name, scale, device, purpose="train")
     batch = m.train_batch()
     step = m.train_step_example(batch)
@@ -296,7 +297,8 @@ def test_train_step(benchmark, name, scale, device):
     with RssPeak() as rss:
         benchmark.pedantic(cw.wrap(lambda: (step(), sync(device))), rounds=3, warmup_rounds=0, iterations=1)
     benchmark.extra_info.update({"method": name, "scale": scale, "what": "train step", "batch": batch, **cw.info,
-                                 "samples_per_s": batch / benchmark.stats.stats.median, **rss.stats,
+                                 "samples_per_s": batch / benchmark.stats.stats.median,
+                                 "step_ms": 1e3 * benchmark.stats.stats.median, **rss.stats,
                                  **memory_stats(device)})
 
 

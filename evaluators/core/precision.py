@@ -30,7 +30,9 @@ def check_precision(value: Any, key: str) -> str:
     return p
 
 
-def _fingerprint(module: nn.Module) -> tuple:
+def weights_fingerprint(module: nn.Module) -> tuple:
+    """Identity, storage and version of every parameter and buffer of ``module``: it changes when
+    the weights are replaced or updated in place (cached copies and frozen graphs are rebuilt)."""
     out = [id(module)]
     for t in (*module.parameters(), *module.buffers()):
         try:
@@ -95,7 +97,7 @@ class LowPrecisionCache:
 
     def get(self, name: str, module: nn.Module, dtype: torch.dtype = torch.bfloat16,
             channels_last: bool = False) -> nn.Module:
-        key = (dtype, channels_last, _fingerprint(module))
+        key = (dtype, channels_last, weights_fingerprint(module))
         hit = self._entries.get(name)
         if hit is None or hit[0] != key:
             hit = (key, low_precision_copy(module, dtype, channels_last))

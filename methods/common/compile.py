@@ -25,11 +25,15 @@ class CompiledOrEager:
     ``dynamic``: passed to ``torch.compile`` (``False``: one graph per input shape, as MLD's
     fixed-shape denoiser; ``None``: PyTorch's default, which turns a shape that changed into a
     symbolic one at the first recompilation, for MoMask's per-batch token counts).
+
+    ``options``: inductor settings for this graph only (``torch.compile(options=...)``), e.g.
+    ``{"freezing": True}`` for an inference graph whose weights are folded in as constants.
     """
 
-    def __init__(self, fn: Callable, name: str = "sampler", dynamic: bool | None = False) -> None:
+    def __init__(self, fn: Callable, name: str = "sampler", dynamic: bool | None = False,
+                 options: dict[str, Any] | None = None) -> None:
         self.fn, self.name = fn, name
-        self.compiled: Callable | None = torch.compile(fn, dynamic=dynamic)
+        self.compiled: Callable | None = torch.compile(fn, dynamic=dynamic, **({"options": options} if options else {}))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.compiled is not None:

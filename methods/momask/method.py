@@ -22,7 +22,7 @@ import methods.momask.masking as M
 import methods.momask.training as training
 from evaluators.core import distributed as D
 from evaluators.core.io import atomic_torch_save
-from evaluators.core.precision import LowPrecisionCache, check_precision
+from evaluators.core.precision import LowPrecisionCache, check_precision, weights_fingerprint
 from evaluators.provenance import sha256_file, sha256_text
 from methods.base import Method
 from methods.common.compile import CompiledOrEager
@@ -294,14 +294,22 @@ class MoMask(Method):
         """``sampler.compile`` (ours, default false): the guided transformer forward ``fn`` (a bound
         ``guided_logits``) through ``torch.compile`` with an eager fallback and one warning when
         compilation fails (:class:`methods.common.compile.CompiledOrEager`); one wrapper per module
-        and method, kept for the life of the method (graphs are reused across generate calls)."""
+        and method, kept for the life of the method (graphs are reused across generate calls).
+
+        Inductor *freezing* is on: the inference graph takes the weights as constants, so its
+        linear layers run on MKL-prepacked weights and the elementwise chains between them are
+        fused (measured on the 2-core CPU at paper size, batch 1: one guided forward 1.34x faster
+        than eager, same inputs, alternating calls). Because the weights are baked in, the wrapper
+        is rebuilt when they change (the fingerprint of :mod:`evaluators.core.precision`)."""
         if not bool(self.c["sampler"]["compile"]):
             return fn
         cache = self.__dict__.setdefault("_compiled", {})
         key = (id(fn.__self__), fn.__func__.__name__)
-        if key not in cache or cache[key].fn.__self__ is not fn.__self__:
-            cache[key] = CompiledOrEager(fn, name=f"{getattr(self, 'registry_name', 'momask')} sampler", dynamic=None)
-        return cache[key]
+        weights = weights_fingerprint(fn.__self__)
+        if key not in cache or cache[key][0] != weights or cache[key][1].fn.__self__ is not fn.__self__:
+            cache[key] = (weights, CompiledOrEager(fn, name=f"{getattr(self, 'registry_name', 'momask')} sampler",
+                                                   dynamic=None, options={"freezing": True}))
+        return cache[key][1]
 
     def level_at(self, k: int, steps: int, n_levels: int) -> int:
         """Condition level used at decoding iteration ``k`` (MoMask: the only one)."""

@@ -1,0 +1,109 @@
+"""Side by side with the authors' MoMask: sampling and the masked-transformer training step.
+
+Optional: runs only when ``MOTIONREPRO_OFFICIAL_MOMASK`` points at a local checkout of
+EricGuo5513/momask-codes (skipped with the reason otherwise; the authors' code is never vendored).
+Both sides hold the same random weights at paper shapes (:mod:`benchmarks.official_momask`); calls
+alternate in one process (:func:`benchmarks.alternate.alternate`) at the thread count torch runs
+set by ``MOTIONREPRO_SIDE_BY_SIDE_THREADS`` (default 1, as the published ratios), and each workload writes
+``leaderboards/benchmarks/side_by_side/<workload>.json`` (ratio = official median / suite median;
+``distorted`` when the run's CPU/wall shows another process took the cores). Sampling is timed for
+the suite's default (eager) path and, in the same alternation, for ``sampler.compile: true``
+(``<workload>_compile``; its ``first_call_s`` holds the one-time compilation).
+
+Run: ``MOTIONREPRO_OFFICIAL_MOMASK=/path/to/momask-codes OMP_NUM_THREADS=1
+pytest benchmarks/test_side_by_side_momask.py -s``. ``MOTIONREPRO_SIDE_BY_SIDE_AS_RUN=1`` adds the
+training step as the authors' script runs it (anomaly detection on), which has no target.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.alternate import alternate
+from benchmarks.official_momask import Pair, official_root, same_logits
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "leaderboards" / "benchmarks" / "side_by_side"
+
+# workload -> (kind, batch, target ratio from the speed issue, repeats)
+WORKLOADS = {
+    "momask_sample_b1": ("sample", 1, 1.5, 9),
+    "momask_sample_b32": ("sample", 32, 1.2, 3),
+    "momask_train_b64": ("train", 64, 1.2, 3),
+    "momask_train_b64_as_run": ("train_as_run", 64, None, 3),
+}
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical cores"
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def write_record(workload: str, batch: int, target: float | None, alt, official: str = "official",
+                 suite: str = "suite") -> dict:
+    """The JSON row speed.md renders (one file per workload)."""
+    first = {"official": alt.first_call_s[official], "suite": alt.first_call_s[suite]}  # incl. any compile
+    rec = {"workload": workload, "method": "momask", "batch": batch,
+           "official_s": alt.median(official), "suite_s": alt.median(suite), "ratio": alt.ratio(official, suite),
+           "target": target, "machine": _machine(), "threads": alt.threads,
+           "cpu_over_wall": round(alt.cpu_over_wall, 3), "distorted": alt.distorted,
+           "first_call_s": first, "commit": _commit(),
+           "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{workload}.json").write_text(json.dumps(rec, indent=1) + "\n")
+    return rec
+
+
+@pytest.fixture(scope="module")
+def root():
+    r, why = official_root()
+    if r is None:
+        pytest.skip(why)
+    before = torch.get_num_threads()
+    # the published ratios are at 1 thread; a pytest plugin may have raised torch's count
+    torch.set_num_threads(int(os.environ.get("MOTIONREPRO_SIDE_BY_SIDE_THREADS", "1")))
+    yield r
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_side_by_side(root, workload):
+    kind, batch, target, repeats = WORKLOADS[workload]
+    if kind == "train_as_run" and os.environ.get("MOTIONREPRO_SIDE_BY_SIDE_AS_RUN") != "1":
+        pytest.skip("as-run training step (anomaly detection on) only with MOTIONREPRO_SIDE_BY_SIDE_AS_RUN=1")
+    pair = Pair(root, batch)
+    err = same_logits(pair)
+    assert err < 1e-4, f"the two sides do not compute the same guided logits (max |diff| {err:.3g})"
+    if kind == "sample":  # the default eager path and the opt-in compiled one, in the same alternation
+        contenders = {"official": pair.official_sample, "suite": pair.suite_sample,
+                      "suite_compile": pair.suite_sample_compiled}
+    else:
+        contenders = {"official": pair.official_train_step(anomaly=kind == "train_as_run"),
+                      "suite": pair.suite_train_step()}
+    alt = alternate(contenders, repeats=repeats, threads=torch.get_num_threads())
+    print(json.dumps(write_record(workload, batch, target, alt)))
+    if "suite_compile" in contenders:
+        print(json.dumps(write_record(f"{workload}_compile", batch, target, alt, suite="suite_compile")))
