@@ -186,6 +186,8 @@ def side_by_side_table(docs: list[tuple[Path, dict]]) -> pd.DataFrame:
         else:
             ok = ratio >= float(target) if up else ratio <= float(target)
             verdict = "met" if ok else "missed"
+            if d.get("distorted"):  # a loaded machine skews the ratio either way: no claim from it
+                verdict = f"not judged (distorted; would read {verdict})"
         sense = "authors / suite" if up else "suite / authors"
         cw = d.get("cpu_over_wall")
         rows.append({

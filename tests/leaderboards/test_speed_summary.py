@@ -91,7 +91,7 @@ def test_side_by_side_renders_each_ratio_beside_its_target(tmp_path, ratio, sens
     (row,) = _table_rows(page, "authors' code (s)")
     assert row["ratio"] == f"{ratio:.2f} ({sense})"
     assert row["target"] == ("≥ 1.00" if sense.startswith("authors") else "≤ 1.00")
-    assert row["against target"] == verdict
+    assert row["against target"] == f"not judged (distorted; would read {verdict})"
     assert row["authors' code (s)"] == "2" and row["suite (s)"] == "1.6"
     assert "**distorted**" in row["cpu/wall"] and row["machine"] == "Test CPU 9000, 2 thr"
     assert row["commit, date"] == "abc1234, 2026-12-06"
@@ -102,7 +102,8 @@ def test_a_missed_side_by_side_target_says_so(tmp_path):
     (bench / "side_by_side").mkdir(parents=True)
     # the suite is slower: authors / suite = 0.5 against a target of at least 0.9
     (bench / "side_by_side" / "x.json").write_text(json.dumps(
-        {**SIDE, "official_s": 1.0, "suite_s": 2.0, "ratio": 0.5, "target": 0.9}), encoding="utf-8")
+        {**SIDE, "official_s": 1.0, "suite_s": 2.0, "ratio": 0.5, "target": 0.9, "distorted": False}),
+        encoding="utf-8")
     (row,) = _table_rows(render_speed([bench], []), "authors' code (s)")
     assert row["against target"] == "missed"
 
