@@ -54,25 +54,39 @@ def unsupported_reason(denoiser: LatentDenoiser) -> str | None:
     return None
 
 
-def _layer(layer: TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+def _layer_args(layer: TransformerEncoderLayer) -> tuple:
+    """Everything but the input of one ``torch._transformer_encoder_layer_fwd`` call, read once per
+    sampling call (not per step: nn.Module attribute lookups are a visible share of a batch-1 step)."""
     a = layer.self_attn
-    return torch._transformer_encoder_layer_fwd(
-        x, a.d_model, a.nhead, a.in_proj_weight, a.in_proj_bias, a.out_proj.weight, a.out_proj.bias,
-        layer.act is F.gelu, False, layer.norm1.eps, layer.norm1.weight, layer.norm1.bias,
-        layer.norm2.weight, layer.norm2.bias, layer.linear1.weight, layer.linear1.bias,
-        layer.linear2.weight, layer.linear2.bias, None, None)
+    return (a.d_model, a.nhead, a.in_proj_weight, a.in_proj_bias, a.out_proj.weight, a.out_proj.bias,
+            layer.act is F.gelu, False, layer.norm1.eps, layer.norm1.weight, layer.norm1.bias,
+            layer.norm2.weight, layer.norm2.bias, layer.linear1.weight, layer.linear1.bias,
+            layer.linear2.weight, layer.linear2.bias, None, None)
 
 
-def encoder_forward(enc: SkipTransformerEncoder, x: torch.Tensor) -> torch.Tensor:
-    """``SkipTransformerEncoder.forward`` (no padding mask) with one fused call per layer."""
+def encoder_plan(enc: SkipTransformerEncoder) -> tuple:
+    """The skip-connected stack as plain tensors: (input-block args, middle args, output-block args,
+    skip-linear (weight, bias) pairs, final norm or None)."""
+    norm = None if enc.norm is None else (enc.norm.normalized_shape, enc.norm.weight, enc.norm.bias, enc.norm.eps)
+    return ([_layer_args(b) for b in enc.input_blocks], _layer_args(enc.middle_block),
+            [_layer_args(b) for b in enc.output_blocks], [(m.weight, m.bias) for m in enc.linear_blocks], norm)
+
+
+def encoder_forward(plan: tuple, x: torch.Tensor, keep: int | None = None) -> torch.Tensor:
+    """``SkipTransformerEncoder.forward`` (no padding mask) with one fused call per layer; ``keep``:
+    only the first ``keep`` tokens leave the final (per-token) LayerNorm."""
+    fwd = torch._transformer_encoder_layer_fwd
+    ins, mid, outs, linears, norm = plan
     skips = []
-    for block in enc.input_blocks:
-        x = _layer(block, x)
+    for args in ins:
+        x = fwd(x, *args)
         skips.append(x)
-    x = _layer(enc.middle_block, x)
-    for block, linear in zip(enc.output_blocks, enc.linear_blocks):
-        x = _layer(block, F.linear(torch.cat([x, skips.pop()], dim=-1), linear.weight, linear.bias))
-    return enc.norm(x) if enc.norm is not None else x
+    x = fwd(x, *mid)
+    for args, (w, b) in zip(outs, linears):
+        x = fwd(F.linear(torch.cat([x, skips.pop()], dim=-1), w, b), *args)
+    if keep is not None:
+        x = x[:, :keep]
+    return x if norm is None else F.layer_norm(x, *norm)
 
 
 class FusedSampler:
@@ -110,11 +124,11 @@ class FusedSampler:
             # [S, rows, 1 + m, d]: time token + condition tokens with their positions, per step
             tail = torch.cat([time_emb[:, None].expand(-1, rows, -1, -1),
                               cond_tok[None].expand(len(ts), -1, -1, -1)], dim=2) + pe[n:]
-            pe_x = pe[:n]
+            pe_x, plan = pe[:n], encoder_plan(den.encoder)
             for i in range(len(ts)):
-                xs = torch.cat([x, x], dim=0) if cfg else x
-                tokens = torch.cat([xs + pe_x, tail[i]], dim=1)
-                eps = encoder_forward(den.encoder, tokens)[:, :n]
+                xs = x + pe_x
+                tokens = torch.cat([torch.cat([xs, xs], dim=0) if cfg else xs, tail[i]], dim=1)
+                eps = encoder_forward(plan, tokens, keep=n)
                 if cfg:
                     eps = torch.lerp(eps[:B], eps[B:], self.guidance)  # ε_u + s (ε_c − ε_u)
                 x = torch.add(x * self.cx[i], eps, alpha=self.ce[i])
