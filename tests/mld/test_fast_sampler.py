@@ -12,7 +12,8 @@ from evaluators.core.config import load_config
 from methods import get_method
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.diffusion import ddim_coefficients_for, ddim_sample
-from methods.mld.fast_sampler import FusedSampler, fast_sampler_for
+from methods.mld.fast_sampler import FusedSampler, _last_layer_kept, _layer_args, fast_sampler_for
+from methods.mld.layers import TransformerEncoderLayer
 
 SCHED = load_config("method", "mld")["diffusion"]
 
@@ -21,7 +22,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
-@pytest.mark.parametrize(("latent_size", "batch", "guidance"), [(1, 1, 7.5), (2, 3, 7.5), (1, 2, 1.0)])
+@pytest.mark.parametrize(("latent_size", "batch", "guidance"), [(1, 1, 7.5), (2, 3, 7.5), (1, 2, 1.0), (2, 8, 7.5)])
 def test_fused_loop_matches_eager_ddim(latent_size, batch, guidance):
     torch.manual_seed(0)
     den = LatentDenoiser(latent_size, 32, "text", text_encoded_dim=48, ff_size=64, num_layers=3, num_heads=4).eval()
@@ -32,6 +33,16 @@ def test_fused_loop_matches_eager_ddim(latent_size, batch, guidance):
     fast = FusedSampler(den, ddim_coefficients_for(10, 0.0, SCHED), guidance)(cond, uncond, z_T)
     assert _rel(fast, eager) < 1e-5
     assert not torch.equal(eager, z_T)  # the loop did move the latent
+
+
+def test_last_layer_on_kept_tokens_equals_the_full_layer():
+    torch.manual_seed(0)
+    layer = TransformerEncoderLayer(32, 4, 64, dropout=0.1).eval()
+    x = torch.randn(6, 5, 32)
+    with torch.inference_mode():
+        full = layer(x)  # the eager layer (nn.MultiheadAttention layout through SDPA)
+        kept = _last_layer_kept(_layer_args(layer), x, 2)
+    torch.testing.assert_close(kept, full[:, :2], rtol=1e-5, atol=1e-6)
 
 
 def test_structures_the_kernel_does_not_cover_fall_back_with_a_warning(caplog):
