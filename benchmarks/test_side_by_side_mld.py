@@ -130,12 +130,14 @@ def test_denoiser_train_step_side_by_side(benchmark):
     grad_gap = max(float((grads[0][k] - grads[1][k]).abs().max() / grads[0][k].abs().max().clamp_min(1e-12))
                    for k in grads[0])
     assert grad_gap < 1e-4, grad_gap
-    suite_pair = copy.deepcopy(pair)  # each side steps its own optimiser over its own weights
+    suite_pair, default_pair = copy.deepcopy(pair), copy.deepcopy(pair)  # each side steps its own weights
     official = om.official_train_step(pair, cfg, TRAIN_BATCH)
     suite = om.suite_train_step(suite_pair, cfg, TRAIN_BATCH, fused=True)
-    alt = alternate({"official": official, "suite": suite}, repeats=3, threads=1)
+    default = om.suite_train_step(default_pair, cfg, TRAIN_BATCH, fused=False)
+    alt = alternate({"official": official, "suite": suite, "suite_default": default}, repeats=3, threads=1)
     row = _write(f"mld_train_step_b{TRAIN_BATCH}", TRAIN_BATCH, alt, "official", "suite", TRAIN_TARGET,
-                 suite_path="fused AdamW (denoiser.fused_adamw)", first_step_loss=losses,
+                 suite_path="fused AdamW (denoiser.fused_adamw)", suite_default_s=alt.median("suite_default"),
+                 ratio_default=alt.ratio("official", "suite_default"), first_step_loss=losses,
                  max_rel_grad_gap=grad_gap)
     benchmark.extra_info.update(row)
     benchmark.pedantic(suite, rounds=1, iterations=1)
