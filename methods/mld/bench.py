@@ -29,7 +29,8 @@ def train_step_example(method, batch: int):
     x = torch.randn(batch, int(method.cfg["max_motion_len"] or 196), method.nfeats, device=method.device)
     lengths = torch.full((batch,), x.shape[1], dtype=torch.long, device=method.device)
     conds = ["a person walks forward and waves"] * batch if method.condition == "text" else [0] * batch
-    opt = torch.optim.AdamW(method.denoiser.parameters(), lr=float(d["lr"]))
+    opt = torch.optim.AdamW(method.denoiser.parameters(), lr=float(d["lr"]),
+                            **({"fused": True} if bool(d["fused_adamw"]) else {}))  # as MLD._train
 
     def step() -> None:
         method.vae.eval()

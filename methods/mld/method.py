@@ -37,7 +37,8 @@ from methods.common.text_encoders import resolve_text_encoder, text_encoder_entr
 from methods.common.training import train
 from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
 from methods.mld.denoiser import LatentDenoiser
-from methods.mld.diffusion import ddim_sample, diffusion_loss, make_train_scheduler
+from methods.mld.diffusion import ddim_coefficients_for, ddim_sample, diffusion_loss, make_train_scheduler
+from methods.mld.fast_sampler import FusedSampler, fast_sampler_for
 from methods.mld.support import count_gmacs, dataset_parts, render_demo
 from methods.mld.text_encoder import FrozenTextEncoder
 from methods.mld.vae import MotionVAE, vae_loss
@@ -146,7 +147,9 @@ class MLD(Method):
                 "steps_offset": 1 if steps < n_train else 0, "beta_schedule": "scaled_linear 8.5e-4..0.012",
                 "text_encoder": self.cfg["text_encoder"]["kind"] if self.condition == "text" else None,
                 "latent_shape": [self.vae.latent_size, self.vae.latent_dim], "precision": self.precision(),
-                "fused_ddim": True, "compile": bool(self.diff_cfg["compile"])}
+                "fused_ddim": True, "compile": bool(self.diff_cfg["compile"]),
+                # only when on, so that records of the default (eager) sampler keep their exact content
+                **({"fast_sampler": True} if self._fast_sampler_on() else {})}
 
     # -- conditions -----------------------------------------------------------------------------
     def encode_conditions(self, conditions: Sequence[Any] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,7 +207,10 @@ class MLD(Method):
         return int(stage["epochs"]) * max(1, n // int(stage["batch_size"]))
 
     def _train(self, module: nn.Module, stage: dict, view, step_fn, name: str) -> None:
-        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=float(stage["lr"]))
+        # fused_adamw (ours, default false): the single-kernel CPU/GPU AdamW; same update, different
+        # rounding (~1e-7), so off by default to keep the default runs' numbers
+        fused = {"fused": True} if bool(stage["fused_adamw"]) else {}
+        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=float(stage["lr"]), **fused)
         ckpt = self.workdir / name if self.workdir is not None else None
         module.train()
         state = train(modules={name: module}, optimizer=opt, dataset=view, batch_size=int(stage["batch_size"]),
@@ -292,12 +298,33 @@ class MLD(Method):
                        eta: float | None = None) -> torch.Tensor:
         """CFG DDIM from a given initial latent ``z_T [B, n, d]`` -> ``z_0`` (deterministic for η = 0)."""
         self.denoiser.eval()
-        return ddim_sample(self._sampling_denoiser(), cond, uncond, z_T.to(self.device),
-                           steps=int(steps or self.diff_cfg["steps"]),
-                           guidance_scale=float(self.diff_cfg["guidance_scale"] if guidance_scale is None
-                                                else guidance_scale),
-                           eta=float(self.diff_cfg["eta"] if eta is None else eta),
-                           scheduler_cfg=self.diff_cfg)
+        steps = int(steps or self.diff_cfg["steps"])
+        guidance_scale = float(self.diff_cfg["guidance_scale"] if guidance_scale is None else guidance_scale)
+        eta = float(self.diff_cfg["eta"] if eta is None else eta)
+        fast = self._fast_sampler(steps, guidance_scale, eta)
+        if fast is not None:
+            return fast(cond, uncond, z_T.to(self.device))
+        return ddim_sample(self._sampling_denoiser(), cond, uncond, z_T.to(self.device), steps=steps,
+                           guidance_scale=guidance_scale, eta=eta, scheduler_cfg=self.diff_cfg)
+
+    def _fast_sampler_on(self) -> bool:
+        return bool(self.diff_cfg["fast_sampler"])
+
+    def _fast_sampler(self, steps: int, guidance_scale: float, eta: float) -> FusedSampler | None:
+        """``diffusion.fast_sampler`` (ours, default false): the whole CFG-DDIM loop on PyTorch's fused
+        encoder-layer kernel (``methods/mld/fast_sampler.py``; same math as the eager loop to 1e-5).
+        fp32 only (bf16 and ``compile`` keep their paths); a denoiser whose structure the kernel does not
+        cover (``trans_dec``, no skip, pre-norm) or η > 0 warns once and runs eagerly. Built per
+        (steps, guidance, η); it reads the denoiser's weights at every call, so training needs no rebuild."""
+        if not self._fast_sampler_on() or self.precision() != "fp32" or bool(self.diff_cfg["compile"]):
+            return None
+        cache = self.__dict__.setdefault("_fast", {})
+        key = (steps, guidance_scale, eta)
+        if key not in cache:
+            # None (after one warning) when the structure is not covered: cached, so it warns once
+            cache[key] = fast_sampler_for(self.denoiser, ddim_coefficients_for(steps, eta, self.diff_cfg),
+                                          guidance_scale, name="mld")
+        return cache[key]
 
     def precision(self) -> str:
         """``diffusion.precision``: ``fp32`` (default, paper numbers) or ``bf16``."""
