@@ -159,9 +159,8 @@ def test_train_evaluator_caches_atomically(tmp_path, monkeypatch):
 
 
 def test_cached_evaluators_are_keyed_by_thread_count_and_torch_version(tmp_path, monkeypatch):
-    """The thread count sets the reduction order of CPU kernels, so the same seed trains different
-    weights at 1 and at 2 threads (the synth_t2m smoke evaluator: final loss 20.21 vs 18.99); the
-    torch build can change them too. An evaluator (or recogniser) trained under one must not be
+    """The thread count sets the reduction order of CPU kernels, so the same seed can train different
+    weights at 1 and at 2 threads; the torch build can change them too. An evaluator (or recogniser) trained under one must not be
     loaded under another: the tests train at 1 thread, the demo then runs at the machine's cores."""
     from evaluators.networks.action_train import train_recognizer
     from evaluators.networks.t2m_train import train_evaluator
