@@ -111,6 +111,7 @@ def test_outputs_plots_and_page(result, tmp_path):
     assert result["seed"] == 0 and result["provenance"]["evaluator"]["id"] == "retrained"
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_rigid_jitter_keeps_bone_lengths_and_noise_does_not(setup):
     rng = np.random.default_rng(0)
     parents = [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]  # HumanML3D SMPL chain

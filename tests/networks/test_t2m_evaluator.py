@@ -126,6 +126,7 @@ def synth_t2m():
     return load_dataset({"name": "synth_t2m", "n_train": 60, "n_val": 5, "n_test": 40, "seed": 0})
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_evaluator_trains_above_chance_on_synth_t2m(synth_t2m):
     from evaluators.networks.t2m_data import pad_batch, t2m_split
     from evaluators.networks.t2m_train import train_evaluator
@@ -158,6 +159,7 @@ def test_train_evaluator_caches_atomically(tmp_path, monkeypatch):
     assert other.meta["cache_key"] != ev.meta["cache_key"]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_cached_evaluators_are_keyed_by_thread_count_and_torch_version(tmp_path, monkeypatch):
     """The thread count sets the reduction order of CPU kernels, so the same seed can train different
     weights at 1 and at 2 threads; the torch build can change them too. An evaluator (or recogniser) trained under one must not be

@@ -52,6 +52,7 @@ def tiny():
     return data, ev
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_text2motion_end_to_end(tiny, tmp_path):
     data, ev = tiny
     gen = RetrievalGenerator(data, noise=0.05)

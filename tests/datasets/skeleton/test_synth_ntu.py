@@ -51,6 +51,7 @@ def test_split_sizes_follow_the_xsub_rule(synth):
         assert (sp.valid_frames >= 30).all() and (sp.valid_frames <= 80).all()
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_round_trip_through_the_real_reader_and_denoiser(synth):
     """Raw files hold extra bodies, id switches and dropped frames; preprocessing keeps the actors."""
     root = next(synth.cache_dir.glob("synth_ntu-*"))

@@ -152,6 +152,7 @@ def _env(**extra) -> dict:
     return env
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_sigkill_and_resume_give_each_step_once(tmp_path):
     """A real ``kill -9`` after the first checkpoint (steps after it may be logged already), then the
     same command: TensorBoard and the CSV read back steps 1..40 exactly once each."""
@@ -172,6 +173,7 @@ def test_sigkill_and_resume_give_each_step_once(tmp_path):
     _assert_once_each(ckpt_dir, 40, reference)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_only_rank_zero_writes_under_torchrun(tmp_path):
     out, ckpt_dir = tmp_path / "ddp.pt", tmp_path / "ckpt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),

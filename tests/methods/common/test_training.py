@@ -54,6 +54,7 @@ def test_data_order_covers_each_sample_once_per_epoch_and_splits_global_batch():
     assert parts[0] + parts[1] == batches[0].tolist() and [len(p) for p in parts] == [4, 3]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     ckpt_dir = tmp_path / "ckpt"
     args = [sys.executable, str(SCRIPT), "--steps", "40", "--ckpt-every", "5", "--ckpt-dir", str(ckpt_dir)]
@@ -99,6 +100,7 @@ def torchrun_result(tmp_path_factory):
     return torch.load(out, weights_only=False)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_two_processes_reach_the_weights_of_one(torchrun_result):
     single = run(seed=0, steps=20, batch_size=7, noise=False)
     assert torchrun_result["world_size"] == 2
@@ -125,6 +127,7 @@ def test_shard_indices_partition_without_padding():
             assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_dataset_generators_are_found_and_checkpointed(tmp_path):
     from methods.common.training import dataset_generators
     from tests.methods.common.toy_train import JitterDataset, make_data
