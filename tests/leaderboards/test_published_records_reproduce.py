@@ -65,7 +65,10 @@ def test_the_cheapest_published_chains_reproduce(tmp_path, model_cache):
     # the suite's model cache (keyed by the code version: nothing trained by older code is reused;
     # an evaluator's key holds the thread count and torch version): the synth_t2m evaluator the
     # in-process tests trained at this thread count is loaded, not trained a second time
-    env.update(MOTIONREPRO_CACHE=str(model_cache), PYTHONPATH=str(REPO))
+    # the records were published by the demo at 2 threads (its default on the 2-core machine that ran
+    # it); the thread count changes the trained weights, so the rerun uses 2 whatever the caller's
+    # OMP_NUM_THREADS (the evaluator's cache key includes it: a 1-thread one is never loaded here)
+    env.update(MOTIONREPRO_CACHE=str(model_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
     p = subprocess.run([sys.executable, "-m", "evaluators.run", "--demo", "--only", *METHODS], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=1800)
     runs = tmp_path / "runs"
