@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # motionrepro entry point. Bootstraps .venv on first use, then:
 #   ./reproduce.sh demo [--only METHOD ...] [overrides]   every method, smoke scale, bundled synthetic data
-#   ./reproduce.sh test [pytest args]                     the test suite (benchmarks skipped)
+#   ./reproduce.sh test [--fast] [pytest args]            the test suite (benchmarks skipped); --fast skips slow tests
 #   ./reproduce.sh METHOD DATASET [hydra overrides]       one paper's runs (python -m evaluators.run)
 #   ./reproduce.sh manifest PROTOCOL DATASET --out m.json what a submission must generate (README: Score your own model)
 #   ./reproduce.sh score PROTOCOL DATASET SUBMISSION      evaluate motions generated elsewhere; writes run records
@@ -135,8 +135,11 @@ case "$cmd" in
         exit $rc ;;
     test )
         shift; bootstrap
+        # --fast: the lane to run on every change, without the tests marked slow (CI runs them all)
+        fast=()
+        if [ "${1:-}" = "--fast" ]; then shift; fast=(-m "not slow"); fi
         set +e
-        "$PY" -m pytest "$@"
+        "$PY" -m pytest "${fast[@]}" "$@"
         rc=$?
         set -e
         if [ $rc -eq 5 ]; then log "no tests ran: failing"; exit 1; fi

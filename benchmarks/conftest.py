@@ -154,20 +154,23 @@ class CpuWall:
     """Accumulates process CPU time (``time.process_time``: all threads) and wall time over the
     calls of a timed region. ``cpu_s / wall_s`` below 0.9 × the threads used means the threads did
     not all run (another process held the cores, or the region has serial parts: Python, kernels too
-    small to split): the row is marked contended."""
+    small to split): the row is marked contended. ``clock`` / ``cpu_clock`` default to
+    ``time.perf_counter`` / ``time.process_time`` (a test passes clocks it advances itself)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter,
+                 cpu_clock: Callable[[], float] = time.process_time) -> None:
+        self._clock, self._cpu_clock = clock, cpu_clock
         self.cpu_s = self.wall_s = 0.0
         self.calls = 0
 
     def wrap(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         def timed():
-            c0, w0 = time.process_time(), time.perf_counter()
+            c0, w0 = self._cpu_clock(), self._clock()
             try:
                 return fn()
             finally:
-                self.cpu_s += time.process_time() - c0
-                self.wall_s += time.perf_counter() - w0
+                self.cpu_s += self._cpu_clock() - c0
+                self.wall_s += self._clock() - w0
                 self.calls += 1
 
         return timed

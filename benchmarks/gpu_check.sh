@@ -11,6 +11,10 @@
 #                                       the command lines are right (test selection, benchmark
 #                                       collection at paper scale, the composed config of every
 #                                       DDP run, speed.md rendered into a scratch folder); CI runs it.
+#                                       Dry means no work: the two collections run beside the rest,
+#                                       the six DDP configs are composed by the runner's own main()
+#                                       in one interpreter (not six start-ups), and the time limits
+#                                       only guard against a hang (a loaded machine must not fail it).
 # Logs and per-step times go to runs/gpu_check/ (MOTIONREPRO_GPU_CHECK_OUT overrides).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,9 +52,8 @@ failed=()
 # 1. gpu-marked tests
 if [ $DRY = 0 ]; then
     timed gpu_tests 300 "$PY" -m pytest -m gpu tests -q -p no:cacheprovider || failed+=(gpu_tests)
-else
-    timed gpu_tests 120 "$PY" -m pytest -m gpu tests -q -p no:cacheprovider --collect-only || failed+=(gpu_tests)
-    grep -q "test_nccl_one_process_all_reduce" "$OUT/gpu_tests.log" || { log "gpu tests not collected"; failed+=(gpu_tests); }
+else  # in the background: it only reads files, like the rest of the dry run
+    timed gpu_tests 900 "$PY" -m pytest -m gpu tests -q -p no:cacheprovider --collect-only & pid_tests=$!
 fi
 
 # 2. paper-scale benchmarks
@@ -58,28 +61,59 @@ if [ $DRY = 0 ]; then
     timed benchmarks 240 "$PY" -m pytest benchmarks --benchmark-only --paper-scale -q -p no:cacheprovider \
         --benchmark-json=leaderboards/benchmarks/gpu-paper.json || failed+=(benchmarks)
 else
-    timed benchmarks 120 "$PY" -m pytest benchmarks --benchmark-only --paper-scale -q -p no:cacheprovider \
-        --collect-only || failed+=(benchmarks)
+    timed benchmarks 900 "$PY" -m pytest benchmarks --benchmark-only --paper-scale -q -p no:cacheprovider \
+        --collect-only & pid_bench=$!
 fi
 
 # 3. one DDP smoke run per method (nccl on GPUs, one record per protocol under $OUT/ddp)
-for m in "${METHODS[@]}"; do
-    exp=$("$PY" -c "from evaluators.core.config import load_config as l; print(l('method', '$m', 'smoke')['demo_experiment'])")
-    args=(-m evaluators.run "+experiment=$exp" scale=smoke device=auto "runs_dir=$OUT/ddp")
-    if [ $DRY = 0 ]; then
+if [ $DRY = 0 ]; then
+    for m in "${METHODS[@]}"; do
+        exp=$("$PY" -c "from evaluators.core.config import load_config as l; print(l('method', '$m', 'smoke')['demo_experiment'])")
+        args=(-m evaluators.run "+experiment=$exp" scale=smoke device=auto "runs_dir=$OUT/ddp")
         timed "ddp_$m" 120 "$PY" -m torch.distributed.run --standalone --nproc_per_node=$NPROC "${args[@]}" \
             || failed+=("ddp_$m")
-    else
-        timed "ddp_$m" 120 "$PY" "${args[@]}" --cfg job || failed+=("ddp_$m")
-    fi
-done
+    done
+else
+    # each method's command line as `python -m evaluators.run ARGS --cfg job` runs it (the same
+    # main(), the same arguments), all six in one interpreter; one "ddp_<method>: exit N" line each
+    while read -r m rc secs; do
+        log "ddp_$m: exit $rc in $secs s (log: $OUT/ddp_$m.log)"
+        [ "$rc" = 0 ] || failed+=("ddp_$m")
+    done < <(timeout 900 "$PY" - "$OUT" "$NPROC" "${METHODS[@]}" <<'PY' 2>"$OUT/ddp_compose.log" || echo "compose 1 0"
+import contextlib, logging, sys, time
+from evaluators.core.config import load_config
+from evaluators.runner.cli import main
+out, nproc, methods = sys.argv[1], sys.argv[2], sys.argv[3:]
+# main() would bind its log handler to the first redirected log file: bind it to this stderr now
+logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
+for m in methods:
+    t0, rc = time.monotonic(), 0
+    with open(f"{out}/ddp_{m}.log", "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        try:
+            args = [f"+experiment={load_config('method', m, 'smoke')['demo_experiment']}", "scale=smoke",
+                    "device=auto", f"runs_dir={out}/ddp"]
+            print("on a GPU: python -m torch.distributed.run --standalone --nproc_per_node=" + nproc,
+                  "-m evaluators.run", *args)
+            main([*args, "--cfg", "job"])
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except Exception as e:  # noqa: BLE001 - reported as this method's failure, the others still run
+            print(f"{type(e).__name__}: {e}")
+            rc = 1
+    print(m, rc, round(time.monotonic() - t0), flush=True)
+PY
+    )
+fi
 
 # 4. speed.md and the other leaderboards from the benchmark JSON
 if [ $DRY = 0 ]; then
     timed leaderboards 120 "$PY" -m leaderboards || failed+=(leaderboards)
 else
-    timed leaderboards 120 "$PY" -m leaderboards --out "$OUT/leaderboards" || failed+=(leaderboards)
+    timed leaderboards 900 "$PY" -m leaderboards --out "$OUT/leaderboards" || failed+=(leaderboards)
     [ -s "$OUT/leaderboards/speed.md" ] || { log "speed.md not rendered"; failed+=(leaderboards); }
+    wait "$pid_tests" || failed+=(gpu_tests)
+    grep -q "test_nccl_one_process_all_reduce" "$OUT/gpu_tests.log" || { log "gpu tests not collected"; failed+=(gpu_tests); }
+    wait "$pid_bench" || failed+=(benchmarks)
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -50,6 +50,17 @@ def shared_data() -> Path:
     return need_shared()
 
 
+@pytest.fixture(scope="session")
+def model_cache() -> Path:
+    """The session's cache of trained tiny models and generated datasets, keyed by the code version
+    (``tests/_model_cache.py``): a test that trains what another one did loads it instead."""
+    from tests._model_cache import model_cache_dir, prune
+
+    root = model_cache_dir()
+    prune(root)
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _fixed_seed():
     """Every test starts from the same global RNG state."""

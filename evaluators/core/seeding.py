@@ -32,6 +32,16 @@ def seed_everything(seed: int, deterministic: bool | None = None) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def numerics_fingerprint() -> dict[str, Any]:
+    """What, besides the seed and the inputs, changes the weights a CPU training run ends with:
+    the torch build, the intra-op thread count (it sets the reduction order of CPU kernels: the
+    same seed trained at 1 and at 2 threads ends at different weights) and the CPU kernel ISA torch
+    dispatches to. Part of the cache key of every trained-and-cached model, so a model trained
+    under one of them is never reused under another."""
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def get_rng_state() -> dict[str, Any]:
     """Snapshot of the python, numpy, torch CPU and CUDA generators (picklable)."""
     state: dict[str, Any] = {

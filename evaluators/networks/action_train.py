@@ -27,7 +27,7 @@ from torch import nn
 
 from evaluators.core.io import atomic_torch_save
 from evaluators.core.safe_load import CheckpointError, load_checkpoint_file
-from evaluators.core.seeding import rng_neutral
+from evaluators.core.seeding import numerics_fingerprint, rng_neutral
 from evaluators.datasets.cache import cache_key, cache_root
 from evaluators.datasets.motion.action import actor_frame_indices
 from evaluators.networks.action_recognition import build_recognizer
@@ -142,7 +142,7 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
 
     digest = data_digest(tr.motions, [[str(v)] for v in tr.labels])
     key = cache_key("action_recognizer", getattr(data, "name", type(data).__name__), len(tr), n_cls,
-                    list(tr.motions[0].shape[1:]), digest, hp)
+                    list(tr.motions[0].shape[1:]), digest, hp, numerics_fingerprint())
     path = cache_root() / "evaluators" / f"{key}.pt"
     torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from evaluators.core.safe_load import CheckpointError
-from evaluators.core.seeding import rng_neutral
+from evaluators.core.seeding import numerics_fingerprint, rng_neutral
 from evaluators.datasets.cache import cache_key, cache_root
 from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch, t2m_split
 from evaluators.networks.t2m_evaluator import T2MEvaluator, evaluator_config, evaluator_std
@@ -143,8 +143,10 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
     """Train (or load from cache) an evaluator for ``dataset``; cached at ``cache_root()/evaluators/<key>.pt``.
 
     ``kwargs`` override :data:`DEFAULTS` (steps, batch_size, lr, margin, movement_pretrain_steps,
-    seed, config_overrides). The cache key hashes the hyperparameters, the word-vector source
-    and the training data (names, shapes and a checksum of the motions and captions).
+    seed, config_overrides). The cache key hashes the hyperparameters, the word-vector source,
+    the training data (names, shapes and a checksum of the motions and captions) and what else
+    changes the trained weights (:func:`~evaluators.core.seeding.numerics_fingerprint`: torch
+    version, thread count, CPU ISA).
     """
     hp = {**DEFAULTS, **kwargs}
     tr = t2m_split(dataset, split)
@@ -153,7 +155,8 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
     if cfg.dim_pose != dim:
         raise ValueError(f"evaluator config {cfg.dataset} expects {cfg.dim_pose}-d motions, data has {dim}")
     key = cache_key("t2m_evaluator", getattr(dataset, "name", type(dataset).__name__), len(tr), dim,
-                    data_digest(tr.motions, tr.captions), hp, f"minilm-proj-{PROJECTION_SEED}")
+                    data_digest(tr.motions, tr.captions), hp, f"minilm-proj-{PROJECTION_SEED}",
+                    numerics_fingerprint())
     path = cache_root() / "evaluators" / f"{key}.pt"
     if cache and path.exists():
         log.info("loading cached evaluator %s", path)

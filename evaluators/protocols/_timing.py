@@ -28,23 +28,30 @@ _ACTIVE: contextvars.ContextVar[Spans | None] = contextvars.ContextVar("motionre
 
 
 class Spans:
-    """Accumulates exclusive ``wall_s`` / ``cpu_s`` (process CPU time, all threads) and calls per part."""
+    """Accumulates exclusive ``wall_s`` / ``cpu_s`` (process CPU time, all threads) and calls per part.
 
-    def __init__(self) -> None:
+    ``clock`` / ``cpu_clock`` read the wall and CPU seconds (``time.perf_counter`` /
+    ``time.process_time``); a test passes clocks it advances itself, so the bookkeeping is checked
+    to the exact value instead of against sleeps on a machine whose load it cannot control.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter,
+                 cpu_clock: Callable[[], float] = time.process_time) -> None:
+        self._clock, self._cpu_clock = clock, cpu_clock
         self.parts: dict[str, dict[str, float]] = {}
         self.repetitions: list[dict[str, dict[str, float]]] = []  # per repetition: the parts spent in it
         self._stack: list[list[float]] = []  # [wall0, cpu0, child_wall, child_cpu]
 
     @contextlib.contextmanager
     def span(self, name: str) -> Iterator[None]:
-        frame = [time.perf_counter(), time.process_time(), 0.0, 0.0]
+        frame = [self._clock(), self._cpu_clock(), 0.0, 0.0]
         self._stack.append(frame)
         try:
             yield
         finally:
             self._stack.pop()
-            wall = time.perf_counter() - frame[0]
-            cpu = time.process_time() - frame[1]
+            wall = self._clock() - frame[0]
+            cpu = self._cpu_clock() - frame[1]
             p = self.parts.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "calls": 0})
             p["wall_s"] += wall - frame[2]
             p["cpu_s"] += cpu - frame[3]

@@ -1,6 +1,7 @@
 """``benchmarks/gpu_check.sh``: its CPU dry run goes through every step it would run
 on a GPU (test selection, paper-scale benchmark collection, the composed config of every DDP
-run, speed.md rendering), and without a GPU the real run refuses instead of pretending."""
+run, speed.md rendering) without doing the work, and without a GPU the real run refuses
+instead of pretending."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def test_dry_run_passes_every_step(tmp_path):
                  "ddp_diffusionpose", "ddp_heatmap_baseline", "leaderboards"):
         assert f"{step}: exit 0" in summary, summary
     assert "nothing ran on a GPU" in summary
+    for m in ("mld", "momask", "hgm3", "macdiff", "diffusionpose", "heatmap_baseline"):  # each composed config
+        log = (tmp_path / f"ddp_{m}.log").read_text()
+        assert f"\nmethod: {m}\n" in log and "--nproc_per_node=1 -m evaluators.run +experiment=" in log, log[-2000:]
     assert "test_nccl_one_process_all_reduce" in (tmp_path / "gpu_tests.log").read_text()
     assert (tmp_path / "leaderboards" / "speed.md").stat().st_size > 0
 

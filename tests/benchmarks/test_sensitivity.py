@@ -4,7 +4,8 @@ Independent references: the text2motion protocol itself (its real row must be wh
 gives), :func:`physical_metrics` called here on the clean motions, closed forms of the
 corruptions (a rigid shake keeps bone lengths; a drift of v m/s over n planted frames moves the
 root by v n / fps), and the direction each defect must push its metric.
-The end-to-end run reuses the cached synth_t2m evaluator when present (else trains it, ~30 s).
+The end-to-end run reuses the synth_t2m smoke evaluator from the suite's model cache when another
+test trained it (else trains it).
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from evaluators.metrics.physical import physical_metrics
 from evaluators.networks.t2m_data import T2MSplit
 from evaluators.protocols.registry import RunContext
 from evaluators.protocols.text2motion import text2motion
+from tests._model_cache import using_cache
 
 REPS = 2
 LEVELS = 3  # strengths 0, 0.5, 1
 
 
 @pytest.fixture(scope="module")
-def setup():
-    return Setup("synth_t2m", "smoke", seed=0)
+def setup(model_cache):
+    with using_cache(model_cache):  # the smoke evaluator the other synth_t2m tests train (or load)
+        return Setup("synth_t2m", "smoke", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +111,7 @@ def test_outputs_plots_and_page(result, tmp_path):
     assert result["seed"] == 0 and result["provenance"]["evaluator"]["id"] == "retrained"
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_rigid_jitter_keeps_bone_lengths_and_noise_does_not(setup):
     rng = np.random.default_rng(0)
     parents = [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]  # HumanML3D SMPL chain

@@ -124,6 +124,7 @@ def _scan(files: list[Path], cfgs: list[dict]) -> list[str]:
     return [line for f in files if str(f.relative_to(REPO)) not in NOT_YET for line in restated_defaults(f, keys)]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 @pytest.mark.parametrize("folder", sorted(READERS))
 def test_method_code_restates_no_yaml_default(folder):
     cfgs = [c for name in READERS[folder] for c in composed()["method"][name]]

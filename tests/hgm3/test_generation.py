@@ -14,24 +14,30 @@ import numpy as np
 import pytest
 import torch
 
+from tests._model_cache import using_cache
+
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def synth():
+def synth(model_cache):
     from evaluators.core.config import load_config
     from evaluators.datasets.base import load_dataset
 
-    return load_dataset(load_config("dataset", "synth_t2m", "smoke"))
+    with using_cache(model_cache):
+        return load_dataset(load_config("dataset", "synth_t2m", "smoke"))
 
 
 @pytest.fixture(scope="module")
-def evaluator(synth):
+def evaluator(synth, model_cache):
+    """The smoke text2motion protocol's evaluator, from the suite's model cache (the demo's, the
+    sensitivity benchmark's and the published-records check's evaluator is this one)."""
     from evaluators.core.config import load_config
     from evaluators.networks.t2m_train import train_evaluator
 
     train = load_config("protocol", "text2motion", "smoke")["evaluator"]["train"]
-    return train_evaluator(synth, **train).eval()
+    with using_cache(model_cache):
+        return train_evaluator(synth, **train).eval()
 
 
 def _scores(method, ev, caps, lens, gt_emb, text_emb):

@@ -241,6 +241,7 @@ def _png_size(path) -> tuple[int, int]:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install chromium); "
                                              "the pages were still checked by the HTML parser test")
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_pages_render_in_headless_chromium(site, tmp_path):
     pages = sorted(p.name for p in site.glob("*.html"))
     (site / "_probe.html").write_text(PROBE % json.dumps(pages), encoding="utf-8")

@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import json
-import time
 
 import torch
 
 from benchmarks.conftest import CpuWall
 from leaderboards.speed import render_speed
+from tests._clock import FakeClock
 
 
 def test_cpuwall_flags_a_region_that_gets_no_cpu():
-    """A sleeping region uses ~no CPU time in its wall time: below 0.9 x threads, so contended."""
-    cw = CpuWall()
-    cw.wrap(lambda: time.sleep(0.05))()
+    """A region that waits half its wall time has cpu/wall 0.5: below 0.9 x threads, so contended;
+    one whose threads all ran is not. (A clock the test moves: the check cannot depend on load.)"""
+    threads = torch.get_num_threads()
+    clock = FakeClock()
+    cw = CpuWall(clock=clock.wall, cpu_clock=clock.cpu)
+
+    def half_waiting():
+        clock.sleep(0.5)
+        clock.work(0.5, threads)
+
+    cw.wrap(half_waiting)()
+    cw.wrap(half_waiting)()
     info = cw.info
-    assert info["wall_s"] >= 0.05 and info["cpu_over_wall"] < 0.5
-    assert info["threads"] == torch.get_num_threads() and info["contended"] is True
+    assert (info["wall_s"], info["cpu_s"], cw.calls) == (2.0, threads * 1.0, 2)
+    assert info["cpu_over_wall"] == threads * 0.5
+    assert info["threads"] == threads and info["contended"] is True
+    busy = CpuWall(clock=clock.wall, cpu_clock=clock.cpu)
+    busy.wrap(lambda: clock.work(0.25, threads))()
+    assert busy.info["cpu_over_wall"] == threads and busy.info["contended"] is False
+    assert CpuWall().info["cpu_over_wall"] is None  # nothing timed yet
+
+
+def test_cpuwall_on_the_real_clocks_counts_each_call():
+    cw = CpuWall()
+    assert cw.wrap(lambda: sum(range(1000)))() == sum(range(1000))
+    assert cw.calls == 1 and cw.wall_s >= 0 and cw.cpu_s >= 0
 
 
 def _bench(name, what, median, **extra):

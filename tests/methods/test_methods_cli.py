@@ -40,6 +40,7 @@ def test_every_method_config_resolves_at_both_scales(name):
     assert capabilities_of(get_method(name)), f"{name} implements no capability"
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_summary_cli_prints_the_model_card():
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     names = list_methods()

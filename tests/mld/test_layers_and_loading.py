@@ -98,6 +98,7 @@ def test_paper_scale_parameter_count_equals_official_configuration():
     assert 25e6 < card["vae"] + card["denoiser"] < 27.5e6  # the paper's "25M-parameter MLD-1" (rounded)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_official_lightning_checkpoint_loads_strictly(tmp_path):
     vae, den = official_keys()
     g = torch.Generator().manual_seed(0)

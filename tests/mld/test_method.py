@@ -48,6 +48,7 @@ def test_registered_with_both_capabilities():
     assert "text_encoder" in card["frozen_params"] and card["gmacs"]["denoiser_step"] > 0
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_fit_generate_checkpoint_roundtrip(tmp_path):
     cls = get_method("mld")
     m = cls(_cfg(), seed=0, workdir=tmp_path)

@@ -24,6 +24,8 @@ import pytest
 import torch
 from scipy import stats
 
+from tests._model_cache import using_cache
+
 pytestmark = pytest.mark.slow
 
 EVAL_CFG = dict(dim_text_hidden=64, dim_motion_hidden=64, dim_coemb_hidden=32, dim_movement_enc_hidden=64,
@@ -33,7 +35,7 @@ ALPHA = 0.05
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(model_cache):
     from evaluators.core.config import load_config
     from evaluators.datasets import load_dataset
     from evaluators.metrics.generation import fid, r_precision
@@ -41,8 +43,9 @@ def setup():
     from methods import get_method
 
     torch.set_num_threads(1)
-    data = load_dataset({"name": "synth_t2m"})
-    ev = train_evaluator(data, steps=300, batch_size=32, lr=1e-3, config_overrides=EVAL_CFG, seed=0)
+    with using_cache(model_cache):  # trained once per code version (tests/_model_cache.py)
+        data = load_dataset({"name": "synth_t2m"})
+        ev = train_evaluator(data, steps=300, batch_size=32, lr=1e-3, config_overrides=EVAL_CFG, seed=0)
     caps, motions = [], []
     for s in data.split("test"):
         for c in s.texts[:3]:

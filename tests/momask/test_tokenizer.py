@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
 
 from methods.momask.data import MotionWindows, text_motion_split
@@ -47,6 +48,7 @@ def test_quantizer_dropout_keeps_a_prefix_of_layers():
     assert len(seen) >= 4  # random cut-off in [1, 6]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_six_quantizer_layers_reconstruct_clearly_better_than_one():
     torch.manual_seed(0)
     random.seed(0)

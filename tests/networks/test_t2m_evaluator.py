@@ -126,6 +126,7 @@ def synth_t2m():
     return load_dataset({"name": "synth_t2m", "n_train": 60, "n_val": 5, "n_test": 40, "seed": 0})
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_evaluator_trains_above_chance_on_synth_t2m(synth_t2m):
     from evaluators.networks.t2m_data import pad_batch, t2m_split
     from evaluators.networks.t2m_train import train_evaluator
@@ -156,6 +157,46 @@ def test_train_evaluator_caches_atomically(tmp_path, monkeypatch):
     torch.testing.assert_close(again.embed_text(caps), ev.embed_text(caps))
     other = train_evaluator(data, steps=4, config_overrides=TINY_EVAL_CFG, seed=0)
     assert other.meta["cache_key"] != ev.meta["cache_key"]
+
+
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
+def test_cached_evaluators_are_keyed_by_thread_count_and_torch_version(tmp_path, monkeypatch):
+    """The thread count sets the reduction order of CPU kernels, so the same seed can train different
+    weights at 1 and at 2 threads; the torch build can change them too. An evaluator (or recogniser) trained under one must not be
+    loaded under another: the tests train at 1 thread, the demo then runs at the machine's cores."""
+    from evaluators.networks.action_train import train_recognizer
+    from evaluators.networks.t2m_train import train_evaluator
+
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
+    data = TinyT2M(n=40, k=4)
+
+    class Actions:
+        def split(self, name):
+            rng = np.random.default_rng(0)
+            return [{"motion": rng.normal(size=(12, 6, 3)).astype(np.float32), "label": i % 2} for i in range(8)]
+
+    def train_both():
+        ev = train_evaluator(data, steps=3, config_overrides=TINY_EVAL_CFG, seed=0)
+        train_recognizer(Actions(), kind="a2m_gru", steps=2, batch_size=4, num_frames=12)
+        return ev.meta["cache_key"]
+
+    def cached() -> int:
+        return len(list((tmp_path / "evaluators").glob("*.pt")))
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = train_both()
+        assert cached() == 2 and train_both() == one and cached() == 2  # same settings: loaded, not retrained
+        torch.set_num_threads(2)
+        two = train_both()
+        assert two != one and cached() == 4
+        torch.set_num_threads(1)
+        monkeypatch.setattr(torch, "__version__", "0.0.0+other")
+        other = train_both()
+        assert other not in (one, two) and cached() == 6
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_movement_autoencoder_pretraining_then_frozen_encoder():

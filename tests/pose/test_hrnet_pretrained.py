@@ -113,6 +113,7 @@ def w32_files(tmp_path_factory):
     return {"mmpose": (mm, 1, True), "timm": (timm_file, 2, False), "wrapped": (wrapped, 3, True)}
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 @pytest.mark.parametrize("layout", ["mmpose", "timm", "wrapped"])
 def test_imagenet_layouts_load_every_backbone_tensor(w32_files, layout):
     path, seed, nbt = w32_files[layout]
@@ -133,6 +134,7 @@ def test_imagenet_layouts_load_every_backbone_tensor(w32_files, layout):
     assert ("timm" if layout == "timm" else "mmpose") in prov["label"]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_layout_errors_name_missing_unexpected_and_mismatched_keys(tmp_path):
     bb = HRNet("w32")
     state = random_state()

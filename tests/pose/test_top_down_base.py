@@ -91,6 +91,7 @@ def test_pose_method_code_imports_no_metric_protocol_or_image_reader(path):
         assert "read_image" not in names and module != "evaluators.datasets.pose2d.coco", (path, module, names)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 @pytest.mark.parametrize("name,other", [("heatmap_baseline", "diffusionpose"), ("diffusionpose", "heatmap_baseline")])
 def test_neither_pose_method_imports_the_other(name, other):
     code = f"import sys, methods.{name}; print(any(m.startswith('methods.{other}') for m in sys.modules))"

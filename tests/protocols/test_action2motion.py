@@ -83,6 +83,7 @@ def test_stgcn_official_key_layout_and_graph():
     assert tuple(g.state_dict()["recurrent.weight_ih_l0"].shape) == (3 * 128, 72)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 @pytest.mark.parametrize("kind,network", [("a2m_gru", {}), ("stgcn", {"widths": [8, 8, 16]})])
 def test_recognizer_trains_above_chance(tmp_path, monkeypatch, kind, network):
     monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))

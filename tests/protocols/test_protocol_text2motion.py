@@ -10,6 +10,7 @@ from evaluators.networks.t2m_train import train_evaluator
 from evaluators.protocols import RunContext, get_protocol
 from evaluators.records import make_record, validate_record
 from leaderboards.head_to_head import compare
+from tests._clock import FakeClock
 from tests.networks._tiny import TINY_EVAL_CFG, WORDS, TinyT2M
 
 
@@ -51,6 +52,7 @@ def tiny():
     return data, ev
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_text2motion_end_to_end(tiny, tmp_path):
     data, ev = tiny
     gen = RetrievalGenerator(data, noise=0.05)
@@ -132,46 +134,59 @@ def test_text2motion_momask_multimodality_subset(tiny, monkeypatch):
     assert shapes == [(5, 3, ev.cfg.dim_coemb_hidden)]
 
 
-class SlowGenerator(RetrievalGenerator):
-    """RetrievalGenerator that sleeps a known time per generate call."""
+class ClockedGenerator(RetrievalGenerator):
+    """RetrievalGenerator whose every generate call takes exactly ``delay`` s of the test's clock (a wait)."""
 
-    delay = 0.03
+    delay = 1.0
+
+    def __init__(self, data, noise, clock: FakeClock):
+        super().__init__(data, noise)
+        self.clock = clock
 
     def generate(self, conditions, lengths, steps=None):
-        import time
-
-        time.sleep(self.delay)
+        self.clock.sleep(self.delay)
         return super().generate(conditions, lengths, steps)
 
 
-def test_text2motion_timing_spans_split_a_repetition(tiny):
-    """The protocol's spans put generate's known time in `generation`, the evaluator's
-    time elsewhere, and their sum is the repetition's wall time (measured here around the call)."""
-    import time
-
+def test_text2motion_timing_spans_split_a_repetition(tiny, monkeypatch):
+    """The protocol's spans put generate's time in `generation`, each evaluator call's time in its
+    own part, and their sum is the repetition's time. A clock the test moves (generate waits 1 s,
+    a motion embedding works 0.25 s, a text embedding 0.125 s; nothing else moves it) gives every
+    part's exact value, whatever the machine's load."""
     from evaluators.protocols._timing import Spans, share_outside
 
     data, ev = tiny
-    gen = SlowGenerator(data, 0.05)
-    rec = Spans()
+    clock = FakeClock()
+    gen = ClockedGenerator(data, 0.05, clock)
+    embed_motion, embed_text = ev.embed_motion, ev.embed_text
+
+    def timed_motion(*a, **k):
+        clock.work(0.25)
+        return embed_motion(*a, **k)
+
+    def timed_text(*a, **k):
+        clock.work(0.125)
+        return embed_text(*a, **k)
+
+    monkeypatch.setattr(ev, "embed_motion", timed_motion)
+    monkeypatch.setattr(ev, "embed_text", timed_text)
+    rec = Spans(clock=clock.wall, cpu_clock=clock.cpu)
     cfg = {"repetitions": 1, "aits": {"enabled": False}, "diversity_times": 20,
            "mm": {"num_samples": 2, "num_repeats": 3, "num_times": 2}}
-    t0 = time.perf_counter()
     get_protocol("text2motion").fn(gen, data, cfg, RunContext(seed=11, extra={"t2m_evaluator": ev, "timing": rec}))
-    wall = time.perf_counter() - t0
     (parts,) = rec.repetitions
     n_calls = len(gen.calls)  # 2 main batches + 2 MultiModality prompts
-    assert parts["generation"]["calls"] == n_calls == 4
-    assert parts["generation"]["wall_s"] >= n_calls * SlowGenerator.delay
-    assert parts["generation"]["wall_s"] < n_calls * SlowGenerator.delay + 0.5 * wall
+    assert parts["generation"] == {"wall_s": n_calls * 1.0, "cpu_s": 0.0, "calls": 4} and n_calls == 4
     # GT pass + second GT pass: 2 + 2 GT-evaluator calls (2 batches each, fresh caches); generations +
     # MultiModality: 2 + 2 motion-evaluator calls; captions: 2 text calls
-    assert parts["evaluator_gt"]["calls"] == 4 and parts["evaluator_motion"]["calls"] == 4
-    assert parts["evaluator_text"]["calls"] == 2
+    assert parts["evaluator_gt"] == {"wall_s": 4 * 0.25, "cpu_s": 4 * 0.25, "calls": 4}
+    assert parts["evaluator_motion"] == {"wall_s": 4 * 0.25, "cpu_s": 4 * 0.25, "calls": 4}
+    assert parts["evaluator_text"] == {"wall_s": 2 * 0.125, "cpu_s": 2 * 0.125, "calls": 2}
     assert {"metric_fid", "metric_retrieval", "metric_diversity", "metric_multimodality", "data"} <= set(parts)
+    # every tick of the clock happened inside the repetition, and each in exactly one part
     total = sum(v["wall_s"] for v in parts.values())
-    assert 0.8 * wall <= total <= wall
-    assert share_outside(parts) == pytest.approx(1 - parts["generation"]["wall_s"] / total)
+    assert total == clock.wall_s == 4 * 1.0 + 8 * 0.25 + 2 * 0.125
+    assert share_outside(parts) == 1 - 4.0 / total
 
 
 def test_text2motion_gt_window_cache_matches_recomputation(tiny, monkeypatch):

@@ -84,6 +84,7 @@ def test_three_identical_runs_at_once_match_a_lone_run(cfg_dir, tmp_path):
     assert len(list((shared / "hydra").rglob("run.log"))) == 3
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_a_busy_run_folder_stops_in_one_line_when_asked_not_to_wait(cfg_dir, tmp_path):
     runs = tmp_path / "runs"
     first = _start(cfg_dir, runs)

@@ -112,6 +112,16 @@ def test_unlocked_bootstrap_installs_torch_first_then_the_newest_project_deps(tm
     assert (venv / ".motionrepro-lock").read_text().strip() == "unlocked"
 
 
+def test_test_fast_runs_pytest_without_the_slow_marked_tests(tmp_path):
+    """``./reproduce.sh test --fast ARGS`` is ``pytest -m "not slow" ARGS``; without it, ``pytest ARGS``."""
+    venv, log = _fake_venv(tmp_path, None)
+    env = {"MOTIONREPRO_VENV": str(venv), "PATH": _path_with_nvidia_smi(tmp_path, works=False), "PIP_FIND_LINKS": ""}
+    assert _sh(["test", "--fast", "-k", "resume"], **env).returncode == 0
+    assert _sh(["test", "-k", "resume"], **env).returncode == 0
+    runs = [ln for ln in log.read_text().splitlines() if ln.startswith("-m pytest")]
+    assert runs == ["-m pytest -m not slow -k resume", "-m pytest -k resume"]
+
+
 @pytest.mark.parametrize("experiment", [e for e in list_configs("experiment")])
 def test_every_experiment_composes_and_fits_its_method(experiment):
     """Each experiment's method, datasets and protocols exist and fit (capability, task), at both scales."""

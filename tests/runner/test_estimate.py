@@ -68,6 +68,7 @@ def _paper_experiments() -> list[str]:
     return sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml") if "synth" not in p.stem)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_every_paper_experiment_gets_a_row_per_stage():
     from evaluators.runner.run import compose, load_plugins, plan
 

@@ -57,6 +57,7 @@ def single_run(cfg_dir, tmp_path_factory) -> tuple[Path, subprocess.CompletedPro
     return runs, p
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_experiment_runs_end_to_end(single_run):
     runs, p = single_run
     (rec,) = read_records(runs / "records")  # validated on read
@@ -74,6 +75,7 @@ def test_experiment_runs_end_to_end(single_run):
     assert list((runs / "leaderboards").glob("*.md"))
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_each_record_provenance_describes_its_own_dataset_method_config(cfg_dir, tmp_path):
     """A record's provenance comes from the method config that record stores (``config.method``),
     not from another dataset's: per_dataset gives tiny_synth batch_size 4 and tiny_synth_b 6."""
@@ -88,6 +90,7 @@ def test_each_record_provenance_describes_its_own_dataset_method_config(cfg_dir,
         assert rec["provenance"]["ours.batch_size"]["value"] == want, (name, rec["provenance"]["ours.batch_size"])
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_checkpoint_is_evaluated_without_training(single_run, cfg_dir, tmp_path):
     runs, _ = single_run
     (rec,) = read_records(runs / "records")
@@ -102,6 +105,7 @@ def test_checkpoint_is_evaluated_without_training(single_run, cfg_dir, tmp_path)
     assert not list((tmp_path / "work").glob("*/*/*/pretrain"))  # nothing trained
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_rerunning_the_same_command_resumes_its_finished_training(single_run, cfg_dir, tmp_path):
     runs, _ = single_run
     (first,) = read_records(runs / "records")
@@ -114,6 +118,7 @@ def test_rerunning_the_same_command_resumes_its_finished_training(single_run, cf
     assert again["metrics"] == first["metrics"]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_missing_real_dataset_stops_at_once_with_layout(cfg_dir, tmp_path):
     p = runner(["+experiment=tinyrepro_real"], cfg_dir, tmp_path / "runs")
     assert p.returncode == 2
@@ -129,6 +134,7 @@ def test_missing_real_dataset_stops_at_once_with_layout(cfg_dir, tmp_path):
     assert rec["data"] == "real" and rec["config"]["dataset"]["root"] == str(root)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_unknown_method_or_dataset_is_one_line_exit_2(cfg_dir, tmp_path):
     p = runner(["+experiment=tinyrepo_synth"], cfg_dir, tmp_path)
     assert p.returncode == 2
@@ -147,6 +153,7 @@ def test_unknown_name_messages(cfg_dir, monkeypatch, experiment, needle):
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_cfg_job_prints_composed_and_resolved_config(cfg_dir, tmp_path):
     p = runner(["+experiment=tinyrepro_synth", "scale=smoke", "--cfg", "job"], cfg_dir, tmp_path)
     assert p.returncode == 0, p.stderr
@@ -155,6 +162,7 @@ def test_cfg_job_prints_composed_and_resolved_config(cfg_dir, tmp_path):
     assert not (tmp_path / "records").exists()
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_cfg_job_prints_each_datasets_method_config(cfg_dir, tmp_path):
     p = runner(["+experiment=tinyrepro_two", "scale=smoke", "--cfg", "job"], cfg_dir, tmp_path)
     assert p.returncode == 0, p.stderr
@@ -164,6 +172,7 @@ def test_cfg_job_prints_each_datasets_method_config(cfg_dir, tmp_path):
         < per_ds.index("batch_size: 6")
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_list_and_demo_only(cfg_dir, tmp_path):
     p = runner(["--list"], cfg_dir, tmp_path)
     assert p.returncode == 0 and "tiny_probe" in p.stdout and "tiny_synth" in p.stdout
@@ -175,6 +184,7 @@ def test_list_and_demo_only(cfg_dir, tmp_path):
     assert rec["scale"] == "smoke"
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_multirun_sweep_writes_one_record_per_seed(cfg_dir, tmp_path):
     p = runner(["+experiment=tinyrepro_synth", "scale=smoke", "-m", "seed=0,1", "leaderboards=false"], cfg_dir, tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -183,6 +193,7 @@ def test_multirun_sweep_writes_one_record_per_seed(cfg_dir, tmp_path):
     assert len(list((tmp_path / "multirun").glob("*/*/[01]"))) == 2
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_torchrun_runner_writes_one_record_counting_each_sample_once(single_run, cfg_dir, tmp_path):
     p = runner(["+experiment=tinyrepro_synth", "scale=smoke", "method_cfg.steps=7", "leaderboards=false"], cfg_dir,
                tmp_path, torchrun=True)

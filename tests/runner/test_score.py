@@ -64,6 +64,7 @@ def _load(name: str, ckpt: Path):
     return m
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_manifest_is_the_protocols_draw():
     """The manifest lists what the protocol asks for: every generate call of the run, in order."""
     s = S.setup("text2motion", "synth_t2m", "smoke", PROTO)
@@ -82,6 +83,7 @@ def test_manifest_is_the_protocols_draw():
     assert m["identity"]["split_sha256_of"] == "file" and m["identity"]["seed"] == 5
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 @pytest.mark.parametrize("name", ["mld", "momask", "hgm3"])
 def test_round_trip_equals_in_process(name, checkpoints, tmp_path):
     """export (fixed seed) -> score gives exactly the in-process protocol's numbers (CPU, bit for bit)."""
@@ -204,6 +206,7 @@ def test_per_item_npy_submission_is_accepted(small_manifest, tmp_path):
     assert got.raw(small_manifest["items"][0]["key"]).shape[1] == 263
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_cli_score_bad_submission_is_one_line(small_manifest, tmp_path):
     """Through ./reproduce.sh's entry (python -m evaluators.run --score): exit 2, one stderr line."""
     sub = _good_submission(tmp_path / "sub", small_manifest)
@@ -217,6 +220,7 @@ def test_cli_score_bad_submission_is_one_line(small_manifest, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_action_manifest_is_the_protocols_draw():
     """action2motion: the manifest's calls (label, length) are the protocol's, in order."""
     s = S.setup("action2motion", "synth_action", "smoke", ["repetitions=2"])
@@ -304,6 +308,7 @@ def test_action_api_scores_a_callable():
 MLD_ACTION = ["condition=action", "task=action2motion", "max_motion_len=null", *TINY_MLD]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_mld_action_round_trip_equals_in_process(tmp_path):
     """action2motion: an MLD export (fixed seed) scored from files gives exactly the in-process
     protocol's numbers (CPU, bit for bit): the recogniser's random GRU state comes from its own
@@ -341,6 +346,7 @@ def test_subcommand_help_and_usage_errors(capsys):
     assert "expected 3 arguments" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_linear_probe_api_scores_a_callable_encoder():
     """evaluators.score.linear: the suite's linear probe on any frozen encoder. A feature that carries
     the skeleton's motion beats one that is pure noise (independent of the probe's code)."""
@@ -376,6 +382,7 @@ def _gt_results(s) -> list[dict]:
             for a in ann["annotations"] if a.get("num_keypoints", 1) > 0]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_coco_results_submission_scores_with_pycocotools(tmp_path, capsys):
     """The ground truth submitted as results scores AP 100 (pycocotools); a bad entry: exit 2, one line."""
     s = S.setup("coco_ap", "synth_coco")

@@ -559,6 +559,7 @@ CLI_ROWS = {
 }
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 @pytest.mark.parametrize("name", sorted(CLI_ROWS))
 def test_cli_mistakes_exit_2_with_one_line(name, tmp_path):
     args, needle = CLI_ROWS[name]
@@ -569,6 +570,7 @@ def test_cli_mistakes_exit_2_with_one_line(name, tmp_path):
     assert not (tmp_path / "runs" / "records").exists() or not any((tmp_path / "runs" / "records").iterdir())
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_inspect_uses_the_runner_exit_code(tmp_path):
     (tmp_path / "new_joint_vecs").mkdir()
     np.save(tmp_path / "new_joint_vecs" / "000001.npy", np.zeros((40, 263), bool))

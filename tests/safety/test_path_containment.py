@@ -225,6 +225,7 @@ def test_symlink_farm_loads_with_the_opt_in(tmp_path, monkeypatch, loader, linke
 
 @pytest.mark.parametrize("loader, attack", [("humanml3d", "dotdot"), ("humanml3d", "absolute"),
                                             ("humanml3d", "symlink"), ("kit_ml", "dotdot"), ("ntu", "symlink")])
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_inspect_cli_exits_2_with_one_line(tmp_path, loader, attack):
     """``python -m evaluators.datasets inspect ROOT`` names the file and the id, exit 2."""
     cfg, where, bad = BUILDERS[loader](tmp_path, attack)

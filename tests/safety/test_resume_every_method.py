@@ -193,6 +193,7 @@ def uninterrupted_then_moved(experiment: str, overrides: list[str], runs: Path) 
     return ref
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 @pytest.mark.parametrize("name", sorted(set(METHODS) - {"mld"}))  # MLD: the real SIGKILL test below
 def test_interrupted_run_resumes_to_identical_weights_and_records(name, tmp_path, monkeypatch):
     experiment, overrides, stop = METHODS[name]
@@ -212,6 +213,7 @@ def test_interrupted_run_resumes_to_identical_weights_and_records(name, tmp_path
 MLD_KILL = [*METHODS["mld"][1], "method_cfg.denoiser.steps=24", "method_cfg.denoiser.ckpt_every=4"]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_mld_killed_by_sigkill_resumes_to_identical_weights_and_records(tmp_path):
     """``kill -9`` of ``python -m evaluators.run`` once ``denoiser/last.pt`` exists, then the same
     command again: weights and records equal an uninterrupted run's (the kill-and-rerun case from the command line)."""

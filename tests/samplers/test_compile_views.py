@@ -38,6 +38,7 @@ def _clip(m):
     return torch.randn(1, 3, m.window, m.core.encoder.num_joints, 2, generator=torch.Generator().manual_seed(0))
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_compile_switch_is_recorded_and_wraps_only_the_step_networks():
     off, on = _macdiff(False), _macdiff(True)
     assert off._sampling_core() is off.core and off.sampler_settings()["compile"] is False

@@ -261,6 +261,7 @@ PRECISION_KEYS = {
 }
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 @pytest.mark.parametrize("name", sorted(PRECISION_KEYS))
 def test_cli_refuses_an_unknown_precision(name, tmp_path):
     import os

@@ -32,6 +32,7 @@ def test_format_parse_round_trip(caption, toks, a, b):
     assert parse_caption_line(format_caption_line(c)).tokens == toks
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=120))
 def test_arbitrary_lines_parse_or_raise_dataset_error(line):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from evaluators.datasets.base import inspect_path
@@ -12,6 +13,7 @@ from evaluators.datasets.motion.render import render_motion
 from tests.conftest import need_shared
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_inspect_real_files():
     root = need_shared("humanml3d", "HumanML3D")
     vecs = inspect_path(root / "new_joint_vecs" / "012314.npy")

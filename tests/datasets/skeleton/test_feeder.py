@@ -128,6 +128,7 @@ def test_bad_feeder_arguments():
         SkeletonFeeder(empty, train=False)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_dataset_feeder_uses_config_crop_ratios(synth):
     f = synth.feeder("test", train=False)
     assert f.p_interval == (0.95,) and len(f) == len(synth.split("test"))

@@ -205,6 +205,7 @@ def test_truncated_file_in_dataset_folder_names_the_file(tmp_path, cache_env):
     assert str(Path(root / src.name)) in str(ei.value) and "truncated" in str(ei.value)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_inspect_npz_and_synthetic_folder(synth, tmp_path):
     from evaluators.datasets import inspect_path
 

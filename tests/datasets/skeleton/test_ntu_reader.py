@@ -164,6 +164,7 @@ def test_written_values_round_trip(T, B, seed):
     np.testing.assert_allclose(rec.joints, want, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_inspect_cli_real_file_and_broken_file(tmp_path, capsys):
     real = need_shared("ntu_rgbd", "S001C003P008R002A058.skeleton")
     out = subprocess.run([sys.executable, "-m", "evaluators.datasets", "inspect", str(real)],

@@ -22,11 +22,14 @@ def _digest(root) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_default_generation_is_fast_and_complete(synth):
-    assert synth.gen_seconds < 30
+def test_default_generation_is_small_and_complete(synth):
+    """The default set is 12 actions x 10 subjects x 3 cameras, 40-80 frames each (its cost is its
+    size: counted here, not timed, so the check does not depend on the machine's load)."""
     assert synth.source == "synthetic" and synth.benchmark == "xsub" and synth.num_classes == 12
     files = sorted((synth.cache_dir).glob("synth_ntu-*/nturgb+d_skeletons/*.skeleton"))
     assert len(files) == 12 * 10 * 3
+    frames = [int(p.read_bytes().split(b"\r\n", 1)[0]) for p in files]
+    assert all(40 <= f <= 80 for f in frames), sorted(set(frames))
     assert all(NAME_RE.fullmatch(p.stem) for p in files)
     assert b"\r\n" in files[0].read_bytes()[:20] and not list(synth.cache_dir.glob(".synth_ntu-*"))
 
@@ -48,6 +51,7 @@ def test_split_sizes_follow_the_xsub_rule(synth):
         assert (sp.valid_frames >= 30).all() and (sp.valid_frames <= 80).all()
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_round_trip_through_the_real_reader_and_denoiser(synth):
     """Raw files hold extra bodies, id switches and dropped frames; preprocessing keeps the actors."""
     root = next(synth.cache_dir.glob("synth_ntu-*"))

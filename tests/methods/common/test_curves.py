@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from methods.common.curves import CSV_NAME, CURVES_ENV, PNG_NAME, TB_DIR, curves_enabled, read_scalars
 from methods.common.training import train
-from tests.methods.common.toy_train import run
+from tests.methods.common.toy_train import run, wait_for_hang
 
 SCRIPT = Path(__file__).with_name("toy_train.py")
 REPO = Path(__file__).resolve().parents[3]
@@ -153,28 +152,28 @@ def _env(**extra) -> dict:
     return env
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_sigkill_and_resume_give_each_step_once(tmp_path):
     """A real ``kill -9`` after the first checkpoint (steps after it may be logged already), then the
     same command: TensorBoard and the CSV read back steps 1..40 exactly once each."""
     ckpt_dir = tmp_path / "ckpt"
     args = [sys.executable, str(SCRIPT), "--steps", "40", "--ckpt-every", "5", "--ckpt-dir", str(ckpt_dir)]
-    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed.pt"), "--sleep", "0.1"], env=_env(),
+    # it blocks after step 8: three steps past the step-5 checkpoint, so that there is something to purge
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed.pt"), "--hang-at", "8"], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while not (ckpt_dir / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.25)  # a few steps past the checkpoint, so that there is something to purge
+    wait_for_hang(proc, tmp_path / "killed.pt.hanging")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and not (tmp_path / "killed.pt").exists()
     killed_at = torch.load(ckpt_dir / "last.pt", weights_only=False)["step"]
-    assert 0 < killed_at < 40
+    assert killed_at == 5
     assert {s for s, _ in events(ckpt_dir)["train/loss"]} >= set(range(1, killed_at + 1))  # flushed before the checkpoint
     subprocess.run([*args, "--out", str(tmp_path / "resumed.pt")], env=_env(), check=True, capture_output=True)
     reference = run(seed=0, steps=40)
     _assert_once_each(ckpt_dir, 40, reference)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_only_rank_zero_writes_under_torchrun(tmp_path):
     out, ckpt_dir = tmp_path / "ddp.pt", tmp_path / "ckpt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import torch
 
 from evaluators.core import distributed as D
 from methods.common.training import global_batches, local_slice
-from tests.methods.common.toy_train import run
+from tests.methods.common.toy_train import run, wait_for_hang
 
 SCRIPT = Path(__file__).with_name("toy_train.py")
 REPO = Path(__file__).resolve().parents[3]
@@ -55,22 +54,21 @@ def test_data_order_covers_each_sample_once_per_epoch_and_splits_global_batch():
     assert parts[0] + parts[1] == batches[0].tolist() and [len(p) for p in parts] == [4, 3]
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     ckpt_dir = tmp_path / "ckpt"
     args = [sys.executable, str(SCRIPT), "--steps", "40", "--ckpt-every", "5", "--ckpt-dir", str(ckpt_dir)]
-    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed.pt"), "--sleep", "0.1"], env=_env(),
+    # it blocks after step 7, past the step-5 checkpoint: the kill lands at a known step
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed.pt"), "--hang-at", "7"], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = ckpt_dir / "last.pt"
-    deadline = time.time() + 60
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert ckpt.exists(), f"no checkpoint appeared; stderr: {proc.stderr.read().decode()[-2000:] if proc.poll() is not None else ''}"
+    wait_for_hang(proc, tmp_path / "killed.pt.hanging")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed.pt").exists()  # it really died before finishing
     killed_at = torch.load(ckpt, weights_only=False)["step"]
-    assert 0 < killed_at < 40
+    assert killed_at == 5
 
     subprocess.run([*args, "--out", str(tmp_path / "resumed.pt")], env=_env(), check=True, capture_output=True)
     resumed = torch.load(tmp_path / "resumed.pt", weights_only=False)
@@ -102,6 +100,7 @@ def torchrun_result(tmp_path_factory):
     return torch.load(out, weights_only=False)
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_two_processes_reach_the_weights_of_one(torchrun_result):
     single = run(seed=0, steps=20, batch_size=7, noise=False)
     assert torchrun_result["world_size"] == 2
@@ -128,6 +127,7 @@ def test_shard_indices_partition_without_padding():
             assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_dataset_generators_are_found_and_checkpointed(tmp_path):
     from methods.common.training import dataset_generators
     from tests.methods.common.toy_train import JitterDataset, make_data

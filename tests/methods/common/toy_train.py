@@ -54,9 +54,12 @@ class Toy(nn.Module):
 
 
 def run(seed: int = 0, steps: int = 30, batch_size: int = 7, ckpt_dir: Path | None = None, noise: bool = True,
-        sleep: float = 0.0, ckpt_every: int = 5, stop_after: int | None = None, num_workers: int = 0,
-        dataset_rng: bool = True) -> dict:
-    """Train the toy and return its final state, history and the sharded eval metric."""
+        hang_at: int | None = None, hang_marker: Path | None = None, ckpt_every: int = 5,
+        stop_after: int | None = None, num_workers: int = 0, dataset_rng: bool = True) -> dict:
+    """Train the toy and return its final state, history and the sharded eval metric.
+
+    ``hang_at``: after that many steps, write ``hang_marker`` and block forever (a test then kills
+    the process at a known step, instead of guessing one from sleeps on a loaded machine)."""
     seed_everything(seed)
     model = Toy()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -69,8 +72,10 @@ def run(seed: int = 0, steps: int = 30, batch_size: int = 7, ckpt_dir: Path | No
         x, y = batch
         if noise:  # consumes the torch RNG: resume must restore it exactly
             x = x + 0.05 * torch.randn_like(x)
-        if sleep:
-            time.sleep(sleep)
+        if hang_at is not None and step == hang_at:
+            hang_marker.write_text(str(step))
+            while True:
+                time.sleep(1)
         loss = ((model.net(x) - y) ** 2).mean()
         return loss, {"mse": loss.detach()}
 
@@ -92,6 +97,19 @@ def run(seed: int = 0, steps: int = 30, batch_size: int = 7, ckpt_dir: Path | No
     }
 
 
+def wait_for_hang(proc, marker: Path, limit_s: float = 300.0) -> None:
+    """Wait until a ``--hang-at`` process has written ``marker`` (it then blocks for ever). The
+    limit only turns a broken script into a failure instead of a hang; no result depends on it."""
+    deadline = time.monotonic() + limit_s
+    while not marker.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"toy_train ended (exit {proc.returncode}) before hanging: "
+                                 f"{proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"toy_train did not reach its --hang-at step within {limit_s:g} s")
+        time.sleep(0.05)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
@@ -100,13 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=7)
     ap.add_argument("--ckpt-every", type=int, default=5)
-    ap.add_argument("--sleep", type=float, default=0.0)
+    ap.add_argument("--hang-at", type=int, default=None, help="block forever after this many steps")
     ap.add_argument("--no-noise", action="store_true")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     D.init_distributed()
     res = run(seed=a.seed, steps=a.steps, batch_size=a.batch_size, ckpt_dir=a.ckpt_dir, noise=not a.no_noise,
-              sleep=a.sleep, ckpt_every=a.ckpt_every)
+              hang_at=a.hang_at, hang_marker=Path(f"{a.out}.hanging"), ckpt_every=a.ckpt_every)
     if D.is_main():
         from evaluators.core.io import atomic_torch_save
 

@@ -1,0 +1,69 @@
+"""The suite's cache of trained tiny models and generated datasets, shared by every test that needs one.
+
+Training the synth_t2m evaluator, the smoke HGM3 or a synthetic dataset once per suite run (and
+not at all when the code has not changed since the last run) is most of what keeps the suite
+short. Sharing must never hand a test a stale model, so the cache folder is keyed by
+:func:`code_version`, a hash of every file under ``evaluators/``, ``methods/`` and ``configs/``:
+any edit there starts a fresh folder. Inside it, entries keep their own content keys (a trained
+evaluator's key hashes its hyperparameters, its training data, the torch version and the thread
+count; a dataset's its options), and every entry is written to a temporary name and renamed, so
+two pytest processes sharing the folder at once at worst train the same entry twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from evaluators.datasets.cache import cache_root
+
+REPO = Path(__file__).resolve().parents[1]
+CODE_DIRS = ("evaluators", "methods", "configs")
+STALE_AFTER_S = 7 * 24 * 3600  # ours: folders of code versions unused for a week are removed
+
+
+def code_version(root: Path = REPO) -> str:
+    """sha256 (16 hex) of the path and bytes of every file under :data:`CODE_DIRS` (caches skipped)."""
+    h = hashlib.sha256()
+    for d in CODE_DIRS:
+        for p in sorted((root / d).rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts:
+                h.update(p.relative_to(root).as_posix().encode() + b"\0")
+                h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def model_cache_dir() -> Path:
+    """``cache_root()/tests-<code_version>``, created; touched, so :func:`prune` keeps it."""
+    root = cache_root() / f"tests-{code_version()}"
+    root.mkdir(parents=True, exist_ok=True)
+    os.utime(root)
+    return root
+
+
+def prune(keep: Path) -> None:
+    """Remove the ``tests-*`` folders of other code versions that no run touched for a week."""
+    now = time.time()
+    for old in keep.parent.glob("tests-*"):
+        with contextlib.suppress(OSError):
+            if old != keep and old.is_dir() and now - old.stat().st_mtime > STALE_AFTER_S:
+                shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def using_cache(path: Path) -> Iterator[Path]:
+    """Point ``$MOTIONREPRO_CACHE`` at ``path`` for the ``with`` block (restored after)."""
+    old = os.environ.get("MOTIONREPRO_CACHE")
+    os.environ["MOTIONREPRO_CACHE"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("MOTIONREPRO_CACHE", None)
+        else:
+            os.environ["MOTIONREPRO_CACHE"] = old

@@ -1,0 +1,56 @@
+"""The suite's model cache (``tests/_model_cache.py``) is keyed by the code: an edit anywhere under
+evaluators/, methods/ or configs/ gives a new folder, so no test loads what older code trained."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tests._model_cache import STALE_AFTER_S, code_version, prune, using_cache
+
+
+def _tree(root):
+    for rel, text in {"evaluators/a.py": "x = 1\n", "methods/m/b.py": "y = 2\n", "configs/c.yaml": "z: 3\n"}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def test_any_code_or_config_edit_changes_the_version(tmp_path):
+    _tree(tmp_path)
+    base = code_version(tmp_path)
+    assert code_version(tmp_path) == base  # deterministic
+    (tmp_path / "evaluators" / "__pycache__").mkdir()
+    (tmp_path / "evaluators" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "t.py").write_text("pass\n")
+    assert code_version(tmp_path) == base  # bytecode caches and other folders are not code
+    versions = {base}
+    for rel, text in [("methods/m/b.py", "y = 3\n"), ("configs/c.yaml", "z: 4\n"), ("evaluators/new.py", "")]:
+        (tmp_path / rel).write_text(text)
+        versions.add(code_version(tmp_path))
+    (tmp_path / "evaluators" / "new.py").rename(tmp_path / "evaluators" / "renamed.py")
+    versions.add(code_version(tmp_path))
+    assert len(versions) == 5
+
+
+def test_prune_removes_only_other_versions_unused_for_a_week(tmp_path):
+    keep, fresh, old = (tmp_path / f"tests-{n}" for n in ("keep", "fresh", "old"))
+    for d in (keep, fresh, old):
+        d.mkdir()
+    week_ago = time.time() - STALE_AFTER_S - 60
+    os.utime(old, (week_ago, week_ago))
+    os.utime(keep, (week_ago, week_ago))  # the current one is kept whatever its age
+    (tmp_path / "evaluators").mkdir()
+    prune(keep)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluators", "tests-fresh", "tests-keep"]
+
+
+def test_using_cache_restores_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOTIONREPRO_CACHE", "/before")
+    with using_cache(tmp_path):
+        assert os.environ["MOTIONREPRO_CACHE"] == str(tmp_path)
+    assert os.environ["MOTIONREPRO_CACHE"] == "/before"
+    monkeypatch.delenv("MOTIONREPRO_CACHE")
+    with using_cache(tmp_path):
+        pass
+    assert "MOTIONREPRO_CACHE" not in os.environ
