@@ -26,6 +26,7 @@ from evaluators.datasets import load_dataset
 from evaluators.protocols import RunContext
 from evaluators.protocols.pose import checkpoint_scorer
 from evaluators.records import make_record, write_record
+from evaluators.runner.finish import check_records_folders
 from evaluators.runner.plan import DatasetPlan, RunPlan, build_plan
 from methods.base import PoseEstimator, RepresentationLearner
 
@@ -43,6 +44,8 @@ def execute(plan: RunPlan) -> list[dict]:
     if D.is_main():  # before any work: a read-only folder would otherwise lose the run at the end
         probe_writable(plan.runs_dir, "runs_dir")
         probe_writable(plan.records_dir, "records_dir")
+        if plan.leaderboards:
+            check_records_folders(plan.runs_dir)
     records: list[dict] = []
     for ds in plan.datasets:
         # one process per run folder: an identical run started beside this one waits for it, then

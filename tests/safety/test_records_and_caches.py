@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -133,3 +135,27 @@ def test_truncated_recogniser_cache_is_retrained_with_one_line(tmp_path, monkeyp
     assert sum("retraining" in r.getMessage() and entry.name in r.getMessage() for r in caplog.records) == 1
     for k, v in first.state_dict().items():
         assert torch.equal(v, again.state_dict()[k])
+
+
+def test_a_broken_record_is_named_before_any_work(tmp_path, monkeypatch, caplog):
+    """The run warns about a record its leaderboards will skip before it trains anything."""
+    from evaluators.runner import execute as E
+
+    runs = tmp_path / "runs"
+    (runs / "records").mkdir(parents=True)
+    (runs / "records" / "bogus.json").write_text(json.dumps({**_rec(), "schema": 99}))
+    (runs / "records" / "fine.json").write_text(json.dumps(_rec()))
+    order = []
+
+    def no_work(plan, ds):
+        order.append([r.getMessage() for r in caplog.records if "bogus.json" in r.getMessage()])
+        return []
+
+    monkeypatch.setattr(E, "run_dataset", no_work)
+    monkeypatch.setattr(E, "hold_run_folder", lambda *a, **k: contextlib.nullcontext())
+    plan = SimpleNamespace(runs_dir=runs, records_dir=runs / "records", leaderboards=True,
+                           datasets=[SimpleNamespace(workdir=runs / "work")])
+    with caplog.at_level("WARNING"):
+        E.execute(plan)
+    (seen_before_work,) = order
+    assert len(seen_before_work) == 1 and "schema" in seen_before_work[0]
