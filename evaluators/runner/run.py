@@ -32,15 +32,11 @@ from __future__ import annotations
 from evaluators.core.validate import ConfigError
 from evaluators.runner.cli import describe, main
 from evaluators.runner.compose import GROUP_PREFIXES, GROUP_PREFIXES_BY_GROUP, compose, group_overrides, split_flags
-from evaluators.runner.compose import dataset_alias as _dataset_alias
-from evaluators.runner.compose import upsert as _upsert
 from evaluators.runner.execute import fallback_records_dir, run_experiment
-from evaluators.runner.execute import write_record_or_fallback as _write_record_or_fallback
 from evaluators.runner.finish import REPO, finish
 from evaluators.runner.names import (
     check_experiment_override,
     experiment_name,
-    experiment_of,
     experiments_by_method,
     load_plugins,
     split_experiment,
@@ -50,24 +46,17 @@ from evaluators.runner.plan import (
     DatasetPlan,
     RunPlan,
     build_plan,
-    experiment_keys,
     load_config_dict,
     per_dataset,
     resolve_device,
 )
 from evaluators.runner.plan import build_plan as plan
-from evaluators.runner.plan import per_dataset as _per_dataset
 
 __all__ = ["GROUP_PREFIXES", "GROUP_PREFIXES_BY_GROUP", "PER_DATASET_KEYS", "REPO", "ConfigError", "DatasetPlan",
            "RunPlan", "build_plan", "check_experiment_override", "compose", "describe", "experiment_name",
            "experiments_by_method", "fallback_records_dir", "finish", "group_overrides", "load_config_dict",
            "load_plugins", "main", "per_dataset", "plan", "resolve_device", "run_experiment", "split_experiment",
-           "split_flags", "_dataset_alias", "_experiment_keys", "_per_dataset", "_upsert", "_write_record_or_fallback"]
-
-
-def _experiment_keys(overrides: list[str]) -> dict:
-    """The experiment file's method / protocol keys, for an override list (former signature)."""
-    return experiment_keys(experiment_of(overrides))
+           "split_flags"]
 
 
 if __name__ == "__main__":

@@ -70,10 +70,10 @@ def test_experiments_resolve_the_official_settings_per_dataset(experiment):
 def test_per_dataset_block_rejects_unknown_keys():
     from omegaconf import OmegaConf
 
-    from evaluators.runner.run import ConfigError, _per_dataset
+    from evaluators.runner.run import ConfigError, per_dataset
 
     with pytest.raises(ConfigError, match="per_dataset.ntu60_xsub"):
-        _per_dataset(OmegaConf.create({"per_dataset": {"ntu60_xsub": {"methd": {}}}}))
+        per_dataset(OmegaConf.create({"per_dataset": {"ntu60_xsub": {"methd": {}}}}))
 
 
 # -- 0. motion-aware masking ---------------------------------------------------------------------------------

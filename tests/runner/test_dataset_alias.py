@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evaluators.runner.run import _dataset_alias, main
+from evaluators.runner.compose import dataset_alias
+from evaluators.runner.run import main
 
 
 @pytest.mark.parametrize(("arg", "want"), [
@@ -15,7 +16,7 @@ from evaluators.runner.run import _dataset_alias, main
     ("dataset=a,b", "dataset=a,b"),                         # sweeps/lists: left to hydra
 ])
 def test_dataset_alias_rewrites_only_a_single_name(arg, want):
-    assert _dataset_alias(arg) == want
+    assert dataset_alias(arg) == want
 
 
 def test_dataset_override_composes_that_dataset(capsys):

@@ -46,10 +46,11 @@ class Evil:
 
 # -- run configuration (plan() runs before any data is read) ------------------------------------------------
 def _plan(*extra: str):
-    from evaluators.runner.run import _upsert, compose, load_plugins, plan
+    from evaluators.runner.compose import upsert
+    from evaluators.runner.run import compose, load_plugins, plan
 
     load_plugins()
-    ov = [_upsert(o) for o in ("+experiment=mld_synth-t2m", "scale=smoke", *extra)]
+    ov = [upsert(o) for o in ("+experiment=mld_synth-t2m", "scale=smoke", *extra)]
     return lambda: plan(compose(ov), ov)
 
 
@@ -579,8 +580,9 @@ def test_inspect_uses_the_runner_exit_code(tmp_path):
 
 
 def test_keys_an_experiment_adds_may_be_overridden():
-    from evaluators.runner.run import _experiment_keys
+    from evaluators.runner.names import experiment_of
+    from evaluators.runner.plan import experiment_keys
 
-    keys = _experiment_keys(["+experiment=macdiff_ntu60"])["method"]
+    keys = experiment_keys(experiment_of(["+experiment=macdiff_ntu60"]))["method"]
     assert "mask_kind" in keys  # written by its per_dataset block, so method_cfg.mask_kind=... is not refused
     _plan("method_cfg.vae.steps=2")()  # a valid override passes (the table's rows can fail for the right reason)

@@ -27,10 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _plan(*extra: str, check_data: bool = True):
-    from evaluators.runner.run import _upsert, compose, load_plugins, plan
+    from evaluators.runner.compose import upsert
+    from evaluators.runner.run import compose, load_plugins, plan
 
     load_plugins()
-    ov = [_upsert(o) for o in ("+experiment=mld_synth-t2m", "scale=smoke", *extra)]
+    ov = [upsert(o) for o in ("+experiment=mld_synth-t2m", "scale=smoke", *extra)]
     return plan(compose(ov), ov, check_data=check_data)
 
 

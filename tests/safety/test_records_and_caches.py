@@ -69,11 +69,11 @@ def _rec(method="mld"):
 
 
 def test_unwritable_records_dir_falls_back_and_says_where(tmp_path, monkeypatch, capsys):
-    from evaluators.runner.run import _write_record_or_fallback
+    from evaluators.runner.execute import write_record_or_fallback
 
     monkeypatch.setenv("MOTIONREPRO_FALLBACK_RECORDS", str(tmp_path / "fallback"))
     (tmp_path / "afile").write_text("x")
-    path = _write_record_or_fallback(_rec(), tmp_path / "afile" / "records")  # a folder below a file
+    path = write_record_or_fallback(_rec(), tmp_path / "afile" / "records")  # a folder below a file
     assert path.parent == tmp_path / "fallback" and json.loads(path.read_text())["method"] == "mld"
     assert str(path) in capsys.readouterr().err
 

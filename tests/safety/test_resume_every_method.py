@@ -90,9 +90,9 @@ def test_every_registered_training_method_is_covered():
 
 
 def _overrides(experiment: str, overrides: list[str], runs: Path) -> list[str]:
-    from evaluators.runner.run import _upsert
+    from evaluators.runner.compose import upsert
 
-    return [_upsert(o) for o in (f"+experiment={experiment}", "scale=smoke", f"runs_dir={runs}", "leaderboards=false",
+    return [upsert(o) for o in (f"+experiment={experiment}", "scale=smoke", f"runs_dir={runs}", "leaderboards=false",
                                  "device=cpu", *overrides)]
 
 
