@@ -61,7 +61,7 @@ def import_official(root: Path) -> SimpleNamespace:
         sys.path.insert(0, str(root))
     # lazy: the authors' package exists only where the user checked it out
     from mld.models.architectures.mld_denoiser import MldDenoiser
-    from mld.models.architectures.mld_vae import MldVae
+    from mld.models.architectures.mld_vae import MldVae  # lazy: as above
 
     return SimpleNamespace(MldDenoiser=MldDenoiser, MldVae=MldVae)
 

@@ -81,7 +81,7 @@ def import_official(root: Path) -> Namespace:
         sys.path.insert(0, str(root))
     # lazy: the authors' package exists only in the user's checkout
     from models.mask_transformer.transformer import MaskTransformer, ResidualTransformer
-    from models.vq.model import RVQVAE
+    from models.vq.model import RVQVAE  # lazy: as above
     return Namespace(RVQVAE=RVQVAE, MaskTransformer=MaskTransformer, ResidualTransformer=ResidualTransformer)
 
 
