@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from evaluators import provenance as P
 from evaluators import score as S
@@ -38,7 +36,7 @@ from evaluators.core.validate import ConfigError
 from evaluators.datasets import DatasetError
 from evaluators.protocols._t2m_helpers import call_generate
 from evaluators.protocols.manifest import SCHEMA, write_manifest
-from evaluators.protocols.submission import META, SubmissionError, load_coco_results, load_submission, read_meta
+from evaluators.protocols.submission import SubmissionError, load_coco_results, load_submission, read_meta
 from evaluators.protocols.submission_arrays import load_feature_submission, load_pairs_submission
 from evaluators.records import make_record, write_record
 from evaluators.runner import export_arrays as X
@@ -227,10 +225,8 @@ def write_submission(method, manifest: dict, out: Path, seed: int, meta: dict) -
     ``submission.yaml``; written under ``OUT.part`` and renamed, so nothing half-written remains."""
     items = {it["key"]: it for it in manifest["items"]}
     proto = manifest["identity"]["protocol"]
-    part = out.with_name(out.name + ".part")
-    shutil.rmtree(part, ignore_errors=True)
-    part.mkdir(parents=True)
-    try:
+
+    def write(part: Path) -> dict:
         seed_everything(seed)
         per_rep: dict[int, dict[str, np.ndarray]] = {}
         for keys in manifest["calls"]:
@@ -250,15 +246,9 @@ def write_submission(method, manifest: dict, out: Path, seed: int, meta: dict) -
                 np.savez(part / f"r{r:02d}.npz", **per_rep.pop(r))
         for r, arrays in per_rep.items():
             np.savez(part / f"r{r:02d}.npz", **arrays)
-        rep = "features" if proto == "text2motion" else "joints"
-        doc = {**{k: v for k, v in meta.items() if v is not None}, "representation": rep,
-               "manifest": manifest["identity"]}
-        (part / META).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-        part.replace(out)
-    except BaseException:
-        shutil.rmtree(part, ignore_errors=True)
-        raise
-    return out
+        return {"representation": "features" if proto == "text2motion" else "joints"}
+
+    return X.staged(out, write, manifest, meta)
 
 
 def it_starts_repetition(item: dict) -> bool:

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-
 import pytest
+
+from tests._model_cache import using_cache
 
 SMALL_T2M = {"name": "synth_t2m", "n_train": 8, "n_val": 3, "n_test": 4, "min_frames": 40, "max_frames": 90,
              "subclip_prob": 0.5, "seed": 3}
 SMALL_ACTION = {"name": "synth_action", "clips_per_class": 4, "test_fraction": 0.25, "seed": 1}
 
 
-@contextmanager
-def cache_at(path):
-    old = os.environ.get("MOTIONREPRO_CACHE")
-    os.environ["MOTIONREPRO_CACHE"] = str(path)
-    try:
-        yield path
-    finally:
-        if old is None:
-            os.environ.pop("MOTIONREPRO_CACHE", None)
-        else:
-            os.environ["MOTIONREPRO_CACHE"] = old
-
-
 @pytest.fixture(scope="session")
 def synth_t2m(tmp_path_factory):
     from evaluators.datasets import load_dataset
 
-    with cache_at(tmp_path_factory.mktemp("t2m_cache")):
+    with using_cache(tmp_path_factory.mktemp("t2m_cache")):
         return load_dataset(dict(SMALL_T2M))
 
 
@@ -37,5 +23,5 @@ def synth_t2m(tmp_path_factory):
 def synth_action(tmp_path_factory):
     from evaluators.datasets import load_dataset
 
-    with cache_at(tmp_path_factory.mktemp("act_cache")):
+    with using_cache(tmp_path_factory.mktemp("act_cache")):
         return load_dataset(dict(SMALL_ACTION))
