@@ -33,7 +33,7 @@ from benchmarks.official_momask import Pair, official_root, same_logits
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "leaderboards" / "benchmarks" / "side_by_side"
 
-# workload -> (kind, batch, target ratio from the speed issue, repeats)
+# workload -> (kind, batch, target ratio official/suite median to reach (ours: the goal set per workload), repeats)
 WORKLOADS = {
     "momask_sample_b1": ("sample", 1, 1.5, 9),
     "momask_sample_b32": ("sample", 32, 1.2, 3),

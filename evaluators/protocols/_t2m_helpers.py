@@ -222,8 +222,8 @@ class CodeDiversity:
     A method that exposes ``last_generation_codes() -> [B, N, Q]`` (-1 = pad; MoMask, HGM3) is
     read after every evaluation batch. :meth:`check` raises (``mode="error"``) or warns
     (``"warn"``) when a layer produced a single code over at least ``min_tokens`` tokens, the
-    signature of the issue-13 sampler bug (every residual code was 0). The summary goes into the
-    record's ``extra["generation_codes"]``.
+    signature of a broken sampler (a NaN Gumbel draw once made every residual code 0). The
+    summary goes into the record's ``extra["generation_codes"]``.
     """
 
     def __init__(self, mode: str = "error", min_tokens: int = 16) -> None:

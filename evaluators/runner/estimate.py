@@ -16,11 +16,13 @@ Where the seconds come from (printed in the ``source`` column, never mixed silen
   (``--estimate-from leaderboards/benchmarks/gpu-paper.json``): its ``test_train_step`` and
   ``test_sampling_batch32`` entries for the method, at that machine's speed.
 
-Stages other than the method's main training stage use the main stage's cost per sample
-(``~main`` in the table); a frozen-encoder pass (linear probe) is one forward, taken as a
-third of a training step (``# ours:`` the usual forward:backward = 1:2 rule). Dataset split
-sizes are the published ones (``SPLIT_SIZES``, with their source); a dataset this table does
-not know is reported as such instead of guessed.
+The seconds are measured in :mod:`evaluators.runner.estimate_costs`; this module holds the
+cost model (split sizes, stages, steps) and prints the table. Stages other than the method's
+main training stage use the main stage's cost per sample (``~main`` in the table); a
+frozen-encoder pass (linear probe) is one forward, taken as a third of a training step
+(``# ours:`` the usual forward:backward = 1:2 rule). Dataset split sizes are the published
+ones (``SPLIT_SIZES``, with their source); a dataset this table does not know is reported as
+such instead of guessed.
 """
 
 from __future__ import annotations
@@ -28,21 +30,25 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
-import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tabulate import tabulate
 
 from evaluators.core.config import list_configs
 from evaluators.runner.compose import compose
+from evaluators.runner.estimate_costs import (
+    OTHER_LOAD_LIMIT,
+    Costs,
+    bench_costs,
+    contention_note,
+    probe_costs,
+    probe_failures,
+    probe_load,
+)
 from evaluators.runner.names import load_plugins
 from evaluators.runner.plan import build_plan, resolve_device
 
@@ -68,7 +74,6 @@ SPLIT_SIZES: dict[str, dict[str, Any]] = {
     "mpii": {"train": 22246, "test": 2958, "source": "MMPose mpii_train.json / mpii_val.json"},
 }
 FORWARD_FRACTION = 1 / 3  # ours: a forward pass ~ 1/3 of forward+backward (the usual 1:2 rule)
-PROBE_BATCH = 4  # ours: small enough for paper-scale models on a 2-core CPU
 # the stage Method.train_step_example runs (Method.train_batch reads the same main stage)
 MAIN_STAGE_KEYS = ("denoiser", "mask_transformer", "pretrain", "train")
 
@@ -86,135 +91,6 @@ class Stage:
     @property
     def wall_s(self) -> float | None:
         return None if self.steps is None or self.s_per_step is None else self.steps * self.s_per_step
-
-
-@dataclass
-class Costs:
-    """Seconds per training sample and per generated/evaluated sample, and the peak memory seen."""
-    train_s: float | None
-    infer_s: float | None
-    peak_mib: float | None
-    source: str
-
-
-_LOAD: dict[str, Any] = {"cpu_s": 0.0, "wall_s": 0.0}
-
-
-def _busy_cpu_s() -> float | None:
-    """CPU-seconds every process on the machine has used (``/proc/stat``; None elsewhere)."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = fh.readline().split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        return None
-
-
-def _median_time(fn, reps: int = 3) -> float:
-    """Median wall seconds of ``fn`` after one warm-up. The probe's own CPU time and the whole
-    machine's busy CPU time are summed too, so other processes' share can be reported."""
-    fn()  # warm-up (lazy init, allocator)
-    times = []
-    for _ in range(reps):
-        b0, t0, c0 = _busy_cpu_s(), time.perf_counter(), time.process_time()
-        fn()
-        times.append(time.perf_counter() - t0)
-        b1 = _busy_cpu_s()
-        _LOAD["cpu_s"] += time.process_time() - c0
-        _LOAD["wall_s"] += times[-1]
-        if b0 is not None and b1 is not None:
-            _LOAD["machine_cpu_s"] = _LOAD.get("machine_cpu_s", 0.0) + (b1 - b0)
-    return statistics.median(times)
-
-
-OTHER_LOAD_LIMIT = 0.25  # ours: CPUs used by other processes during the probe above which it is flagged
-
-
-def probe_load() -> tuple[float, float | None]:
-    """(CPUs the probe used, CPUs other processes used meanwhile; None without /proc/stat)."""
-    if not _LOAD["wall_s"]:
-        return 0.0, None
-    own = _LOAD["cpu_s"] / _LOAD["wall_s"]
-    machine = _LOAD.get("machine_cpu_s")
-    return own, None if machine is None else max(0.0, machine / _LOAD["wall_s"] - own)
-
-
-def contention_note(device: str) -> str:
-    """One line on the probe's CPU use; CONTENDED when other processes took CPU meanwhile."""
-
-    if device.startswith("cuda") or not _LOAD["wall_s"]:
-        return ""
-    own, other = probe_load()
-    threads = torch.get_num_threads()
-    if other is not None and other > OTHER_LOAD_LIMIT:
-        return (f"CONTENDED: other processes used {other:.2f} CPUs during the probe (it used {own:.2f} with "
-                f"{threads} threads); its seconds are too high, rerun on a quiet machine")
-    return (f"probe used {own:.2f} CPUs with {threads} threads; other processes "
-            f"{'unknown' if other is None else f'{other:.2f}'} CPUs (not contended)")
-
-
-def probe_costs(method, device: str, batch: int = PROBE_BATCH) -> Costs:
-    """Time the method's own benchmark hooks on this machine."""
-
-    sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
-    train_s = infer_s = None
-    failed = []
-    try:
-        step = method.train_step_example(batch)
-        if step is not None:
-            train_s = _median_time(lambda: (step(), sync())) / batch
-    except Exception as e:  # noqa: BLE001 - a probe that cannot run leaves its stages untimed, said in the table
-        failed.append(f"train-step probe failed ({type(e).__name__}: {e})")
-    try:
-        ex = method.denoiser_example(batch)
-        if ex is not None:
-            module, inputs = ex
-            n_steps = _sampler_steps(method)
-            with torch.inference_mode():
-                infer_s = _median_time(lambda: (module(*inputs), sync())) * n_steps / batch
-    except Exception as e:  # noqa: BLE001
-        failed.append(f"sampling probe failed ({type(e).__name__}: {e})")
-    if failed:
-        _LOAD["failed"] = "; ".join(failed) + (" - sizes a method takes from its data at fit time can be set "
-                                               "on the command line, e.g. method_cfg.nfeats=N")
-    if device.startswith("cuda"):
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Costs(train_s, infer_s, peak, f"probe (batch {batch}, {device})")
-
-
-def _sampler_steps(method) -> int:
-    return int(method.default_steps or 1)
-
-
-def bench_costs(method_name: str, path: str | os.PathLike) -> Costs:
-    """Costs from a committed pytest-benchmark JSON of a named machine."""
-
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"--estimate-from {path}: cannot read benchmark JSON ({e})") from None
-    train_s = infer_s = peak = None
-    for b in data.get("benchmarks", []):
-        info = b.get("extra_info", {})
-        if info.get("method") != method_name:
-            continue
-        if b["name"].startswith("test_train_step") and info.get("samples_per_s"):
-            train_s = 1.0 / float(info["samples_per_s"])
-        if b["name"].startswith("test_sampling_batch32"):
-            infer_s = float(b["stats"]["mean"]) / float(info.get("batch", 32))
-            steps = info.get("steps")
-            if info.get("max_steps") and steps:  # measured at fewer steps: per-step cost is the same
-                infer_s *= steps / info["max_steps"]
-        for k in ("peak_allocated_mib", "peak_rss_mib"):
-            if info.get(k):
-                peak = max(peak or 0.0, float(info[k]))
-    machine = data.get("machine_info", {})
-    label = machine.get("gpu") or (machine.get("cpu") or {}).get("brand_raw") or "?"
-    return Costs(train_s, infer_s, peak, f"bench:{path.name} ({label})")
 
 
 def _training_stages(mcfg: dict) -> list[tuple[str, dict]]:
@@ -313,8 +189,9 @@ def render(stages: list[Stage], costs: Costs, device: str, scale: str, experimen
     note = contention_note(device)
     if note:
         out.append(note)
-    if _LOAD.get("failed"):
-        out.append(_LOAD["failed"])
+    failed = probe_failures()
+    if failed:
+        out.append(failed)
     if unknown:
         out.append("not timed: " + "; ".join(unknown))
     out += [
@@ -384,9 +261,6 @@ def summary_row(exp: str) -> dict[str, Any]:
 
 def estimate_all(experiments: list[str] | None = None) -> str:
     """One summary row per paper experiment (the README table): ``python -m evaluators.runner.estimate``."""
-
-
-
     names = experiments or [e for e in list_configs("experiment") if "synth" not in e]
     rows = []
     for exp in names:
@@ -409,9 +283,6 @@ def estimate_all(experiments: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    import json
-    import sys
-
     if sys.argv[1:2] == ["--row"]:
         print(json.dumps(summary_row(sys.argv[2])))
     else:

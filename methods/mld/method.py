@@ -2,8 +2,10 @@
 
 ``fit(dataset)`` trains the VAE (reconstruction + KL), freezes it, then trains the latent
 denoiser with ε-prediction and 10 % condition dropping (classifier-free guidance), both
-through the shared loop ``methods.common.training.train``. ``generate`` runs CFG DDIM in the
-latent space and decodes with the VAE; ``reconstruct`` decodes the posterior mean.
+through the shared loop ``methods.common.training.train`` (:mod:`methods.mld.training`).
+``generate`` runs CFG DDIM in the latent space (:mod:`methods.mld.sampling`) and decodes with
+the VAE; ``reconstruct`` decodes the posterior mean. This module holds construction,
+conditions, normalisation, the entry points and checkpoints.
 
 Config: see ``configs/method/mld.yaml`` (keys documented there). Sizes at ``scale=paper`` are
 the official HumanML3D configuration (MLD-1: latent 1x256, 9+9 VAE layers, 9 denoiser layers,
@@ -12,9 +14,7 @@ the official HumanML3D configuration (MLD-1: latent 1x256, 9+9 VAE layers, 9 den
 
 from __future__ import annotations
 
-import copy
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,25 +26,21 @@ from torch import nn
 import methods.mld.bench as bench
 import methods.mld.convert as convert
 from evaluators.core.io import atomic_torch_save
-from evaluators.core.precision import LowPrecisionCache
 from evaluators.core.seeding import rng_neutral
-from evaluators.datasets.motion.humanml3d import recover_from_ric
 from evaluators.provenance import recipe_entry
 from methods.base import Method
-from methods.common.compile import CompiledOrEager
 from methods.common.paper_needs import T2M_EVAL
 from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
-from methods.common.training import train
-from methods.mld.data import NormalizedView, collate, feature_stats, infer_lengths
+from methods.mld.data import infer_lengths
 from methods.mld.denoiser import LatentDenoiser
-from methods.mld.diffusion import ddim_coefficients_for, ddim_sample, diffusion_loss, make_train_scheduler
-from methods.mld.fast_sampler import FusedSampler, fast_sampler_for
-from methods.mld.support import count_gmacs, dataset_parts, render_demo
+from methods.mld.sampling import PRECISIONS, MLDSampling
+from methods.mld.support import count_gmacs
 from methods.mld.text_encoder import FrozenTextEncoder
-from methods.mld.vae import MotionVAE, vae_loss
+from methods.mld.training import MLDTraining
+from methods.mld.vae import MotionVAE
 from methods.registry import register_method
 
-log = logging.getLogger(__name__)
+__all__ = ["MLD", "PRECISIONS"]  # PRECISIONS: defined with the sampler (sampling.py)
 
 _VAE_ARCH = ("latent_size", "latent_dim", "ff_size", "num_layers", "num_heads", "dropout", "activation",
              "normalize_before")
@@ -52,11 +48,8 @@ _DEN_ARCH = ("ff_size", "num_layers", "num_heads", "dropout", "activation", "nor
              "skip_connect")
 
 
-PRECISIONS = ("fp32", "bf16")
-
-
 @register_method("mld")
-class MLD(Method):
+class MLD(MLDTraining, MLDSampling, Method):
     """Motion Latent Diffusion: ``MotionGenerator`` + ``Reconstructor`` (text or action conditions)."""
 
     task = "text2motion"
@@ -163,13 +156,6 @@ class MLD(Method):
         ids = torch.tensor([-1 if c is None else int(c) for c in conds], device=self.device)
         return ids, torch.full_like(ids, -1)  # official EmbedAction: zero vector = no action
 
-    def _train_cond(self, conds: list) -> torch.Tensor:
-        p = float(self.diff_cfg["guidance_uncondp"])
-        drop = (torch.rand(len(conds)) < p).tolist()  # global RNG: resumable through train()'s RNG state
-        if self.condition == "text":
-            return self.text_encoder(["" if dr else c for c, dr in zip(conds, drop)])
-        return torch.tensor([-1 if dr else int(c) for c, dr in zip(conds, drop)], device=self.device)
-
     # -- normalisation ----------------------------------------------------------------------------
     def set_normalization(self, mean, std) -> None:
         self.mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(-1).to(self.device)
@@ -181,77 +167,7 @@ class MLD(Method):
                                "method_cfg.stats_dir=<folder with the dataset's Mean.npy/Std.npy> (or call "
                                "set_normalization(mean, std)) before generate/reconstruct")
 
-    # -- training -------------------------------------------------------------------------------------
-    def fit(self, dataset) -> None:
-        """Train the VAE, then the denoiser (or load ``cfg.checkpoint`` and take Mean/Std from ``dataset``)."""
-        base, mean, std, nclasses = dataset_parts(dataset, self.condition)
-        if mean is None:
-            mean, std = feature_stats(base)
-        if len(mean) != self.nfeats or (self.condition == "action" and nclasses != self.nclasses):
-            log.info("mld: rebuilding for %d features / %d classes", len(mean), nclasses)
-            self._build(len(mean), nclasses)
-        self.set_normalization(mean, std)
-        if self.cfg["checkpoint"]:
-            self.load_checkpoint(self.cfg["checkpoint"])
-            return
-        view = NormalizedView(base, mean, std, self.condition, self.cfg["max_motion_len"])
-        self._fit_vae(view)
-        self._fit_denoiser(view)
-        if self.workdir is not None:  # the runner saves the weights (save_checkpoint); we add the demo
-            render_demo(self, self.workdir / "samples", base, kinematic_chain=getattr(dataset, "kinematic_chain", None),
-                        class_names=getattr(dataset, "class_names", None))
-
-    def _steps(self, stage: dict, n: int) -> int:
-        if stage.get("steps"):
-            return int(stage["steps"])
-        return int(stage["epochs"]) * max(1, n // int(stage["batch_size"]))
-
-    def _train(self, module: nn.Module, stage: dict, view, step_fn, name: str) -> None:
-        # fused_adamw (ours, default false): the single-kernel CPU/GPU AdamW; same update, different
-        # rounding (~1e-7), so off by default to keep the default runs' numbers
-        fused = {"fused": True} if bool(stage["fused_adamw"]) else {}
-        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=float(stage["lr"]), **fused)
-        ckpt = self.workdir / name if self.workdir is not None else None
-        module.train()
-        state = train(modules={name: module}, optimizer=opt, dataset=view, batch_size=int(stage["batch_size"]),
-                      total_steps=self._steps(stage, len(view)), step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
-                      desc=f"mld-{name}", collate_fn=collate, grad_clip=stage.get("grad_clip"),
-                      ckpt_every=int(stage["ckpt_every"]))
-        module.eval()
-        log.info("mld-%s: %d steps, last logs %s", name, state.step, state.logs)
-
-    def feats_to_joints(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised features ``[B, T, D]`` -> joint positions ``[B, T, J, 3]`` for the VAE joint loss.
-
-        Text datasets: de-normalise and ``recover_from_ric`` (the authors' ``feats2joints``,
-        ``mld/data/HumanML3D.py:41-45``), every frame including padding as they do; 263 -> 22 joints
-        (HumanML3D), 251 -> 21 (KIT). Action datasets here store joint positions, so the joints are the
-        de-normalised features reshaped (ours: the authors' action VAE goes through SMPL ``rot2xyz``),
-        with padded frames zeroed as their ``feats2joints(feats, mask)``.
-        """
-        self._need_stats()
-        raw = x * self.std + self.mean
-        if self.condition == "text":
-            joints_num = {263: 22, 251: 21}.get(x.shape[-1])
-            if joints_num is None:
-                raise ValueError(f"mld: vae.rec_loss=smooth_l1_joints needs HumanML3D (263) or KIT (251) features, "
-                                 f"got width {x.shape[-1]}; set method_cfg.vae.rec_loss=mse or smooth_l1")
-            return recover_from_ric(raw, joints_num)
-        if x.shape[-1] % 3:
-            raise ValueError(f"mld: action features of width {x.shape[-1]} are not joint positions [J*3]; "
-                             "set method_cfg.vae.rec_loss=mse or smooth_l1")
-        if lengths is not None:
-            raw = raw * (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None])[..., None]
-        return raw.reshape(*x.shape[:-1], -1, 3)
-
-    def vae_step_loss(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """One VAE training loss on normalised, zero-padded features ``[B, T, D]`` (``vae.rec_loss``)."""
-        v = dict(self.cfg["vae"])
-        x_hat, mu, logvar = self.vae(x, lengths)
-        return vae_loss(x_hat, x, lengths, mu, logvar, float(v["kl_weight"]),
-                        v["rec_loss"], joints_fn=lambda f: self.feats_to_joints(f, lengths),
-                        lambda_rec=float(v["lambda_rec"]), lambda_joint=float(v["lambda_joint"]))
-
+    # -- model card -----------------------------------------------------------------------------------
     def provenance(self) -> dict[str, dict]:
         """Recipe switches that decide comparability (collected into the run record's provenance)."""
         base = getattr(super(), "provenance", None)
@@ -268,110 +184,7 @@ class MLD(Method):
             out["text_encoder"] = text_encoder_entry(self.cfg["text_encoder"])
         return out
 
-    def _fit_vae(self, view) -> None:
-        v = dict(self.cfg["vae"])
-
-        def step_fn(batch, step):
-            x, lengths = batch["motion"].to(self.device), batch["length"].to(self.device)
-            return self.vae_step_loss(x, lengths)
-
-        self._train(self.vae, v, view, step_fn, "vae")
-
-    def _fit_denoiser(self, view) -> None:
-        d = dict(self.cfg["denoiser"])
-        sched = make_train_scheduler(self.diff_cfg)
-        self.vae.eval().requires_grad_(False)
-
-        def step_fn(batch, step):
-            x, lengths = batch["motion"].to(self.device), batch["length"].to(self.device)
-            with torch.no_grad():  # official: diffusion on a posterior SAMPLE of the frozen VAE
-                z0, _, _ = self.vae.encode(x, lengths)
-            loss = diffusion_loss(self.denoiser, sched, z0, self._train_cond(batch["cond"]))
-            return loss, {"eps_mse": float(loss.detach())}
-
-        self._train(self.denoiser, d, view, step_fn, "denoiser")
-        self._bf16_denoiser = None  # weights changed: the bf16 copy is stale
-
     # -- inference ----------------------------------------------------------------------------------
-    def sample_latents(self, cond: torch.Tensor, uncond: torch.Tensor | None, z_T: torch.Tensor,
-                       steps: int | None = None, guidance_scale: float | None = None,
-                       eta: float | None = None) -> torch.Tensor:
-        """CFG DDIM from a given initial latent ``z_T [B, n, d]`` -> ``z_0`` (deterministic for η = 0)."""
-        self.denoiser.eval()
-        steps = int(steps or self.diff_cfg["steps"])
-        guidance_scale = float(self.diff_cfg["guidance_scale"] if guidance_scale is None else guidance_scale)
-        eta = float(self.diff_cfg["eta"] if eta is None else eta)
-        fast = self._fast_sampler(steps, guidance_scale, eta)
-        if fast is not None:
-            return fast(cond, uncond, z_T.to(self.device))
-        return ddim_sample(self._sampling_denoiser(), cond, uncond, z_T.to(self.device), steps=steps,
-                           guidance_scale=guidance_scale, eta=eta, scheduler_cfg=self.diff_cfg)
-
-    def _fast_sampler_on(self) -> bool:
-        return bool(self.diff_cfg["fast_sampler"])
-
-    def _fast_sampler(self, steps: int, guidance_scale: float, eta: float) -> FusedSampler | None:
-        """``diffusion.fast_sampler`` (ours, default false): the whole CFG-DDIM loop on PyTorch's fused
-        encoder-layer kernel (``methods/mld/fast_sampler.py``; same math as the eager loop to 1e-5).
-        fp32 only (bf16 and ``compile`` keep their paths); a denoiser whose structure the kernel does not
-        cover (``trans_dec``, no skip, pre-norm) or η > 0 warns once and runs eagerly. Built per
-        (steps, guidance, η); it reads the denoiser's weights at every call, so training needs no rebuild."""
-        if not self._fast_sampler_on() or self.precision() != "fp32" or bool(self.diff_cfg["compile"]):
-            return None
-        cache = self.__dict__.setdefault("_fast", {})
-        key = (steps, guidance_scale, eta)
-        if key not in cache:
-            # None (after one warning) when the structure is not covered: cached, so it warns once
-            cache[key] = fast_sampler_for(self.denoiser, ddim_coefficients_for(steps, eta, self.diff_cfg),
-                                          guidance_scale, name="mld")
-        return cache[key]
-
-    def precision(self) -> str:
-        """``diffusion.precision``: ``fp32`` (default, paper numbers) or ``bf16``."""
-        p = str(self.diff_cfg["precision"])
-        if p not in PRECISIONS:
-            raise ValueError(f"mld: diffusion.precision must be one of {PRECISIONS}, got {p!r}")
-        return p
-
-    def _sampling_denoiser(self):
-        """The denoiser as the sampler calls it. bf16: the weights cast to bf16 ONCE (a cached copy;
-        autocast re-casts every weight at every step under inference mode) and inputs cast on entry;
-        ε is returned in fp32 so the DDIM state and update stay fp32. LayerNorm and the SDPA softmax
-        of torch's CPU kernels accumulate bf16 inputs in fp32."""
-        if self.precision() == "fp32":
-            return self._maybe_compiled(self.denoiser)
-        if self._bf16_denoiser is None:
-            self._bf16_denoiser = copy.deepcopy(self.denoiser).to(torch.bfloat16).eval()
-        mod = self._maybe_compiled(self._bf16_denoiser)
-
-        def bf16_denoiser(z, t, c):
-            c = c.to(torch.bfloat16) if c.is_floating_point() else c
-            return mod(z.to(torch.bfloat16), t, c).float()
-
-        return bf16_denoiser
-
-    def _sampling_vae(self) -> MotionVAE:
-        """The VAE as ``generate`` decodes with it. bf16: a view whose decoder networks (queries,
-        transformer decoder, output layer) are cached copies with bf16 weights (cast once, rebuilt
-        when the weights change; ``evaluators/core/precision.py``) taking and returning fp32. At
-        batch 32 the 196-frame decoder costs more than a few DDIM steps of the 7-token denoiser."""
-        if self.precision() == "fp32":
-            return self.vae
-        low = self.__dict__.setdefault("_low", LowPrecisionCache())
-        return low.view("vae", self.vae, ("query_pos_decoder", "decoder", "final_layer"))
-
-    def _maybe_compiled(self, module: nn.Module):
-        """``diffusion.compile`` (ours, default false): the denoiser through ``torch.compile``
-        (inductor, ``dynamic=False``: one graph per batch shape), falling back to eager with a
-        warning when compilation fails (no C++ compiler, unsupported op)."""
-        if not bool(self.diff_cfg["compile"]):
-            return module
-        cache = self.__dict__.setdefault("_compiled", {})
-        if id(module) not in cache:
-            cache.clear()  # a new bf16 copy or new weights object: drop old graphs
-            cache[id(module)] = CompiledOrEager(module, name="mld", dynamic=False)
-        return cache[id(module)]
-
     def _denorm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None])[..., None]
         return (x * self.std + self.mean) * mask

@@ -1,7 +1,8 @@
 """MoMask (Guo et al., CVPR 2024): residual VQ tokenizer + masked + residual transformers.
 
 ``fit`` trains the three stages in order through the shared loop
-(:func:`methods.common.training.train`, resumable, seeded, DDP-ready); ``generate``
+(:func:`methods.common.training.train`, resumable, seeded, DDP-ready; the stages and their
+losses are in :mod:`methods.momask.training`); ``generate``
 runs confidence-based iterative decoding of layer 0 with CFG, then the residual
 transformer (one guided pass per residual layer), then the RVQ decoder, and returns
 RAW (de-normalised) features ``[B, T, D]`` zero beyond each length.
@@ -19,8 +20,6 @@ from torch import nn
 
 import methods.momask.bench as bench
 import methods.momask.masking as M
-import methods.momask.training as training
-from evaluators.core import distributed as D
 from evaluators.core.io import atomic_torch_save
 from evaluators.core.precision import LowPrecisionCache, check_precision, weights_fingerprint
 from evaluators.provenance import sha256_file, sha256_text
@@ -28,18 +27,18 @@ from methods.base import Method
 from methods.common.compile import CompiledOrEager
 from methods.common.paper_needs import T2M_EVAL
 from methods.common.text_encoders import resolve_text_encoder, text_encoder_entry
-from methods.common.training import seed_everything
-from methods.momask.convert import load_into, refuse_official_tokenizer_training
-from methods.momask.data import MotionWindows, TextMotionCrops, collate_text_motion, text_motion_split
+from methods.momask.convert import load_into
 from methods.momask.text import TextEncoder, shared_text_encoder
-from methods.momask.tokenizer import RVQVAE, tokenizer_losses
+from methods.momask.tokenizer import RVQVAE
+from methods.momask.training import MoMaskTraining
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
 from methods.registry import register_method
 
 log = logging.getLogger(__name__)
 
+
 @register_method("momask")
-class MoMask(Method):
+class MoMask(MoMaskTraining, Method):
     """MotionGenerator + Reconstructor. Components: tokenizer, mask_transformer, residual_transformer."""
 
     task = "text2motion"
@@ -136,52 +135,7 @@ class MoMask(Method):
         if stats is not None:
             self.mean, self.std = stats["mean"].float().cpu(), stats["std"].float().cpu()
 
-    # -- training ------------------------------------------------------------------------------------
-    def _train_stage(self, name: str, modules: dict[str, nn.Module], dataset, sc: dict, step_fn, collate=None):
-        return training.train_stage(self, name, modules, dataset, sc, step_fn, collate)
-
-    def fit(self, dataset) -> None:
-        """Train tokenizer, then masked transformer, then residual transformer on ``dataset``'s train split."""
-        refuse_official_tokenizer_training(self)
-        seed_everything(self.seed)
-        data = text_motion_split(dataset, "train")
-        if data.dim != self.vq.d_in:
-            self.c["d_in"] = data.dim
-            self._build(data.dim)
-        self.mean, self.std = torch.from_numpy(data.mean).float(), torch.from_numpy(data.std).float()
-        self.fit_tokenizer(data)
-        crops = TextMotionCrops(data, self.vq.unit_length, self.c["max_motion_length"])
-        self.text.encode(sorted({c for caps in data.captions for c in caps}))  # cache frozen embeddings
-        self.prepare_text(sorted({c for caps in data.captions for c in caps}))
-        self.fit_mask_transformer(crops)
-        if self.rtrans is not None:
-            self.fit_residual_transformer(crops)
-        if D.is_main():  # one writer under torchrun
-            self.save_checkpoint()
-            try:  # GIFs are a convenience: never abort a run over them
-                self.render_samples(dataset, data)
-            except Exception as e:  # noqa: BLE001
-                log.warning("%s: demo rendering skipped: %s", self.registry_name, e)
-        D.barrier()
-
-    def render_samples(self, dataset, data) -> list[Path]:
-        """Stick-figure GIFs of ``render.n`` generated samples (training captions) under ``workdir/samples``."""
-        return training.render_samples(self, dataset, data)
-
-    def fit_tokenizer(self, data) -> None:
-        t = self.c["tokenizer"]
-        windows = MotionWindows(data, t["window"])
-        joints = training.joints_from_dim(data.dim)
-        w_exp = t["w_explicit"] if joints else 0.0
-
-        def step_fn(batch, step):
-            self.vq.train()
-            loss, logs = tokenizer_losses(self.vq, batch.to(self.device), joints or 1, w_exp, t["w_commit"])
-            return loss, logs
-
-        self._train_stage("tokenizer", {"tokenizer": self.vq}, windows, t, step_fn)
-        self.vq.eval()
-
+    # -- text conditions (hooks: HGM3 overrides them) ----------------------------------------------
     def prepare_text(self, captions: list[str]) -> None:
         """Hook: precompute frozen text features (HGM3 parses graphs here)."""
 
@@ -191,69 +145,6 @@ class MoMask(Method):
         MoMask: one level, the sentence embedding as a single token.
         """
         return [(self.text.encode(captions).to(self.device)[:, None], None)]
-
-    def _tokens(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Tokenise a crop batch: ids ``[B, N, Q]`` (pad where beyond length), lengths ``[B]``, pad ``[B, N]``."""
-        self.vq.eval()
-        ids = self.vq.encode(batch["motion"].to(self.device))
-        lens = batch["length"].to(self.device) // self.vq.unit_length
-        pad = M.lengths_to_pad(lens, ids.shape[1])
-        return ids, lens, pad
-
-    def mask_loss(self, ids0: torch.Tensor, pad: torch.Tensor, captions: list[str], step: int):
-        """MoMask training loss of the base layer: cosine-ratio random mask, BERT corruption, CE on masked.
-
-        With several condition levels (HGM3) the levels run as one batched forward and the
-        per-level losses are summed.
-        """
-        mt = self.mtrans
-        ids0 = torch.where(pad, mt.pad_id, ids0)
-        ratio = M.cosine_schedule(torch.rand(ids0.shape[0], device=ids0.device))
-        mask = M.random_mask(pad, ratio)
-        x = M.bert_corrupt(ids0, mask, mt.num_tokens, mt.mask_id)
-        ces, _ = self.level_ce(x, ids0, pad, mask, self.conditions(captions))
-        return sum(ces), {f"ce{lvl}": float(ce.detach()) for lvl, ce in enumerate(ces)}
-
-    def level_ce(self, x, ids0, pad, mask, levels):
-        """Student CE per level from one forward over ``L x B`` rows: (list of L losses, per-token ``[L, B, N]``)."""
-        n_lv = len(levels)
-        cond = torch.cat([c for c, _ in levels])
-        cpad = None if levels[0][1] is None else torch.cat([p for _, p in levels])
-        logits = self.mtrans(x.repeat(n_lv, 1), cond, pad.repeat(n_lv, 1), cpad)
-        _, per = M.masked_token_ce(logits, ids0.repeat(n_lv, 1), mask.repeat(n_lv, 1))
-        per = per.view(n_lv, *ids0.shape)
-        denom = mask.sum().clamp(min=1)
-        return [per[i].sum() / denom for i in range(n_lv)], per
-
-    def _mask_modules(self) -> dict[str, nn.Module]:
-        return {"mask_transformer": self.mtrans}
-
-    def fit_mask_transformer(self, crops) -> None:
-        def step_fn(batch, step):
-            for mod in self._mask_modules().values():
-                mod.train()
-            ids, _, pad = self._tokens(batch)
-            return self.mask_loss(ids[..., 0], pad, batch["caption"], step)
-
-        self._train_stage("mask_transformer", self._mask_modules(), crops, self.c["mask_transformer"], step_fn,
-                          collate_text_motion)
-
-    def fit_residual_transformer(self, crops) -> None:
-        rt = self.rtrans
-
-        def step_fn(batch, step):
-            rt.train()
-            ids, _, pad = self._tokens(batch)
-            ids = torch.where(pad[..., None], rt.pad_id, ids)
-            j = M.residual_schedule(ids.shape[0], rt.nq, ids.device)
-            cond = self.text.encode(batch["caption"]).to(self.device)
-            logits = rt(rt.history(ids, j), j, cond, pad)
-            target = ids[torch.arange(ids.shape[0], device=ids.device), :, j]
-            loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=rt.pad_id)
-            return loss, {"ce": float(loss.detach())}
-
-        self._train_stage("residual_transformer", {"residual_transformer": rt}, crops,
-                          self.c["residual_transformer"], step_fn, collate_text_motion)
 
     # -- benchmark hooks (methods/base.py; implemented in methods/momask/bench.py) ----------------------
     def denoiser_example(self, batch: int = 1) -> tuple[nn.Module, tuple]:

@@ -15,8 +15,8 @@ import torch
 from methods.common.text_encoders import resolve_text_encoder
 from methods.hgm3.method import HGM3
 from methods.momask.method import MoMask
-from tests.hgm3.configs import paper_cfg
 from tests.hgm3.test_equivalence import TINY
+from tests.momask.configs import paper_cfg
 
 CAPS = ["a person walks forward", "someone jumps"]
 

@@ -8,7 +8,7 @@ import torch
 from methods.hgm3.gat import N_NODES
 from methods.hgm3.method import HGM3
 from methods.momask.method import MoMask
-from tests.hgm3.configs import paper_cfg
+from tests.momask.configs import paper_cfg
 
 TINY = {"text_encoder": {"kind": "minilm", "dim": 384},
         "tokenizer": {"nb_code": 16, "code_dim": 8, "width": 16, "depth": 1, "num_quantizers": 3},

@@ -11,7 +11,7 @@ import torch
 from scipy.stats import kendalltau
 
 from methods.hgm3.htm import alpha_at, hard_mask, ranking_loss
-from tests.hgm3.configs import paper_cfg
+from tests.momask.configs import paper_cfg
 
 
 def test_ranking_loss_matches_brute_force_pairs():

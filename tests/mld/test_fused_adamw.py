@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import methods.mld.method as mld_method
+import methods.mld.training as mld_training
 from evaluators.core.config import load_config
 from methods import get_method
 
@@ -24,7 +24,7 @@ def test_stage_optimizer_is_fused_only_when_configured(monkeypatch, fused):
         seen["opt"] = optimizer
         return type("State", (), {"step": 0, "logs": {}})()
 
-    monkeypatch.setattr(mld_method, "train", fake_train)
+    monkeypatch.setattr(mld_training, "train", fake_train)
     m._train(m.denoiser, dict(m.cfg["denoiser"]), view=[], step_fn=None, name="denoiser")
     opt = seen["opt"]
     assert isinstance(opt, torch.optim.AdamW)

@@ -16,7 +16,7 @@ from methods.momask import convert
 from methods.momask.method import MoMask
 from methods.momask.tokenizer import RVQVAE
 from methods.momask.transformer import MaskTransformer, ResidualTransformer
-from tests.hgm3.configs import paper_cfg
+from tests.momask.configs import paper_cfg
 from tests.momask.restated_momask_layout import (
     RestatedMaskTransformer,
     RestatedResidualTransformer,

@@ -14,7 +14,7 @@ import torch
 
 from methods.momask import convert
 from methods.momask.method import MoMask
-from tests.hgm3.configs import paper_cfg
+from tests.momask.configs import paper_cfg
 
 SMALL = {"d_in": 263, "text_encoder": {"kind": "minilm", "dim": 384},
          "tokenizer": {"nb_code": 16, "code_dim": 8, "width": 12, "depth": 2, "num_quantizers": 3},

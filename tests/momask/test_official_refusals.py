@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from methods.momask.method import MoMask
-from tests.hgm3.configs import paper_cfg
+from tests.momask.configs import paper_cfg
 
 SMALL = {"d_in": 263, "tokenizer": {"nb_code": 16, "code_dim": 8, "width": 12, "depth": 2, "num_quantizers": 3},
          "mask_transformer": {"latent_dim": 24, "ff_size": 40, "num_layers": 2, "num_heads": 3},

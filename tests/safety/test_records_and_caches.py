@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from evaluators.records import make_record
-from tests.safety.test_bad_inputs_table import _skeleton_text
+from tests.safety.bad_input_dataset_rows import _skeleton_text
 
 
 def _files(tmp: Path, n: int = 3) -> dict[str, Path]:

@@ -7,7 +7,7 @@
 - the guided forwards with resident buffers (``guidance`` once per call, then ``guided_logits``)
   equal the per-iteration forward on the repeated cond/uncond batch that decoding ran before;
 - greedy decoding end to end (layer 0 + residual layers, MoMask and HGM3 at smoke scale) gives
-  the same token ids as the pre-issue-16 loop restated below with the unchanged ``forward``;
+  the same token ids as the earlier per-iteration loop restated below with the unchanged ``forward``;
 - ``sampler.compile``: compiled and eager guided logits agree to 1e-5; a failing compile falls
   back to eager with one warning.
 """
@@ -118,7 +118,7 @@ def test_residual_guided_logits_equal_repeated_batch_forward(share, scale):
             torch.testing.assert_close(rt.guided_logits(hist, q, g), ref, rtol=1e-5, atol=1e-6)
 
 
-# -- greedy decoding end to end = the pre-issue-16 loop ----------------------------------------------
+# -- greedy decoding end to end = the earlier per-iteration loop --------------------------------------
 def _old_greedy_tokens(m, caps, tok, steps):
     """The decoding loop as it was before the fused decoding (per-iteration repeated-batch forwards, a full
     -inf top-k tensor, softmax + gather confidence), at temperature -> 0 (argmax of the filtered logits)."""
