@@ -56,7 +56,7 @@ STYLES = ("figure", "markers")
 _JOINT_HUES = np.array([[255, 255, 255], [255, 0, 255], [0, 255, 255], [255, 255, 0], [0, 0, 255], [255, 0, 0],
                         [0, 255, 0], [255, 128, 0], [128, 0, 255]])
 _JOINT_TYPE = [0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8]
-_MARKER_COLOURS = [tuple(int(v) for v in (_JOINT_HUES[t] if k % 2 else 0.55 * _JOINT_HUES[t]))
+MARKER_COLOURS = [tuple(int(v) for v in (_JOINT_HUES[t] if k % 2 else 0.55 * _JOINT_HUES[t]))
                    for k, t in enumerate(_JOINT_TYPE)]  # odd COCO indices are the left keypoints (nose: full)
 _STICKS = [(5, 6), (11, 12), (5, 11), (6, 12), (5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16),
            (18, 19), (0, 19)]
@@ -132,7 +132,7 @@ def _render_markers(rng: np.random.Generator, w: int, h: int, n_people: int):
                 kk = (k + 5) % 17
                 r = (0.012 if kk < 5 else 0.03) * bh
                 q = pts[kk]
-                d.ellipse([q[0] - r, q[1] - r, q[0] + r, q[1] + r], fill=_MARKER_COLOURS[kk] if li == 0 else 255)
+                d.ellipse([q[0] - r, q[1] - r, q[0] + r, q[1] + r], fill=MARKER_COLOURS[kk] if li == 0 else 255)
         people.append({"pts": pts, "mask": np.asarray(mask) > 0})
     for i, p in enumerate(people):  # later figures occlude earlier ones
         cover = np.zeros((h, w), bool)
