@@ -7,11 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from evaluators.datasets import DatasetError, inspect_path, load_dataset
 from evaluators.datasets.pose2d.coco import parse_coco_detections, parse_coco_keypoints
 from evaluators.datasets.pose2d.mpii import parse_mpii
-from evaluators.datasets.pose2d.synth_coco import generate
+from evaluators.datasets.pose2d.synth_coco import MARKER_COLOURS, generate
 from tests.conftest import need_shared
 
 
@@ -131,3 +132,26 @@ def test_synth_round_trip_through_real_loaders(tmp_path, monkeypatch):
     assert load_dataset({"name": "synth_coco", **cfg}).ann_file.read_bytes() == before
     s = coco.top_down_dataset("train", (48, 64), (12, 16), 1.0, train=True)[0]
     assert s["img"].shape == (3, 64, 48) and s["target"].shape == (17, 16, 12) and s["keypoints_hm"].shape == (17, 2)
+
+
+def test_synth_markers_put_each_keypoint_colour_on_its_pixel(tmp_path):
+    """``style: markers`` (the smoke set): what a pose estimator must find is in the pixels: the
+    pixel under a labelled keypoint has that joint's colour (a later disc may cover a few), the
+    background is plain, and left and right joints differ in colour."""
+    generate(tmp_path / "m", seed=2, n_train=1, n_val=8, image_size=(128, 128), max_people=1, style="markers")
+    raw = json.loads((tmp_path / "m" / "annotations" / "person_keypoints_val2017.json").read_text())
+    files = {im["id"]: im["file_name"] for im in raw["images"]}
+    hits = total = 0
+    for ann in raw["annotations"]:
+        img = np.asarray(Image.open(tmp_path / "m" / "val2017" / files[ann["image_id"]]).convert("RGB"))
+        kp = np.asarray(ann["keypoints"]).reshape(17, 3)
+        for k, (x, y, v) in enumerate(kp):
+            if v == 2:
+                total += 1
+                hits += tuple(img[int(round(y)), int(round(x))]) == MARKER_COLOURS[k]
+        _, counts = np.unique(img.reshape(-1, 3), axis=0, return_counts=True)
+        assert counts.max() > 0.5 * img.shape[0] * img.shape[1]  # one plain background colour
+    assert total > 80 and hits / total > 0.9, (hits, total)
+    assert len(set(MARKER_COLOURS)) == 17
+    with pytest.raises(ValueError, match="style"):
+        generate(tmp_path / "x", n_train=1, n_val=1, style="cartoon")

@@ -8,6 +8,12 @@ an occluder get v=1 (labeled, occluded), outside the image v=0, otherwise v=2; `
 0.42 x the box area (see ``AREA_RATIO``). A detection file
 holds jittered GT boxes with scores, a few misses and low-score false positives.
 
+``style: markers`` (the smoke scale's set, ``configs/dataset/synth_coco.yaml``) draws the same
+bodies as thin grey sticks on a plain background, every keypoint a disc of its own colour (one hue
+per joint type, a lighter shade on the person's left), with no occluders: what a pose estimator
+must find is then in the pixels at a glance, so a CPU smoke run of a few hundred steps learns it
+and its COCO AP is a pipeline check that can fail (on the textured figures it stays near 0).
+
 The files are exactly what :mod:`evaluators.datasets.pose2d.coco` / :mod:`evaluators.datasets.pose2d.mpii`
 read for the real datasets (same loader code path). Deterministic per seed (PNG images),
 generated once into ``cache_root()/synth_coco/<key>`` via a temporary folder and a rename.
@@ -44,6 +50,16 @@ _LIMBS = [  # (a, b, width fraction of body height, colour id); body indices as 
 # (median of the 14 real annotations in shared/data/coco/test_coco.json is 0.42).
 AREA_RATIO = 0.42
 _PALETTE = np.array([[230, 60, 40], [40, 90, 230], [250, 170, 30], [30, 200, 200], [200, 160, 130]])
+STYLES = ("figure", "markers")
+# markers style: one saturated hue per joint type (nose, eyes, ears, shoulders, elbows, wrists, hips,
+# knees, ankles), the person's left a lighter shade than the right; index = COCO keypoint
+_JOINT_HUES = np.array([[255, 255, 255], [255, 0, 255], [0, 255, 255], [255, 255, 0], [0, 0, 255], [255, 0, 0],
+                        [0, 255, 0], [255, 128, 0], [128, 0, 255]])
+_JOINT_TYPE = [0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8]
+MARKER_COLOURS = [tuple(int(v) for v in (_JOINT_HUES[t] if k % 2 else 0.55 * _JOINT_HUES[t]))
+                   for k, t in enumerate(_JOINT_TYPE)]  # odd COCO indices are the left keypoints (nose: full)
+_STICKS = [(5, 6), (11, 12), (5, 11), (6, 12), (5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16),
+           (18, 19), (0, 19)]
 
 
 def _rot(v: np.ndarray, a: float) -> np.ndarray:
@@ -99,7 +115,36 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return np.clip(img, 0, 255)
 
 
-def _render_image(rng: np.random.Generator, w: int, h: int, n_people: int):
+def _render_markers(rng: np.random.Generator, w: int, h: int, n_people: int):
+    """Plain background, grey stick bodies, a coloured disc on every keypoint, no occluders."""
+    img = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(70, 130) + rng.integers(-10, 11, size=3)))
+    people = []
+    for _ in range(n_people):
+        bh = rng.uniform(0.45, 0.95) * h
+        cx, cy = rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.35 * h, 0.65 * h) + 0.1 * bh
+        pts = _body(rng, cx, cy, bh)
+        mask = Image.new("L", (w, h), 0)
+        for li, d in enumerate([ImageDraw.Draw(img), ImageDraw.Draw(mask)]):
+            for a, b in _STICKS:
+                d.line([tuple(pts[a]), tuple(pts[b])], fill=(200, 200, 200) if li == 0 else 255,
+                       width=max(1, int(0.02 * bh)))
+            for k in range(17):  # body joints first, the small face discs over them
+                kk = (k + 5) % 17
+                r = (0.012 if kk < 5 else 0.03) * bh
+                q = pts[kk]
+                d.ellipse([q[0] - r, q[1] - r, q[0] + r, q[1] + r], fill=MARKER_COLOURS[kk] if li == 0 else 255)
+        people.append({"pts": pts, "mask": np.asarray(mask) > 0})
+    for i, p in enumerate(people):  # later figures occlude earlier ones
+        cover = np.zeros((h, w), bool)
+        for q in people[i + 1:]:
+            cover |= q["mask"]
+        p["occ"] = cover
+    return np.asarray(img), people
+
+
+def _render_image(rng: np.random.Generator, w: int, h: int, n_people: int, style: str = "figure"):
+    if style == "markers":
+        return _render_markers(rng, w, h, n_people)
     img = Image.fromarray(_background(rng, w, h).astype(np.uint8))
     people = []
     for _ in range(n_people):
@@ -161,8 +206,11 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 def generate(out: Path, seed: int = 0, n_train: int = 240, n_val: int = 60, image_size=(160, 160),
-             max_people: int = 2) -> None:
-    """Write a synth-coco tree (COCO layout) and the matching MPII files into ``out``."""
+             max_people: int = 2, style: str = "figure") -> None:
+    """Write a synth-coco tree (COCO layout) and the matching MPII files into ``out``; ``style``
+    ``figure`` (textured, occluded) or ``markers`` (colour-coded keypoints on a plain background)."""
+    if style not in STYLES:
+        raise ValueError(f"synth_coco: style must be one of {STYLES}, got {style!r}")
     w, h = image_size
     rng = np.random.default_rng(seed)
     cat = {"id": 1, "name": "person", "supercategory": "person",
@@ -177,7 +225,7 @@ def generate(out: Path, seed: int = 0, n_train: int = 240, n_val: int = 60, imag
         for i in range(n):
             img_id = (1 if split == "train" else 2) * 1_000_000 + i
             fname = f"{img_id:012d}.png"
-            arr, people = _render_image(rng, w, h, int(rng.integers(1, max_people + 1)))
+            arr, people = _render_image(rng, w, h, int(rng.integers(1, max_people + 1)), style)
             atomic_write_bytes(out / f"{split}2017" / fname, _png(arr))
             images.append({"id": img_id, "file_name": fname, "width": w, "height": h})
             for p in people:
@@ -232,7 +280,7 @@ def generate(out: Path, seed: int = 0, n_train: int = 240, n_val: int = 60, imag
 def ensure_synth(cfg: dict) -> Path:
     """Path of the generated tree for ``cfg`` (generated atomically on first use)."""
     opts = {k: cfg.get(k, d) for k, d in (("seed", 0), ("n_train", 240), ("n_val", 60), ("image_size", [160, 160]),
-                                          ("max_people", 2))}
+                                          ("max_people", 2), ("style", "figure"))}
     opts["image_size"] = list(opts["image_size"])
     final = cache_root() / "synth_coco" / cache_key(GENERATOR_VERSION, opts)
     if valid_or_discard(final, "synth_coco"):  # sizes + checksums (a damaged copy is rebuilt, one warning)
