@@ -111,12 +111,19 @@ def _worker_threads(config) -> int | None:
 def pytest_configure(config):
     """An xdist worker sets ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` to its share of the cores unless
     the user set them (before torch is imported, so OpenMP reads them at start-up; the subprocesses
-    tests start inherit them). Tests that need a given thread count set it themselves, as before."""
+    tests start inherit them). Tests that need a given thread count set it themselves, as before.
+
+    It also drops xdist's ``PYTEST_XDIST_*`` variables from its environment (xdist itself reads the
+    worker's role from ``config.workerinput``): a pytest that a test starts would inherit them and
+    take itself for a worker, and pytest-benchmark then disables benchmarking (``--benchmark-only``
+    stops with an error, ``--benchmark-json`` stays empty)."""
     n = _worker_threads(config)
     if n is None:
         return
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(key, str(n))
+    for key in [k for k in os.environ if k.startswith("PYTEST_XDIST_")]:
+        del os.environ[key]
 
 
 def _slow_modules_first(items) -> None:
