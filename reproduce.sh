@@ -138,8 +138,13 @@ case "$cmd" in
         # --fast: the lane to run on every change, without the tests marked slow (CI runs them all)
         fast=()
         if [ "${1:-}" = "--fast" ]; then shift; fast=(-m "not slow"); fi
+        # one pytest worker per core (pytest-xdist), at most 8 (ours: each holds its own models in
+        # memory). loadscope: a module's tests run on one worker, so a module-scoped fixture is
+        # built once; tests/conftest.py puts the slow modules first (hence no reorder by size) and
+        # gives each worker its share of the cores. A later -n wins: `test -n 0` is one process.
+        par=(-n auto --maxprocesses 8 --dist loadscope --no-loadscope-reorder)
         set +e
-        "$PY" -m pytest "${fast[@]}" "$@"
+        "$PY" -m pytest "${par[@]}" "${fast[@]}" "$@"
         rc=$?
         set -e
         if [ $rc -eq 5 ]; then log "no tests ran: failing"; exit 1; fi

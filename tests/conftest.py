@@ -61,6 +61,23 @@ def model_cache() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def smoke_t2m(model_cache):
+    """``(dataset, evaluator)``: the smoke synth_t2m set and the smoke text2motion protocol's evaluator,
+    the one the demo, the HGM3 end-to-end test, the sensitivity benchmark and the published-records
+    rerun use. From the model cache, filled under its lock (one worker trains, the others wait and
+    load), trained at ``PUBLISHED_THREADS`` threads so that the published-records rerun loads it too."""
+    from evaluators.core.config import load_config
+    from evaluators.datasets.base import load_dataset
+    from evaluators.networks.t2m_train import train_evaluator
+    from tests._model_cache import PUBLISHED_THREADS, building, torch_threads
+
+    with building(model_cache, "synth_t2m-smoke"), torch_threads(PUBLISHED_THREADS):
+        data = load_dataset(load_config("dataset", "synth_t2m", "smoke"))
+        train = load_config("protocol", "text2motion", "smoke")["evaluator"]["train"]
+        return data, train_evaluator(data, **train).eval()
+
+
 @pytest.fixture(autouse=True)
 def _fixed_seed():
     """Every test starts from the same global RNG state."""
@@ -73,6 +90,53 @@ def _fixed_seed():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+def _worker_threads(config) -> int | None:
+    """In a pytest-xdist worker (``./reproduce.sh test`` runs one per core): its share of the cores,
+    so that N workers running torch side by side do not oversubscribe the machine (two 2-thread
+    processes on 2 cores spend their time slices spinning, evaluators/core/threads.py). None
+    outside xdist (a pytest that a test starts inherits the worker's environment, not its role)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    workers = int(workerinput["workercount"])
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
+def pytest_configure(config):
+    """An xdist worker sets ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` to its share of the cores unless
+    the user set them (before torch is imported, so OpenMP reads them at start-up; the subprocesses
+    tests start inherit them). Tests that need a given thread count set it themselves, as before.
+
+    It also drops xdist's ``PYTEST_XDIST_*`` variables from its environment (xdist itself reads the
+    worker's role from ``config.workerinput``): a pytest that a test starts would inherit them and
+    take itself for a worker, and pytest-benchmark then disables benchmarking (``--benchmark-only``
+    stops with an error, ``--benchmark-json`` stays empty)."""
+    n = _worker_threads(config)
+    if n is None:
+        return
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(key, str(n))
+    for key in [k for k in os.environ if k.startswith("PYTEST_XDIST_")]:
+        del os.environ[key]
+
+
+def _slow_modules_first(items) -> None:
+    """For ``--dist loadscope`` (``./reproduce.sh test``), which hands whole modules to the workers in
+    collection order (so a module-scoped fixture is built once): the modules holding a slow test
+    move to the front, module order and the order inside a module kept. The long parts then start
+    at once and the many short modules fill the gaps at the end, instead of one long module
+    starting last and running alone."""
+    def module(item):
+        return item.nodeid.split("::", 1)[0]
+
+    slow = {module(i) for i in items if "slow" in i.keywords}
+    items.sort(key=lambda i: module(i) not in slow)  # stable: False (slow) first
 
 
 def _reads_real_samples(item) -> bool:
@@ -91,6 +155,8 @@ def pytest_collection_modifyitems(config, items):
     ``@pytest.mark.gpu`` tests skip, with the reason, on a machine without CUDA."""
     import torch
 
+    if _worker_threads(config) is not None:
+        _slow_modules_first(items)
     for item in items:
         if _reads_real_samples(item):
             item.add_marker(pytest.mark.data)

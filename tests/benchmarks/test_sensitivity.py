@@ -4,8 +4,8 @@ Independent references: the text2motion protocol itself (its real row must be wh
 gives), :func:`physical_metrics` called here on the clean motions, closed forms of the
 corruptions (a rigid shake keeps bone lengths; a drift of v m/s over n planted frames moves the
 root by v n / fps), and the direction each defect must push its metric.
-The end-to-end run reuses the synth_t2m smoke evaluator from the suite's model cache when another
-test trained it (else trains it).
+The end-to-end run reuses the synth_t2m smoke evaluator from the suite's model cache (the
+``smoke_t2m`` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -21,15 +21,17 @@ from evaluators.metrics.physical import physical_metrics
 from evaluators.networks.t2m_data import T2MSplit
 from evaluators.protocols.registry import RunContext
 from evaluators.protocols.text2motion import text2motion
-from tests._model_cache import using_cache
+from tests._model_cache import PUBLISHED_THREADS, torch_threads, using_cache
 
 REPS = 2
 LEVELS = 3  # strengths 0, 0.5, 1
 
 
 @pytest.fixture(scope="module")
-def setup(model_cache):
-    with using_cache(model_cache):  # the smoke evaluator the other synth_t2m tests train (or load)
+def setup(model_cache, smoke_t2m):
+    # the smoke evaluator the other synth_t2m tests share (smoke_t2m trained it, or loaded it): loaded
+    # here through the protocol's own path, at the thread count that is part of its cache key
+    with using_cache(model_cache), torch_threads(PUBLISHED_THREADS):
         return Setup("synth_t2m", "smoke", seed=0)
 
 

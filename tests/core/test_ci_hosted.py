@@ -6,6 +6,7 @@ data-marked tests skip and the job summary says why; everywhere else the gate ke
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,8 +45,10 @@ def test_hosted_runner_skips_the_data_tests_and_says_why(tmp_path):
     assert out.returncode == 0, log[-5000:]
     assert ".ci/run: all checks passed" in log
     assert "Data tests skipped" in summary.read_text() and "not redistributable" in summary.read_text()
-    tail = [line for line in log.splitlines() if " skipped" in line and (" passed" in line or " deselected" in line)]
-    assert tail and "failed" not in tail[-1], log[-3000:]
+    # pytest's closing counts line ("3 passed, 30 skipped, 1300 deselected in 9.1s"; under xdist, which
+    # ./reproduce.sh test runs, the workers deselect and the line has no "deselected")
+    tail = [line for line in log.splitlines() if re.search(r"\d+ skipped\b.* in [\d.]+s", line)]
+    assert tail and "failed" not in tail[-1] and "error" not in tail[-1], log[-3000:]
     assert "real sample" in log  # pytest -ra prints each skip's reason
 
 

@@ -14,30 +14,19 @@ import numpy as np
 import pytest
 import torch
 
-from tests._model_cache import using_cache
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def synth(model_cache):
-    from evaluators.core.config import load_config
-    from evaluators.datasets.base import load_dataset
-
-    with using_cache(model_cache):
-        return load_dataset(load_config("dataset", "synth_t2m", "smoke"))
+def synth(smoke_t2m):
+    return smoke_t2m[0]
 
 
 @pytest.fixture(scope="module")
-def evaluator(synth, model_cache):
+def evaluator(smoke_t2m):
     """The smoke text2motion protocol's evaluator, from the suite's model cache (the demo's, the
     sensitivity benchmark's and the published-records check's evaluator is this one)."""
-    from evaluators.core.config import load_config
-    from evaluators.networks.t2m_train import train_evaluator
-
-    train = load_config("protocol", "text2motion", "smoke")["evaluator"]["train"]
-    with using_cache(model_cache):
-        return train_evaluator(synth, **train).eval()
+    return smoke_t2m[1]
 
 
 def _scores(method, ev, caps, lens, gt_emb, text_emb):

@@ -3,8 +3,9 @@ chains (both pose methods, and MoMask through the text-to-motion evaluator, whos
 a change of numbers last slipped in unnoticed) are rerun with the demo's command and compared with
 ``leaderboards/results/`` field by field, wall-clock and machine fields aside. Every model is
 trained by the code at HEAD: the run's cache is the suite's model cache, keyed by the code version
-(``tests/_model_cache.py``), so the evaluator an in-process test trained with this code at this
-thread count is loaded instead of trained again, and nothing older code trained is ever reused.
+(``tests/_model_cache.py``), so the evaluator the in-process tests share (the ``smoke_t2m`` fixture,
+trained with this code at the published thread count) is loaded instead of trained again, and
+nothing older code trained is ever reused.
 
 A change that moves a published number fails here until the records are republished in the same
 commit (``./reproduce.sh demo`` and copy ``runs/records/*.json`` over ``leaderboards/results/``).
@@ -22,6 +23,7 @@ import pytest
 
 from evaluators.metrics.info import metric_info
 from evaluators.records import read_records
+from tests._model_cache import PUBLISHED_THREADS
 
 REPO = Path(__file__).resolve().parents[2]
 METHODS = ("heatmap_baseline", "diffusionpose", "momask")
@@ -56,7 +58,7 @@ def _diff(a, b, path="") -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_cheapest_published_chains_reproduce(tmp_path, model_cache):
+def test_the_cheapest_published_chains_reproduce(tmp_path, model_cache, smoke_t2m):
     published = [r for r in read_records(REPO / "leaderboards" / "results") if r["method"] in METHODS]
     assert {r["method"] for r in published} == set(METHODS)
     # the demo's default runs_dir, ``runs`` relative to where it starts (as the published run), so
@@ -64,11 +66,13 @@ def test_the_cheapest_published_chains_reproduce(tmp_path, model_cache):
     env = {k: v for k, v in os.environ.items() if k != "MOTIONREPRO_RUNS"}
     # the suite's model cache (keyed by the code version: nothing trained by older code is reused;
     # an evaluator's key holds the thread count and torch version): the synth_t2m evaluator the
-    # in-process tests trained at this thread count is loaded, not trained a second time
-    # the records were published by the demo at 2 threads (its default on the 2-core machine that ran
+    # smoke_t2m fixture trained (or loaded) at PUBLISHED_THREADS is loaded, not trained a second time.
+    # The records were published by the demo at 2 threads (its default on the 2-core machine that ran
     # it); the thread count changes the trained weights, so the rerun uses 2 whatever the caller's
     # OMP_NUM_THREADS (the evaluator's cache key includes it: a 1-thread one is never loaded here)
-    env.update(MOTIONREPRO_CACHE=str(model_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    threads = str(PUBLISHED_THREADS)
+    env.update(MOTIONREPRO_CACHE=str(model_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS=threads,
+               MKL_NUM_THREADS=threads)
     p = subprocess.run([sys.executable, "-m", "evaluators.run", "--demo", "--only", *METHODS], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=1800)
     runs = tmp_path / "runs"

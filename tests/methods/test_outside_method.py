@@ -3,7 +3,10 @@ leaderboards for free, and nothing in the repository changes on the way.
 
 ``python -m methods new`` scaffolds a toy text-to-motion method into a temporary folder; every
 later command finds it only through ``$MOTIONREPRO_PLUGINS`` and ``$MOTIONREPRO_CONFIG_PATH``,
-with runs, records and caches under the same temporary folder.
+with runs, records and caches under the same temporary folder. The commands run in a private copy
+of the checkout (its tracked and untracked, not ignored, files, committed into a fresh git
+repository), so the check that nothing changed sees only what they wrote, not what tests running
+beside this one (``./reproduce.sh test`` runs one pytest worker per core) write meanwhile.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,43 +31,68 @@ TOYS = {"outsidet2m": ("MotionGenerator", "synth-t2m", "synth_t2m"),
         "outsidessl": ("RepresentationLearner", "synth-ntu", "synth_ntu")}
 
 
-def _repo_state() -> tuple[str, dict[str, str]]:
-    """``git status`` (untracked files included) and the sha256 of every tracked file as it is on disk."""
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, text=True,
-                            capture_output=True, check=True).stdout
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    hashes = {}
+def _git(repo: Path, *args: str) -> bytes:
+    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", *args], cwd=repo,
+                          capture_output=True, check=True).stdout
+
+
+def _checkout_copy(dst: Path) -> Path:
+    """The checkout's tracked and untracked-but-not-ignored files (the code as it is on disk), copied
+    into ``dst`` and committed there, so ``git status`` in the copy starts clean."""
+    files = _git(REPO, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     for rel in filter(None, files.decode().split("\0")):
-        path = REPO / rel
+        src = REPO / rel
+        if src.is_file() and not src.is_symlink():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    _git(dst, "init", "-q")
+    _git(dst, "add", "-A")
+    _git(dst, "commit", "-q", "-m", "the checkout as the test found it")
+    return dst
+
+
+def _repo_state(repo: Path) -> tuple[str, dict[str, str]]:
+    """``git status`` (untracked files included) and the sha256 of every tracked file as it is on disk."""
+    status = _git(repo, "status", "--porcelain", "--untracked-files=all").decode()
+    hashes = {}
+    for rel in filter(None, _git(repo, "ls-files", "-z").decode().split("\0")):
+        path = repo / rel
         hashes[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "<absent>"
     return status, hashes
 
 
-def _env(tmp: Path) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(REPO), str(tmp), os.environ.get("PYTHONPATH", "")) if p)
+def _env(tmp: Path, repo: Path) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(repo), str(tmp), os.environ.get("PYTHONPATH", "")) if p)
     return dict(os.environ, PYTHONPATH=path, MOTIONREPRO_PLUGINS=":".join(TOYS), MOTIONREPRO_CONFIG_PATH=str(tmp / "configs"),
                 MOTIONREPRO_RUNS=str(tmp / "runs"), MOTIONREPRO_CACHE=str(tmp / "cache"), OMP_NUM_THREADS="1",
                 HF_HUB_OFFLINE="1", MOTIONREPRO_FALLBACK_RECORDS=str(tmp / "fallback"))
 
 
-def _run(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    p = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, f"{' '.join(args)} exited {p.returncode}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     return p
 
 
 @pytest.mark.slow
 def test_scaffolded_outside_methods_run_everywhere_without_touching_the_repo(tmp_path):
-    before = _repo_state()
-    env = _env(tmp_path)
+    repo = _checkout_copy(tmp_path / "checkout")
+    tmp_path = tmp_path / "outside"
+    tmp_path.mkdir()
+    before = _repo_state(repo)
+    env = _env(tmp_path, repo)
+
+    def run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+        return _run(args, env, repo, timeout)
+
     for name, (capability, _, _) in TOYS.items():
-        _run(["-m", "methods", "new", name, "--capability", capability, "--dir", str(tmp_path)], env)
+        run(["-m", "methods", "new", name, "--capability", capability, "--dir", str(tmp_path)])
         assert (tmp_path / name / "method.py").is_file() and (tmp_path / "configs" / "method" / f"{name}.yaml").is_file()
         readme = (tmp_path / name / "README.md").read_text()
         assert all(h in readme for h in ("## What it implements", "## Deviations", "## How to run"))
 
     # the demo: train, checkpoint, protocols, records, leaderboards under runs_dir
-    demo = _run(["-m", "evaluators.run", "--demo", "--only", *TOYS], env, timeout=600)
+    demo = run(["-m", "evaluators.run", "--demo", "--only", *TOYS], timeout=600)
     assert f"{len(TOYS)}/{len(TOYS)} methods ok" in demo.stdout
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "records").glob("*.json")]
     assert {r["method"] for r in records} == set(TOYS)
@@ -75,8 +104,8 @@ def test_scaffolded_outside_methods_run_everywhere_without_touching_the_repo(tmp
     # the smoke benchmarks parametrise over the registry: the outside methods have their rows
     bench = tmp_path / "bench" / "toy.json"
     bench.parent.mkdir()
-    _run(["-m", "pytest", "benchmarks/test_methods.py", "-k", " or ".join(TOYS), "-q", "-p", "no:cacheprovider",
-          f"--benchmark-json={bench}"], env, timeout=600)
+    run(["-m", "pytest", "benchmarks/test_methods.py", "-k", " or ".join(TOYS), "-q", "-p", "no:cacheprovider",
+         f"--benchmark-json={bench}"], timeout=600)
     rows = [r["extra_info"] for r in json.loads(bench.read_text())["benchmarks"]]
     assert {r["method"] for r in rows} == set(TOYS)
     for name in TOYS:  # batch sizes: the sampling rows' 1 and 32, the train step's smoke config (16 / 32)
@@ -84,16 +113,16 @@ def test_scaffolded_outside_methods_run_everywhere_without_touching_the_repo(tmp
         assert {("sampling", 1), ("sampling", 32)} <= whats and any(w == "train step" for w, _ in whats)
 
     for name, (_, alias, dataset) in TOYS.items():
-        est = _run(["-m", "evaluators.run", "--experiment", name, alias, "--estimate"], env)
+        est = run(["-m", "evaluators.run", "--experiment", name, alias, "--estimate"])
         assert f"cost estimate: {name} on {dataset}" in est.stdout
 
     out = tmp_path / "lb"
-    _run(["-m", "leaderboards", "--results", str(tmp_path / "runs" / "records"), "--bench", str(bench.parent),
-          "--out", str(out)], env)
+    run(["-m", "leaderboards", "--results", str(tmp_path / "runs" / "records"), "--bench", str(bench.parent),
+         "--out", str(out)])
     speed = (out / "speed.md").read_text()
     assert all(f"| {name} " in speed for name in TOYS)
 
-    assert _repo_state() == before, "a command wrote into the repository"
+    assert _repo_state(repo) == before, "a command wrote into the repository"
 
 
 def test_scaffold_into_the_repository_writes_the_method_folder_and_configs(tmp_path, monkeypatch):

@@ -113,13 +113,15 @@ def test_unlocked_bootstrap_installs_torch_first_then_the_newest_project_deps(tm
 
 
 def test_test_fast_runs_pytest_without_the_slow_marked_tests(tmp_path):
-    """``./reproduce.sh test --fast ARGS`` is ``pytest -m "not slow" ARGS``; without it, ``pytest ARGS``."""
+    """``./reproduce.sh test --fast ARGS`` is ``pytest -m "not slow" ARGS``; without it, ``pytest ARGS``; both on
+    one worker per core (pytest-xdist), the user's ARGS last so that they win (``-n 0``)."""
     venv, log = _fake_venv(tmp_path, None)
     env = {"MOTIONREPRO_VENV": str(venv), "PATH": _path_with_nvidia_smi(tmp_path, works=False), "PIP_FIND_LINKS": ""}
     assert _sh(["test", "--fast", "-k", "resume"], **env).returncode == 0
     assert _sh(["test", "-k", "resume"], **env).returncode == 0
     runs = [ln for ln in log.read_text().splitlines() if ln.startswith("-m pytest")]
-    assert runs == ["-m pytest -m not slow -k resume", "-m pytest -k resume"]
+    xdist = "-n auto --maxprocesses 8 --dist loadscope --no-loadscope-reorder"
+    assert runs == [f"-m pytest {xdist} -m not slow -k resume", f"-m pytest {xdist} -k resume"]
 
 
 @pytest.mark.parametrize("experiment", [e for e in list_configs("experiment")])
