@@ -31,7 +31,7 @@ SIZE = (1400, 1600)  # ours: wide enough for the gallery's four columns, tall en
 VIRTUAL_TIME_MS = 10000  # ours: Chromium's virtual clock, long enough for every GIF to decode
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Serves the site without a log line per request."""
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
@@ -55,7 +55,7 @@ def screenshot(page: str, out: Path, source: Path = LB_DIR, size: tuple[int, int
         build_site(site, source)
         if not (site / page).is_file():
             raise FileNotFoundError(f"the site built from {source} has no {page}")
-        handler = functools.partial(_QuietHandler, directory=str(site))
+        handler = functools.partial(QuietHandler, directory=str(site))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         shot = Path(tmp) / "shot.png"

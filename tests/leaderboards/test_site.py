@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import re
-import shutil
 import subprocess
 import threading
 from html.parser import HTMLParser
@@ -23,10 +22,10 @@ import yaml
 from leaderboards.gallery_page import GALLERY_MANIFEST
 from leaderboards.make_tables import LB_DIR
 from leaderboards.references import load_papers
+from leaderboards.screenshot import CHROMIUM_FLAGS, QuietHandler, find_chromium
 from leaderboards.site import build_site
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
-                             shutil.which("google-chrome")) if p), None)
+CHROMIUM = find_chromium()
 
 
 ARTIFACTS_ENV = "MOTIONREPRO_ARTIFACTS"  # CI sets it to a folder the workflow uploads
@@ -228,10 +227,6 @@ check(0);
 </script></body></html>"""
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
-
 
 def _png_size(path) -> tuple[int, int]:
     head = path.read_bytes()[:24]
@@ -245,8 +240,7 @@ def _png_size(path) -> tuple[int, int]:
 def test_pages_render_in_headless_chromium(site, tmp_path):
     pages = sorted(p.name for p in site.glob("*.html"))
     (site / "_probe.html").write_text(PROBE % json.dumps(pages), encoding="utf-8")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *a, **k: None
+    handler = functools.partial(QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
