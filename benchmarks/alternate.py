@@ -8,10 +8,14 @@ process took the cores, and the run is flagged as distorted rather than trusted.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+import torch
 
 
 @dataclass
@@ -59,3 +63,19 @@ def alternate(contenders: dict[str, Callable[[], object]], *, repeats: int, warm
             times[name].append(time.perf_counter() - t0)
     cpu_over_wall = (time.process_time() - cpu0) / max(time.perf_counter() - wall0, 1e-9)
     return Alternation(times=times, first_call_s=first, cpu_over_wall=cpu_over_wall, threads=threads)
+
+
+THREADS_ENV = "MOTIONREPRO_SIDE_BY_SIDE_THREADS"
+
+
+@contextlib.contextmanager
+def side_by_side_threads() -> Iterator[int]:
+    """Torch's thread count for a side-by-side run: ``$MOTIONREPRO_SIDE_BY_SIDE_THREADS`` (default 1, as
+    the published ratios; a pytest plugin may have raised it), restored after."""
+    before = torch.get_num_threads()
+    n = int(os.environ.get(THREADS_ENV, "1"))
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from benchmarks.alternate import Alternation, alternate
+from benchmarks.alternate import Alternation, alternate, side_by_side_threads
 from benchmarks.official_macdiff import Pair, official_root, same_denoise, same_loss
 from evaluators.records import git_info, hardware_info
 
@@ -64,11 +63,8 @@ def root():
     r, why = official_root()
     if r is None:
         pytest.skip(why)
-    before = torch.get_num_threads()
-    # the published ratios are at 1 thread; a pytest plugin may have raised torch's count
-    torch.set_num_threads(int(os.environ.get("MOTIONREPRO_SIDE_BY_SIDE_THREADS", "1")))
-    yield r
-    torch.set_num_threads(before)
+    with side_by_side_threads():
+        yield r
 
 
 @pytest.mark.parametrize("workload", list(WORKLOADS))

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.alternate import alternate
+from benchmarks.alternate import alternate, side_by_side_threads
 from benchmarks.official_momask import Pair, official_root, same_logits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,11 +82,8 @@ def root():
     r, why = official_root()
     if r is None:
         pytest.skip(why)
-    before = torch.get_num_threads()
-    # the published ratios are at 1 thread; a pytest plugin may have raised torch's count
-    torch.set_num_threads(int(os.environ.get("MOTIONREPRO_SIDE_BY_SIDE_THREADS", "1")))
-    yield r
-    torch.set_num_threads(before)
+    with side_by_side_threads():
+        yield r
 
 
 @pytest.mark.parametrize("workload", list(WORKLOADS))

@@ -115,15 +115,28 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return np.clip(img, 0, 255)
 
 
+def _place_figure(rng: np.random.Generator, w: int, h: int) -> tuple[float, np.ndarray, Image.Image]:
+    """A figure's height, its keypoints at a random place in the image, and an empty mask to draw it into."""
+    bh = rng.uniform(0.45, 0.95) * h
+    cx, cy = rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.35 * h, 0.65 * h) + 0.1 * bh
+    return bh, _body(rng, cx, cy, bh), Image.new("L", (w, h), 0)
+
+
+def _occlude(people: list[dict], occluders: np.ndarray) -> None:
+    """Each figure's ``occ``: the occluders plus every figure drawn after it (later ones cover earlier)."""
+    for i, p in enumerate(people):
+        cover = occluders.copy()
+        for q in people[i + 1:]:
+            cover |= q["mask"]
+        p["occ"] = cover
+
+
 def _render_markers(rng: np.random.Generator, w: int, h: int, n_people: int):
     """Plain background, grey stick bodies, a coloured disc on every keypoint, no occluders."""
     img = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(70, 130) + rng.integers(-10, 11, size=3)))
     people = []
     for _ in range(n_people):
-        bh = rng.uniform(0.45, 0.95) * h
-        cx, cy = rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.35 * h, 0.65 * h) + 0.1 * bh
-        pts = _body(rng, cx, cy, bh)
-        mask = Image.new("L", (w, h), 0)
+        bh, pts, mask = _place_figure(rng, w, h)
         for li, d in enumerate([ImageDraw.Draw(img), ImageDraw.Draw(mask)]):
             for a, b in _STICKS:
                 d.line([tuple(pts[a]), tuple(pts[b])], fill=(200, 200, 200) if li == 0 else 255,
@@ -134,11 +147,7 @@ def _render_markers(rng: np.random.Generator, w: int, h: int, n_people: int):
                 q = pts[kk]
                 d.ellipse([q[0] - r, q[1] - r, q[0] + r, q[1] + r], fill=MARKER_COLOURS[kk] if li == 0 else 255)
         people.append({"pts": pts, "mask": np.asarray(mask) > 0})
-    for i, p in enumerate(people):  # later figures occlude earlier ones
-        cover = np.zeros((h, w), bool)
-        for q in people[i + 1:]:
-            cover |= q["mask"]
-        p["occ"] = cover
+    _occlude(people, np.zeros((h, w), bool))
     return np.asarray(img), people
 
 
@@ -148,10 +157,7 @@ def _render_image(rng: np.random.Generator, w: int, h: int, n_people: int, style
     img = Image.fromarray(_background(rng, w, h).astype(np.uint8))
     people = []
     for _ in range(n_people):
-        bh = rng.uniform(0.45, 0.95) * h
-        cx, cy = rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.35 * h, 0.65 * h) + 0.1 * bh
-        pts = _body(rng, cx, cy, bh)
-        mask = Image.new("L", (w, h), 0)
+        bh, pts, mask = _place_figure(rng, w, h)
         layers = [ImageDraw.Draw(img), ImageDraw.Draw(mask)]
         jitter = rng.integers(-25, 26, size=(len(_PALETTE), 3))
         torso = [tuple(pts[i]) for i in (5, 6, 12, 11)]
@@ -179,12 +185,8 @@ def _render_image(rng: np.random.Generator, w: int, h: int, n_people: int, style
         x0, y0 = rng.uniform(0, w - ow), rng.uniform(0, h - oh)
         draw.rectangle([x0, y0, x0 + ow, y0 + oh], fill=tuple(int(v) for v in rng.integers(0, 255, size=3)))
         occ[int(y0):int(y0 + oh) + 1, int(x0):int(x0 + ow) + 1] = True
-    # later figures occlude earlier ones
-    for i, p in enumerate(people):
-        cover = occ.copy()
-        for q in people[i + 1:]:
-            cover |= q["mask"]
-        p["occ"] = cover
+    _occlude(people, occ)
+    for p in people:
         p["mask"] = p["mask"] & ~occ
     return np.asarray(img), people
 
