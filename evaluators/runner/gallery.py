@@ -127,10 +127,12 @@ def export_generators(records: list[dict], out: Path, root: Path, n: int, max_fr
     return rows
 
 
-def _upright(joints: np.ndarray, up: str | None) -> np.ndarray:
-    """The renderer draws +y up; camera-frame joints (y down: the published HumanAct12 / UESTC) are
-    turned half a turn about x so the figure stands."""
-    return joints * np.array([1.0, -1.0, -1.0]) if up == "-y" else joints
+def _standing(joints: np.ndarray, up: str | None) -> np.ndarray:
+    """The renderer draws +y up over a floor at y = 0 (HumanML3D's joints); camera-frame joints (y down:
+    the published HumanAct12 / UESTC) are turned half a turn about x, then every clip (root-centred,
+    so half of it below 0) is lifted onto the floor: its lowest joint over the clip at y = 0."""
+    j = joints * np.array([1.0, -1.0, -1.0]) if up == "-y" else np.array(joints, dtype=np.float64)
+    return j - np.array([0.0, j[..., 1].min(), 0.0])
 
 
 def export_actions(records: list[dict], out: Path, root: Path, n: int, max_frames: int) -> list[dict]:
@@ -154,7 +156,7 @@ def export_actions(records: list[dict], out: Path, root: Path, n: int, max_frame
     rows = []
     for i, (label, clip) in enumerate(items):
         name = names[label] if label < len(names) else str(label)
-        gt = _render(_upright(clip, up), out / f"gt_action_{i}.gif", "ground truth", chain, fps, max_frames)
+        gt = _render(_standing(clip, up), out / f"gt_action_{i}.gif", "ground truth", chain, fps, max_frames)
         rows.append({"action": str(name), "label": label, "frames": len(clip), "dataset": first["dataset"],
                      "ground_truth": f"{GALLERY_DIR}/{gt.name}", "samples": []})
     for method_name, rec in sorted(mains.items()):
@@ -168,7 +170,7 @@ def export_actions(records: list[dict], out: Path, root: Path, n: int, max_frame
             with torch.inference_mode():
                 motions = torch.as_tensor(method.generate([lb for lb, _ in items], [len(c) for _, c in items]))
             for i, ((_, clip), m) in enumerate(zip(items, motions.float().numpy())):
-                joints = _upright(actor_clip(m[:len(clip)], None, None), up)
+                joints = _standing(actor_clip(m[:len(clip)], None, None), up)
                 gif = _render(joints, out / f"{method_name}_action_{i}.gif", method_name, chain, fps, max_frames)
                 rows[i]["samples"].append({"method": method_name, "gif": f"{GALLERY_DIR}/{gif.name}", **_record_key(rec)})
         except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:  # a convenience: never fail the run
@@ -207,18 +209,21 @@ def _own_task(rec: dict) -> bool:
     return ((rec.get("config") or {}).get("method") or {}).get("task", own) == own
 
 
-def export_curves(records: list[dict], out_dir: Path, root: Path) -> dict[str, str]:
+def export_curves(records: list[dict], out_dir: Path, root: Path, keep: frozenset[str] = frozenset()) -> dict[str, str]:
     """``curves/<method>.{csv,png}`` from every stage's ``scalars.csv`` in the method's work folder:
     the newest run of the method's own task (a method with a second chain, as MLD's action chain,
-    keeps the curves of its main one on its page), else its newest run."""
-    chosen: dict[str, dict[str, Path]] = {}
+    keeps the curves of its main one on its page), else its newest run, unless the method is in
+    ``keep`` (published curves a merge must not replace by another chain's)."""
+    chosen: dict[str, tuple[bool, dict[str, Path]]] = {}
     for r in sorted(records, key=lambda r: (_own_task(r), r.get("started", ""))):
         wd = _workdir(r, root)
         stages = {p.parent.name: p for p in sorted(wd.glob("*/scalars.csv"))} if wd is not None and wd.exists() else {}
         if stages:
-            chosen[r["method"]] = stages
+            chosen[r["method"]] = (_own_task(r), stages)
     done: dict[str, str] = {}
-    for method, stages in sorted(chosen.items()):
+    for method, (own, stages) in sorted(chosen.items()):
+        if not own and method in keep:
+            continue
         written = publish_curves(method, stages, out_dir)
         if written:
             done[method] = f"curves/{written[-1].name}"
@@ -268,7 +273,7 @@ def export_gallery(records: list[dict], out_dir: str | Path, root: str | Path = 
     manifest = {"captions": export_generators(records, gal, root, n, max_frames),
                 "actions": export_actions(records, gal, root, n, max_frames),
                 "pose": export_pose(records, gal, root, n),
-                "curves": export_curves(records, out_dir, root)}
+                "curves": export_curves(records, out_dir, root, keep=frozenset(old.get("curves", {})))}
     manifest = merge_manifests(old, manifest)
     keep = _referenced(manifest)
     for f in (*gal.glob("*.gif"), *gal.glob("*.png")):  # a method no longer shown leaves no stale cell

@@ -125,15 +125,16 @@ def test_action_rows_show_each_generator_beside_the_ground_truth_of_the_same_act
             assert im.format == "GIF" and im.n_frames == -(-min(n_frames, 48) // 2)  # every second frame
 
 
-def test_upright_turns_camera_frames_without_mirroring():
-    from evaluators.runner.gallery import _upright
+def test_action_clips_stand_on_the_renderers_floor_without_mirroring():
+    from evaluators.runner.gallery import _standing
 
-    head_down = np.array([[[0.0, 0.0, 0.0], [0.0, -1.7, 0.0], [0.3, 0.0, 0.0], [0.0, 0.0, 0.2]]])
-    up = _upright(head_down, "-y")
-    assert up[0, 1, 1] == 1.7  # the head is above the root
+    # root at the origin, head 0.6 m below it (camera frame: y down), a foot 0.9 m above it
+    cam = np.array([[[0.0, 0.0, 0.0], [0.0, -0.6, 0.0], [0.3, 0.9, 0.0], [0.0, 0.0, 0.2]]])
+    up = _standing(cam, "-y")
+    assert up[0, :, 1].min() == 0.0 and up[0, 2, 1] == 0.0 and np.isclose(up[0, 1, 1], 1.5)  # foot on the floor
     # a rotation keeps handedness: the triple product of three limbs keeps its sign
-    assert np.sign(np.linalg.det(up[0, 1:] - up[0, 0])) == np.sign(np.linalg.det(head_down[0, 1:] - head_down[0, 0]))
-    assert _upright(head_down, "+y") is head_down
+    assert np.sign(np.linalg.det(up[0, 1:] - up[0, 0])) == np.sign(np.linalg.det(cam[0, 1:] - cam[0, 0]))
+    assert np.allclose(_standing(cam, "+y"), cam + [0.0, 0.6, 0.0])  # y up already: only lifted
 
 
 def _old_gallery(out):
@@ -197,6 +198,11 @@ def test_a_method_page_keeps_the_curves_of_its_own_task_when_a_second_chain_ran_
     assert manifest["curves"] == {"mld": "curves/mld.png"}
     steps, _ = read_published(tmp_path / "lb" / "curves" / "mld.csv")["vae"]["train/loss"]
     assert steps[-1] == 40  # the text chain's 40 steps, not the later action chain's 7
-    # without a run of its own task, the newest run's curves are shown
+    # without a run of its own task, the newest run's curves are shown ...
     manifest = json.loads(export_gallery(recs[1:], tmp_path / "lb2", root=tmp_path).read_text(encoding="utf-8"))
     assert read_published(tmp_path / "lb2" / "curves" / "mld.csv")["vae"]["train/loss"][0][-1] == 7
+    # ... unless merged into a gallery that already shows the method's curves: publishing the action
+    # chain alone keeps the text chain's curves on the method's page
+    manifest = json.loads(export_gallery(recs[1:], tmp_path / "lb", root=tmp_path, merge=True).read_text())
+    assert manifest["curves"] == {"mld": "curves/mld.png"}
+    assert read_published(tmp_path / "lb" / "curves" / "mld.csv")["vae"]["train/loss"][0][-1] == 40
