@@ -3,8 +3,8 @@
 The demo runs every registered (non-test) method at ``scale=smoke`` on the synthetic dataset
 its method config names in ``demo_experiment``: an experiment config (e.g. ``mld_synth-t2m``), or
 a list of them run in order (a generator with a text and an action chain names both, so the
-gallery shows each), then regenerates the leaderboards under ``${runs_dir}/leaderboards``, exports the site's gallery
-and training curves there (:mod:`evaluators.runner.gallery`; ``python -m leaderboards.site --source
+gallery shows each), then regenerates the leaderboards under ``${runs_dir}/leaderboards``,
+exports the site's gallery and training curves there (:mod:`evaluators.runner.gallery`; ``python -m leaderboards.site --source
 runs/leaderboards`` shows them) and prints a short table of the demo's records and of each
 method's wall time.
 """
