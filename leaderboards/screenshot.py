@@ -27,7 +27,7 @@ from leaderboards.site import build_site
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars")
-SIZE = (1400, 1600)  # ours: wide enough for the gallery's four columns, tall enough for three captions
+SIZE = (1400, 2340)  # ours: wide enough for the gallery's four columns, tall enough for its three captions, three actions and the pose rows
 VIRTUAL_TIME_MS = 10000  # ours: Chromium's virtual clock, long enough for every GIF to decode
 
 

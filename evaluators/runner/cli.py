@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         print(listing())
         return
     if argv[:1] == ["--demo"]:
-        sys.exit(demo(argv[1:]))
+        sys.exit(guard(lambda: demo(argv[1:])))
     if argv[:1] in (["--manifest"], ["--score"], ["--export"]):  # evaluate models not run here
         sys.exit(score_command(argv[0][2:], argv[1:]))
     if argv[:1] == ["--experiment"]:  # ./reproduce.sh METHOD DATASET [overrides]

@@ -1,9 +1,10 @@
 """``python -m evaluators.run --list`` and ``--demo``: registry listing and the bundled-data demo.
 
 The demo runs every registered (non-test) method at ``scale=smoke`` on the synthetic dataset
-its method config names in ``demo_experiment`` (an experiment config, e.g. ``mld_synth-t2m``),
-then regenerates the leaderboards under ``${runs_dir}/leaderboards``, exports the site's gallery
-and training curves there (:mod:`evaluators.runner.gallery`; ``python -m leaderboards.site --source
+its method config names in ``demo_experiment``: an experiment config (e.g. ``mld_synth-t2m``), or
+a list of them run in order (a generator with a text and an action chain names both, so the
+gallery shows each), then regenerates the leaderboards under ``${runs_dir}/leaderboards``,
+exports the site's gallery and training curves there (:mod:`evaluators.runner.gallery`; ``python -m leaderboards.site --source
 runs/leaderboards`` shows them) and prints a short table of the demo's records and of each
 method's wall time.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from evaluators.core.config import load_config
+from evaluators.core.validate import ConfigError
 from evaluators.datasets import dataset_info, list_datasets
 from evaluators.protocols import get_protocol, list_protocols
 from evaluators.runner.compose import compose
@@ -51,6 +53,18 @@ def listing() -> str:
     return "\n".join(lines)
 
 
+def demo_experiments(method: str) -> list[str | None]:
+    """The experiments the demo runs for ``method``, in order: its config's ``demo_experiment``, one
+    name or a list (``[None]`` when it has none: the demo reports that method as failed)."""
+    exp = load_config("method", method, "smoke").get("demo_experiment")
+    if isinstance(exp, str) or not exp:
+        return [exp or None]
+    if not all(isinstance(e, str) and e for e in exp):
+        raise ConfigError(f"configs/method/{method}.yaml: demo_experiment must be an experiment name or a list of "
+                          f"them, got {exp!r}")
+    return list(exp)
+
+
 def demo(argv: list[str]) -> int:
     """Run the demo; returns the exit code (1 if any method failed)."""
     ap = argparse.ArgumentParser(prog="./reproduce.sh demo")
@@ -60,6 +74,7 @@ def demo(argv: list[str]) -> int:
     names = args.only or list_methods()
     for n in names:
         get_method(n)  # unknown name -> one-line error before anything runs
+        demo_experiments(n)  # a malformed demo_experiment -> one error naming the file, before anything runs
     if not names:
         log.warning("no methods are registered yet: nothing to train; showing the existing records only")
     records: list[dict] = []
@@ -67,22 +82,23 @@ def demo(argv: list[str]) -> int:
     t_all = time.perf_counter()
     runs_dir = Path("runs")
     for name in names:
-        t0 = time.perf_counter()
-        exp = load_config("method", name, "smoke").get("demo_experiment")
-        try:
-            if not exp:
-                raise ValueError(f"configs/method/{name}.yaml has no demo_experiment key")
-            cfg = compose([f"+experiment={exp}", "scale=smoke", *args.overrides])
-            runs_dir = Path(str(cfg.runs_dir))
-            recs = run_experiment(cfg, args.overrides)
-            records += recs
-            status = f"ok ({len(recs)} records)"
-        except Exception as e:  # noqa: BLE001 - one method failing must not hide the others
-            log.error("demo of %s failed:\n%s", name, traceback.format_exc())
-            failed.append(name)
-            status = f"FAILED: {str(e).splitlines()[0][:80] if str(e) else type(e).__name__}"
-        timing.append({"method": name, "experiment": exp or "-", "wall_s": f"{time.perf_counter() - t0:.1f}",
-                       "status": status})
+        for exp in demo_experiments(name):
+            t0 = time.perf_counter()
+            try:
+                if not exp:
+                    raise ValueError(f"configs/method/{name}.yaml has no demo_experiment key")
+                cfg = compose([f"+experiment={exp}", "scale=smoke", *args.overrides])
+                runs_dir = Path(str(cfg.runs_dir))
+                recs = run_experiment(cfg, args.overrides)
+                records += recs
+                status = f"ok ({len(recs)} records)"
+            except Exception as e:  # noqa: BLE001 - one method failing must not hide the others
+                log.error("demo of %s (%s) failed:\n%s", name, exp or "-", traceback.format_exc())
+                failed.append(name)
+                status = f"FAILED: {str(e).splitlines()[0][:80] if str(e) else type(e).__name__}"
+            timing.append({"method": name, "experiment": exp or "-", "wall_s": f"{time.perf_counter() - t0:.1f}",
+                           "status": status})
+    failed = list(dict.fromkeys(failed))  # a method counts once however many of its chains failed
     print(finish(records, runs_dir))
     if records:
         try:  # the gallery is a convenience beside the records: its failure must not fail the demo

@@ -1,6 +1,6 @@
 """The published leaderboard pages: every markdown table becomes an HTML table,
 every plot a page names is shown and loads, the gallery shows every generator's GIF for the same
-captions beside the ground truth, and each method's page its training curves; checked by the
+captions (and actions) beside the ground truth, and each method's page its training curves; checked by the
 stdlib HTML parser and, where a browser is installed, by headless Chromium rendering the pages
 from a local HTTP server (which also saves a screenshot of the gallery, a CI artifact)."""
 
@@ -99,18 +99,20 @@ def _parsed(site, page: str) -> _Counter:
 def test_gallery_shows_every_generator_beside_the_ground_truth(site):
     manifest = json.loads((LB_DIR / GALLERY_MANIFEST).read_text(encoding="utf-8"))
     page = _parsed(site, "gallery.html")
-    generators = {s["method"] for row in manifest["captions"] for s in row["samples"]}
-    assert generators, "the published gallery has no text-to-motion method"
-    for row in manifest["captions"]:
-        assert row["ground_truth"] in page.imgs
-        assert {s["method"] for s in row["samples"]} == generators, f"{row['caption']}: a method is missing"
-        for s in row["samples"]:
-            assert s["gif"] in page.imgs
+    for kind, key in (("captions", "caption"), ("actions", "action")):
+        generators = {s["method"] for row in manifest[kind] for s in row["samples"]}
+        assert generators, f"the published gallery has no {kind} row with a generator"
+        for row in manifest[kind]:
+            assert row["ground_truth"] in page.imgs and f"{row[key]}{row['frames']} frames" in page.cells
+            assert {s["method"] for s in row["samples"]} == generators, f"{row[key]}: a method is missing"
+            for s in row["samples"]:
+                assert s["gif"] in page.imgs
     for p in manifest["pose"]:
         assert p["images"] and all(i in page.imgs for i in p["images"]), p["method"]
-    # every cell links a published record of its own run (the one exported, or its republished successor)
+    # every cell links a published record of its own run (the one exported, or its republished successor),
+    # in page order: the caption rows, the action rows, the pose rows
     linked = [h for h in page.links if h.startswith("results/")]
-    cells = [s for row in manifest["captions"] for s in row["samples"]] + manifest["pose"]
+    cells = [s for kind in ("captions", "actions") for row in manifest[kind] for s in row["samples"]] + manifest["pose"]
     assert len(linked) == len(cells)
     for href, cell in zip(linked, cells):
         rec = json.loads((site / href).read_text(encoding="utf-8"))
@@ -159,6 +161,31 @@ def test_gallery_strings_are_escaped_and_missing_records_are_not_linked(tmp_path
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "results/absent.json" not in page and "absent.json" in page  # named, not a broken link
     assert "gallery.html" in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_action_row_shows_each_generator_beside_the_ground_truth(tmp_path):
+    src = tmp_path / "lb"
+    (src / "gallery").mkdir(parents=True)
+    (src / "results").mkdir()
+    (src / "x.md").write_text("# x\n", encoding="utf-8")
+    key = {"dataset": "synth_action", "protocol": "action2motion", "variant": ""}
+    samples = []
+    for m in ("b_gen", "a_gen"):
+        (src / "gallery" / f"{m}_action_0.gif").write_bytes(b"GIF89a")
+        (src / "results" / f"{m}.json").write_text(json.dumps({**key, "method": m}))
+        samples.append({**key, "method": m, "gif": f"gallery/{m}_action_0.gif", "record": f"{m}.json", "commit": "c1"})
+    (src / "gallery" / "gt_action_0.gif").write_bytes(b"GIF89a")
+    (src / "gallery" / "gallery.json").write_text(json.dumps({"captions": [], "pose": [], "curves": {}, "actions": [
+        {"action": "<b>jump</b>", "label": 0, "frames": 40, "ground_truth": "gallery/gt_action_0.gif",
+         "samples": samples}]}))
+    build_site(tmp_path / "out", src)
+    html_text = (tmp_path / "out" / "gallery.html").read_text(encoding="utf-8")
+    assert "Action to motion" in html_text and "<b>jump</b>" not in html_text and "&lt;b&gt;jump" in html_text
+    page = _parsed(tmp_path / "out", "gallery.html")
+    # the action, the ground truth, then one column per generator in name order, each with its record
+    assert page.imgs == ["gallery/gt_action_0.gif", "gallery/a_gen_action_0.gif", "gallery/b_gen_action_0.gif"]
+    assert [h for h in page.links if h.startswith("results/")] == ["results/a_gen.json", "results/b_gen.json"]
+    assert page.cells[:2] == ["action", "ground truth"] and "<b>jump</b>40 frames" in page.cells
 
 
 def test_a_republished_record_is_linked_in_place_of_the_exported_one(tmp_path):
@@ -278,6 +305,7 @@ def test_pages_render_in_headless_chromium(site, tmp_path):
     assert sum(len(g["images"]) for g in seen.values()) >= len(list((LB_DIR / "plots").glob("*.png")))
     if "gallery.html" in seen:  # every GIF and overlay of the gallery decoded (naturalWidth > 0, checked above)
         manifest = json.loads((LB_DIR / GALLERY_MANIFEST).read_text(encoding="utf-8"))
-        wanted = {r["ground_truth"] for r in manifest["captions"]} | {
-            s["gif"] for r in manifest["captions"] for s in r["samples"]} | {i for p in manifest["pose"] for i in p["images"]}
+        rows = manifest["captions"] + manifest.get("actions", [])
+        wanted = {r["ground_truth"] for r in rows} | {s["gif"] for r in rows for s in r["samples"]} | {
+            i for p in manifest["pose"] for i in p["images"]}
         assert wanted <= {src for src, _ in seen["gallery.html"]["images"]}

@@ -10,6 +10,9 @@ Every threshold is against chance or against what an untrained model gives:
   untrained generator's motions match no caption, so it scores 1/32; the lower end of the
   record's 95 % interval over repetitions must clear it (a one-sided test at 97.5 %);
 - action recognition top 1 on synth_ntu's 12 classes: chance is 100/12 = 8.3 %;
+- action-to-motion: the recogniser's top-1 accuracy on the generated motions w.r.t. the actions
+  they were asked for, on synth_action's 12 classes: an untrained generator's motions carry no
+  action, so they score chance, 1/12; the lower end of the interval must clear twice that (ours);
 - reconstruction MPJPE: an untrained auto-encoder returns noise metres away; 100 mm is ours;
 - pose estimation on synth_coco's smoke set (``style: markers``, one figure per image, 60 val
   persons): an untrained network, measured on this set with the smoke config, scores COCO AP
@@ -30,6 +33,7 @@ from leaderboards.make_tables import LB_DIR, latest, load_results
 
 R_PRECISION_CHANCE = 1 / 32  # evaluators/protocols/text2motion.py: 32 captions per ranking (official batch)
 NTU_SYNTH_CHANCE = 100 / 12  # configs/dataset/synth_ntu.yaml: num_actions 12
+ACTION_SYNTH_CHANCE = 1 / 12  # configs/dataset/synth_action.yaml: num_classes 12 (accuracy is a fraction)
 CONFIG_METHODS = Path(__file__).resolve().parents[2] / "configs" / "method"
 # an untrained network's PCK@0.2 (percent, GT boxes, flip test) on synth_coco's smoke val set, measured
 # with the smoke configs (seed 0); its COCO AP there is 0.00 %
@@ -56,6 +60,9 @@ THRESHOLDS = [
       for m in ("mld", "momask", "hgm3")],
     *[Threshold(m, "reconstruction", "", "mpjpe_mm", 100.0, False, "ours: the auto-encoder reconstructs within 10 cm")
       for m in ("mld", "momask", "hgm3")],
+    Threshold("mld", "action2motion", "", "accuracy", 2 * ACTION_SYNTH_CHANCE, True,
+              "ours: the action chain's motions are recognised as their action at twice chance (1/12), beyond "
+              "their 95 % interval", one_sided=True),
     Threshold("macdiff", "linear", "pool=mean,features=per_epoch_augmented", "top1", 3 * NTU_SYNTH_CHANCE, True,
               "a linear probe on the pretrained features reaches 3x chance (12 classes)"),
     Threshold("macdiff", "finetune", "", "top1", 3 * NTU_SYNTH_CHANCE, True, "fine-tuning reaches 3x chance"),

@@ -164,7 +164,7 @@ def plan(cmd: Command, tmp: Path) -> tuple[str, list[str]]:
         if a[1:3] == ["-m", "evaluators.runner.gallery"]:  # the same export, of no records, into tmp
             (tmp / "records").mkdir(exist_ok=True)
             return "run", [PY, "-m", "evaluators.runner.gallery", "--records", str(tmp / "records"),
-                           "--out", str(tmp / "lb")]
+                           "--out", str(tmp / "lb"), *(x for x in a[3:] if x == "--merge")]
         if a[1:3] == ["-m", "leaderboards.screenshot"]:  # a browser run: its own test draws one
             return "parse", [PY, "-m", "leaderboards.screenshot", "--help"]
         if a[1:3] == ["-m", "benchmarks.bf16_drift"]:

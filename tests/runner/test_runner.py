@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,28 @@ def test_list_and_demo_only(cfg_dir, tmp_path):
     assert "1/1 methods ok" in d.stdout and "tinyrepro_synth" in d.stdout
     (rec,) = read_records(tmp_path / "runs" / "records")
     assert rec["scale"] == "smoke"
+
+
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
+def test_demo_runs_every_experiment_the_method_config_names(cfg_dir, tmp_path):
+    """``demo_experiment`` may list several experiments (a generator with a text and an action chain):
+    the demo runs each in order; a list holding something else than names stops before any run."""
+    d = tmp_path / "configs"
+    shutil.copytree(cfg_dir, d)
+    method = d / "method" / "tinyrepro.yaml"
+    method.write_text(CONFIGS["method/tinyrepro.yaml"].replace("demo_experiment: tinyrepro_synth",
+                                                               "demo_experiment: [tinyrepro_synth, tinyrepro_two]"))
+    p = runner(["--demo", "--only", "tinyrepro"], d, tmp_path / "runs")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "1/1 methods ok" in p.stdout and "tinyrepro_synth" in p.stdout and "tinyrepro_two" in p.stdout
+    # tinyrepro_synth trains on tiny_synth, tinyrepro_two on tiny_synth and tiny_synth_b: one record each
+    assert sorted(r["dataset"] for r in read_records(tmp_path / "runs" / "records")) == \
+        ["tiny_synth", "tiny_synth", "tiny_synth_b"]
+    method.write_text(CONFIGS["method/tinyrepro.yaml"].replace("demo_experiment: tinyrepro_synth",
+                                                               "demo_experiment: [tinyrepro_synth, 3]"))
+    bad = runner(["--demo", "--only", "tinyrepro"], d, tmp_path / "runs_bad")
+    assert bad.returncode == 2 and "tinyrepro.yaml: demo_experiment must be" in bad.stderr, bad.stderr[-2000:]
+    assert not (tmp_path / "runs_bad" / "records").exists()
 
 
 @pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
