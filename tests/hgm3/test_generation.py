@@ -29,11 +29,14 @@ def evaluator(smoke_t2m):
     return smoke_t2m[1]
 
 
-def _scores(method, ev, caps, lens, gt_emb, text_emb):
+def _generate(method, caps, lens):
+    torch.manual_seed(0)
+    return method.generate(caps, lens)
+
+
+def _scores(gen, ev, lens, gt_emb, text_emb):
     from evaluators.metrics.generation import fid, r_precision
 
-    torch.manual_seed(0)
-    gen = method.generate(caps, lens)
     emb = ev.embed_motion(gen, lens).numpy()
     return fid(gt_emb, emb), r_precision(text_emb, emb, top_k=3, batch_size=32)
 
@@ -64,34 +67,41 @@ def _test_batch(synth, n=96):
     return caps, lens, gt
 
 
-def test_trained_generator_beats_untrained_on_fid_and_r_precision(synth, evaluator, trained):
+@pytest.fixture(scope="module")
+def generated(synth, trained):
+    """The trained generator's output on the test batch at seed 0 and the codes it sampled: both tests
+    below read this one generation (each used to repeat it, same seed, same captions)."""
+    _, _, m = trained
+    caps, lens, gt = _test_batch(synth)
+    gen = _generate(m, caps, lens)
+    return caps, lens, gt, gen, m.last_generation_codes()
+
+
+def test_trained_generator_beats_untrained_on_fid_and_r_precision(evaluator, trained, generated):
     cls, cfg, trained = trained
     untrained = cls(cfg, seed=0)
     untrained.mean, untrained.std = trained.mean.clone(), trained.std.clone()
 
-    caps, lens, gt = _test_batch(synth)
+    caps, lens, gt, gen, _ = generated
     gt_emb = evaluator.embed_motion(torch.from_numpy(gt), lens).numpy()
     text_emb = evaluator.embed_text(caps).numpy()
 
-    fid_t, rp_t = _scores(trained, evaluator, caps, lens, gt_emb, text_emb)
-    fid_u, rp_u = _scores(untrained, evaluator, caps, lens, gt_emb, text_emb)
+    fid_t, rp_t = _scores(gen, evaluator, lens, gt_emb, text_emb)
+    fid_u, rp_u = _scores(_generate(untrained, caps, lens), evaluator, lens, gt_emb, text_emb)
     logging.getLogger(__name__).info("trained FID %.3f R@3 %.3f | untrained FID %.3f R@3 %.3f",
                                      fid_t, rp_t[2], fid_u, rp_u[2])
     assert fid_t < fid_u, (fid_t, fid_u)
     assert rp_t[2] > rp_u[2], (rp_t, rp_u)
 
 
-def test_residual_layers_are_diverse_and_matter(synth, trained):
+def test_residual_layers_are_diverse_and_matter(trained, generated):
     """A broken Gumbel sampling line once made every residual code 0. Properties of a working
     residual path, none a frozen number: (1) each generated residual layer uses more than one
     code; (2) the decoded motion differs from decoding layer 0 alone; (3) on REAL test motions,
     adding the tokenizer's residual layers lowers the reconstruction error; (4) the residual
     transformer's cross-entropy on the real residual codes is below chance."""
     _, _, m = trained
-    caps, lens, gt = _test_batch(synth)
-    torch.manual_seed(0)
-    m.generate(caps, lens)
-    ids = m.last_generation_codes()
+    caps, lens, gt, _, ids = generated
     q = ids.shape[-1]
     assert q > 1
     valid = ids[..., 0] >= 0

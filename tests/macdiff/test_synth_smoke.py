@@ -16,7 +16,9 @@ pretraining's starting point), in top-1 points:
 
 The pooled probe gains in every run (>= 3.4), so the test asks for a margin of 2.0 points on
 it. The per-joint probe does NOT reliably beat the random encoder at this scale (a random ViT's
-per-joint features already separate synth_ntu's classes well); it is reported, not asserted.
+per-joint features already separate synth_ntu's classes well): it is not asserted, so the test
+fits the pooled probe only (each pooling's probe seeds itself and reads its own features, so the
+pooled numbers are the same with or without the per-joint one).
 
 Masked-input reconstruction MPJPE (90% of tokens hidden, DDIM 10 steps) with the shared metric:
 before/after 150 steps on seeds 0/1/2 was 3.13/0.49, 3.43/0.54, 3.01/0.47 m; the test asks for 2x.
@@ -40,7 +42,7 @@ SMOKE = dict(model=dict(dim_feat=64, depth=2, decoder_depth=2, num_heads=4, num_
              pretrain=dict(total_steps=300, batch_size=32, warmup_epochs=1, min_lr_epochs=0, lr=2e-3),
              sampling=dict(ddim_steps=10))
 PROBE = dict(epochs=100, min_lr_epochs=0, joint=dict(batch_size=32), mean=dict(batch_size=32),
-             features="frozen_once")  # as measured (the one-pass probe)
+             features="frozen_once", poolings=["mean"])  # as measured (the one-pass probe); the asserted pooling
 MARGIN = 2.0
 
 
