@@ -70,6 +70,9 @@ class MoMask(MoMaskTraining, Method):
         self._low = LowPrecisionCache()  # bf16 copies for sampler.precision=bf16 (rebuilt when weights change)
         self.mean = torch.zeros(self.c["d_in"])
         self.std = torch.ones(self.c["d_in"])
+        # the initial weights follow ``seed`` alone, whatever the global RNG went through before (as MLD's
+        # and MacDiff's do): the runner seeds right before building, the API caller may not
+        torch.manual_seed(seed)
         self._build(self.c["d_in"])
 
     # -- construction -----------------------------------------------------------------------------
