@@ -8,7 +8,8 @@ set by ``MOTIONREPRO_SIDE_BY_SIDE_THREADS`` (default 1, as the published ratios)
 ``leaderboards/benchmarks/side_by_side/<workload>.json`` (ratio = official median / suite median;
 ``distorted`` when the run's CPU/wall shows another process took the cores). Sampling is timed for
 the suite's default (eager) path and, in the same alternation, for ``sampler.compile: true``
-(``<workload>_compile``; its ``first_call_s`` holds the one-time compilation). Every workload with a
+(``<workload>_compile``; its ``first_call_s`` holds the one-time compilation) and for
+``sampler.fused_encoder: true`` (``<workload>_fused_encoder``; no compilation, nothing to amortise). Every workload with a
 target also stores the profiles of both sides (``profile``, :func:`benchmarks.profiling.top_ops`) and
 the time of the suite's dense products replayed alone (``floor``, :mod:`benchmarks.floor`): what
 explains a miss, and the best ratio any implementation of the same math could reach. A run on a
@@ -99,18 +100,19 @@ def test_side_by_side(root, workload):
     pair = Pair(root, batch)
     err = same_logits(pair)
     assert err < 1e-4, f"the two sides do not compute the same guided logits (max |diff| {err:.3g})"
-    if kind == "sample":  # the default eager path and the opt-in compiled one, in the same alternation
+    if kind == "sample":  # the default eager path and the opt-in compiled and fused ones, in the same alternation
         contenders = {"official": pair.official_sample, "suite": pair.suite_sample,
-                      "suite_compile": pair.suite_sample_compiled}
+                      "suite_compile": pair.suite_sample_compiled, "suite_fused": pair.suite_sample_fused}
     else:
         contenders = {"official": pair.official_train_step(anomaly=kind == "train_as_run"),
                       "suite": pair.suite_train_step()}
     alt = alternate(contenders, repeats=repeats, threads=torch.get_num_threads())
     extra = {} if target is None else evidence(pair, contenders["official"], contenders["suite"], repeats)
     print(json.dumps(write_record(workload, batch, target, alt, **extra)))
-    if "suite_compile" in contenders:  # the same math: the same floor
-        print(json.dumps(write_record(f"{workload}_compile", batch, target, alt, suite="suite_compile",
-                                      floor=extra["floor"])))
+    for opt_in, suffix in (("suite_compile", "compile"), ("suite_fused", "fused_encoder")):
+        if opt_in in contenders:  # the same math: the same floor
+            print(json.dumps(write_record(f"{workload}_{suffix}", batch, target, alt, suite=opt_in,
+                                          floor=extra["floor"])))
 
 
 def evidence(pair: Pair, official, suite, repeats: int) -> dict:
