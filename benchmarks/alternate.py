@@ -9,11 +9,13 @@ process took the cores, and the run is flagged as distorted rather than trusted.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -79,3 +81,27 @@ def side_by_side_threads() -> Iterator[int]:
         yield n
     finally:
         torch.set_num_threads(before)
+
+
+EVIDENCE_KEYS = ("profile", "floor")  # what a run under load may still add to a file: op shares, the floor ratio
+
+
+def keep_quiet_timing(old: dict | None, new: dict) -> dict:
+    """The side-by-side record to keep: ``new``, unless ``new`` is distorted and ``old`` (the file
+    already there) is not. A loaded machine skews a ratio, but not the op shares of a profile nor a
+    ratio alternated in one process against a floor; so the quiet timing stays and only ``new``'s
+    evidence (:data:`EVIDENCE_KEYS`) joins it, with the run that measured it (``evidence_run``)."""
+    if not old or not new.get("distorted") or old.get("distorted", True):
+        return new
+    kept = {**old, **{k: new[k] for k in EVIDENCE_KEYS if k in new}}
+    kept["evidence_run"] = {k: new.get(k) for k in ("commit", "date", "cpu_over_wall", "ratio")}
+    return kept
+
+
+def write_side_by_side(path: Path, rec: dict) -> dict:
+    """Write ``rec`` to ``path`` as :func:`keep_quiet_timing` decides against the file there; return what was written."""
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    out = keep_quiet_timing(old, rec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return out

@@ -207,36 +207,3 @@ def _train_batch(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, tor
     lengths = torch.full((batch,), PAPER["frames"], dtype=torch.long)
     text = torch.randn(batch, 1, PAPER["text_encoded_dim"], generator=g)
     return x, lengths, text
-
-
-def encoder_linears(den: LatentDenoiser) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(weight, bias) of every matmul the denoiser's encoder runs per forward, in order."""
-    enc = den.encoder
-    out = []
-    for layer in [*enc.input_blocks, enc.middle_block, *enc.output_blocks]:
-        a = layer.self_attn
-        out += [(a.in_proj_weight, a.in_proj_bias), (a.out_proj.weight, a.out_proj.bias),
-                (layer.linear1.weight, layer.linear1.bias), (layer.linear2.weight, layer.linear2.bias)]
-    return out + [(m.weight, m.bias) for m in enc.linear_blocks]
-
-
-def linear_floor(den: LatentDenoiser, rows: int, steps: int, hot: bool = False) -> Callable[[], None]:
-    """Only the encoder's matmuls of ``steps`` guided steps (``rows`` token rows each) and nothing else:
-    no implementation of the same fp32 math with these BLAS kernels runs faster than this.
-
-    ``hot``: the same matmuls, each against the FIRST weight of its shape (a few MB that stay in
-    cache) instead of the ~30 MB of distinct weights: where this is much faster than ``hot=False``,
-    the floor is reading the weights from memory, not arithmetic or dispatch."""
-    lins = encoder_linears(den)
-    if hot:
-        first: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-        lins = [first.setdefault(tuple(w.shape), (w, b)) for w, b in lins]
-    xs = {w.shape[1]: torch.randn(rows, w.shape[1]) for w, _ in lins}
-
-    def run() -> None:
-        with torch.inference_mode():
-            for _ in range(steps):
-                for w, b in lins:
-                    nn.functional.linear(xs[w.shape[1]], w, b)
-
-    return run

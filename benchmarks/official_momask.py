@@ -142,6 +142,15 @@ class Pair:
         finally:
             self.suite.c["sampler"]["compile"] = False
 
+    def suite_sample_fused(self) -> torch.Tensor:
+        """The suite with ``sampler.fused_encoder: true`` (every encoder layer one call of torch's fused
+        encoder-layer kernel; opt-in, same math to 1e-5, no compilation)."""
+        self.suite.c["sampler"]["fused_encoder"] = True
+        try:
+            return self.suite.generate(self.captions, [FRAMES] * self.batch)
+        finally:
+            self.suite.c["sampler"]["fused_encoder"] = False
+
     # -- training --------------------------------------------------------------------------------------
     def official_train_step(self, anomaly: bool = False):
         """A callable running ``MaskTransformerTrainer.update`` on random motions (lr/betas/decay of

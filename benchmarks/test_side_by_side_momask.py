@@ -8,7 +8,13 @@ set by ``MOTIONREPRO_SIDE_BY_SIDE_THREADS`` (default 1, as the published ratios)
 ``leaderboards/benchmarks/side_by_side/<workload>.json`` (ratio = official median / suite median;
 ``distorted`` when the run's CPU/wall shows another process took the cores). Sampling is timed for
 the suite's default (eager) path and, in the same alternation, for ``sampler.compile: true``
-(``<workload>_compile``; its ``first_call_s`` holds the one-time compilation).
+(``<workload>_compile``; its ``first_call_s`` holds the one-time compilation) and for
+``sampler.fused_encoder: true`` (``<workload>_fused_encoder``; no compilation, nothing to amortise). Every workload with a
+target also stores the profiles of both sides (``profile``, :func:`benchmarks.profiling.top_ops`) and
+the time of the suite's dense products replayed alone (``floor``, :mod:`benchmarks.floor`): what
+explains a miss, and the best ratio any implementation of the same math could reach. A run on a
+loaded machine adds them to a quiet file without replacing its timing
+(:func:`benchmarks.alternate.write_side_by_side`).
 
 Run: ``MOTIONREPRO_OFFICIAL_MOMASK=/path/to/momask-codes OMP_NUM_THREADS=1
 pytest benchmarks/test_side_by_side_momask.py -s``. ``MOTIONREPRO_SIDE_BY_SIDE_AS_RUN=1`` adds the
@@ -27,8 +33,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.alternate import alternate, side_by_side_threads
+from benchmarks import floor as fl
+from benchmarks.alternate import alternate, side_by_side_threads, write_side_by_side
 from benchmarks.official_momask import Pair, official_root, same_logits
+from benchmarks.profiling import top_ops
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "leaderboards" / "benchmarks" / "side_by_side"
@@ -63,18 +71,16 @@ def _commit() -> str | None:
 
 
 def write_record(workload: str, batch: int, target: float | None, alt, official: str = "official",
-                 suite: str = "suite") -> dict:
-    """The JSON row speed.md renders (one file per workload)."""
+                 suite: str = "suite", **extra) -> dict:
+    """The JSON row speed.md renders (one file per workload); ``extra``: evidence (profile, floor)."""
     first = {"official": alt.first_call_s[official], "suite": alt.first_call_s[suite]}  # incl. any compile
     rec = {"workload": workload, "method": "momask", "batch": batch,
            "official_s": alt.median(official), "suite_s": alt.median(suite), "ratio": alt.ratio(official, suite),
            "target": target, "machine": _machine(), "threads": alt.threads,
            "cpu_over_wall": round(alt.cpu_over_wall, 3), "distorted": alt.distorted,
            "first_call_s": first, "commit": _commit(),
-           "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{workload}.json").write_text(json.dumps(rec, indent=1) + "\n")
-    return rec
+           "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **extra}
+    return write_side_by_side(OUT / f"{workload}.json", rec)
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +100,24 @@ def test_side_by_side(root, workload):
     pair = Pair(root, batch)
     err = same_logits(pair)
     assert err < 1e-4, f"the two sides do not compute the same guided logits (max |diff| {err:.3g})"
-    if kind == "sample":  # the default eager path and the opt-in compiled one, in the same alternation
+    if kind == "sample":  # the default eager path and the opt-in compiled and fused ones, in the same alternation
         contenders = {"official": pair.official_sample, "suite": pair.suite_sample,
-                      "suite_compile": pair.suite_sample_compiled}
+                      "suite_compile": pair.suite_sample_compiled, "suite_fused": pair.suite_sample_fused}
     else:
         contenders = {"official": pair.official_train_step(anomaly=kind == "train_as_run"),
                       "suite": pair.suite_train_step()}
     alt = alternate(contenders, repeats=repeats, threads=torch.get_num_threads())
-    print(json.dumps(write_record(workload, batch, target, alt)))
-    if "suite_compile" in contenders:
-        print(json.dumps(write_record(f"{workload}_compile", batch, target, alt, suite="suite_compile")))
+    extra = {} if target is None else evidence(pair, contenders["official"], contenders["suite"], repeats)
+    print(json.dumps(write_record(workload, batch, target, alt, **extra)))
+    for opt_in, suffix in (("suite_compile", "compile"), ("suite_fused", "fused_encoder")):
+        if opt_in in contenders:  # the same math: the same floor (its suite_* fields are the default path's)
+            floor = {k: v for k, v in extra["floor"].items() if not k.startswith("suite")}
+            print(json.dumps(write_record(f"{workload}_{suffix}", batch, target, alt, suite=opt_in, floor=floor)))
+
+
+def evidence(pair: Pair, official, suite, repeats: int) -> dict:
+    """Where each side's time goes (one profiled call each) and the floor of the suite's products."""
+    modules = list(pair.suite.components().values())
+    return {"profile": {"suite": top_ops(suite), "official": top_ops(official)},
+            "floor": fl.measure({"official": official, "suite": suite}, record=suite, modules=modules,
+                                repeats=repeats, threads=torch.get_num_threads())}

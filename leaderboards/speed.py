@@ -20,6 +20,7 @@ import pandas as pd
 from leaderboards.md_format import BenchmarkFileError, _fmt, _md, render_reference
 from leaderboards.references import load_papers
 from leaderboards.speed_drift import DRIFT_KIND, load_drift, render_drift
+from leaderboards.speed_misses import why_the_misses
 from leaderboards.speed_summary import headline, target_table, versus_authors
 
 log = logging.getLogger(__name__)
@@ -348,10 +349,12 @@ def render_speed(bench_dirs: list[Path], records: list[dict]) -> str:
     files = load_benchmarks(bench_dirs)
     parts += headline(files, _entries)
     parts += versus_authors(bench_dirs)
-    parts.append("---\n\n# Details\n\nEverything behind the short tables: per file, the full per-method "
+    parts.append("---\n\n# Details\n\nEverything behind the short tables: why the ratios against the authors' "
+                 "code miss (profiles and floors); per file, the full per-method "
                  "table, every row against its target, the profiles of the misses, bf16, the step sweep, the "
                  "precision switches, the text2motion repetition and the machine ceiling; then the bf16 quality "
                  "drift, quality against steps and the papers' own inference numbers.\n")
+    parts += why_the_misses(bench_dirs)
     if not files:
         parts.append("_No benchmark results committed yet (`leaderboards/benchmarks/` is empty)._\n")
     else:

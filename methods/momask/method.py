@@ -31,7 +31,7 @@ from methods.momask.convert import load_into
 from methods.momask.text import TextEncoder, shared_text_encoder
 from methods.momask.tokenizer import RVQVAE
 from methods.momask.training import MoMaskTraining
-from methods.momask.transformer import MaskTransformer, ResidualTransformer
+from methods.momask.transformer import Encoder, MaskTransformer, ResidualTransformer
 from methods.registry import register_method
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,9 @@ class MoMask(MoMaskTraining, Method):
 
     # -- inference ------------------------------------------------------------------------------------
     def sampler_settings(self) -> dict[str, Any]:
-        return {**self.c["sampler"], "precision": self.precision()}
+        # fused_encoder is named only when on (the records of the default path stay as they were)
+        s = {k: v for k, v in self.c["sampler"].items() if k != "fused_encoder" or v}
+        return {**s, "precision": self.precision()}
 
     def precision(self) -> str:
         """``sampler.precision``: ``fp32`` (default, paper numbers) or ``bf16``."""
@@ -223,6 +225,7 @@ class MoMask(MoMaskTraining, Method):
         for mod in self.components().values():  # incl. HGM3's graph encoder (dropout off)
             mod.eval()
         mt, _ = self._sampling_modules()
+        _fuse_layers(mt, bool(s["fused_encoder"]))
         levels = self.conditions(captions)
         n = int(token_lens.max())
         pad = M.lengths_to_pad(token_lens, n)
@@ -247,6 +250,7 @@ class MoMask(MoMaskTraining, Method):
             return ids0[..., None]
         rt.eval()
         _, rt_s = self._sampling_modules()  # rt_s: the network (bf16 copy or rt); rt: its fp32 tables
+        _fuse_layers(rt_s, bool(s["fused_encoder"]))
         pad = M.lengths_to_pad(token_lens, ids0.shape[1])
         cond = self.text.encode(captions).to(self.device)
         g = rt_s.guidance(cond, pad, s["res_cond_scale"])  # condition rows, masks, tables: once per call
@@ -331,3 +335,9 @@ class MoMask(MoMaskTraining, Method):
         load_into(self, Path(path_or_dir))
 
 
+def _fuse_layers(module: nn.Module, on: bool) -> None:
+    """``sampler.fused_encoder``: every encoder stack of ``module`` on the fused encoder-layer kernel at
+    inference (:mod:`methods.momask.native_encoder`), or back to the eager layers."""
+    for m in module.modules():
+        if isinstance(m, Encoder):
+            m.fused = on

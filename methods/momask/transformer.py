@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.momask import native_encoder
+
 
 @dataclass
 class Guidance:
@@ -74,13 +76,23 @@ class EncoderLayer(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Stack of :class:`EncoderLayer` under ``.layers`` (official key ``seqTransEncoder.layers.i``)."""
+    """Stack of :class:`EncoderLayer` under ``.layers`` (official key ``seqTransEncoder.layers.i``).
+
+    ``fused`` (set from ``sampler.fused_encoder`` by the sampler; false by default): at inference, every
+    layer as one call of PyTorch's fused encoder-layer kernel (:mod:`methods.momask.native_encoder`)."""
 
     def __init__(self, d: int, heads: int, ff: int, dropout: float, n_layers: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(d, heads, ff, dropout) for _ in range(n_layers))
+        self.fused = False
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        if self.fused:
+            return native_encoder.forward(self, x, keep, self.eager)
+        return self.eager(x, keep)
+
+    def eager(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        """The layers one by one (the reference path)."""
         for layer in self.layers:
             x = layer(x, keep)
         return x

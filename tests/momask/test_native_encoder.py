@@ -1,0 +1,93 @@
+"""``sampler.fused_encoder``: the encoder stack on PyTorch's fused encoder-layer kernel agrees with the
+eager layers, falls back with one warning, and leaves the default path alone.
+
+The reference is the eager stack (SDPA layers, :class:`methods.momask.transformer.Encoder`); the
+kernel sums attention in another order, so agreement is to 1e-5, on fixed seeds, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from evaluators.core.config import load_config
+from evaluators.core.validate import ConfigError, check_values
+from methods import get_method
+from methods.momask import native_encoder
+from methods.momask.transformer import Encoder
+
+
+def _encoder() -> tuple[Encoder, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    enc = Encoder(48, 4, 96, 0.2, 3).eval()
+    x = torch.randn(3, 11, 48)
+    keep = torch.ones(3, 11, dtype=torch.bool)
+    keep[1, 7:] = False  # a padded sample: its padded keys are masked out
+    return enc, x, keep
+
+
+def test_fused_layers_agree_with_the_eager_stack_on_real_positions():
+    enc, x, keep = _encoder()
+    with torch.inference_mode():
+        want = enc.eager(x, keep)
+        got = native_encoder.fused_forward(enc, x, keep)
+        torch.testing.assert_close(got[keep], want[keep], rtol=1e-5, atol=1e-5)
+        full = torch.ones_like(keep)
+        torch.testing.assert_close(native_encoder.fused_forward(enc, x, full), enc.eager(x, full),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_where_the_kernel_does_not_apply_it_runs_eagerly_with_one_warning(caplog, monkeypatch):
+    enc, x, keep = _encoder()
+    enc.fused = True
+    monkeypatch.setattr(native_encoder, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger=native_encoder.__name__):
+        with torch.no_grad():
+            enc.bfloat16()  # bf16 weights: not this kernel's case
+            for _ in range(2):
+                assert torch.equal(enc(x.bfloat16(), keep), enc.eager(x.bfloat16(), keep))
+            enc.float()
+
+            def broken(*a, **k):
+                raise RuntimeError("no kernel here")
+
+            monkeypatch.setattr(torch, "_transformer_encoder_layer_fwd", broken)
+            for _ in range(2):
+                assert torch.equal(enc(x, keep), enc.eager(x, keep))
+        enc.train()  # training: dropout and autograd, the eager layers (reason warned once)
+        torch.manual_seed(1)
+        a = enc(x, keep)
+        torch.manual_seed(1)
+        assert torch.equal(a, enc.eager(x, keep))
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 3, warnings  # one per reason: bf16, the failing kernel, training
+    assert any("no kernel here" in w for w in warnings)
+
+
+def _smoke(fast: bool):
+    cfg = load_config("method", "momask", "smoke", ["render.n=0", f"sampler.fused_encoder={str(fast).lower()}"])
+    return get_method("momask")(cfg, seed=0)
+
+
+def test_generate_with_fused_encoder_matches_the_eager_default_on_fixed_seeds():
+    eager, fast = _smoke(False), _smoke(True)
+    fast.load_state_dict(eager.state_dict())
+    caps, lens = ["a person walks forward", "someone jumps twice"], [40, 28]
+    torch.manual_seed(5)
+    want = eager.generate(caps, lens)
+    torch.manual_seed(5)
+    got = fast.generate(caps, lens)
+    assert all(not m.fused for m in eager.mtrans.modules() if isinstance(m, Encoder))  # default: untouched
+    assert all(m.fused for m in fast.mtrans.modules() if isinstance(m, Encoder))
+    assert torch.equal(fast.last_generation_codes(), eager.last_generation_codes())
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [1, "yes"])
+def test_fused_encoder_must_be_a_bool(bad):
+    cfg = load_config("method", "momask", "smoke")
+    cfg["sampler"]["fused_encoder"] = bad
+    with pytest.raises(ConfigError, match="fused_encoder"):
+        check_values(cfg, "method_cfg")
