@@ -2,8 +2,8 @@
 
 Every method package under ``methods/`` registers its entry class with
 ``@register_method("<folder name>")``. A lookup by name imports that method's folder and the
-``$MOTIONREPRO_PLUGINS`` modules so the decorators run; a listing, or a name no folder bears,
-imports every folder (a test checks no folder is forgotten and that each folder registers its own
+``$MOTIONREPRO_PLUGINS`` modules so the decorators run; a listing, or a name neither a folder nor
+a plugin registers, imports every folder (a test checks no folder is forgotten and that each folder registers its own
 name). Importing one folder rather than all matters at every command-line start-up: the method
 folders pull in their own heavy dependencies (diffusers, for the diffusion methods, imports
 ``torch._dynamo``: about 1.5 s of CPU), which a command about another method, or about no method
@@ -28,6 +28,9 @@ def register_method(name: str):
     def deco(cls: type) -> type:
         if name in _METHODS and _METHODS[name] is not cls:
             raise KeyError(f"method {name!r} already registered by {_METHODS[name].__module__}")
+        if name in _folders() and cls.__module__.split(".")[:2] != ["methods", name]:
+            # the folder may not be imported yet (a lookup imports one folder): the name is taken all the same
+            raise KeyError(f"method {name!r} is already the name of the built-in methods/{name}/")
         cls.registry_name = name
         _METHODS[name] = cls
         return cls
@@ -37,8 +40,9 @@ def register_method(name: str):
 
 def get_method(name: str) -> type:
     """The registered class for ``name``; raises UnknownNameError with suggestions."""
-    if name not in _METHODS and name in _folders():
-        importlib.import_module(f"methods.{name}")
+    if name not in _METHODS:  # its own folder, else a plugin's, else every folder
+        if name in _folders():
+            importlib.import_module(f"methods.{name}")
         load_plugins()
     if name not in _METHODS:
         _import_all()

@@ -222,6 +222,23 @@ def _check_names(args: list[str]) -> None:
     assert dataset in known, f"{dataset}: not a dataset any experiment names ({sorted(known)})"
 
 
+# a command the README shows twice (in two sections) is run once: (argv, exports) -> its result
+_RESULTS: dict[tuple, subprocess.CompletedProcess] = {}
+
+
+def _run_once(argv: list[str], exports: tuple[tuple[str, str], ...], tmp: Path) -> subprocess.CompletedProcess:
+    """Run ``argv`` (with the block's ``exports``), or return the result of the same command run
+    earlier in this module: the same arguments, ``tmp`` (the test's own folder) aside, and the
+    same exports (one pytest worker runs the whole module under ``--dist loadscope``)."""
+    key = (tuple(a.replace(str(tmp), "<tmp>") for a in argv), exports)
+    if key not in _RESULTS:
+        env = {**os.environ, **dict(exports), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        for k in ("MOTIONREPRO_PLUGINS", "MOTIONREPRO_CONFIG_PATH"):  # the plugin example's folder is not here
+            env.pop(k, None)
+        _RESULTS[key] = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return _RESULTS[key]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cmd", COMMANDS, ids=[f"L{c.line}" for c in COMMANDS])
 def test_readme_command(cmd: Command, tmp_path):
@@ -233,10 +250,7 @@ def test_readme_command(cmd: Command, tmp_path):
     if kind == "names":
         _check_names(argv)
         return
-    env = {**os.environ, **dict(cmd.env), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    for k in ("MOTIONREPRO_PLUGINS", "MOTIONREPRO_CONFIG_PATH"):  # the plugin example's folder is not here
-        env.pop(k, None)
-    res = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    res = _run_once(argv, cmd.env, tmp_path)
     assert res.returncode == 0, f"README line {cmd.line}: {cmd.text}\n-> {argv}\n{res.stderr[-3000:]}"
     if kind == "run" and argv[-1] == "--list":
         assert "Methods" in res.stdout

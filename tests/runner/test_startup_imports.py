@@ -16,6 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from methods.registry import get_method, method_names, register_method
+
 REPO = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
@@ -55,3 +59,15 @@ def test_start_up_imports_no_method_and_one_lookup_one_method():
     assert not heavy, f"every command-line start-up now imports {heavy}"
     one = [n for n in names if f"methods.{n}" in got["after_one"]]
     assert names[0] in one and len(one) < len(names), f"looking up {names[0]!r} imported {one}"
+
+
+def test_a_plugin_cannot_take_a_built_in_methods_name():
+    """Whether or not the built-in folder was imported yet (a lookup imports one folder only)."""
+    name = method_names()[0]
+
+    class Impostor:
+        pass
+
+    with pytest.raises(KeyError, match="already"):
+        register_method(name)(Impostor)
+    assert get_method(name) is not Impostor
