@@ -12,7 +12,10 @@ statement: ``--help`` -> ``evaluators.run --list``, ``METHOD DATASET`` -> ``eval
   compose-and-validate path: a wrong key, group or experiment fails there, nothing trains);
 - a command with a ``--help`` of its own (the demo, pytest collection, bf16 drift, tensorboard,
   torchrun, the lock compiler) is checked by it, the shell scripts by ``bash -n``;
-- the Python block is compiled and its call bound to the function's signature.
+- the Python block is compiled and its call bound to the function's signature;
+- the lines of a "Score your own model" block (manifest, the script fed on stdin, score) are run
+  verbatim, the block as a whole, by ``test_score_readme.py``; here each is only found there;
+- a command the README shows twice is run once (:func:`_run_once`).
 
 A README command no rule knows fails :func:`test_every_readme_command_has_a_rule`: a new command
 needs its check here.
@@ -131,6 +134,9 @@ def plan(cmd: Command, tmp: Path) -> tuple[str, list[str]]:
                              "tests/core"]
         if sub == "lock":
             return "parse", [PY, "requirements/lock.py", "compile", *rest, "--help"]
+        if sub in ("manifest", "score") and any(cmd.text == line for block in SCORE_README_BLOCKS
+                                                for _, line in _logical_lines(block)):
+            return "elsewhere", []  # a line of a block that test_score_readme.py runs verbatim
         if sub == "manifest" and "scale=smoke" in rest:
             rest = [str(tmp / "m.json") if prev == "--out" else x for prev, x in zip(["", *rest], rest)]
             return "run", [PY, "-m", "evaluators.run", "--manifest", *rest]
