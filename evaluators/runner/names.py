@@ -7,13 +7,16 @@ line, the listing (``--list``), the demo and ``--estimate`` so that none of them
 from __future__ import annotations
 
 from evaluators.core.config import list_configs
+from evaluators.core.plugins import load_plugins as _load_plugin_modules
 from evaluators.core.validate import ConfigError
-from methods.registry import UnknownNameError, get_method, list_methods, unknown_name_message
+from methods.registry import UnknownNameError, get_method, method_names, unknown_name_message
 
 
 def load_plugins() -> None:
-    """Import every method folder and every module named in ``$MOTIONREPRO_PLUGINS``."""
-    list_methods(include_testing=True)
+    """Import every module named in ``$MOTIONREPRO_PLUGINS`` (an outside method, dataset or
+    protocol), so that a broken plugin stops a command at start-up. The method folders are not
+    imported here: the registry imports the one a command looks up (``methods.registry``)."""
+    _load_plugin_modules()
 
 
 def experiments_by_method() -> dict[str, list[str]]:
@@ -32,7 +35,7 @@ def experiments_by_method() -> dict[str, list[str]]:
 
 def split_experiment(name: str) -> tuple[str, str]:
     """``"heatmap_baseline_synth-coco"`` -> ``("heatmap_baseline", "synth-coco")``."""
-    for m in sorted(list_methods(include_testing=True), key=len, reverse=True):
+    for m in sorted(method_names(), key=len, reverse=True):
         if name.startswith(m + "_"):
             return m, name[len(m) + 1:]
     method, _, alias = name.partition("_")

@@ -52,12 +52,26 @@ def test_hosted_runner_skips_the_data_tests_and_says_why(tmp_path):
     assert "real sample" in log  # pytest -ra prints each skip's reason
 
 
+def _a_data_test_file() -> str:
+    """The smallest test module that reads the real samples (the ``shared_data`` fixture or
+    :func:`tests.conftest.need_shared`; ``tests/conftest.py`` marks those tests ``data``)."""
+    files = [p for p in (REPO / "tests").rglob("test_*.py")
+             if re.search(r"\bshared_data\b|need_shared\(", p.read_text(encoding="utf-8"))]
+    assert files, "no test reads the real samples: the data gate has nothing to check"
+    return str(min(files, key=lambda p: (p.stat().st_size, p)).relative_to(REPO))
+
+
 @pytest.mark.slow
 def test_the_gate_still_requires_the_samples(tmp_path):
-    """Off GitHub Actions a missing sample folder fails the data tests instead of skipping them."""
+    """Off GitHub Actions a missing sample folder fails the data tests instead of skipping them.
+
+    The whole ``.ci/run`` runs (its data switch, every step, its exit status), but its test step is
+    narrowed to the data tests of one module in one process: that one failing is what fails the
+    gate (the run above collects the whole suite, twice under xdist, to show they all skip)."""
     repo = _clone_tracked(tmp_path / "checkout")
-    out = subprocess.run([str(repo / ".ci" / "run")], cwd=repo, capture_output=True, text=True, timeout=900,
-                         env=_ci_env(tmp_path))
+    env = {**_ci_env(tmp_path), "MOTIONREPRO_CI_TEST_ARGS": f"-m data -n 0 -p no:cacheprovider -q {_a_data_test_file()}"}
+    out = subprocess.run([str(repo / ".ci" / "run")], cwd=repo, capture_output=True, text=True, timeout=900, env=env)
     log = out.stdout + out.stderr
     assert out.returncode != 0, log[-3000:]
     assert "MOTIONREPRO_REQUIRE_DATA=1 forbids skipping" in log
+    assert re.search(r"\.ci/run: FAILED:.*\btests\b", log), log[-3000:]  # its test step failed the gate

@@ -153,3 +153,19 @@ def test_unpaired_from_intervals_far_apart_is_significant():
     # 0.60 ± 0.01 vs 0.50 ± 0.01 over 20 repetitions each: |t| ~ 14, far beyond any critical value
     out = C.unpaired_from_intervals(0.60, 0.01, 20, 0.50, 0.01, 20, higher_is_better=True)
     assert out["excludes_zero"] and out["verdict"] == "A better" and out["kind"].startswith("unpaired")
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10, 20, 100])
+@pytest.mark.parametrize("confidence", [0.8, 0.9, 0.95, 0.99])
+def test_t_quantile_is_scipy_stats_bit_for_bit(n, confidence):
+    """The interval takes its t quantile without importing scipy.stats (a start-up cost): the
+    same bits as ``scipy.stats.t.ppf``, for the paired interval and Welch's non-integer df."""
+    rng = np.random.default_rng(n)
+    a, b = rng.normal(1.0, 0.3, size=n), rng.normal(1.1, 0.2, size=n)
+    d = a - b
+    half = stats.t.ppf(0.5 + confidence / 2.0, n - 1) * (d.std(ddof=1) / np.sqrt(n))
+    out = C.paired_difference(a, b, confidence=confidence)
+    assert (out["low"], out["high"]) == (float(d.mean() - half), float(d.mean() + half))
+    welch = C.unpaired_from_intervals(0.5, 0.02, n, 0.47, 0.05, n + 7, confidence=confidence)
+    half = stats.t.ppf(0.5 + confidence / 2.0, welch["df"]) * welch["se"]
+    assert (welch["low"], welch["high"]) == (float(welch["diff"] - half), float(welch["diff"] + half))

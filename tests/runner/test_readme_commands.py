@@ -12,7 +12,10 @@ statement: ``--help`` -> ``evaluators.run --list``, ``METHOD DATASET`` -> ``eval
   compose-and-validate path: a wrong key, group or experiment fails there, nothing trains);
 - a command with a ``--help`` of its own (the demo, pytest collection, bf16 drift, tensorboard,
   torchrun, the lock compiler) is checked by it, the shell scripts by ``bash -n``;
-- the Python block is compiled and its call bound to the function's signature.
+- the Python block is compiled and its call bound to the function's signature;
+- the lines of a "Score your own model" block (manifest, the script fed on stdin, score) are run
+  verbatim, the block as a whole, by ``test_score_readme.py``; here each is only found there;
+- a command the README shows twice is run once (:func:`_run_once`).
 
 A README command no rule knows fails :func:`test_every_readme_command_has_a_rule`: a new command
 needs its check here.
@@ -131,6 +134,9 @@ def plan(cmd: Command, tmp: Path) -> tuple[str, list[str]]:
                              "tests/core"]
         if sub == "lock":
             return "parse", [PY, "requirements/lock.py", "compile", *rest, "--help"]
+        if sub in ("manifest", "score") and any(cmd.text == line for block in SCORE_README_BLOCKS
+                                                for _, line in _logical_lines(block)):
+            return "elsewhere", []  # a line of a block that test_score_readme.py runs verbatim
         if sub == "manifest" and "scale=smoke" in rest:
             rest = [str(tmp / "m.json") if prev == "--out" else x for prev, x in zip(["", *rest], rest)]
             return "run", [PY, "-m", "evaluators.run", "--manifest", *rest]
@@ -222,6 +228,23 @@ def _check_names(args: list[str]) -> None:
     assert dataset in known, f"{dataset}: not a dataset any experiment names ({sorted(known)})"
 
 
+# a command the README shows twice (in two sections) is run once: (argv, exports) -> its result
+_RESULTS: dict[tuple, subprocess.CompletedProcess] = {}
+
+
+def _run_once(argv: list[str], exports: tuple[tuple[str, str], ...], tmp: Path) -> subprocess.CompletedProcess:
+    """Run ``argv`` (with the block's ``exports``), or return the result of the same command run
+    earlier in this module: the same arguments, ``tmp`` (the test's own folder) aside, and the
+    same exports (one pytest worker runs the whole module under ``--dist loadscope``)."""
+    key = (tuple(a.replace(str(tmp), "<tmp>") for a in argv), exports)
+    if key not in _RESULTS:
+        env = {**os.environ, **dict(exports), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        for k in ("MOTIONREPRO_PLUGINS", "MOTIONREPRO_CONFIG_PATH"):  # the plugin example's folder is not here
+            env.pop(k, None)
+        _RESULTS[key] = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return _RESULTS[key]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cmd", COMMANDS, ids=[f"L{c.line}" for c in COMMANDS])
 def test_readme_command(cmd: Command, tmp_path):
@@ -233,10 +256,7 @@ def test_readme_command(cmd: Command, tmp_path):
     if kind == "names":
         _check_names(argv)
         return
-    env = {**os.environ, **dict(cmd.env), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    for k in ("MOTIONREPRO_PLUGINS", "MOTIONREPRO_CONFIG_PATH"):  # the plugin example's folder is not here
-        env.pop(k, None)
-    res = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    res = _run_once(argv, cmd.env, tmp_path)
     assert res.returncode == 0, f"README line {cmd.line}: {cmd.text}\n-> {argv}\n{res.stderr[-3000:]}"
     if kind == "run" and argv[-1] == "--list":
         assert "Methods" in res.stdout

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.io import loadmat
 
 from evaluators.core.paths import resolve_inside
 from evaluators.datasets.base import DatasetError, register_dataset, register_inspector, resolve_root
@@ -32,6 +31,9 @@ JOINT_MARGIN_BOXES = 2.0
 
 def read_headboxes(path: str | Path) -> np.ndarray:
     """``headboxes_src`` of an ``mpii_gt_val.mat`` as ``[N, 2, 2]`` ((x1, y1), (x2, y2))."""
+    # lazy: scipy.io (0.2 s of CPU, with scipy.sparse) is needed only to read MPII's .mat, not at every start-up
+    from scipy.io import loadmat
+
     path = Path(path)
     try:
         gt = loadmat(str(path))

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy.io import savemat
 
 from evaluators.core.io import atomic_write_bytes, atomic_write_text
 from evaluators.datasets.base import register_dataset
@@ -268,6 +267,9 @@ def generate(out: Path, seed: int = 0, n_train: int = 240, n_val: int = 60, imag
         atomic_write_text(out / "mpii" / "annotations" / f"mpii_{split}.json", json.dumps(mpii))
         if split == "val":
             atomic_write_text(out / "person_detection_results" / "COCO_val2017_detections_synth.json", json.dumps(dets))
+            # lazy: scipy.io (0.2 s of CPU, with scipy.sparse) only when the set is generated, not at every start-up
+            from scipy.io import savemat
+
             buf = io.BytesIO()
             savemat(buf, {"headboxes_src": np.transpose(np.asarray(heads, np.float64), (1, 2, 0))})
             mat = buf.getvalue()
