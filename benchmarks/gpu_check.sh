@@ -68,10 +68,14 @@ fi
 # 3. one DDP smoke run per method (nccl on GPUs, one record per protocol under $OUT/ddp)
 if [ $DRY = 0 ]; then
     for m in "${METHODS[@]}"; do
-        exp=$("$PY" -c "from evaluators.core.config import load_config as l; print(l('method', '$m', 'smoke')['demo_experiment'])")
-        args=(-m evaluators.run "+experiment=$exp" scale=smoke device=auto "runs_dir=$OUT/ddp")
-        timed "ddp_$m" 120 "$PY" -m torch.distributed.run --standalone --nproc_per_node=$NPROC "${args[@]}" \
-            || failed+=("ddp_$m")
+        # every chain the demo runs for the method (a method config may list several, e.g. text and action)
+        exps=$("$PY" -c "from evaluators.runner.demo import demo_experiments as d; e = d('$m'); assert all(e), 'configs/method/$m.yaml has no demo_experiment'; print(' '.join(e))") \
+            || { failed+=("ddp_$m"); continue; }
+        for exp in $exps; do
+            args=(-m evaluators.run "+experiment=$exp" scale=smoke device=auto "runs_dir=$OUT/ddp")
+            timed "ddp_$exp" 120 "$PY" -m torch.distributed.run --standalone --nproc_per_node=$NPROC "${args[@]}" \
+                || failed+=("ddp_$exp")
+        done
     done
 else
     # each method's command line as `python -m evaluators.run ARGS --cfg job` runs it (the same
@@ -81,8 +85,8 @@ else
         [ "$rc" = 0 ] || failed+=("ddp_$m")
     done < <(timeout 900 "$PY" - "$OUT" "$NPROC" "${METHODS[@]}" <<'PY' 2>"$OUT/ddp_compose.log" || echo "compose 1 0"
 import contextlib, logging, sys, time
-from evaluators.core.config import load_config
 from evaluators.runner.cli import main
+from evaluators.runner.demo import demo_experiments
 out, nproc, methods = sys.argv[1], sys.argv[2], sys.argv[3:]
 # main() would bind its log handler to the first redirected log file: bind it to this stderr now
 logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
@@ -90,16 +94,25 @@ for m in methods:
     t0, rc = time.monotonic(), 0
     with open(f"{out}/ddp_{m}.log", "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
         try:
-            args = [f"+experiment={load_config('method', m, 'smoke')['demo_experiment']}", "scale=smoke",
-                    "device=auto", f"runs_dir={out}/ddp"]
-            print("on a GPU: python -m torch.distributed.run --standalone --nproc_per_node=" + nproc,
-                  "-m evaluators.run", *args)
-            main([*args, "--cfg", "job"])
-        except SystemExit as e:
-            rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            exps = demo_experiments(m)  # every chain the demo runs for the method (text and action for some)
         except Exception as e:  # noqa: BLE001 - reported as this method's failure, the others still run
             print(f"{type(e).__name__}: {e}")
-            rc = 1
+            exps, rc = [], 1
+        for exp in exps:
+            if exp is None:
+                print(f"configs/method/{m}.yaml has no demo_experiment")
+                rc = 1
+                continue
+            try:
+                args = [f"+experiment={exp}", "scale=smoke", "device=auto", f"runs_dir={out}/ddp"]
+                print("on a GPU: python -m torch.distributed.run --standalone --nproc_per_node=" + nproc,
+                      "-m evaluators.run", *args)
+                main([*args, "--cfg", "job"])
+            except SystemExit as e:
+                rc = max(rc, e.code if isinstance(e.code, int) else (0 if e.code is None else 1))
+            except Exception as e:  # noqa: BLE001 - reported as this method's failure, the others still run
+                print(f"{type(e).__name__}: {e}")
+                rc = 1
     print(m, rc, round(time.monotonic() - t0), flush=True)
 PY
     )

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from evaluators.runner.demo import demo_experiments
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 pytestmark = pytest.mark.slow
@@ -35,6 +37,8 @@ def test_dry_run_passes_every_step(tmp_path):
     for m in ("mld", "momask", "hgm3", "macdiff", "diffusionpose", "heatmap_baseline"):  # each composed config
         log = (tmp_path / f"ddp_{m}.log").read_text()
         assert f"\nmethod: {m}\n" in log and "--nproc_per_node=1 -m evaluators.run +experiment=" in log, log[-2000:]
+        for exp in demo_experiments(m):  # every chain the demo runs (MLD: text and action)
+            assert f"-m evaluators.run +experiment={exp} scale=smoke" in log, (exp, log[-2000:])
     assert "test_nccl_one_process_all_reduce" in (tmp_path / "gpu_tests.log").read_text()
     assert (tmp_path / "leaderboards" / "speed.md").stat().st_size > 0
 
