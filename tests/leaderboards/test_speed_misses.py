@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from leaderboards.speed import render_speed
+from tests._markdown import table_rows
 
 
 def _side(workload: str, ratio: float, target: float | None, **extra) -> dict:
@@ -24,17 +25,6 @@ PROFILE = {"top_ops": [{"op": "aten::addmm", "self_s": 0.6, "share": 0.6, "calls
            "ops_self_s": 1.0, "dense_self_s": 0.7, "profiled_wall_s": 1.25, "events": 5}
 
 
-def _rows(page: str, header_word: str) -> list[dict[str, str]]:
-    lines = page.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|") and header_word in line)
-    rows = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip() for c in line.strip("|").split("|")])
-    return [dict(zip(rows[0], r)) for r in rows[2:]]
-
-
 def test_floors_say_whether_a_target_is_reachable_and_profiles_say_where_time_goes(tmp_path):
     side = tmp_path / "bench" / "side_by_side"
     side.mkdir(parents=True)
@@ -50,7 +40,7 @@ def test_floors_say_whether_a_target_is_reachable_and_profiles_say_where_time_go
     page = render_speed([tmp_path / "bench"], [])
     section = page[page.index("## Why the misses"):]
     assert page.index("# Details") < page.index("## Why the misses")
-    rows = {r["workload"]: r for r in _rows(section, "best possible ratio")}
+    rows = {r["workload"]: r for r in table_rows(section, "best possible ratio")}
     assert set(rows) == {"a", "b"}
     assert rows["a"]["target needs"] == "unreachable (best possible 1.12 < 1.20)"
     assert rows["a"]["verdict"] == "missed" and rows["a"]["best possible ratio"] == "1.12"

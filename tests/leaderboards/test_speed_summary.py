@@ -9,6 +9,7 @@ import pytest
 
 from leaderboards.md_format import BenchmarkFileError
 from leaderboards.speed import render_speed
+from tests._markdown import table_rows
 
 
 def _bench(name: str, median: float, **extra) -> dict:
@@ -37,24 +38,12 @@ SIDE = {"workload": "mld ddim sampling", "method": "mld", "batch": 32, "official
         "date": "2026-12-06T04:00:00Z"}
 
 
-def _table_rows(page: str, header_word: str) -> list[list[str]]:
-    lines = page.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|") and header_word in line)
-    rows = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip() for c in line.strip("|").split("|")])
-    header, body = rows[0], rows[2:]
-    return [dict(zip(header, r)) for r in body]
-
-
 def test_the_page_opens_with_the_short_table_before_the_details(tmp_path):
     _write_benchmark(tmp_path / "bench")
     page = render_speed([tmp_path / "bench"], [])
     first_table = page.index("\n|")
     assert page.index("## At a glance") < first_table < page.index("# Details")
-    row = _table_rows(page, "sample, batch 1")[0]
+    row = table_rows(page, "sample, batch 1")[0]
     assert row["method"] == "mld" and row["on"] == "Test CPU 9000 (4 cpus)"
     assert row["sample, batch 1 (s / sample)"] == "0.9 †"  # contended row: its cell carries the dagger
     assert row["sample, batch 32 (s / sample)"] == "0.1"
@@ -69,7 +58,7 @@ def test_verdict_notes_become_a_column_and_other_notes_survive(tmp_path):
     _write_benchmark(tmp_path / "bench")
     page = render_speed([tmp_path / "bench"], [])
     assert "misses target by" not in page  # no bullet restating the table
-    rows = {r["batch"]: r for r in _table_rows(page, "against target")}
+    rows = {r["batch"]: r for r in table_rows(page, "against target")}
     assert rows["1"]["against target"] == "misses by 30.0 pts"
     assert rows["32"]["against target"] == "met"
     assert rows["32"]["note"] == "measured at 2 of 50 steps (--max-steps)"
@@ -88,7 +77,7 @@ def test_side_by_side_renders_each_ratio_beside_its_target(tmp_path, ratio, sens
                                                      encoding="utf-8")
     page = render_speed([bench], [])
     assert page.index("## Versus the authors' code") < page.index("# Details")
-    (row,) = _table_rows(page, "authors' code (s)")
+    (row,) = table_rows(page, "authors' code (s)")
     assert row["ratio"] == f"{ratio:.2f} ({sense})"
     assert row["target"] == ("≥ 1.00" if sense.startswith("authors") else "≤ 1.00")
     assert row["against target"] == f"not judged (distorted; would read {verdict})"
@@ -104,7 +93,7 @@ def test_a_missed_side_by_side_target_says_so(tmp_path):
     (bench / "side_by_side" / "x.json").write_text(json.dumps(
         {**SIDE, "official_s": 1.0, "suite_s": 2.0, "ratio": 0.5, "target": 0.9, "distorted": False}),
         encoding="utf-8")
-    (row,) = _table_rows(render_speed([bench], []), "authors' code (s)")
+    (row,) = table_rows(render_speed([bench], []), "authors' code (s)")
     assert row["against target"] == "missed"
 
 
