@@ -32,6 +32,10 @@ def pytest_addoption(parser):
                      help="cap the sampling steps actually run: N for every method or METHOD=N[,METHOD=N] "
                           "for some (paper scale on a CPU: the per-step cost, and so the fraction of peak, "
                           "does not depend on the step count; recorded in the JSON and in each capped row)")
+    parser.addoption("--train-batch", type=str, default=None,
+                     help="batch of the training-step benchmark: N for every method or METHOD=N[,METHOD=N] for "
+                          "some, instead of the configured batch (e.g. one device's share of a multi-GPU batch "
+                          "that does not fit one CPU's memory; recorded in the JSON and in each row)")
     parser.addoption("--profile-top", type=int, default=8,
                      help="sampling benchmarks with a target: top N ops by self CPU time of one extra, untimed "
                           "call (torch.profiler) in extra_info['profile']; 0 = off")
@@ -57,6 +61,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["scale"] = "paper" if config.getoption("--paper-scale") else "smoke"
     if config.getoption("--max-steps"):
         machine_info["max_steps"] = config.getoption("--max-steps")
+    if config.getoption("--train-batch"):
+        machine_info["train_batch"] = config.getoption("--train-batch")
     if SESSION_PEAK:  # the one ceiling of this file (header of its speed.md section)
         machine_info["peak_gflops"] = dict(SESSION_PEAK)
     if os.environ.get("MOTIONREPRO_BENCH_NOTE"):  # e.g. "shared VM under load": printed in speed.md
@@ -73,8 +79,14 @@ def max_steps(request) -> dict[str, int] | int | None:
     return parse_max_steps(request.config.getoption("--max-steps"))
 
 
-def parse_max_steps(text: str | None) -> dict[str, int] | int | None:
-    """``--max-steps``: ``None``, ``N`` (every method) or ``{method: N}`` from ``m=N,m2=N2``."""
+@pytest.fixture(scope="session")
+def train_batch(request) -> dict[str, int] | int | None:
+    return parse_max_steps(request.config.getoption("--train-batch"), "--train-batch")
+
+
+def parse_max_steps(text: str | None, option: str = "--max-steps") -> dict[str, int] | int | None:
+    """``--max-steps`` (or another per-method ``option``): ``None``, ``N`` (every method) or
+    ``{method: N}`` from ``m=N,m2=N2``."""
     if not text:
         return None
     try:
@@ -91,11 +103,11 @@ def parse_max_steps(text: str | None) -> dict[str, int] | int | None:
                 raise ValueError
         return out
     except ValueError:
-        raise pytest.UsageError(f"--max-steps: expected N or METHOD=N[,METHOD=N] with N >= 1, got {text!r}") from None
+        raise pytest.UsageError(f"{option}: expected N or METHOD=N[,METHOD=N] with N >= 1, got {text!r}") from None
 
 
 def cap_for(max_steps: dict[str, int] | int | None, method: str) -> int | None:
-    """The step cap ``--max-steps`` sets for ``method`` (``None``: uncapped)."""
+    """The value ``--max-steps`` (or ``--train-batch``) sets for ``method`` (``None``: not set)."""
     return max_steps.get(method) if isinstance(max_steps, dict) else max_steps
 
 

@@ -18,6 +18,7 @@ peak and reported the same way).
 
 from __future__ import annotations
 
+import gc
 import itertools
 import time
 
@@ -54,21 +55,31 @@ _CALLS = itertools.count()  # numbers every generation call's captions (never a 
 
 
 def build(name: str, scale: str, device: torch.device, purpose: str = "sample", precision: str = "fp32"):
-    """Untrained method at ``scale`` (cached per purpose: a training-step instance never sees
-    tensors created under ``inference_mode`` by the sampling benchmarks) and sampler precision."""
+    """Untrained method at ``scale`` and sampler precision, cached for the sampling benchmarks. A
+    training-step instance is built fresh and not kept: it never sees tensors created under
+    ``inference_mode`` by the sampling benchmarks, and its optimizer state and gradients (several GiB
+    at paper scale) are freed when its test ends, so one process can time every method's step."""
     key = (name, scale, str(device), purpose, precision)
+    if purpose == "train":
+        _CACHE.clear()  # the sampling instances are rebuilt if a later test needs them
+        gc.collect()
+        return _new(name, scale, device, precision)
     if key not in _CACHE:
-        cfg = load_config("method", name, scale)
-        if precision != "fp32":
-            set_precision(cfg, name, precision)
-        m = get_method(name)(cfg, device=device, seed=0)
-        if hasattr(m, "set_normalization"):  # untrained generators need feature statistics
-            d = int(getattr(m, "nfeats", cfg.get("nfeats", 263)))
-            m.set_normalization(np.zeros(d, np.float32), np.ones(d, np.float32))
-        for mod in m.components().values():
-            mod.eval()
-        _CACHE[key] = m
+        _CACHE[key] = _new(name, scale, device, precision)
     return _CACHE[key]
+
+
+def _new(name: str, scale: str, device: torch.device, precision: str):
+    cfg = load_config("method", name, scale)
+    if precision != "fp32":
+        set_precision(cfg, name, precision)
+    m = get_method(name)(cfg, device=device, seed=0)
+    if hasattr(m, "set_normalization"):  # untrained generators need feature statistics
+        d = int(getattr(m, "nfeats", cfg.get("nfeats", 263)))
+        m.set_normalization(np.zeros(d, np.float32), np.ones(d, np.float32))
+    for mod in m.components().values():
+        mod.eval()
+    return m
 
 
 def sampling_call(m, batch: int, steps: int | None):
@@ -283,11 +294,11 @@ def test_denoiser_switches(benchmark, name, mode, scale, device):
 
 
 @pytest.mark.parametrize("name", list_methods())
-def test_train_step(benchmark, name, scale, device):
+def test_train_step(benchmark, name, scale, device, train_batch):
     """Samples/s, step time (ms) and peak memory of one optimiser step at the configured batch (random
     data); ``--paper-scale`` gives the papers' training cost that speed.md shows beside sampling."""
     m = build(name, scale, device, purpose="train")
-    batch = m.train_batch()
+    batch = cap_for(train_batch, name) or m.train_batch()
     step = m.train_step_example(batch)
     if step is None:
         pytest.skip(f"{name} provides no train_step_example")
