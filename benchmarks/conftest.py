@@ -162,27 +162,55 @@ def peak_gflops(device) -> dict[str, float]:
     return out
 
 
+# ours: the other processes may use a fifth of one core, on average over a timed region, before its
+# row is marked contended (a shell, the kernel's own threads and a terminal stay well below it)
+OTHERS_CORE_SHARE = 0.2
+
+
+def system_busy_cpu_s() -> float | None:
+    """CPU seconds every process on the machine has run (``/proc/stat``: user, nice, system, irq,
+    softirq and steal, the time a hypervisor gave another guest); ``None`` where it cannot be read."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+        ticks = [int(v) for v in fields[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 class CpuWall:
-    """Accumulates process CPU time (``time.process_time``: all threads) and wall time over the
-    calls of a timed region. ``cpu_s / wall_s`` below 0.9 × the threads used means the threads did
-    not all run (another process held the cores, or the region has serial parts: Python, kernels too
-    small to split): the row is marked contended. ``clock`` / ``cpu_clock`` default to
-    ``time.perf_counter`` / ``time.process_time`` (a test passes clocks it advances itself)."""
+    """Process CPU time (``time.process_time``: all threads), wall time and, where ``/proc/stat``
+    is readable, the CPU time every other process ran, over the calls of a timed region.
+
+    A row is marked contended when the other processes (and a hypervisor's steal) took more than
+    :data:`OTHERS_CORE_SHARE` of a core on average while it was timed: what it measures is then not
+    this machine's speed. A low ``cpu_s / wall_s`` alone is no such sign: a batch-1 call has serial
+    parts (Python, kernels too small to split across threads) on an idle machine too. Without a
+    system-wide counter (not Linux) the old rule stands: ``cpu_s / wall_s`` under 0.9 x the threads.
+    ``clock`` / ``cpu_clock`` / ``busy_clock`` default to ``time.perf_counter`` /
+    ``time.process_time`` / :func:`system_busy_cpu_s` (a test passes clocks it advances itself)."""
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter,
-                 cpu_clock: Callable[[], float] = time.process_time) -> None:
-        self._clock, self._cpu_clock = clock, cpu_clock
+                 cpu_clock: Callable[[], float] = time.process_time,
+                 busy_clock: Callable[[], float | None] = system_busy_cpu_s) -> None:
+        self._clock, self._cpu_clock, self._busy_clock = clock, cpu_clock, busy_clock
         self.cpu_s = self.wall_s = 0.0
+        self.others_cpu_s: float | None = 0.0 if busy_clock() is not None else None
         self.calls = 0
 
     def wrap(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         def timed():
-            c0, w0 = self._cpu_clock(), self._clock()
+            b0, c0, w0 = self._busy_clock(), self._cpu_clock(), self._clock()
             try:
                 return fn()
             finally:
-                self.cpu_s += self._cpu_clock() - c0
-                self.wall_s += self._clock() - w0
+                cpu, wall, busy = self._cpu_clock() - c0, self._clock() - w0, self._busy_clock()
+                self.cpu_s += cpu
+                self.wall_s += wall
+                if self.others_cpu_s is not None and b0 is not None and busy is not None:
+                    self.others_cpu_s += max(0.0, busy - b0 - cpu)
                 self.calls += 1
 
         return timed
@@ -191,8 +219,13 @@ class CpuWall:
     def info(self) -> dict[str, Any]:
         threads = torch.get_num_threads()
         ratio = self.cpu_s / self.wall_s if self.wall_s > 0 else None
+        others = self.others_cpu_s / self.wall_s if self.others_cpu_s is not None and self.wall_s > 0 else None
+        if others is not None:
+            contended = others > OTHERS_CORE_SHARE
+        else:
+            contended = bool(ratio is not None and ratio < 0.9 * threads)
         return {"cpu_s": self.cpu_s, "wall_s": self.wall_s, "cpu_over_wall": ratio, "threads": threads,
-                "contended": bool(ratio is not None and ratio < 0.9 * threads)}
+                "others_cores": others, "contended": contended}
 
 
 def flop_count(module: torch.nn.Module, inputs: tuple) -> tuple[float, list[str]]:

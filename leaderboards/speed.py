@@ -298,10 +298,14 @@ def _render_file(path: Path, data: dict) -> list[str]:
              f"Date: {data.get('datetime', '?')}. "
              + (f"fp32 matmul peak measured once in this run: {_fmt(fp32)} GFLOP/s"
                 + (f" (bf16 {_fmt(bf16)})" if bf16 else "") + "." if fp32 else "No matmul peak in this file.")
-             + (f" **{n_cont} timed rows contended** (marked †: CPU time / wall time of the timed region below "
-                "0.9 × threads: the threads did not all run, because another process held the cores or because the "
-                "call has serial parts (Python, kernels too small to split); the file's note says whether the "
-                "machine was shared)." if n_cont else "")
+             + (f" **{n_cont} timed rows contended** (marked †: "
+                + ("other processes ran on more than a fifth of a core, on average, while the row was timed "
+                   "(the machine's CPU time from /proc/stat less this process's)" if any(
+                       e.get("others_cores") is not None for e in es) else
+                   "CPU time / wall time of the timed region below 0.9 × threads: the threads did not all run, "
+                   "because another process held the cores or because the call has serial parts (Python, "
+                   "kernels too small to split); the file's note says whether the machine was shared")
+                + ")." if n_cont else "")
              + (f" Note: {mi['note']}." if mi.get("note") else "") + "\n"]
     mt = _method_table(es)
     if len(mt):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 
 class FakeClock:
-    """``wall()`` / ``cpu()`` read two counters that only :meth:`sleep` and :meth:`work` move.
+    """``wall()`` / ``cpu()`` / ``busy()`` read counters that only :meth:`sleep`, :meth:`work` and
+    :meth:`others` move (``busy``: the machine's CPU time, as ``/proc/stat`` counts it).
 
     Use dyadic amounts (0.5, 0.25, 0.125, ...): their float sums are exact, so tests compare with ``==``.
     """
@@ -18,6 +19,14 @@ class FakeClock:
     def __init__(self) -> None:
         self.wall_s = 0.0
         self.cpu_s = 0.0
+        self.busy_s = 0.0  # CPU time of every process on the machine, this one included
+
+    def busy(self) -> float:
+        return self.busy_s
+
+    def others(self, cpu_seconds: float) -> None:
+        """Another process runs ``cpu_seconds`` of CPU; no wall time passes for this one."""
+        self.busy_s += cpu_seconds
 
     def wall(self) -> float:
         return self.wall_s
@@ -33,3 +42,4 @@ class FakeClock:
         """Wall time passes with ``threads`` threads busy (CPU time = threads x wall time)."""
         self.wall_s += seconds
         self.cpu_s += threads * seconds
+        self.busy_s += threads * seconds

@@ -3,35 +3,76 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
+import pytest
 import torch
 
-from benchmarks.conftest import CpuWall
+from benchmarks.conftest import OTHERS_CORE_SHARE, CpuWall, system_busy_cpu_s
 from leaderboards.speed import render_speed
 from tests._clock import FakeClock
 
 
-def test_cpuwall_flags_a_region_that_gets_no_cpu():
-    """A region that waits half its wall time has cpu/wall 0.5: below 0.9 x threads, so contended;
-    one whose threads all ran is not. (A clock the test moves: the check cannot depend on load.)"""
+def test_cpuwall_flags_a_region_others_took_cores_from():
+    """Contended means other processes ran while the region was timed (more than a fifth of a core
+    on average), not that the region's own threads idled: a batch-1 call has serial parts on an
+    idle machine too. (A clock the test moves: the check cannot depend on load.)"""
     threads = torch.get_num_threads()
     clock = FakeClock()
-    cw = CpuWall(clock=clock.wall, cpu_clock=clock.cpu)
+    serial = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy)
 
-    def half_waiting():
-        clock.sleep(0.5)
+    def half_serial():  # one thread for half the time, all threads for the other half; nothing else runs
+        clock.work(0.5, 1)
         clock.work(0.5, threads)
 
-    cw.wrap(half_waiting)()
-    cw.wrap(half_waiting)()
-    info = cw.info
-    assert (info["wall_s"], info["cpu_s"], cw.calls) == (2.0, threads * 1.0, 2)
-    assert info["cpu_over_wall"] == threads * 0.5
-    assert info["threads"] == threads and info["contended"] is True
-    busy = CpuWall(clock=clock.wall, cpu_clock=clock.cpu)
+    serial.wrap(half_serial)()
+    serial.wrap(half_serial)()
+    info = serial.info
+    assert (info["wall_s"], info["cpu_s"], serial.calls) == (2.0, 1.0 + threads, 2)
+    assert info["others_cores"] == 0.0 and info["contended"] is False
+
+    shared = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy)
+
+    def beside_another_process():  # all our threads ran, and another process took a quarter of a core
+        clock.work(1.0, threads)
+        clock.others(0.25)
+
+    shared.wrap(beside_another_process)()
+    assert shared.info["others_cores"] == 0.25 and shared.info["contended"] is True
+    quiet = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy)
+    quiet.wrap(lambda: (clock.work(1.0, threads), clock.others(0.125)))()  # a shell: under the fifth
+    assert quiet.info["others_cores"] == 0.125 and quiet.info["contended"] is False
+    assert CpuWall().info["cpu_over_wall"] is None  # nothing timed yet
+
+
+def test_without_a_system_counter_a_region_that_gets_no_cpu_is_contended():
+    """Where ``/proc/stat`` cannot be read, the region's own cpu/wall under 0.9 x threads decides."""
+    threads = torch.get_num_threads()
+    clock = FakeClock()
+    cw = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=lambda: None)
+    cw.wrap(lambda: (clock.sleep(0.5), clock.work(0.5, threads)))()
+    assert cw.info["others_cores"] is None and cw.info["cpu_over_wall"] == threads * 0.5
+    assert cw.info["contended"] is True
+    busy = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=lambda: None)
     busy.wrap(lambda: clock.work(0.25, threads))()
     assert busy.info["cpu_over_wall"] == threads and busy.info["contended"] is False
-    assert CpuWall().info["cpu_over_wall"] is None  # nothing timed yet
+
+
+@pytest.mark.skipif(system_busy_cpu_s() is None, reason="no /proc/stat (not Linux)")
+def test_a_process_spinning_beside_the_region_is_counted():
+    """On the real counters: a child process that spins while the region sleeps is seen as others'
+    CPU time (at least a fifth of a core over the region: it spins the whole time)."""
+    cw = CpuWall()
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 30: pass"])
+    try:
+        time.sleep(0.3)  # the child is running before the region starts
+        cw.wrap(lambda: time.sleep(1.0))()
+    finally:
+        child.kill()
+        child.wait()
+    assert cw.info["others_cores"] > OTHERS_CORE_SHARE and cw.info["contended"] is True
 
 
 def test_cpuwall_on_the_real_clocks_counts_each_call():
