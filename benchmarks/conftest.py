@@ -185,8 +185,8 @@ class CpuWall:
     is readable, the CPU time every other process ran, over the calls of a timed region.
 
     A row is marked contended when the other processes (and a hypervisor's steal) took more than
-    :data:`OTHERS_CORE_SHARE` of a core on average while it was timed: what it measures is then not
-    this machine's speed. A low ``cpu_s / wall_s`` alone is no such sign: a batch-1 call has serial
+    :data:`OTHERS_CORE_SHARE` of a core on average while it was timed, beyond the counters' rounding
+    (a region of a few ticks cannot show it): what it measures is then not this machine's speed. A low ``cpu_s / wall_s`` alone is no such sign: a batch-1 call has serial
     parts (Python, kernels too small to split across threads) on an idle machine too. Without a
     system-wide counter (not Linux) the old rule stands: ``cpu_s / wall_s`` under 0.9 x the threads.
     ``clock`` / ``cpu_clock`` / ``busy_clock`` default to ``time.perf_counter`` /
@@ -194,8 +194,13 @@ class CpuWall:
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter,
                  cpu_clock: Callable[[], float] = time.process_time,
-                 busy_clock: Callable[[], float | None] = system_busy_cpu_s) -> None:
+                 busy_clock: Callable[[], float | None] = system_busy_cpu_s,
+                 busy_resolution_s: float | None = None) -> None:
         self._clock, self._cpu_clock, self._busy_clock = clock, cpu_clock, busy_clock
+        # /proc/stat counts in clock ticks, each CPU's counter rounded down: one reading of the machine's
+        # total is off by up to a tick per CPU, so a short region cannot show others' time below that
+        self._resolution = (busy_resolution_s if busy_resolution_s is not None
+                            else (os.cpu_count() or 1) / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0)
         self.cpu_s = self.wall_s = 0.0
         self.others_cpu_s: float | None = 0.0 if busy_clock() is not None else None
         self.calls = 0
@@ -220,8 +225,8 @@ class CpuWall:
         threads = torch.get_num_threads()
         ratio = self.cpu_s / self.wall_s if self.wall_s > 0 else None
         others = self.others_cpu_s / self.wall_s if self.others_cpu_s is not None and self.wall_s > 0 else None
-        if others is not None:
-            contended = others > OTHERS_CORE_SHARE
+        if others is not None:  # beyond what the counters' rounding can explain (a tick per CPU per reading)
+            contended = self.others_cpu_s - self.calls * self._resolution > OTHERS_CORE_SHARE * self.wall_s
         else:
             contended = bool(ratio is not None and ratio < 0.9 * threads)
         return {"cpu_s": self.cpu_s, "wall_s": self.wall_s, "cpu_over_wall": ratio, "threads": threads,

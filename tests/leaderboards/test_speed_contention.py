@@ -21,7 +21,7 @@ def test_cpuwall_flags_a_region_others_took_cores_from():
     idle machine too. (A clock the test moves: the check cannot depend on load.)"""
     threads = torch.get_num_threads()
     clock = FakeClock()
-    serial = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy)
+    serial = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy, busy_resolution_s=0.0)
 
     def half_serial():  # one thread for half the time, all threads for the other half; nothing else runs
         clock.work(0.5, 1)
@@ -33,7 +33,7 @@ def test_cpuwall_flags_a_region_others_took_cores_from():
     assert (info["wall_s"], info["cpu_s"], serial.calls) == (2.0, 1.0 + threads, 2)
     assert info["others_cores"] == 0.0 and info["contended"] is False
 
-    shared = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy)
+    shared = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy, busy_resolution_s=0.0)
 
     def beside_another_process():  # all our threads ran, and another process took a quarter of a core
         clock.work(1.0, threads)
@@ -41,10 +41,24 @@ def test_cpuwall_flags_a_region_others_took_cores_from():
 
     shared.wrap(beside_another_process)()
     assert shared.info["others_cores"] == 0.25 and shared.info["contended"] is True
-    quiet = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy)
+    quiet = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy, busy_resolution_s=0.0)
     quiet.wrap(lambda: (clock.work(1.0, threads), clock.others(0.125)))()  # a shell: under the fifth
     assert quiet.info["others_cores"] == 0.125 and quiet.info["contended"] is False
     assert CpuWall().info["cpu_over_wall"] is None  # nothing timed yet
+
+
+def test_others_time_within_the_counters_rounding_is_not_contention():
+    """/proc/stat counts whole ticks: ten 1/16 s calls, each read to within 1/64 s, cannot show
+    others' time of 1/64 s per call; the same share of others' time over one long region can."""
+    threads = torch.get_num_threads()
+    clock = FakeClock()
+    short = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy, busy_resolution_s=1 / 64)
+    for _ in range(10):
+        short.wrap(lambda: (clock.work(1 / 16, threads), clock.others(1 / 64)))()
+    assert short.info["others_cores"] == 0.25 and short.info["contended"] is False
+    long = CpuWall(clock=clock.wall, cpu_clock=clock.cpu, busy_clock=clock.busy, busy_resolution_s=1 / 64)
+    long.wrap(lambda: (clock.work(10 / 16, threads), clock.others(10 / 64)))()
+    assert long.info["others_cores"] == 0.25 and long.info["contended"] is True
 
 
 def test_without_a_system_counter_a_region_that_gets_no_cpu_is_contended():
