@@ -15,6 +15,9 @@
 #                                       the six DDP configs are composed by the runner's own main()
 #                                       in one interpreter (not six start-ups), and the time limits
 #                                       only guard against a hang (a loaded machine must not fail it).
+#                                       The collections pass --assert=plain: collecting runs no
+#                                       assert, so pytest's rewriting of them (a quarter of a
+#                                       collection's CPU) would be work nothing reads.
 # Logs and per-step times go to runs/gpu_check/ (MOTIONREPRO_GPU_CHECK_OUT overrides).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,7 +56,7 @@ failed=()
 if [ $DRY = 0 ]; then
     timed gpu_tests 300 "$PY" -m pytest -m gpu tests -q -p no:cacheprovider || failed+=(gpu_tests)
 else  # in the background: it only reads files, like the rest of the dry run
-    timed gpu_tests 900 "$PY" -m pytest -m gpu tests -q -p no:cacheprovider --collect-only & pid_tests=$!
+    timed gpu_tests 900 "$PY" -m pytest -m gpu tests -q -p no:cacheprovider --collect-only --assert=plain & pid_tests=$!
 fi
 
 # 2. paper-scale benchmarks
@@ -62,7 +65,7 @@ if [ $DRY = 0 ]; then
         --benchmark-json=leaderboards/benchmarks/gpu-paper.json || failed+=(benchmarks)
 else
     timed benchmarks 900 "$PY" -m pytest benchmarks --benchmark-only --paper-scale -q -p no:cacheprovider \
-        --collect-only & pid_bench=$!
+        --collect-only --assert=plain & pid_bench=$!
 fi
 
 # 3. one DDP smoke run per method (nccl on GPUs, one record per protocol under $OUT/ddp)

@@ -6,7 +6,9 @@ a list of them run in order (a generator with a text and an action chain names b
 gallery shows each), then regenerates the leaderboards under ``${runs_dir}/leaderboards``,
 exports the site's gallery and training curves there (:mod:`evaluators.runner.gallery`; ``python -m leaderboards.site --source
 runs/leaderboards`` shows them) and prints a short table of the demo's records and of each
-method's wall time.
+method's wall time. ``--records-only`` stops after the records (and the summary table): no
+leaderboards regenerated, no gallery exported, for a caller that only reads the records (the
+published-records rerun of the test suite); the records are the same either way.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def demo(argv: list[str]) -> int:
     """Run the demo; returns the exit code (1 if any method failed)."""
     ap = argparse.ArgumentParser(prog="./reproduce.sh demo")
     ap.add_argument("--only", nargs="+", default=None, help="run only these methods")
+    ap.add_argument("--records-only", action="store_true",
+                    help="write the records only: skip regenerating the leaderboards and exporting the gallery")
     ap.add_argument("overrides", nargs="*", help="hydra overrides for every run (e.g. seed=1)")
     args = ap.parse_args(argv)
     names = args.only or list_methods()
@@ -99,8 +103,8 @@ def demo(argv: list[str]) -> int:
             timing.append({"method": name, "experiment": exp or "-", "wall_s": f"{time.perf_counter() - t0:.1f}",
                            "status": status})
     failed = list(dict.fromkeys(failed))  # a method counts once however many of its chains failed
-    print(finish(records, runs_dir))
-    if records:
+    print(finish(records, runs_dir, regenerate=not args.records_only))
+    if records and not args.records_only:
         try:  # the gallery is a convenience beside the records: its failure must not fail the demo
             print(f"gallery:      {export_gallery(records, runs_dir / 'leaderboards')} (the site's gallery page and "
                   f"training curves; `--out leaderboards` of `python -m evaluators.runner.gallery` publishes them)")
@@ -109,5 +113,5 @@ def demo(argv: list[str]) -> int:
     if timing:
         print(pd.DataFrame(timing).to_markdown(index=False, tablefmt="github", disable_numparse=True))
     print(f"demo: {len(names) - len(failed)}/{len(names)} methods ok in {time.perf_counter() - t_all:.1f} s; "
-          f"leaderboards in {runs_dir / 'leaderboards'}")
+          + ("records only" if args.records_only else f"leaderboards in {runs_dir / 'leaderboards'}"))
     return 1 if failed else 0
