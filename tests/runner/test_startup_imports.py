@@ -114,11 +114,14 @@ def test_planning_every_method_imports_no_diffusers():
     assert not heavy, f"planning a run now imports {heavy}"
 
 
-@pytest.mark.parametrize("module,arg", [("methods", "--help"), ("leaderboards", "--check")])
-def test_command_lines_that_read_files_import_no_torch(module, arg):
-    code = (f"import json, runpy, sys\nsys.argv = ['{module}', '{arg}']\n"
+@pytest.mark.parametrize("module,args", [("methods", ["--help"]), ("methods", ["new", "toy", "--dir", "{tmp}"]),
+                                         ("leaderboards", ["--check"])])
+def test_command_lines_that_read_files_import_no_torch(module, args, tmp_path):
+    """``methods new`` checks the new name against the method NAMES, importing no method folder."""
+    argv = [module, *(a.format(tmp=tmp_path) for a in args)]
+    code = (f"import json, runpy, sys\nsys.argv = {argv!r}\n"
             f"try:\n    runpy.run_module('{module}', run_name='__main__')\nexcept SystemExit as e:\n"
             f"    assert not e.code, e.code\nprint(json.dumps(sorted(sys.modules)))")
     got = _modules_after(code)
     assert f"{module}.__main__" in got or module in got
-    assert "torch" not in got, f"python -m {module} {arg} now imports torch"
+    assert "torch" not in got, f"python -m {' '.join(argv)} now imports torch"
