@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from methods.registry import list_methods
+from methods.registry import method_names
 from methods.scaffold_templates import SKELETON_METHOD, T2M_METHOD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,9 +127,11 @@ def check_name(name: str, configs: Path, folder: Path) -> None:
 
 def _registered(name: str) -> set[str]:
     """Registered method names; with ``$MOTIONREPRO_PLUGINS`` already naming the module being
-    scaffolded (set up before the files exist) the repository's own method folders."""
+    scaffolded (set up before the files exist) the repository's own method folders. The names,
+    not the classes: importing every method folder (torch and each method's dependencies) would
+    cost ``methods new`` seconds for a check of names."""
     try:
-        return set(list_methods(include_testing=True))
+        return set(method_names())
     except ModuleNotFoundError as e:
         if e.name != name:
             raise ScaffoldError(f"$MOTIONREPRO_PLUGINS: cannot import {e.name!r} ({e})") from None

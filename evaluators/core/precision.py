@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "bf16")
+from evaluators.core.validate import PRECISIONS
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 

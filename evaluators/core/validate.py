@@ -29,8 +29,6 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from evaluators.core.precision import PRECISIONS
-
 # counts that must be >= 1 (a key equal to, or ending in, one of these)
 _COUNT_SUFFIXES = ("steps", "epochs", "batch_size", "iterations", "timesteps", "num_batches", "iters")
 # counts for which 0 means "off"
@@ -45,6 +43,9 @@ MAX_COUNT = 10**9
 _SIZE_SUFFIXES = ("num_layers", "_layers", "num_heads", "_heads", "_dim", "latent_size", "hidden_size")
 #: ours: a disk with less free space than this cannot hold a run's first checkpoint
 MIN_FREE_BYTES = 1 << 20
+#: the sampler ``precision`` names (:mod:`evaluators.core.precision` maps them to dtypes); defined
+#: here, without torch, because every command-line start-up validates (``methods --help``, ``leaderboards``)
+PRECISIONS = ("fp32", "bf16")
 _DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 # dataset keys every loader understands even when a dataset's yaml does not list them (base.py docstring)
 COMMON_DATASET_KEYS = {"name", "task", "source", "root", "env_var", "layout", "url", "trust_pickles"}

@@ -21,13 +21,15 @@ import math
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler
 from torch import nn
 
 
 # -- forward process ---------------------------------------------------------------------------
 def cosine_gammas(T: int = 1000) -> torch.Tensor:
     """gamma_t (= alphas_cumprod) of the cosine schedule, from diffusers' ``squaredcos_cap_v2``."""
+    # lazy: diffusers costs ~1.7 CPU-s to import (torch._dynamo, sympy); planning a run needs none
+    from diffusers import DDPMScheduler
+
     return DDPMScheduler(num_train_timesteps=T, beta_schedule="squaredcos_cap_v2").alphas_cumprod.float()
 
 

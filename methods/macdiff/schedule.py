@@ -27,7 +27,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from diffusers import DDIMScheduler, DDPMScheduler
 
 _S = 0.008
 MAX_BETA = 0.999
@@ -87,6 +86,9 @@ def make_schedulers(name: str, num_steps: int, tau: float = 1.0):
     ``clip_sample=False``: skeleton coordinates are normalised by mean/std, not to [-1, 1].
     DDIM uses ``set_alpha_to_one=False`` and "leading" spacing (diffusers defaults for the rest).
     """
+    # lazy: diffusers costs ~1.7 CPU-s to import (torch._dynamo, sympy); planning a run needs none
+    from diffusers import DDIMScheduler, DDPMScheduler
+
     betas = make_betas(name, num_steps, tau)
     common = dict(num_train_timesteps=num_steps, trained_betas=betas, clip_sample=False, prediction_type="epsilon")
     return DDPMScheduler(**common), DDIMScheduler(**common, set_alpha_to_one=False)

@@ -20,7 +20,6 @@ Shapes: sample ``[B, n, d]``, timestep ``[]`` or ``[B]``, output ``[B, n, d]``.
 from __future__ import annotations
 
 import torch
-from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
 from methods.mld.layers import (
@@ -72,6 +71,9 @@ class LatentDenoiser(nn.Module):
                  normalize_before: bool = False, arch: str = "trans_enc", skip_connect: bool = True,
                  flip_sin_to_cos: bool = True, freq_shift: float = 0.0, max_len: int = 500) -> None:
         super().__init__()
+        # lazy: diffusers costs ~1.7 CPU-s to import (torch._dynamo, sympy); planning a run needs none
+        from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+
         d = latent_dim
         self.latent_size, self.latent_dim, self.condition, self.arch = latent_size, d, condition, arch
         self.text_encoded_dim = text_encoded_dim

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
 
 from methods.common.ddim import DDIMCoefficients, ddim_coefficients, ddim_loop
+
+if TYPE_CHECKING:
+    from diffusers import DDIMScheduler, DDPMScheduler
 
 # the noise-schedule keys of the method config's ``diffusion`` block (values: configs/method/mld.yaml,
 # from the official configs/modules/scheduler.yaml)
@@ -39,6 +42,9 @@ def _sched_kwargs(cfg: dict) -> dict:
 
 def make_train_scheduler(cfg: dict) -> DDPMScheduler:
     """The forward-noising scheduler used in training (official ``noise_scheduler``)."""
+    # lazy: diffusers costs ~1.7 CPU-s to import (torch._dynamo, sympy); planning a run needs none
+    from diffusers import DDPMScheduler
+
     return DDPMScheduler(**_sched_kwargs(cfg), variance_type="fixed_small", clip_sample=False,
                          prediction_type="epsilon")
 
@@ -49,6 +55,8 @@ def make_ddim_scheduler(steps: int, cfg: dict) -> DDIMScheduler:
     if not 1 <= steps <= kw["num_train_timesteps"]:
         raise ValueError(f"DDIM steps must be in [1, {kw['num_train_timesteps']}], got {steps}")
     offset = 1 if steps < kw["num_train_timesteps"] else 0  # see module docstring (deviation)
+    from diffusers import DDIMScheduler  # lazy: as make_train_scheduler
+
     sched = DDIMScheduler(**kw, clip_sample=False, set_alpha_to_one=False, steps_offset=offset,
                           timestep_spacing="leading", prediction_type="epsilon")
     sched.set_timesteps(steps)

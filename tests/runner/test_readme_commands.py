@@ -15,7 +15,12 @@ statement: ``--help`` -> ``evaluators.run --list``, ``METHOD DATASET`` -> ``eval
 - the Python block is compiled and its call bound to the function's signature;
 - the lines of a "Score your own model" block (manifest, the script fed on stdin, score) are run
   verbatim, the block as a whole, by ``test_score_readme.py``; here each is only found there;
-- a command the README shows twice is run once (:func:`_run_once`).
+- a command the README shows twice is run once (:func:`_run_once`);
+- the no-work checks of the runner (``--cfg job``, ``--help``) of one block's exports run in one
+  interpreter, each through the entry module's ``main`` as ``python -m evaluators.run`` calls it,
+  with its own exit code and output (:func:`_run_parse_batch`): each separate start paid ~3 CPU-s
+  of imports to print one config. ``--list`` and the other commands run as written still start
+  ``python -m evaluators.run`` themselves.
 
 A README command no rule knows fails :func:`test_every_readme_command_has_a_rule`: a new command
 needs its check here.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import os
 import re
 import shlex
@@ -232,16 +238,70 @@ def _check_names(args: list[str]) -> None:
 _RESULTS: dict[tuple, subprocess.CompletedProcess] = {}
 
 
-def _run_once(argv: list[str], exports: tuple[tuple[str, str], ...], tmp: Path) -> subprocess.CompletedProcess:
+def _env(exports: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    env = {**os.environ, **dict(exports), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    for k in ("MOTIONREPRO_PLUGINS", "MOTIONREPRO_CONFIG_PATH"):  # the plugin example's folder is not here
+        env.pop(k, None)
+    return env
+
+
+def _batched(kind: str, argv: list[str]) -> bool:
+    """A no-work check of the runner (``parse``): run with the others of its block, in one interpreter."""
+    return kind == "parse" and argv[:3] == [PY, "-m", "evaluators.run"]
+
+
+# runs each command's arguments through the entry module's main, as ``python -m evaluators.run``
+# does, with its own stdout/stderr and exit code; the runner's logging goes to the real stderr
+PARSE_BATCH = r"""
+import contextlib, io, json, logging, sys, traceback
+logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
+from evaluators.run import main
+results = []
+for args in json.loads(sys.stdin.read()):
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        except Exception:
+            traceback.print_exc()
+            code = 1
+    results.append({"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
+print(json.dumps(results))
+"""
+
+
+def _run_parse_batch(exports: tuple[tuple[str, str], ...], tmp: Path) -> None:
+    """Every README no-work runner check made with ``exports``, in one interpreter, into ``_RESULTS``."""
+    jobs = []
+    for c in COMMANDS:
+        kind, argv = plan(c, tmp)
+        if c.env == exports and _batched(kind, argv):
+            jobs.append(argv)
+    jobs = list(dict.fromkeys(map(tuple, jobs)))
+    res = subprocess.run([PY, "-c", PARSE_BATCH], input=json.dumps([list(a[3:]) for a in jobs]), cwd=ROOT,
+                         env=_env(exports), capture_output=True, text=True, timeout=600)
+    try:
+        results = json.loads(res.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):  # the interpreter itself failed: every command of the batch fails with it
+        results = [{"code": res.returncode or 1, "stdout": res.stdout, "stderr": res.stderr}] * len(jobs)
+    for argv, r in zip(jobs, results, strict=True):
+        key = (tuple(a.replace(str(tmp), "<tmp>") for a in argv), exports)
+        _RESULTS[key] = subprocess.CompletedProcess(list(argv), r["code"], r["stdout"], r["stderr"])
+
+
+def _run_once(kind: str, argv: list[str], exports: tuple[tuple[str, str], ...],
+              tmp: Path) -> subprocess.CompletedProcess:
     """Run ``argv`` (with the block's ``exports``), or return the result of the same command run
     earlier in this module: the same arguments, ``tmp`` (the test's own folder) aside, and the
     same exports (one pytest worker runs the whole module under ``--dist loadscope``)."""
     key = (tuple(a.replace(str(tmp), "<tmp>") for a in argv), exports)
+    if key not in _RESULTS and _batched(kind, argv):
+        _run_parse_batch(exports, tmp)
     if key not in _RESULTS:
-        env = {**os.environ, **dict(exports), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        for k in ("MOTIONREPRO_PLUGINS", "MOTIONREPRO_CONFIG_PATH"):  # the plugin example's folder is not here
-            env.pop(k, None)
-        _RESULTS[key] = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        _RESULTS[key] = subprocess.run(argv, cwd=ROOT, env=_env(exports), capture_output=True, text=True,
+                                       timeout=600)
     return _RESULTS[key]
 
 
@@ -256,7 +316,7 @@ def test_readme_command(cmd: Command, tmp_path):
     if kind == "names":
         _check_names(argv)
         return
-    res = _run_once(argv, cmd.env, tmp_path)
+    res = _run_once(kind, argv, cmd.env, tmp_path)
     assert res.returncode == 0, f"README line {cmd.line}: {cmd.text}\n-> {argv}\n{res.stderr[-3000:]}"
     if kind == "run" and argv[-1] == "--list":
         assert "Methods" in res.stdout

@@ -5,7 +5,11 @@ dozens of them, a user one per command). A command about no method (``--manifest
 an argument error) imports no method folder, a lookup of one method imports that method's folder
 (not all of them: diffusers, which the diffusion methods import, pulls in ``torch._dynamo``), and
 the modules every start-up imports leave ``scipy.stats`` and ``scipy.io`` to the paths that use
-them. Checked in a fresh interpreter (this one has imported everything already).
+them. Planning a run (``--cfg job``, ``--estimate``, the dry runs) imports the method's folder but not
+diffusers (about 1.7 CPU-s: it pulls in ``torch._dynamo`` and sympy), which only building a
+scheduler or a timestep embedding needs; ``python -m methods --help`` / ``new`` and
+``python -m leaderboards`` import no torch at all. Checked in a fresh interpreter (this one has
+imported everything already).
 """
 
 from __future__ import annotations
@@ -71,3 +75,53 @@ def test_a_plugin_cannot_take_a_built_in_methods_name():
     with pytest.raises(KeyError, match="already"):
         register_method(name)(Impostor)
     assert get_method(name) is not Impostor
+
+
+# what a start-up that only plans or reads files must not import: diffusers pulls in torch._dynamo
+# and sympy; torch itself costs more than one CPU-second
+PLAN_PROBE = r"""
+import json, sys
+from pathlib import Path
+from evaluators.runner.compose import compose
+from evaluators.runner.plan import build_plan
+from methods.registry import method_names
+names = set(method_names())
+first = {}  # one synthetic experiment per method: planned, never run
+for p in sorted(Path("configs/experiment").glob("*_synth-*.yaml")):
+    method = p.stem.rsplit("_", 1)[0]
+    if method in names:
+        first.setdefault(method, p.stem)
+for exp in first.values():
+    overrides = [f"+experiment={exp}"]
+    build_plan(compose(overrides), overrides, check_data=False)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _modules_after(code: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MOTIONREPRO_PLUGINS", "MOTIONREPRO_CONFIG_PATH")}
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)},
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return set(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
+def test_planning_every_method_imports_no_diffusers():
+    got = _modules_after(PLAN_PROBE)
+    planned = [n for n in method_names() if f"methods.{n}" in got]
+    assert {"mld", "macdiff", "diffusionpose"} <= set(planned), planned  # the methods that use diffusers
+    heavy = [m for m in ("diffusers", "torch._dynamo", "sympy") if m in got]
+    assert not heavy, f"planning a run now imports {heavy}"
+
+
+@pytest.mark.parametrize("module,args", [("methods", ["--help"]), ("methods", ["new", "toy", "--dir", "{tmp}"]),
+                                         ("leaderboards", ["--check"])])
+def test_command_lines_that_read_files_import_no_torch(module, args, tmp_path):
+    """``methods new`` checks the new name against the method NAMES, importing no method folder."""
+    argv = [module, *(a.format(tmp=tmp_path) for a in args)]
+    code = (f"import json, runpy, sys\nsys.argv = {argv!r}\n"
+            f"try:\n    runpy.run_module('{module}', run_name='__main__')\nexcept SystemExit as e:\n"
+            f"    assert not e.code, e.code\nprint(json.dumps(sorted(sys.modules)))")
+    got = _modules_after(code)
+    assert f"{module}.__main__" in got or module in got
+    assert "torch" not in got, f"python -m {' '.join(argv)} now imports torch"
