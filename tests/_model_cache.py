@@ -50,7 +50,10 @@ def code_version(root: Path = REPO) -> str:
 
 def model_cache_dir() -> Path:
     """``cache_root()/tests-<code_version>``, created; touched, so :func:`prune` keeps it."""
-    root = cache_root() / f"tests-{code_version()}"
+    name = f"tests-{code_version()}"
+    # a pytest that a test starts inherits $MOTIONREPRO_CACHE, which the session already pointed at
+    # this folder (tests/conftest.py): it shares it instead of nesting a second one inside
+    root = cache_root() if cache_root().name == name else cache_root() / name
     root.mkdir(parents=True, exist_ok=True)
     os.utime(root)
     return root
@@ -97,3 +100,25 @@ def torch_threads(n: int) -> Iterator[int]:
         yield n
     finally:
         torch.set_num_threads(before)
+
+
+def _finished(rel: Path) -> bool:
+    """Not a lock file nor a staging folder / temporary file that a build is still writing."""
+    return not rel.name.endswith(".lock") and not any(p.startswith(".") and ".tmp" in p for p in rel.parts)
+
+
+def seed_cache(dest: Path, source: Path) -> Path:
+    """Fill ``dest`` (a test's private ``$MOTIONREPRO_CACHE``) with the finished entries of the model
+    cache ``source``: hard links (a copy across file systems), so a subprocess that must not share the
+    session's folder, to show what it writes, loads the evaluators and datasets instead of building
+    them again. Entries are replaced by renames, never written in place, so the links stay intact."""
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if not path.is_file() or not _finished(rel):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, dest / rel)
+        except OSError:
+            shutil.copy2(path, dest / rel)
+    return dest

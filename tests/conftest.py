@@ -61,6 +61,19 @@ def model_cache() -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_cache(model_cache):
+    """Every test's default cache (``$MOTIONREPRO_CACHE``) is the model cache, for the whole session,
+    and so is that of every subprocess a test starts (they inherit the environment): the smoke
+    evaluators the protocol tests train at 1 thread, the synthetic datasets, are then built once per
+    suite run, beside the entries the fixtures below build, instead of once in ``.cache`` and again in
+    the model cache. A test that wants a cache of its own still sets the variable itself."""
+    from tests._model_cache import using_cache
+
+    with using_cache(model_cache):
+        yield model_cache
+
+
 @pytest.fixture(scope="session")
 def smoke_t2m(model_cache):
     """``(dataset, evaluator)``: the smoke synth_t2m set and the smoke text2motion protocol's evaluator,
@@ -76,6 +89,21 @@ def smoke_t2m(model_cache):
         data = load_dataset(load_config("dataset", "synth_t2m", "smoke"))
         train = load_config("protocol", "text2motion", "smoke")["evaluator"]["train"]
         return data, train_evaluator(data, **train).eval()
+
+
+@pytest.fixture(scope="session")
+def smoke_synth_ntu(model_cache) -> Path:
+    """The model cache, holding the smoke synth_ntu set: the linear-probe tests (in-process and in
+    the subprocesses, which inherit the session's cache) read it there, and a test whose subprocesses
+    need a private cache gets it copied in (:func:`tests._model_cache.seed_cache`) instead of
+    generating it again."""
+    from evaluators.core.config import load_config
+    from evaluators.datasets.base import load_dataset
+    from tests._model_cache import building
+
+    with building(model_cache, "synth_ntu-smoke"):
+        load_dataset(load_config("dataset", "synth_ntu", "smoke"))
+    return model_cache
 
 
 @pytest.fixture(autouse=True)

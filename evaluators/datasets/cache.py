@@ -18,9 +18,12 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from evaluators.core.io import current_umask
 from evaluators.core.validate import ConfigError
@@ -43,6 +46,21 @@ def cache_key(*parts: Any) -> str:
     """Stable short hash of JSON-able parts (options, source file names/sizes/mtimes)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@contextmanager
+def entry_lock(path: str | Path) -> Iterator[Path]:
+    """Hold the OS file lock ``<path>.lock`` (its folder created) for the ``with`` block.
+
+    Two processes that miss the same cache entry at once (two runs started together on a cluster,
+    two pytest workers) would otherwise both build it: train-and-save under this lock, checking
+    for the entry again once it is held, so the second waits and then loads what the first saved.
+    ``flock`` underneath: the kernel drops the lock if its holder dies, so a killed build leaves
+    no stale lock behind (the entry itself is written atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.with_name(path.name + ".lock"))):
+        yield path
 
 
 def _sha256(path: Path) -> str:

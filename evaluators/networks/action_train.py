@@ -28,7 +28,7 @@ from torch import nn
 from evaluators.core.io import atomic_torch_save
 from evaluators.core.safe_load import CheckpointError, load_checkpoint_file
 from evaluators.core.seeding import numerics_fingerprint, rng_neutral
-from evaluators.datasets.cache import cache_key, cache_root
+from evaluators.datasets.cache import cache_key, cache_root, entry_lock
 from evaluators.datasets.motion.action import actor_frame_indices
 from evaluators.networks.action_recognition import build_recognizer
 from evaluators.networks.t2m_train import data_digest
@@ -143,18 +143,27 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     digest = data_digest(tr.motions, [[str(v)] for v in tr.labels])
     key = cache_key("action_recognizer", getattr(data, "name", type(data).__name__), len(tr), n_cls,
                     list(tr.motions[0].shape[1:]), digest, hp, numerics_fingerprint())
+    if not cache:
+        return _train(tr, data, n_cls, hp)
     path = cache_root() / "evaluators" / f"{key}.pt"
+    with entry_lock(path):  # a second process missing this entry waits here, then loads it
+        if path.exists():
+            torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
+            net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
+            try:
+                net.load_state_dict(load_checkpoint_file(path, what="recogniser cache")["model"])
+                return net.eval()
+            except (CheckpointError, KeyError, RuntimeError) as e:  # a damaged cache entry: retrain, one line
+                log.warning("cached recogniser unusable (%s): retraining it", e)
+        net = _train(tr, data, n_cls, hp)  # a fresh net: a failed load may have written part of the other one
+        atomic_torch_save({"model": net.state_dict(), "kind": hp["kind"], "num_classes": n_cls, "hparams": hp}, path)
+    return net
+
+
+def _train(tr, data: Any, n_cls: int, hp: dict) -> nn.Module:
+    """A fresh recogniser trained on ``tr`` with the hyperparameters ``hp``, in eval mode."""
     torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
-    if cache and path.exists():
-        try:
-            net.load_state_dict(load_checkpoint_file(path, what="recogniser cache")["model"])
-            return net.eval()
-        except (CheckpointError, KeyError, RuntimeError) as e:  # a damaged cache entry: retrain, one line
-            log.warning("cached recogniser unusable (%s): retraining it", e)
-            torch.manual_seed(hp["seed"])  # a fresh net: the failed load may have written part of it
-            net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
-
     torch.manual_seed(hp["seed"])
     rng = np.random.default_rng(hp["seed"])
     clip_rng = random.Random(hp["seed"])
@@ -171,7 +180,4 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
         opt.step()
         if step % 200 == 0:
             log.info("recognizer %s step %d loss %.4f", hp["kind"], step, loss.item())
-    net.eval()
-    if cache:
-        atomic_torch_save({"model": net.state_dict(), "kind": hp["kind"], "num_classes": n_cls, "hparams": hp}, path)
-    return net
+    return net.eval()

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from evaluators.core.safe_load import CheckpointError
 from evaluators.core.seeding import numerics_fingerprint, rng_neutral
-from evaluators.datasets.cache import cache_key, cache_root
+from evaluators.datasets.cache import cache_key, cache_root, entry_lock
 from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch, t2m_split
 from evaluators.networks.t2m_evaluator import T2MEvaluator, evaluator_config, evaluator_std
 from evaluators.networks.t2m_modules import ContrastiveLoss, MovementConvDecoder
@@ -157,14 +157,24 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
     key = cache_key("t2m_evaluator", getattr(dataset, "name", type(dataset).__name__), len(tr), dim,
                     data_digest(tr.motions, tr.captions), hp, f"minilm-proj-{PROJECTION_SEED}",
                     numerics_fingerprint())
+    if not cache:
+        return _train(tr, dataset, cfg, hp, key)
     path = cache_root() / "evaluators" / f"{key}.pt"
-    if cache and path.exists():
-        log.info("loading cached evaluator %s", path)
-        try:
-            return T2MEvaluator.load(path)
-        except (CheckpointError, KeyError) as e:  # a damaged cache entry: rebuild it, one line
-            log.warning("cached evaluator unusable (%s): retraining it", e)
-    mean, std = _stats(tr, dataset, cfg.joints_num, dim)
+    with entry_lock(path):  # a second process missing this entry waits here, then loads it
+        if path.exists():
+            log.info("loading cached evaluator %s", path)
+            try:
+                return T2MEvaluator.load(path)
+            except (CheckpointError, KeyError) as e:  # a damaged cache entry: rebuild it, one line
+                log.warning("cached evaluator unusable (%s): retraining it", e)
+        ev = _train(tr, dataset, cfg, hp, key)
+        ev.save(path)
+    return ev
+
+
+def _train(tr: T2MSplit, dataset: Any, cfg, hp: dict, key: str) -> T2MEvaluator:
+    """A fresh evaluator for ``cfg`` trained on ``tr`` with the hyperparameters ``hp``; ``key`` goes into its meta."""
+    mean, std = _stats(tr, dataset, cfg.joints_num, tr.dim)
     torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
     ev = T2MEvaluator(cfg, mean=mean, std=std)
     losses = fit_evaluator(ev, tr, steps=hp["steps"], batch_size=hp["batch_size"], lr=hp["lr"], margin=hp["margin"],
@@ -172,6 +182,4 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
                            grad_clip=hp["grad_clip"], seed=hp["seed"])
     ev.meta = {"source": "trained", "word_vectors": "minilm", "cache_key": key, "hparams": hp,
                "final_loss": losses[-1] if losses else None, "train_samples": len(tr)}
-    if cache:
-        ev.save(path)
     return ev

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import time
 
-from tests._model_cache import STALE_AFTER_S, code_version, prune, using_cache
+from evaluators.datasets.cache import build_staged, cache_problem
+from tests._model_cache import STALE_AFTER_S, code_version, model_cache_dir, prune, seed_cache, using_cache
 
 
 def _tree(root):
@@ -54,3 +55,26 @@ def test_using_cache_restores_the_variable(tmp_path, monkeypatch):
     with using_cache(tmp_path):
         pass
     assert "MOTIONREPRO_CACHE" not in os.environ
+
+
+def test_a_pytest_started_inside_the_session_shares_its_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
+    outer = model_cache_dir()
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(outer))  # what a subprocess of the session inherits
+    assert model_cache_dir() == outer
+
+
+def test_seed_cache_links_finished_entries_and_skips_locks_and_builds(tmp_path):
+    src, dest = tmp_path / "model", tmp_path / "private"
+    build_staged(src / "synth" / "abc", lambda stage: (stage / "x.npy").write_bytes(b"data"))
+    (src / "evaluators").mkdir()
+    (src / "evaluators" / "k.pt").write_bytes(b"weights")
+    (src / "evaluators" / "k.pt.lock").write_bytes(b"")
+    (src / "evaluators" / ".k2.pt.123-ab.tmp.pt").write_bytes(b"half")  # a save under way
+    (src / "synth" / ".def.tmp-xyz").mkdir()  # a dataset build under way
+    (src / "synth" / ".def.tmp-xyz" / "y.npy").write_bytes(b"half")
+    seed_cache(dest, src)
+    files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert files == ["evaluators/k.pt", "synth/abc/.cache-manifest.json", "synth/abc/x.npy"]
+    assert cache_problem(dest / "synth" / "abc") is None  # the manifest still matches
+    assert (dest / "evaluators" / "k.pt").read_bytes() == b"weights"

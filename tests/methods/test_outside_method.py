@@ -25,6 +25,7 @@ import yaml
 from methods import list_methods
 from methods import scaffold as S
 from methods.__main__ import main as methods_cli
+from tests._model_cache import seed_cache
 
 REPO = Path(__file__).resolve().parents[2]
 TOYS = {"outsidet2m": ("MotionGenerator", "synth-t2m", "synth_t2m"),
@@ -75,10 +76,13 @@ def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) ->
 
 
 @pytest.mark.slow
-def test_scaffolded_outside_methods_run_everywhere_without_touching_the_repo(tmp_path):
+def test_scaffolded_outside_methods_run_everywhere_without_touching_the_repo(tmp_path, smoke_synth_ntu):
     repo = _checkout_copy(tmp_path / "checkout")
     tmp_path = tmp_path / "outside"
     tmp_path.mkdir()
+    # the private cache starts with the session's finished entries (linked, not shared), the smoke
+    # synth_ntu set among them: the outsidessl demo reads it instead of generating it again
+    seed_cache(tmp_path / "cache", smoke_synth_ntu)
     before = _repo_state(repo)
     env = _env(tmp_path, repo)
 
