@@ -33,9 +33,13 @@ def _span_mean(states, offsets, att, start: int, end: int):
 
 @torch.no_grad()
 def graph_tensors(graphs: list[SemanticGraph], text_encoder) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per caption: ``(nodes [13, D], present [13] bool, edges [12, 13, 13] bool)`` (CPU)."""
+    """Per caption: ``(nodes [13, D], present [13] bool, edges [12, 13, 13] bool)`` (CPU).
+
+    One graph: the token states of its caption alone through ``caption_states`` (which also caches
+    the caption's sentence vector for the sentence condition, so the caption is encoded once)."""
     caps = [g.caption for g in graphs]
-    states, offsets, att, sent = text_encoder.token_states(caps)
+    one = len(caps) == 1
+    states, offsets, att, sent = text_encoder.caption_states(caps[0]) if one else text_encoder.token_states(caps)
     out = []
     for b, g in enumerate(graphs):
         nodes = sent[b].expand(N_NODES, -1).clone()  # padding slots hold the sentence vector (GraphMotion)

@@ -35,7 +35,7 @@ from methods.mld.data import infer_lengths
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.sampling import PRECISIONS, MLDSampling
 from methods.mld.support import count_gmacs
-from methods.mld.text_encoder import FrozenTextEncoder
+from methods.mld.text_encoder import shared_frozen_text_encoder
 from methods.mld.training import MLDTraining
 from methods.mld.vae import MotionVAE
 from methods.registry import register_method
@@ -119,7 +119,7 @@ class MLD(MLDTraining, MLDSampling, Method):
         if self._text_encoder is None:
             te = dict(self.cfg["text_encoder"])
             with rng_neutral():  # loaded lazily (maybe mid-training, after a resume): must not draw randomness
-                self._text_encoder = FrozenTextEncoder(te["kind"], te["clip_path"]).to(self.device)
+                self._text_encoder = shared_frozen_text_encoder(te["kind"], te["clip_path"], self.device)
             if self._text_encoder.dim != self.denoiser.text_encoded_dim:
                 raise ValueError(f"text encoder gives {self._text_encoder.dim}-d embeddings, the denoiser expects "
                                  f"{self.denoiser.text_encoded_dim} (set text_encoder.dim)")

@@ -87,3 +87,17 @@ class FrozenTextEncoder(nn.Module):
         for t in sorted({t for t in texts if t not in self._cache}):  # one at a time: see the module docstring
             self._cache[t] = self._encode([t])[0].cpu()
         return torch.stack([self._cache[t] for t in texts]).to(self.device)[:, None, :]
+
+
+_SHARED: dict[tuple[str, str | None, str], FrozenTextEncoder] = {}
+
+
+def shared_frozen_text_encoder(kind: str = "minilm", clip_path: str | None = None,
+                               device: str | torch.device = "cpu") -> FrozenTextEncoder:
+    """One frozen, caching encoder per (kind, path, device) in the process: MLD instances (an untrained
+    and a trained one side by side, several seeds) load the model once and encode each caption once.
+    Sharing changes no number: each caption is encoded alone, so its embedding is the caption's only."""
+    key = (kind, str(clip_path) if clip_path else None, str(torch.device(device)))
+    if key not in _SHARED:
+        _SHARED[key] = FrozenTextEncoder(kind, clip_path).to(device)
+    return _SHARED[key]

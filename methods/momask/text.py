@@ -85,8 +85,18 @@ class TextEncoder(nn.Module):
         # (padding, matrix shapes), so a cached one would depend on the run's history and a resumed
         # run (empty cache) would drift from an uninterrupted one
         for c in sorted({c for c in captions if c not in self._cache}):
-            self._cache[c] = self.token_states([c])[3][0]
+            self.caption_states(c)
         return torch.stack([self._cache[c] for c in captions]) if captions else torch.zeros(0, self.dim)
+
+    @torch.no_grad()
+    def caption_states(self, caption: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`token_states` of ``caption`` alone (a batch of one), its sentence vector kept in the
+        :meth:`encode` cache: HGM3's graph nodes need the token states of each caption alone and its
+        sentence condition the same caption's sentence vector, so one forward serves both (bit-identical:
+        it is the very call ``encode`` makes)."""
+        out = self.token_states([caption])
+        self._cache.setdefault(caption, out[3][0])
+        return out
 
 
 _SHARED: dict[tuple[str, str | None], TextEncoder] = {}

@@ -94,8 +94,11 @@ class MoMaskTraining:
         self.mean, self.std = torch.from_numpy(data.mean).float(), torch.from_numpy(data.std).float()
         self.fit_tokenizer(data)
         crops = TextMotionCrops(data, self.vq.unit_length, self.c["max_motion_length"])
-        self.text.encode(sorted({c for caps in data.captions for c in caps}))  # cache frozen embeddings
-        self.prepare_text(sorted({c for caps in data.captions for c in caps}))
+        captions = sorted({c for caps in data.captions for c in caps})
+        # graphs first: HGM3's prepare_text encodes each caption alone and leaves its sentence vector in
+        # the encoder's cache (TextEncoder.caption_states), so encode() then runs no second forward
+        self.prepare_text(captions)
+        self.text.encode(captions)  # cache frozen embeddings
         self.fit_mask_transformer(crops)
         if self.rtrans is not None:
             self.fit_residual_transformer(crops)
