@@ -180,6 +180,11 @@ def system_busy_cpu_s() -> float | None:
         return None
 
 
+def _busy_tick_s() -> float:
+    """How far one reading of the machine's CPU time can be off: a clock tick per CPU."""
+    return (os.cpu_count() or 1) / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0
+
+
 class CpuWall:
     """Process CPU time (``time.process_time``: all threads), wall time and, where ``/proc/stat``
     is readable, the CPU time every other process ran, over the calls of a timed region.
@@ -199,8 +204,7 @@ class CpuWall:
         self._clock, self._cpu_clock, self._busy_clock = clock, cpu_clock, busy_clock
         # /proc/stat counts in clock ticks, each CPU's counter rounded down: one reading of the machine's
         # total is off by up to a tick per CPU, so a short region cannot show others' time below that
-        self._resolution = (busy_resolution_s if busy_resolution_s is not None
-                            else (os.cpu_count() or 1) / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0)
+        self._resolution = busy_resolution_s if busy_resolution_s is not None else _busy_tick_s()
         self.cpu_s = self.wall_s = 0.0
         self.others_cpu_s: float | None = 0.0 if busy_clock() is not None else None
         self.calls = 0

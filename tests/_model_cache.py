@@ -23,9 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from filelock import FileLock
 
-from evaluators.datasets.cache import cache_root
+from evaluators.datasets.cache import cache_root, entry_lock
 
 REPO = Path(__file__).resolve().parents[1]
 CODE_DIRS = ("evaluators", "methods", "configs")
@@ -87,7 +86,7 @@ def building(root: Path, name: str) -> Iterator[Path]:
     """:func:`using_cache` ``root`` while holding the lock ``root/<name>.lock`` (an OS file lock: the
     kernel drops it if the holder dies). Of two pytest workers that build the same entries, the
     second waits for the first and then loads what it wrote."""
-    with FileLock(str(root / f"{name}.lock")), using_cache(root):
+    with entry_lock(root / name), using_cache(root):
         yield root
 
 

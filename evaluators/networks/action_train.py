@@ -148,8 +148,7 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     path = cache_root() / "evaluators" / f"{key}.pt"
     with entry_lock(path):  # a second process missing this entry waits here, then loads it
         if path.exists():
-            torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
-            net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
+            net = _fresh(tr, data, n_cls, hp)
             try:
                 net.load_state_dict(load_checkpoint_file(path, what="recogniser cache")["model"])
                 return net.eval()
@@ -160,10 +159,15 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
     return net
 
 
+def _fresh(tr, data: Any, n_cls: int, hp: dict) -> nn.Module:
+    """The untrained recogniser of ``hp``: its initial weights depend on the seed only."""
+    torch.manual_seed(hp["seed"])
+    return _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
+
+
 def _train(tr, data: Any, n_cls: int, hp: dict) -> nn.Module:
     """A fresh recogniser trained on ``tr`` with the hyperparameters ``hp``, in eval mode."""
-    torch.manual_seed(hp["seed"])  # the initial weights depend on the seed only
-    net = _build(hp["kind"], tr.motions[0], n_cls, dict(hp["network"]), getattr(data, "kinematic_chain", None))
+    net = _fresh(tr, data, n_cls, hp)
     torch.manual_seed(hp["seed"])
     rng = np.random.default_rng(hp["seed"])
     clip_rng = random.Random(hp["seed"])
