@@ -145,7 +145,7 @@ case "$cmd" in
         par=(-n auto --maxprocesses 8 --dist loadscope --no-loadscope-reorder)
         # The suite starts ~150 Python interpreters (CLI runs, torchrun, the CI simulations) besides its
         # workers. Where PYTHONDONTWRITEBYTECODE is set (container images often set it) each of them
-        # compiled the project's modules and pytest rewrote every test module again: 12 % of the CPU
+        # compiled the project's modules and pytest rewrote every test module again: 6-12 % of the CPU
         # time of the runner tests on the 2-core machine. Bytecode goes to __pycache__/ (git-ignored).
         unset PYTHONDONTWRITEBYTECODE
         set +e
