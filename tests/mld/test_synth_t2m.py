@@ -28,7 +28,7 @@ this evaluator; p of the one-sided paired test):
 FID is not asserted, because at this scale it does not reliably fall with training: untrained
 minus trained FID was +3.69 (p 0.012), -3.86 (p 1.0) and +0.53 (p 0.19) on seeds 0/1/2 with the
 full smoke schedule and a 32-d evaluator trained for that purpose, and -10.0, -18.4, -17.1, -7.1 on
-the seeds above. An assertion that trained FID is lower held by the luck of seed 0. What training must do to the
+the seeds above: a fixed seed would pass or fail such a test by luck. What training must do to the
 motions the generator decodes is asserted directly instead: the trained VAE reconstructs held-out
 test motions better than the untrained one, paired per motion.
 
