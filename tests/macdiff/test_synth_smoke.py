@@ -1,27 +1,27 @@
-"""MacDiff at smoke scale on the bundled synth_ntu set: pretraining beats a random encoder and
-improves masked reconstruction.
+"""MacDiff at smoke scale on the bundled synth_ntu set: pretraining learns its objective (masked
+reconstruction) and leaves the encoder's features at least as useful to a linear probe as the
+random initialisation it started from.
 
 One pretraining (module fixture: 300 steps, batch 32, lr 2e-3, seed 0; bit-deterministic on the
 CPU) feeds both checks.
 
-Linear probe margin (evaluators/protocols/linear.py, 100 epochs, batch 32), measured on
-synth_ntu test, pretrained minus the SAME probe on the randomly initialised encoder (the
-pretraining's starting point), in top-1 points:
+Linear probe (evaluators/protocols/linear.py, pool=mean, frozen_once, 100 epochs, batch 32, probe
+seed 0) on synth_ntu test (178 windows: one window = 0.56 point), pretrained minus the SAME probe
+on the random encoder the pretraining started from, top-1 points, pretraining seeds 0-5:
 
-    steps  seed   pool=mean (MAMP 64-d)   pool=joint (MacDiff 25x64)
-    300    0      81.5 - 78.1 = +3.4      77.0 - 88.2 = -11.2
-    300    2      80.9 - 77.0 = +3.9      86.0 - 83.1 = +2.9
-    800    0      83.1 - 78.1 = +5.0      82.0 - 88.2 = -6.2
-    800    1      89.9 - 76.4 = +13.5     89.9 - 84.8 = +5.1
+    300 steps (the fixture's)  +3.4  +3.9  +6.2  -0.6  +1.7  +3.4
+    150 steps                  +5.1  +3.4  +4.5  +3.9  -5.1  +5.1
+    300 steps, lr 0.05 / 0.5 (diverged, loss ~1.0 instead of ~0.1), seed 0:  -18.5 / -44.4
 
-The pooled probe gains in every run (>= 3.4), so the test asks for a margin of 2.0 points on
-it. The per-joint probe does NOT reliably beat the random encoder at this scale (a random ViT's
-per-joint features already separate synth_ntu's classes well): it is not asserted, so the test
-fits the pooled probe only (each pooling's probe seeds itself and reads its own features, so the
-pooled numbers are the same with or without the per-joint one).
+At this scale a random ViT's pooled features already separate synth_ntu's classes (76-80 %), and
+pretraining does NOT reliably add to them (seed 3 at 300 steps; other probe seeds at pretraining
+seed 3 gave -0.6 to -2.2), so a gain is not asserted. What holds on every seed, and what a broken
+pretraining (diverged, collapsed features) violates by far, is that the pretrained encoder is not
+worse than its starting point: the test allows MARGIN points below it.
 
-Masked-input reconstruction MPJPE (90% of tokens hidden, DDIM 10 steps) with the shared metric:
-before/after 150 steps on seeds 0/1/2 was 3.13/0.49, 3.43/0.54, 3.01/0.47 m; the test asks for 2x.
+Masked-input reconstruction MPJPE (90% of tokens hidden, DDIM 10 steps) with the shared metric,
+before / after 150 pretraining steps on seeds 0-5: 5.39/0.57, 5.95/0.59, 5.19/0.60, 5.25/0.53,
+5.23/0.56, 4.89/0.62 (8-10x); the test asks for 2x after 300.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ SMOKE = dict(model=dict(dim_feat=64, depth=2, decoder_depth=2, num_heads=4, num_
              sampling=dict(ddim_steps=10))
 PROBE = dict(epochs=100, min_lr_epochs=0, joint=dict(batch_size=32), mean=dict(batch_size=32),
              features="frozen_once", poolings=["mean"])  # as measured (the one-pass probe); the asserted pooling
-MARGIN = 2.0
+MARGIN = 8.0  # ours: 7.4 points under the worst healthy seed (-0.6), 10.5 above the mildest divergence (-18.5)
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +84,9 @@ def test_pretraining_lowers_masked_reconstruction_error(trained):
     torch.testing.assert_close(fresh.encode(trained["x"][:4]), trained["method"].encode(trained["x"][:4]))
 
 
-def test_linear_probe_beats_random_encoder(trained, synth):
+def test_linear_probe_not_worse_than_random_encoder(trained, synth):
     ctx = RunContext(seed=0)
     pre = {r.variant: r.metrics["top1"] for r in linear(trained["method"], synth, PROBE, ctx)}
     rnd = {r.variant: r.metrics["top1"] for r in linear(trained["random"], synth, PROBE, ctx)}
     print("pretrained", pre, "random", rnd)
-    assert pre["pool=mean,features=frozen_once"] >= rnd["pool=mean,features=frozen_once"] + MARGIN, (pre, rnd)
+    assert pre["pool=mean,features=frozen_once"] >= rnd["pool=mean,features=frozen_once"] - MARGIN, (pre, rnd)
