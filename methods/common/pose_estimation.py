@@ -44,7 +44,7 @@ from evaluators.datasets.pose2d.transforms import (
 )
 from methods.base import Method
 from methods.common.hrnet_weights import convert_official, is_official_layout, load_imagenet
-from methods.common.training import train
+from methods.common.training import stage_steps, train
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class TopDownPoseMethod(Method):
         tds = dataset.top_down_dataset("train", self.input_size, self.heatmap_size, self.sigma_hm,
                                        train=True, aug=aug, seed=self.seed)
         bs = int(tcfg["batch_size"])
-        steps = int(tcfg["total_steps"] or max(1, int(tcfg["epochs"]) * len(tds) // bs))
+        steps = stage_steps(tcfg["total_steps"], lambda: max(1, int(tcfg["epochs"]) * len(tds) // bs), "train.total_steps")
         opt = torch.optim.Adam(self.net.parameters(), lr=float(tcfg["lr"]))
         sched = make_lr_scheduler(opt, tcfg, steps)
         gen = torch.Generator(device=self.device).manual_seed(self.seed)

@@ -101,6 +101,20 @@ def _stop_hook(desc: str) -> int | None:
         raise ValueError(f"${STOP_ENV}={raw!r}: expected STEP or DESC:STEP") from None
 
 
+def stage_steps(steps: Any, from_epochs: Callable[[], int], where: str) -> int:
+    """A training stage's optimizer steps: the config's ``steps`` when set, else ``from_epochs()``
+    (the stage's epochs times its steps per epoch, as each method counts them).
+
+    An unset budget is ``null``: a ``steps`` of 0 is refused like a negative or fractional one (the
+    runner's config check refuses it too, ``evaluators/core/validate.py``), so that it can never pass
+    for "unset" and silently train the whole epoch budget. ``where`` names the key in the error."""
+    if steps is None:
+        return int(from_epochs())
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or steps != int(steps) or steps < 1:
+        raise ValueError(f"{where} must be a whole number >= 1 (or null for the epoch budget), got {steps!r}")
+    return int(steps)
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of ``epoch``: ``randperm(n)`` from a generator seeded ``seed + epoch``."""
     g = torch.Generator().manual_seed(int(seed) + int(epoch))

@@ -25,6 +25,7 @@ from torch import nn
 
 from evaluators.core.seeding import rng_neutral
 from methods.common.paper_needs import T2M_EVAL
+from methods.common.training import stage_steps
 from methods.hgm3.gat import N_NODES, TypedGAT, graph_tensors
 from methods.hgm3.graph import N_ACTIONS, SemanticParser
 from methods.hgm3.htm import LossPredictor, alpha_at, hard_mask, ranking_loss
@@ -128,7 +129,8 @@ class HGM3(MoMask):
     # -- training ------------------------------------------------------------------------------------
     def fit_mask_transformer(self, crops) -> None:
         sc = self.c["mask_transformer"]
-        self._total = sc["steps"] or max(1, int(sc["epochs"]) * max(1, len(crops) // sc["batch_size"]))
+        self._total = stage_steps(sc["steps"], lambda: max(1, int(sc["epochs"]) * max(1, len(crops) // sc["batch_size"])),
+                                  "mask_transformer.steps")
         super().fit_mask_transformer(crops)
 
     def mask_loss(self, ids0: torch.Tensor, pad: torch.Tensor, captions: list[str], step: int):

@@ -23,7 +23,7 @@ from evaluators.core.safe_load import load_checkpoint_file
 from evaluators.provenance import recipe_entry
 from methods.base import Method
 from methods.common.compile import compiled_view
-from methods.common.training import train
+from methods.common.training import stage_steps, train
 from methods.macdiff.diffusion import MacDiffCore
 from methods.macdiff.finetune_model import MacDiffClassifier
 from methods.macdiff.layout import fold_persons, resize_time, unfold_persons
@@ -128,7 +128,7 @@ class MacDiff(Method):
         bs = int(p["batch_size"])
         steps_per_epoch = max(len(feeder) // bs, 1)
         # total_steps (the smoke scale's budget) is optional: absent or null = epochs x steps per epoch
-        total = int(p.get("total_steps") or int(p["epochs"]) * steps_per_epoch)
+        total = stage_steps(p.get("total_steps"), lambda: int(p["epochs"]) * steps_per_epoch, "pretrain.total_steps")
         warmup = int(round(float(p["warmup_epochs"]) * steps_per_epoch))
         hold = int(round(float(p["min_lr_epochs"]) * steps_per_epoch))
         lr, min_lr = float(p["lr"]), float(p["min_lr"])

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from evaluators.datasets.motion.humanml3d import recover_from_ric
-from methods.common.training import train
+from methods.common.training import stage_steps, train
 from methods.mld.data import NormalizedView, collate, feature_stats
 from methods.mld.diffusion import diffusion_loss, make_train_scheduler
 from methods.mld.support import dataset_parts, render_demo
@@ -54,10 +54,9 @@ class MLDTraining:
             render_demo(self, self.workdir / "samples", base, kinematic_chain=getattr(dataset, "kinematic_chain", None),
                         class_names=getattr(dataset, "class_names", None))
 
-    def _steps(self, stage: dict, n: int) -> int:
-        if stage.get("steps"):
-            return int(stage["steps"])
-        return int(stage["epochs"]) * max(1, n // int(stage["batch_size"]))
+    def _steps(self, stage: dict, n: int, name: str) -> int:
+        return stage_steps(stage.get("steps"), lambda: int(stage["epochs"]) * max(1, n // int(stage["batch_size"])),
+                           f"{name}.steps")
 
     def _train(self, module: nn.Module, stage: dict, view, step_fn, name: str) -> None:
         # fused_adamw (ours, default false): the single-kernel CPU/GPU AdamW; same update, different
@@ -67,7 +66,7 @@ class MLDTraining:
         ckpt = self.workdir / name if self.workdir is not None else None
         module.train()
         state = train(modules={name: module}, optimizer=opt, dataset=view, batch_size=int(stage["batch_size"]),
-                      total_steps=self._steps(stage, len(view)), step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
+                      total_steps=self._steps(stage, len(view), name), step_fn=step_fn, ckpt_dir=ckpt, seed=self.seed,
                       desc=f"mld-{name}", collate_fn=collate, grad_clip=stage.get("grad_clip"),
                       ckpt_every=int(stage["ckpt_every"]))
         module.eval()

@@ -21,7 +21,7 @@ from torch import nn
 import methods.momask.masking as M
 from evaluators.core import distributed as D
 from evaluators.datasets.motion.render import render_motion
-from methods.common.training import seed_everything, train
+from methods.common.training import seed_everything, stage_steps, train
 from methods.momask.convert import refuse_official_tokenizer_training
 from methods.momask.data import MotionWindows, TextMotionCrops, collate_text_motion, text_motion_split
 from methods.momask.tokenizer import tokenizer_losses
@@ -48,7 +48,8 @@ def train_stage(method, name: str, modules: dict[str, nn.Module], dataset, sc: d
     ``sc`` is the stage's config block (lr, weight_decay, steps or epochs, batch_size, warmup, milestones, gamma)."""
     params = [p for mod in modules.values() for p in mod.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=sc["lr"], betas=(0.9, 0.99), weight_decay=sc["weight_decay"])
-    steps = sc["steps"] or max(1, int(sc["epochs"]) * max(1, len(dataset) // sc["batch_size"]))
+    steps = stage_steps(sc["steps"], lambda: max(1, int(sc["epochs"]) * max(1, len(dataset) // sc["batch_size"])),
+                        f"{name}.steps")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(sc["warmup"], sc["milestones"], sc["gamma"]))
     log.info("%s stage %s: %d steps, %d samples", method.registry_name, name, steps, len(dataset))
     ckpt_dir = None if method.workdir is None else method.workdir / name

@@ -23,11 +23,16 @@ TINY = dict(dim_feat=32, depth=2, decoder_depth=2, num_heads=4, num_frames=16, d
 IDENTITY_NORM = {"input_mean": [0.0, 0.0, 0.0], "input_var": [1.0, 1.0, 1.0]}  # the test runs on raw coordinates
 
 
-def run(steps: int, ckpt_dir: str | None, stop_after: int | None = None, seed: int = 0):
+def build(steps: int, ckpt_dir: str | None, stop_after: int | None = None, seed: int = 0):
+    """The tiny MacDiff, initialised (not trained)."""
     cfg = {"model": TINY, "pretrain": {"total_steps": steps, "batch_size": 8, "warmup_epochs": 0.2,
                                        "min_lr_epochs": 0, "ckpt_dir": ckpt_dir, "ckpt_every": 2,
                                        "stop_after": stop_after}}
-    m = get_method("macdiff")(load_config("method", "macdiff", "paper", patch={**IDENTITY_NORM, **cfg}), seed=seed)
+    return get_method("macdiff")(load_config("method", "macdiff", "paper", patch={**IDENTITY_NORM, **cfg}), seed=seed)
+
+
+def run(steps: int, ckpt_dir: str | None, stop_after: int | None = None, seed: int = 0):
+    m = build(steps, ckpt_dir, stop_after, seed)
     state = m.pretrain(make_tiny(n_train=24, n_test=6))
     return m, state
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.macdiff.ddp_pretrain import run
+from tests.macdiff.ddp_pretrain import build, run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,8 +45,17 @@ def test_torchrun_two_processes_pretrain(tmp_path):
     assert r0["world_size"] == 2 and r0["step"] == r1["step"] == 4
     for comp in ("encoder", "decoder"):  # gradients averaged across ranks: replicas stay identical
         assert _same(r0["weights"][comp], r1["weights"][comp])
-    init, _ = run(0, None)
-    assert not torch.equal(r0["weights"]["encoder"]["blocks.0.attn.qkv.weight"],
-                           init.state_dict()["encoder"]["blocks.0.attn.qkv.weight"])
+    init = build(4, None).state_dict()["encoder"]["blocks.0.attn.qkv.weight"]  # the same seed's starting point
+    assert not torch.equal(r0["weights"]["encoder"]["blocks.0.attn.qkv.weight"], init)
     assert r0["history"] == r1["history"] and all(torch.isfinite(torch.tensor(r0["history"])))
     assert torch.load(tmp_path / "ck" / "last.pt", weights_only=False)["world_size"] == 2
+
+
+def test_zero_pretraining_steps_is_refused_not_read_as_unset():
+    """``total_steps: 0`` is an error naming the key, before any step; only null means "the epoch budget"
+    (a 0 used to fall through to the paper's epochs: 1200 steps of this tiny model)."""
+    from tests.macdiff.conftest import make_tiny
+
+    m = build(0, None)
+    with pytest.raises(ValueError, match=r"pretrain\.total_steps must be a whole number >= 1"):
+        m.pretrain(make_tiny(n_train=24, n_test=6))
