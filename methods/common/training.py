@@ -49,6 +49,7 @@ them off; they never change a number.
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import sys
 import time
@@ -110,7 +111,8 @@ def stage_steps(steps: Any, from_epochs: Callable[[], int], where: str) -> int:
     for "unset" and silently train the whole epoch budget. ``where`` names the key in the error."""
     if steps is None:
         return int(from_epochs())
-    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or steps != int(steps) or steps < 1:
+    whole = isinstance(steps, numbers.Integral) or (isinstance(steps, numbers.Real) and float(steps).is_integer())
+    if isinstance(steps, bool) or not whole or steps < 1:
         raise ValueError(f"{where} must be a whole number >= 1 (or null for the epoch budget), got {steps!r}")
     return int(steps)
 
