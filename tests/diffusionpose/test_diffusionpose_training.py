@@ -1,5 +1,9 @@
 """On synth-coco at smoke scale: trained DiffusionPose beats an untrained model and the heatmap
-baseline in PCK@0.2, and reverse steps do not make it worse than the conv initialisation."""
+baseline in PCK@0.2, and reverse steps do not make it worse than the conv initialisation.
+
+Margins over seeds 0-5 of both fits (1 thread): trained minus untrained 0.65-0.72 (the test asks
+0.25), DiffusionPose minus the baseline +0.27 to +0.38, 1 / 2 / 5 reverse steps minus the conv
+initialisation +0.09 to +0.44: each assertion holds on every seed, none by a fixed seed's luck."""
 
 from __future__ import annotations
 

@@ -54,8 +54,14 @@ def test_alpha_schedule_is_linear():
     assert alpha_at(2.0, 0.1, 0.7) == pytest.approx(0.7)
 
 
+MIN_TAU = 0.2  # ours: half the lowest mean seen; chance is 0
+
+
 @pytest.mark.slow
 def test_loss_predictor_ranks_held_out_tokens_better_than_chance(tmp_path):
+    """HTM's loss predictor, trained with the tiny HGM3, ranks held-out masked tokens by their real loss
+    (scipy's Kendall tau, mean of 3 batches). Seeds 0-5 of the fit (1 thread): 0.454, 0.518, 0.576,
+    0.437, 0.555, 0.404 (every batch 0.37-0.60), so the test asks for ``MIN_TAU``, well above chance."""
     from methods.hgm3.method import HGM3
     from methods.momask.data import TextMotionCrops, collate_text_motion, text_motion_split
     from tests.momask.synthdata import TinyT2M
@@ -84,4 +90,4 @@ def test_loss_predictor_ranks_held_out_tokens_better_than_chance(tmp_path):
         tau, _ = kendalltau(scores[mask].numpy(), per[mask].numpy())
         taus.append(tau)
     logging.getLogger(__name__).info("held-out Kendall tau per batch: %s", taus)
-    assert sum(taus) / len(taus) > 0.0, taus
+    assert sum(taus) / len(taus) > MIN_TAU, taus
