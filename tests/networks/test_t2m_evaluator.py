@@ -135,11 +135,14 @@ def test_evaluator_trains_above_chance_on_synth_t2m(synth_t2m):
     cfg = {**TINY_EVAL_CFG, "max_motion_length": 100}
     ev = train_evaluator(synth_t2m, steps=100, lr=1e-3, config_overrides=cfg, seed=0, cache=False)
     test = t2m_split(synth_t2m, "test")
-    t = ev.embed_text([test.caption_input(i, 0) for i in range(len(test))]).numpy()
     lens = [min(len(m), 100) for m in test.motions]
     m = ev.embed_motion(torch.from_numpy(pad_batch([x[:100] for x in test.motions], 100)), lens).numpy()
-    r = r_precision(t, m, top_k=3, batch_size=32)
-    # chance R@3 in a batch of 32 is 3/32 ~ 0.094 (measured here: ~0.59 after 100 steps)
+    # every caption of the test motions, one caption index per pass (a batch never holds a motion twice):
+    # 3 x 32 evaluated pairs instead of 32
+    r = np.mean([r_precision(ev.embed_text([test.caption_input(i, k) for i in range(len(test))]).numpy(), m,
+                             top_k=3, batch_size=32) for k in range(min(len(c) for c in test.captions))], axis=0)
+    # chance R@3 in a batch of 32 is 3/32 ~ 0.094; measured on seeds 0-5 of the fit (1 thread): 0.495, 0.568,
+    # 0.422, 0.688, 0.453, 0.396 (with the first caption only 0.375-0.672)
     assert r[2] > 0.3, r
 
 
