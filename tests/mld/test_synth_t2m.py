@@ -44,6 +44,8 @@ import pytest
 import torch
 from scipy import stats
 
+from evaluators.networks.t2m_data import pad_batch
+
 pytestmark = pytest.mark.slow
 
 REPETITIONS = 8  # ours: paired repetitions per comparison (five gave the table's p-values)
@@ -52,11 +54,8 @@ VAE_STEPS = 250  # ours: half the smoke config's, what the properties above need
 
 
 def _padded(motions: list[np.ndarray]) -> tuple[torch.Tensor, list[int]]:
-    lens = [len(m) for m in motions]
-    out = torch.zeros(len(motions), max(lens), motions[0].shape[1])
-    for i, m in enumerate(motions):
-        out[i, : lens[i]] = torch.from_numpy(m)
-    return out, lens
+    """Zero-padded ``[B, T, D]`` batch (the evaluator's own ``pad_batch``) and the lengths."""
+    return torch.from_numpy(pad_batch(motions)), [len(m) for m in motions]
 
 
 def _reconstruction_errors(method, x: torch.Tensor, lens: list[int]) -> np.ndarray:
