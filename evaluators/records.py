@@ -10,7 +10,8 @@ Schema (version 2), following STYLE.md §6 and DESIGN.md "Run records"::
       "n_samples": {"expected": 16487, "evaluated": 16487},
       "data": "real" | "synthetic", "scale": "paper" | "smoke",
       "seed": 0, "git": {"commit": "abc1234", "dirty": false},
-      "hardware": {"device": "cpu", "cpu": "...", "gpu": null, "torch": "2.x", "cuda": null},
+      "hardware": {"device": "cpu", "cpu": "...", "gpu": null, "torch": "2.x", "cuda": null,
+                   "numerics": {"id": "1bbd5e57ff4b", "threads": 1, "cpu_capability": "AVX512"}},
       "started": "2026-11-22T03:50:00Z", "wall_s": 812.4,
       "config": {...resolved hydra config...},
       "extra": {...protocol-specific: repetitions, sampler settings, ...},
@@ -80,7 +81,8 @@ def git_info(cwd: str | os.PathLike | None = None) -> dict[str, Any]:
 
 
 def hardware_info() -> dict[str, Any]:
-    """Device description stored in every record (GPU name/driver via torch and NVML when present)."""
+    """Device description stored in every record (GPU name/driver via torch and NVML when present, and
+    the id of how its CPU kernels round: :func:`~evaluators.core.kernel_numerics.kernel_numerics`)."""
     info: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
                             "python": platform.python_version()}
     try:
@@ -94,8 +96,12 @@ def hardware_info() -> dict[str, Any]:
     try:
         import torch  # lazy: leaderboards read records and must not pay torch's import; a record is written once
 
+        from evaluators.core.kernel_numerics import kernel_numerics  # lazy: it imports torch
+
         info["torch"] = torch.__version__
         info["cuda"] = torch.version.cuda
+        # whether another machine's records can be expected bit for bit here (equal ids) or not
+        info["numerics"] = kernel_numerics()
         if torch.cuda.is_available():
             info["device"] = "cuda"
             info["gpu"] = torch.cuda.get_device_name(0)
@@ -112,6 +118,33 @@ def hardware_info() -> dict[str, Any]:
     except ImportError:
         info["device"] = "cpu"
     return info
+
+
+def bitwise_mismatch(made_on: dict[str, Any], threads: int | None = None) -> str | None:
+    """Why numbers a record's ``hardware`` block ``made_on`` describes cannot be expected here bit
+    for bit at ``threads`` intra-op threads (default: the record's own), or None when they can.
+
+    Records that carry ``numerics`` are compared by its id (how every kernel family rounds); older
+    ones, by torch version and CPU model name, the closest they record."""
+    here = hardware_info()
+    if made_on.get("torch") != here.get("torch"):
+        return f"made with torch {made_on.get('torch')}, this machine has {here.get('torch')}"
+    if (made_on.get("device") or "cpu") != here.get("device"):
+        return f"made on {made_on.get('device') or 'cpu'}, this machine runs on {here.get('device')}"
+    theirs = made_on.get("numerics")
+    if isinstance(theirs, dict) and theirs.get("id"):
+        from evaluators.core.kernel_numerics import kernel_numerics  # lazy: it imports torch
+
+        mine = kernel_numerics(threads or theirs.get("threads"))
+        if mine["id"] != theirs["id"]:
+            return (f"made on {hardware_label(made_on)}, whose CPU kernels round differently from this "
+                    f"{hardware_label(here)}'s (numerics id {theirs['id']} there, {mine['id']} here)")
+        return None
+    if made_on.get("cpu") != here.get("cpu"):
+        return (f"made on {hardware_label(made_on)}, this machine is {hardware_label(here)}: CPU kernels "
+                "(oneMKL, oneDNN, ATen) pick their code by vendor and instruction set, so a trained chain "
+                "ends at other weights")
+    return None
 
 
 def environment_info() -> dict[str, Any]:

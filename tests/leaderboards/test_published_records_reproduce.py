@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from evaluators.metrics.info import metric_info
-from evaluators.records import read_records
+from evaluators.records import bitwise_mismatch, read_records
 from tests._model_cache import PUBLISHED_THREADS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,9 +73,18 @@ def _diff(a, b, path="") -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_cheapest_published_chains_reproduce(tmp_path, model_cache, smoke_t2m):
+def test_the_cheapest_published_chains_reproduce(tmp_path, request):
     published = [r for r in read_records(REPO / "leaderboards" / "results") if r["method"] in METHODS]
     assert {r["method"] for r in published} == set(METHODS)
+    # Bit for bit only where the CPU kernels round as on the machine that published them: across CPU
+    # vendors or instruction sets the same seed trains to other weights (the published heatmap_baseline
+    # AP 0.272 on an Intel Xeon came out 0.268 on an AMD EPYC, same commit and lock). Decided before
+    # anything is trained, so a machine that cannot compare does not pay the rerun.
+    reasons = {why for r in published if (why := bitwise_mismatch(r["hardware"], PUBLISHED_THREADS))}
+    if reasons:
+        pytest.skip("the published records cannot be reproduced bit for bit here: " + "; ".join(sorted(reasons)))
+    model_cache = request.getfixturevalue("model_cache")
+    request.getfixturevalue("smoke_t2m")  # trained (or loaded) at PUBLISHED_THREADS into model_cache
     # the demo's default runs_dir, ``runs`` relative to where it starts (as the published run), so
     # the paths inside the records read the same; in a scratch folder, never the checkout's runs/
     env = {k: v for k, v in os.environ.items() if k != "MOTIONREPRO_RUNS"}

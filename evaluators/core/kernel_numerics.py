@@ -1,0 +1,82 @@
+"""Which rounding this machine's math kernels produce: an id that tells whether two machines can give
+the same numbers bit for bit.
+
+The same seed, code and lock give the same weights only where every kernel a run calls rounds the
+same way. That holds on one machine, and it does not hold across CPU vendors or instruction sets:
+oneMKL runs its AVX-512 SGEMM on an Intel Xeon and its AVX2 one on an AMD EPYC, oneDNN blocks its
+convolutions by the ISA it detects, and ATen's vectorised functions differ by ISA, so a training
+chain that starts from the same seed ends at different weights (measured: the published
+heatmap_baseline smoke AP 0.272 on an Intel Xeon, 0.268 on an AMD EPYC, same commit and lock).
+:func:`kernel_numerics` runs one small fixed input through each family of kernel the suite's
+methods use (BLAS matrix products, oneDNN convolutions forward and backward, ATen's vectorised
+transcendental and normalising functions, a threaded reduction, attention, numpy's ufuncs and its
+own BLAS and LAPACK) and hashes the bits that come out. Equal ids: the kernels round alike here and
+there. Different ids: numbers from there cannot be expected here bit for bit, only statistically.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def kernel_numerics(threads: int | None = None) -> dict[str, Any]:
+    """``{"id": 12 hex, "threads", "cpu_capability"}`` for ``threads`` intra-op threads (default: the
+    current count, which the id depends on: a threaded reduction splits its sum by thread).
+    The global random generators are left untouched."""
+    n = int(threads or torch.get_num_threads())
+    return dict(_at_threads(n))
+
+
+@functools.lru_cache(maxsize=8)
+def _at_threads(n: int) -> tuple[tuple[str, Any], ...]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        digest = _digest()
+    finally:
+        torch.set_num_threads(before)
+    return (("id", digest), ("threads", n), ("cpu_capability", torch.backends.cpu.get_cpu_capability()))
+
+
+def _digest() -> str:
+    h = hashlib.sha256(f"torch {torch.__version__} numpy {np.__version__}".encode())
+    for out in _torch_outputs() + _numpy_outputs():
+        h.update(np.ascontiguousarray(out).tobytes())
+    return h.hexdigest()[:12]
+
+
+def _torch_outputs() -> list[np.ndarray]:
+    g = torch.Generator().manual_seed(0)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g)
+
+    a, b = rand(257, 333), rand(333, 129)
+    x = rand(4, 16, 24, 24).requires_grad_(True)
+    w = rand(32, 16, 3, 3).requires_grad_(True)
+    q, k, v = rand(2, 4, 33, 16), rand(2, 4, 33, 16), rand(2, 4, 33, 16)
+    big = rand(1 << 20)
+    with torch.enable_grad():
+        y = F.conv2d(x, w, padding=1)
+        gx, gw = torch.autograd.grad(y.square().sum(), (x, w))
+    with torch.no_grad():
+        outs = [a @ b, F.linear(a, b.T), torch.bmm(rand(3, 17, 65), rand(3, 65, 19)), y, gx, gw,
+                F.conv1d(rand(2, 8, 50), rand(12, 8, 5), padding=2),
+                F.gelu(a), torch.softmax(a, 1), F.layer_norm(a, (333,)), a.exp(), a.abs().log(), a.sin(),
+                a.cos(), a.tanh(), a.sigmoid(), big.sum().reshape(1), big.square().mean().reshape(1),
+                F.scaled_dot_product_attention(q, k, v)]
+    return [t.detach().numpy() for t in outs]
+
+
+def _numpy_outputs() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((129, 65))
+    m = rng.standard_normal((3, 3))
+    return [a @ a.T, np.exp(a), np.sin(a), np.cos(a), np.arctan2(a, a[::-1]), np.log1p(np.abs(a)),
+            *np.linalg.svd(m), a.astype(np.float32) @ a.T.astype(np.float32)]
