@@ -120,25 +120,26 @@ def hardware_info() -> dict[str, Any]:
     return info
 
 
-def bitwise_mismatch(made_on: dict[str, Any], threads: int | None = None) -> str | None:
-    """Why numbers a record's ``hardware`` block ``made_on`` describes cannot be expected here bit
-    for bit at ``threads`` intra-op threads (default: the record's own), or None when they can.
+def bitwise_mismatch(made_on: dict[str, Any], here: dict[str, Any] | None = None) -> str | None:
+    """Why numbers made on the ``hardware`` block ``made_on`` cannot be expected bit for bit on
+    ``here`` (default: this process, :func:`hardware_info`), or None when they can.
 
-    Records that carry ``numerics`` are compared by its id (how every kernel family rounds); older
-    ones, by torch version and CPU model name, the closest they record."""
-    here = hardware_info()
+    Blocks that carry ``numerics`` are compared by its id (how every kernel family rounds, at the
+    process's thread counts: compute ``here`` in a process configured as the run to compare, e.g. with
+    its ``OMP_NUM_THREADS``, which numpy's BLAS reads at start-up); older records, by torch version and
+    CPU model name, the closest they record."""
+    here = hardware_info() if here is None else here
     if made_on.get("torch") != here.get("torch"):
         return f"made with torch {made_on.get('torch')}, this machine has {here.get('torch')}"
-    if (made_on.get("device") or "cpu") != here.get("device"):
-        return f"made on {made_on.get('device') or 'cpu'}, this machine runs on {here.get('device')}"
-    theirs = made_on.get("numerics")
+    if (made_on.get("device") or "cpu") != (here.get("device") or "cpu"):
+        return f"made on {made_on.get('device') or 'cpu'}, this machine runs on {here.get('device') or 'cpu'}"
+    theirs, mine = made_on.get("numerics"), here.get("numerics") or {}
     if isinstance(theirs, dict) and theirs.get("id"):
-        from evaluators.core.kernel_numerics import kernel_numerics  # lazy: it imports torch
-
-        mine = kernel_numerics(threads or theirs.get("threads"))
-        if mine["id"] != theirs["id"]:
+        if theirs.get("threads") != mine.get("threads"):
+            return f"made at {theirs.get('threads')} threads, compared at {mine.get('threads')}"
+        if mine.get("id") != theirs["id"]:
             return (f"made on {hardware_label(made_on)}, whose CPU kernels round differently from this "
-                    f"{hardware_label(here)}'s (numerics id {theirs['id']} there, {mine['id']} here)")
+                    f"{hardware_label(here)}'s (numerics id {theirs['id']} there, {mine.get('id')} here)")
         return None
     if made_on.get("cpu") != here.get("cpu"):
         return (f"made on {hardware_label(made_on)}, this machine is {hardware_label(here)}: CPU kernels "

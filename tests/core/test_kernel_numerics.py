@@ -89,9 +89,22 @@ def test_a_record_with_the_same_numerics_id_is_comparable():
 
 
 def test_a_record_with_another_numerics_id_is_not_and_both_ids_are_named():
-    theirs = {**kernel_numerics(2), "id": "0123456789ab"}
+    mine = hardware_info()["numerics"]
+    theirs = {**mine, "id": "0123456789ab"}
     why = bitwise_mismatch(_here(numerics=theirs, cpu="Intel(R) Xeon(R) Processor"))
-    assert why and "0123456789ab" in why and kernel_numerics(2)["id"] in why and "Intel(R) Xeon(R) Processor" in why
+    assert why and "0123456789ab" in why and mine["id"] in why and "Intel(R) Xeon(R) Processor" in why
+
+
+def test_a_record_made_at_another_thread_count_is_not_comparable():
+    mine = hardware_info()["numerics"]
+    why = bitwise_mismatch(_here(numerics={**mine, "threads": mine["threads"] + 1}))
+    assert why and "threads" in why
+
+
+def test_the_comparison_is_against_the_block_given():
+    theirs = _here()
+    elsewhere = {**theirs, "numerics": {**theirs["numerics"], "id": "fedcba987654"}}
+    assert bitwise_mismatch(theirs, here=elsewhere) and bitwise_mismatch(theirs, here=theirs) is None
 
 
 def test_an_older_record_is_compared_by_cpu_model_and_torch():

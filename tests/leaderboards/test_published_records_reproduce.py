@@ -22,12 +22,17 @@ The chains rerun, and why they cover what can drift:
   is its diffusion head and the diffusers scheduler (pinned by the lock file), whose behaviour, not
   its exact numbers, its own tests check (tests/diffusionpose, tests/samplers).
 
+Bit for bit holds only where the CPU kernels round as on the machine that published the records
+(``hardware.numerics``, or for records older than it the CPU model and torch version): elsewhere the
+test skips before training anything, naming both machines (``evaluators.records.bitwise_mismatch``).
+
 A change that moves a published number fails here until the records are republished in the same
 commit (``./reproduce.sh demo`` and copy ``runs/records/*.json`` over ``leaderboards/results/``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -72,31 +77,41 @@ def _diff(a, b, path="") -> list[str]:
     return [] if a == b else [f"{path}: published {a!r} vs HEAD {b!r}"]
 
 
+def _hardware_of_a_process(env: dict, cwd: Path) -> dict:
+    """The ``hardware`` block a process started with ``env`` writes into its records."""
+    code = "import json; from evaluators.records import hardware_info; print(json.dumps(hardware_info()))"
+    p = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_the_cheapest_published_chains_reproduce(tmp_path, request):
     published = [r for r in read_records(REPO / "leaderboards" / "results") if r["method"] in METHODS]
     assert {r["method"] for r in published} == set(METHODS)
-    # Bit for bit only where the CPU kernels round as on the machine that published them: across CPU
-    # vendors or instruction sets the same seed trains to other weights (the published heatmap_baseline
-    # AP 0.272 on an Intel Xeon came out 0.268 on an AMD EPYC, same commit and lock). Decided before
-    # anything is trained, so a machine that cannot compare does not pay the rerun.
-    reasons = {why for r in published if (why := bitwise_mismatch(r["hardware"], PUBLISHED_THREADS))}
-    if reasons:
-        pytest.skip("the published records cannot be reproduced bit for bit here: " + "; ".join(sorted(reasons)))
-    model_cache = request.getfixturevalue("model_cache")
-    request.getfixturevalue("smoke_t2m")  # trained (or loaded) at PUBLISHED_THREADS into model_cache
-    # the demo's default runs_dir, ``runs`` relative to where it starts (as the published run), so
-    # the paths inside the records read the same; in a scratch folder, never the checkout's runs/
-    env = {k: v for k, v in os.environ.items() if k != "MOTIONREPRO_RUNS"}
-    # the suite's model cache (keyed by the code version: nothing trained by older code is reused;
-    # an evaluator's key holds the thread count and torch version): the synth_t2m evaluator the
-    # smoke_t2m fixture trained (or loaded) at PUBLISHED_THREADS is loaded, not trained a second time.
     # The records were published by the demo at 2 threads (its default on the 2-core machine that ran
     # it); the thread count changes the trained weights, so the rerun uses 2 whatever the caller's
     # OMP_NUM_THREADS (the evaluator's cache key includes it: a 1-thread one is never loaded here)
     threads = str(PUBLISHED_THREADS)
-    env.update(MOTIONREPRO_CACHE=str(model_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS=threads,
-               MKL_NUM_THREADS=threads)
+    env = {k: v for k, v in os.environ.items() if k != "MOTIONREPRO_RUNS"}
+    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    # Bit for bit only where the CPU kernels round as on the machine that published them: across CPU
+    # vendors or instruction sets the same seed trains to other weights (the published heatmap_baseline
+    # AP 0.272 on an Intel Xeon came out 0.268 on an AMD EPYC, same commit and lock). Decided before
+    # anything is trained, so a machine that cannot compare does not pay the rerun; asked of a process
+    # configured as the rerun (numpy's BLAS reads its thread count at start-up).
+    here = _hardware_of_a_process(env, tmp_path)
+    reasons = {why for r in published if (why := bitwise_mismatch(r["hardware"], here))}
+    if reasons:
+        pytest.skip("the published records cannot be reproduced bit for bit here: " + "; ".join(sorted(reasons)))
+    # the suite's model cache (keyed by the code version: nothing trained by older code is reused;
+    # an evaluator's key holds the thread count and torch version): the synth_t2m evaluator the
+    # smoke_t2m fixture trained (or loaded) at PUBLISHED_THREADS is loaded, not trained a second time.
+    model_cache = request.getfixturevalue("model_cache")
+    request.getfixturevalue("smoke_t2m")
+    env.update(MOTIONREPRO_CACHE=str(model_cache))
+    # the demo's default runs_dir, ``runs`` relative to where it starts (as the published run), so
+    # the paths inside the records read the same; in a scratch folder, never the checkout's runs/
     p = subprocess.run([sys.executable, "-m", "evaluators.run", "--demo", "--records-only", "--only", *METHODS], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=1800)
     runs = tmp_path / "runs"
