@@ -45,6 +45,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from packaging.utils import canonicalize_name
 
 from evaluators.core.io import write_new_text
+from evaluators.core.kernel_numerics import kernel_numerics
 from evaluators.metrics.info import metric_info
 from evaluators.provenance import ProvenanceError
 from evaluators.provenance import validate as validate_provenance
@@ -95,8 +96,6 @@ def hardware_info() -> dict[str, Any]:
         pass
     try:
         import torch  # lazy: leaderboards read records and must not pay torch's import; a record is written once
-
-        from evaluators.core.kernel_numerics import kernel_numerics  # lazy: it imports torch
 
         info["torch"] = torch.__version__
         info["cuda"] = torch.version.cuda

@@ -21,20 +21,22 @@ import hashlib
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 def kernel_numerics(threads: int | None = None) -> dict[str, Any]:
     """``{"id": 12 hex, "threads", "cpu_capability"}`` for ``threads`` intra-op threads (default: the
     current count, which the id depends on: a threaded reduction splits its sum by thread).
     The global random generators are left untouched."""
+    import torch  # lazy: records import this module, and reading records must not pay torch's import
+
     n = int(threads or torch.get_num_threads())
     return dict(_at_threads(n))
 
 
 @functools.lru_cache(maxsize=8)
 def _at_threads(n: int) -> tuple[tuple[str, Any], ...]:
+    import torch  # lazy: as in kernel_numerics
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -45,6 +47,8 @@ def _at_threads(n: int) -> tuple[tuple[str, Any], ...]:
 
 
 def _digest() -> str:
+    import torch  # lazy: as in kernel_numerics
+
     h = hashlib.sha256(f"torch {torch.__version__} numpy {np.__version__}".encode())
     for out in _torch_outputs() + _numpy_outputs():
         h.update(np.ascontiguousarray(out).tobytes())
@@ -52,6 +56,9 @@ def _digest() -> str:
 
 
 def _torch_outputs() -> list[np.ndarray]:
+    import torch  # lazy: as in kernel_numerics
+    import torch.nn.functional as F  # lazy: as above
+
     g = torch.Generator().manual_seed(0)
 
     def rand(*shape: int) -> torch.Tensor:
