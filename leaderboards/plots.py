@@ -11,9 +11,11 @@ written beside each point of the time plot, and every method in its one colour
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from evaluators.core.io import atomic_open
+from leaderboards.plot_cache import cached_plot
 from leaderboards.speed import _entries, _fp32, load_benchmarks
 from leaderboards.style import color_of, lower_is_better
 
@@ -74,6 +76,11 @@ def write_latency_plot(bench_dirs: list[Path], out_dir: Path) -> list[Path]:
                 curves.setdefault((e["method"], path.stem), []).append((e["steps"], e["median"]))
     if not curves:
         return []
+    inputs = {"plot": "sampling_latency", "curves": sorted([*k, sorted(v)] for k, v in curves.items())}
+    return [cached_plot(out_dir / "sampling_latency_vs_steps.png", inputs, partial(_draw_latency, curves))]
+
+
+def _draw_latency(curves: dict[tuple[str, str], list[tuple[float, float]]], path: Path) -> Path:
     fig, (ax,) = _figure(1, 1, 6.5, 4.2)
     styles = {stem: ls for stem, ls in zip(sorted({s for _, s in curves}), ("-", "--", ":", "-."))}
     for (method, stem), pts in sorted(curves.items()):
@@ -87,7 +94,7 @@ def write_latency_plot(bench_dirs: list[Path], out_dir: Path) -> list[Path]:
     ax.set_title("Sampling latency against steps (batch 1, fp32)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    return [_save(fig, out_dir / "sampling_latency_vs_steps.png")]
+    return _save(fig, path)
 
 
 def _panel_metrics(protocol: str, recs: list[dict]) -> list[str]:
@@ -116,47 +123,54 @@ def quality_figures(sweep: list[dict], out_dir: Path) -> list[Path]:
         metrics = _panel_metrics(protocol, recs)
         if not metrics:
             continue
-        series: dict[tuple, list[dict]] = {}
-        for r in recs:
-            series.setdefault((r["method"], r["dataset"], r["data"], r["scale"]), []).append(r)
+        shown = [{k: r[k] for k in ("method", "dataset", "data", "scale", "variant", "metrics")} for r in recs]
         for kind in ("steps", "time"):
-            fig, axes = _figure(1, len(metrics), 3.6 * len(metrics), 3.6)
-            for ax, key in zip(axes, metrics):
-                xs_all = []
-                for (method, ds, data, scale), rs in sorted(series.items()):
-                    pts = sorted((_steps_of(r), _time_of(r), r["metrics"].get(key, {})) for r in rs)
-                    pts = [p for p in pts if p[2].get("value") is not None and (kind == "steps" or p[1] is not None)]
-                    if not pts:
-                        continue
-                    xs = [p[0] if kind == "steps" else p[1] for p in pts]
-                    ys = [p[2]["value"] for p in pts]
-                    errs = [p[2].get("ci95") or 0.0 for p in pts]
-                    ax.errorbar(xs, ys, yerr=errs if any(errs) else None, marker="o", capsize=3,
-                                color=color_of(method), label=f"{method} ({ds}, {data}, {scale})")
-                    if kind == "time":  # which point is which step count
-                        for x, y, p in zip(xs, ys, pts):
-                            ax.annotate(f"{p[0]:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
-                                        color=color_of(method))
-                    xs_all += xs
-                unit = next((r["metrics"][key].get("unit") for r in recs if key in r["metrics"]), "") or ""
-                hib = next((r["metrics"][key].get("higher_is_better") for r in recs if key in r["metrics"]), None)
-                better = "lower" if lower_is_better(key, hib) else "higher"
-                ax.set_title(f"{TITLES.get(key, key)} ({better} is better)", fontsize=9)
-                ax.set_ylabel(f"{key}" + (f" ({unit})" if unit else ""), fontsize=8)
-                if kind == "steps":
-                    _label_steps(ax, xs_all)
-                    ax.set_xlabel("sampling steps / decoding iterations", fontsize=8)
-                else:
-                    _label_seconds(ax)
-                    ax.set_xlabel("seconds per sample, batch 1 (point labels: steps)", fontsize=8)
-                ax.grid(alpha=0.3)
-                ax.tick_params(labelsize=7)
-            axes[0].legend(fontsize=7)
-            what = "sampling steps" if kind == "steps" else "time per sample"
-            fig.suptitle(f"{protocol}: quality against {what} (error bars: 95 % interval over repetitions)",
-                         fontsize=10)
-            written.append(_save(fig, out_dir / f"quality_vs_{kind}_{protocol}.png"))
+            inputs = {"plot": "quality", "protocol": protocol, "kind": kind, "metrics": metrics, "records": shown}
+            written.append(cached_plot(out_dir / f"quality_vs_{kind}_{protocol}.png", inputs,
+                                       partial(_draw_quality, protocol, recs, metrics, kind)))
     return written
+
+
+def _draw_quality(protocol: str, recs: list[dict], metrics: list[str], kind: str, path: Path) -> Path:
+    series: dict[tuple, list[dict]] = {}
+    for r in recs:
+        series.setdefault((r["method"], r["dataset"], r["data"], r["scale"]), []).append(r)
+    fig, axes = _figure(1, len(metrics), 3.6 * len(metrics), 3.6)
+    for ax, key in zip(axes, metrics):
+        xs_all = []
+        for (method, ds, data, scale), rs in sorted(series.items()):
+            pts = sorted((_steps_of(r), _time_of(r), r["metrics"].get(key, {})) for r in rs)
+            pts = [p for p in pts if p[2].get("value") is not None and (kind == "steps" or p[1] is not None)]
+            if not pts:
+                continue
+            xs = [p[0] if kind == "steps" else p[1] for p in pts]
+            ys = [p[2]["value"] for p in pts]
+            errs = [p[2].get("ci95") or 0.0 for p in pts]
+            ax.errorbar(xs, ys, yerr=errs if any(errs) else None, marker="o", capsize=3,
+                        color=color_of(method), label=f"{method} ({ds}, {data}, {scale})")
+            if kind == "time":  # which point is which step count
+                for x, y, p in zip(xs, ys, pts):
+                    ax.annotate(f"{p[0]:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                                color=color_of(method))
+            xs_all += xs
+        unit = next((r["metrics"][key].get("unit") for r in recs if key in r["metrics"]), "") or ""
+        hib = next((r["metrics"][key].get("higher_is_better") for r in recs if key in r["metrics"]), None)
+        better = "lower" if lower_is_better(key, hib) else "higher"
+        ax.set_title(f"{TITLES.get(key, key)} ({better} is better)", fontsize=9)
+        ax.set_ylabel(f"{key}" + (f" ({unit})" if unit else ""), fontsize=8)
+        if kind == "steps":
+            _label_steps(ax, xs_all)
+            ax.set_xlabel("sampling steps / decoding iterations", fontsize=8)
+        else:
+            _label_seconds(ax)
+            ax.set_xlabel("seconds per sample, batch 1 (point labels: steps)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7)
+    what = "sampling steps" if kind == "steps" else "time per sample"
+    fig.suptitle(f"{protocol}: quality against {what} (error bars: 95 % interval over repetitions)",
+                 fontsize=10)
+    return _save(fig, path)
 
 
 def write_plots(records: list[dict], out_dir: Path, bench_dirs: list[Path] | None = None) -> list[Path]:

@@ -40,6 +40,7 @@ def figures(monkeypatch, tmp_path):
         return path
 
     monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path / "cache"))  # every figure drawn, none copied from a cache
     bench = tmp_path / "bench"
     bench.mkdir()
     (bench / "cpu.json").write_text(json.dumps({"machine_info": {"scale": "paper"}, "benchmarks": [
