@@ -37,7 +37,10 @@ def numerics_fingerprint() -> dict[str, Any]:
     the torch build, the intra-op thread count (it sets the reduction order of CPU kernels: the
     same seed trained at 1 and at 2 threads ends at different weights) and the CPU kernel ISA torch
     dispatches to. Part of the cache key of every trained-and-cached model, so a model trained
-    under one of them is never reused under another."""
+    under one of them is never reused under another. Not in it: the CPU vendor, whose kernels round
+    differently at the same ISA (:mod:`evaluators.core.kernel_numerics`); a cache folder shared by
+    machines of two vendors can hand one's model to the other. Adding the kernel id here would
+    change every published cache key, which only a republish from the publishing machine can do."""
     return {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
