@@ -4,8 +4,9 @@ are those of one drawn before is copied from the cache, not drawn again.
 Every run regenerates its leaderboards, plots included, from the published records and its own,
 and most of its plots show records the run did not touch (a MoMask run leaves the pose plots as
 they were). Drawing them was most of a regeneration's cost (measured from the published records:
-2.9 CPU-s drawn, matplotlib's import included, 0.4 copied). Agg renders one figure to the same bytes every time, so
-the copy is the file drawing would write (``tests/leaderboards/test_plot_cache.py`` compares them).
+2.9 CPU-s drawn, matplotlib's import included, 0.4 copied). Agg renders one figure to the same
+bytes every time, so the copy is the file drawing would write (``tests/leaderboards/test_plot_cache.py``
+compares them).
 Entries live under ``cache_root()/plots/<key>.png``, written to a temporary name and renamed, so
 concurrent runs share them safely; a cache that cannot be written only costs the drawing.
 """

@@ -3,8 +3,9 @@ the same numbers bit for bit.
 
 The same seed, code and lock give the same weights only where every kernel a run calls rounds the
 same way. That holds on one machine, and it does not hold across CPU vendors or instruction sets:
-oneMKL runs its AVX-512 SGEMM on an Intel Xeon and its AVX2 one on an AMD EPYC, oneDNN blocks its
-convolutions by the ISA it detects, and ATen's vectorised functions differ by ISA, so a training
+oneMKL picks its code by CPU (on an AMD EPYC with AVX-512 its verbose log names no AVX-512 path, and
+asking for one changes no SGEMM bit), oneDNN's kernels follow the ISA it detects (capping it changes
+convolution and GELU bits) and so do ATen's vectorised functions (softmax), so a training
 chain that starts from the same seed ends at different weights (measured: the published
 heatmap_baseline smoke AP 0.272 on an Intel Xeon, 0.268 on an AMD EPYC, same commit and lock).
 :func:`kernel_numerics` runs one small fixed input through each family of kernel the suite's
