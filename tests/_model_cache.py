@@ -6,7 +6,7 @@ short. Sharing must never hand a test a stale model, so the cache folder is keye
 :func:`code_version`, a hash of every file under ``evaluators/``, ``methods/`` and ``configs/``:
 any edit there starts a fresh folder. Inside it, entries keep their own content keys (a trained
 evaluator's key hashes its hyperparameters, its training data, the torch version and the thread
-count; a dataset's its options), and every entry is written to a temporary name and renamed.
+count, and its file name adds the machine's kernel id; a dataset's its options), and every entry is written to a temporary name and renamed.
 ``./reproduce.sh test`` runs one pytest worker per core, all sharing the folder: a fixture that
 fills an entry holds that entry's file lock (:func:`building`), so a second worker that needs it
 waits and then loads it instead of training it a second time.

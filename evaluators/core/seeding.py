@@ -38,9 +38,10 @@ def numerics_fingerprint() -> dict[str, Any]:
     same seed trained at 1 and at 2 threads ends at different weights) and the CPU kernel ISA torch
     dispatches to. Part of the cache key of every trained-and-cached model, so a model trained
     under one of them is never reused under another. Not in it: the CPU vendor, whose kernels round
-    differently at the same ISA (:mod:`evaluators.core.kernel_numerics`); a cache folder shared by
-    machines of two vendors can hand one's model to the other. Adding the kernel id here would
-    change every published cache key, which only a republish from the publishing machine can do."""
+    differently at the same ISA (:mod:`evaluators.core.kernel_numerics`). The key is recorded with the
+    model, and adding the kernel id to it would change every published key, which only a republish
+    from the publishing machine can do; the id goes into the cache entry's file name instead
+    (:func:`evaluators.datasets.cache.trained_entry`)."""
     return {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 

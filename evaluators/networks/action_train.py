@@ -11,7 +11,8 @@ AdamW) for both recognisers; lr 1e-4 and batch 64 are our defaults (ACTOR's pars
 not verified); the released HumanAct12 GRU recogniser comes
 from Action2Motion and can instead be loaded with ``checkpoint=PATH`` (its state dict, or a dict
 holding it under ``model``). Trained recognisers are cached at
-``cache_root()/evaluators/<cache_key>.pt`` (atomic write).
+``cache_root()/evaluators/<cache_key>-<kernel id>.pt`` (:func:`~evaluators.datasets.cache.trained_entry`;
+atomic write).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 from evaluators.core.io import atomic_torch_save
 from evaluators.core.safe_load import CheckpointError, load_checkpoint_file
 from evaluators.core.seeding import numerics_fingerprint, rng_neutral
-from evaluators.datasets.cache import cache_key, cache_root, entry_lock
+from evaluators.datasets.cache import cache_key, entry_lock, trained_entry
 from evaluators.datasets.motion.action import actor_frame_indices
 from evaluators.networks.action_recognition import build_recognizer
 from evaluators.networks.t2m_train import data_digest
@@ -145,7 +146,7 @@ def train_recognizer(data: Any, *, split: str = "train", cache: bool = True, **k
                     list(tr.motions[0].shape[1:]), digest, hp, numerics_fingerprint())
     if not cache:
         return _train(tr, data, n_cls, hp)
-    path = cache_root() / "evaluators" / f"{key}.pt"
+    path = trained_entry("evaluators", key)
     with entry_lock(path):  # a second process missing this entry waits here, then loads it
         if path.exists():
             net = _fresh(tr, data, n_cls, hp)

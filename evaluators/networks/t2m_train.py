@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from evaluators.core.safe_load import CheckpointError
 from evaluators.core.seeding import numerics_fingerprint, rng_neutral
-from evaluators.datasets.cache import cache_key, cache_root, entry_lock
+from evaluators.datasets.cache import cache_key, entry_lock, trained_entry
 from evaluators.networks.t2m_data import T2MSplit, crop_like_official, pad_batch, t2m_split
 from evaluators.networks.t2m_evaluator import T2MEvaluator, evaluator_config, evaluator_std
 from evaluators.networks.t2m_modules import ContrastiveLoss, MovementConvDecoder
@@ -140,13 +140,14 @@ def fit_evaluator(ev: T2MEvaluator, split: T2MSplit, *, steps: int, batch_size: 
 @rng_neutral()
 def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, config: str | None = None,
                     **kwargs) -> T2MEvaluator:
-    """Train (or load from cache) an evaluator for ``dataset``; cached at ``cache_root()/evaluators/<key>.pt``.
+    """Train (or load from cache) an evaluator for ``dataset``, cached at
+    ``cache_root()/evaluators/<key>-<kernel id>.pt`` (:func:`~evaluators.datasets.cache.trained_entry`).
 
     ``kwargs`` override :data:`DEFAULTS` (steps, batch_size, lr, margin, movement_pretrain_steps,
     seed, config_overrides). The cache key hashes the hyperparameters, the word-vector source,
     the training data (names, shapes and a checksum of the motions and captions) and what else
     changes the trained weights (:func:`~evaluators.core.seeding.numerics_fingerprint`: torch
-    version, thread count, CPU ISA).
+    version, thread count, CPU ISA); the file name adds how this machine's kernels round.
     """
     hp = {**DEFAULTS, **kwargs}
     tr = t2m_split(dataset, split)
@@ -159,7 +160,7 @@ def train_evaluator(dataset: Any, *, split: str = "train", cache: bool = True, c
                     numerics_fingerprint())
     if not cache:
         return _train(tr, dataset, cfg, hp, key)
-    path = cache_root() / "evaluators" / f"{key}.pt"
+    path = trained_entry("evaluators", key)
     with entry_lock(path):  # a second process missing this entry waits here, then loads it
         if path.exists():
             log.info("loading cached evaluator %s", path)

@@ -202,6 +202,49 @@ def test_cached_evaluators_are_keyed_by_thread_count_and_torch_version(tmp_path,
         torch.set_num_threads(before)
 
 
+
+@pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
+def test_cached_evaluators_are_kept_apart_by_how_the_kernels_round(tmp_path, monkeypatch):
+    """Two machines whose kernels round differently at the same torch, threads and ISA (an Intel and
+    an AMD CPU) train one cache key to different weights. Sharing a cache folder, each must load its
+    own model: one trained under the other kernel id is not a hit, though the recorded key is equal."""
+    from evaluators.datasets import cache
+    from evaluators.networks.action_train import train_recognizer
+    from evaluators.networks.t2m_train import train_evaluator
+
+    monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
+    data = TinyT2M(n=40, k=4)
+
+    class Actions:
+        def split(self, name):
+            rng = np.random.default_rng(0)
+            return [{"motion": rng.normal(size=(12, 6, 3)).astype(np.float32), "label": i % 2} for i in range(8)]
+
+    def on_machine(kernel_id: str) -> tuple[str, torch.Tensor]:
+        monkeypatch.setattr(cache, "kernel_numerics", lambda: {"id": kernel_id}, raising=False)
+        ev = train_evaluator(data, steps=3, config_overrides=TINY_EVAL_CFG, seed=0)
+        train_recognizer(Actions(), kind="a2m_gru", steps=2, batch_size=4, num_frames=12)
+        return ev.meta["cache_key"], ev.embed_text([data.split("test").captions[0][0]])
+
+    def entries() -> list[str]:
+        return sorted(p.name for p in (tmp_path / "evaluators").glob("*.pt"))
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        key_a, emb_a = on_machine("aaaaaaaaaaaa")
+        assert len(entries()) == 2
+        key_b, _ = on_machine("bbbbbbbbbbbb")
+        assert key_b == key_a  # the records name the same key ...
+        assert len(entries()) == 4  # ... but the other machine trained its own entries
+        assert [n.rsplit("-", 1)[1] for n in entries()].count("bbbbbbbbbbbb.pt") == 2
+        again, emb_again = on_machine("aaaaaaaaaaaa")
+        assert again == key_a and len(entries()) == 4  # back on the first machine: its entries are hits
+        torch.testing.assert_close(emb_again, emb_a, rtol=0, atol=0)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_movement_autoencoder_pretraining_then_frozen_encoder():
     from evaluators.networks.t2m_train import train_evaluator
 
