@@ -9,8 +9,10 @@ process took the cores, and the run is flagged as distorted rather than trusted.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from evaluators.records import git_info, hardware_info
 
 
 @dataclass
@@ -105,3 +109,28 @@ def write_side_by_side(path: Path, rec: dict) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     return out
+
+
+def machine_folder(cpu: str) -> str:
+    """The folder one CPU model's side-by-side files go to: its name in lower case without trademark
+    marks or the word "processor" ("Intel(R) Xeon(R) Processor" -> ``intel-xeon``, "AMD EPYC" ->
+    ``amd-epyc``). A ratio holds on the CPU that measured it (the authors' code and the suite gain
+    unequally from one vendor's kernels), so a run on another CPU adds its own files beside the others."""
+    name = re.sub(r"\((r|tm)\)|\bprocessor\b|\bcpu\b|@.*$", " ", cpu.lower())
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-") or "unknown-cpu"
+
+
+def record_side_by_side(out_dir: Path, workload: str, method: str, batch: int, target: float | None,
+                        alt: Alternation, official: str = "official", suite: str = "suite", **extra) -> dict:
+    """Write the file ``speed.md`` renders for one workload, ``out_dir/<machine_folder>/<workload>.json``
+    (:func:`write_side_by_side` decides against a file already there), and return it. The ratio is the
+    authors' median over the suite's; ``extra`` carries the evidence (profile, floor) and any other figures."""
+    hw = hardware_info()
+    rec = {"workload": workload, "method": method, "batch": batch,
+           "official_s": alt.median(official), "suite_s": alt.median(suite), "ratio": alt.ratio(official, suite),
+           "target": target, "machine": f"{hw['cpu']} ({hw['cpu_count']} cores), torch {hw['torch']}",
+           "threads": alt.threads, "cpu_over_wall": round(alt.cpu_over_wall, 3), "distorted": alt.distorted,
+           "first_call_s": {"official": alt.first_call_s[official], "suite": alt.first_call_s[suite]},
+           "commit": git_info().get("commit"),
+           "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **extra}
+    return write_side_by_side(Path(out_dir) / machine_folder(hw["cpu"]) / f"{workload}.json", rec)

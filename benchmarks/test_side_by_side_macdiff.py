@@ -8,7 +8,7 @@ compute the same thing before anything is timed: the same loss and gradients on 
 inputs and noise (training), the same decoder output (denoising). Calls alternate in one
 process (:func:`benchmarks.alternate.alternate`) at the torch thread count set by
 ``MOTIONREPRO_SIDE_BY_SIDE_THREADS`` (default 1, as the published ratios), and each workload
-writes ``leaderboards/benchmarks/side_by_side/<workload>.json`` (ratio = official median /
+writes ``leaderboards/benchmarks/side_by_side/<cpu>/<workload>.json`` (ratio = official median /
 suite median; ``distorted`` when the run's CPU/wall shows another process took the cores).
 
 The authors' code has no sampling or reconstruction call at 692888f, so sampling is compared
@@ -20,16 +20,14 @@ pytest benchmarks/test_side_by_side_macdiff.py -s``.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from benchmarks.alternate import Alternation, alternate, side_by_side_threads
+from benchmarks.alternate import Alternation, alternate, record_side_by_side, side_by_side_threads
 from benchmarks.official_macdiff import Pair, official_root, same_denoise, same_loss
-from evaluators.records import git_info, hardware_info
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "leaderboards" / "benchmarks" / "side_by_side"
@@ -43,19 +41,8 @@ WORKLOADS = {
 
 
 def write_record(workload: str, batch: int, target: float | None, alt: Alternation, **extra) -> dict:
-    """The JSON row speed.md renders (one file per workload), plus the equivalence figures."""
-    hw = hardware_info()
-    rec = {"workload": workload, "method": "macdiff", "batch": batch,
-           "official_s": alt.median("official"), "suite_s": alt.median("suite"),
-           "ratio": alt.ratio("official", "suite"), "target": target,
-           "machine": f"{hw['cpu']} ({hw['cpu_count']} cores), torch {hw['torch']}", "threads": alt.threads,
-           "cpu_over_wall": round(alt.cpu_over_wall, 3), "distorted": alt.distorted,
-           "first_call_s": {"official": alt.first_call_s["official"], "suite": alt.first_call_s["suite"]},
-           "commit": git_info().get("commit"),
-           "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **extra}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{workload}.json").write_text(json.dumps(rec, indent=1) + "\n")
-    return rec
+    """The JSON row speed.md renders (one file per workload and machine), plus the equivalence figures."""
+    return record_side_by_side(OUT, workload, "macdiff", batch, target, alt, **extra)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ Both sides hold the same random weights at paper shapes (MLD-1, CLIP width 768, 
 are checked to give the same result before anything is timed. Calls alternate in one process
 at 1 thread (``benchmarks/alternate.py``), so the ratio survives a shared machine; the run's
 CPU/wall ratio is stored with it (``distorted`` when the process got under 90% of its thread).
-Each workload writes ``leaderboards/benchmarks/side_by_side/<workload>.json``.
+Each workload writes ``leaderboards/benchmarks/side_by_side/<cpu>/<workload>.json``.
 
 The suite's sampler is ``diffusion.fast_sampler`` (``methods/mld/fast_sampler.py``; no
 compilation, so ``first_call_s`` is the first call's time, nothing to amortise); its eager loop
@@ -26,7 +26,6 @@ timing (:func:`benchmarks.alternate.write_side_by_side`).
 from __future__ import annotations
 
 import copy
-import datetime
 from pathlib import Path
 
 import pytest
@@ -34,9 +33,8 @@ import torch
 
 from benchmarks import floor as fl
 from benchmarks import official_mld as om
-from benchmarks.alternate import Alternation, alternate, write_side_by_side
+from benchmarks.alternate import Alternation, alternate, record_side_by_side
 from benchmarks.profiling import top_ops
-from evaluators.records import git_info, hardware_info
 from methods.mld.diffusion import ddim_coefficients_for, ddim_sample
 from methods.mld.fast_sampler import FusedSampler
 
@@ -64,15 +62,7 @@ def _rel_gap(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _write(workload: str, batch: int, alt: Alternation, official: str, suite: str, target: float,
            **extra) -> dict:
-    hw = hardware_info()
-    row = {"workload": workload, "method": "mld", "batch": batch, "official_s": alt.median(official),
-           "suite_s": alt.median(suite), "ratio": alt.ratio(official, suite), "target": target,
-           "machine": f"{hw['cpu']} ({hw['cpu_count']} cores), torch {hw['torch']}", "threads": alt.threads,
-           "cpu_over_wall": round(alt.cpu_over_wall, 3), "distorted": alt.distorted,
-           "first_call_s": {"official": alt.first_call_s[official], "suite": alt.first_call_s[suite]},
-           "commit": git_info().get("commit"),
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **extra}
-    return write_side_by_side(OUT / f"{workload}.json", row)
+    return record_side_by_side(OUT, workload, "mld", batch, target, alt, official, suite, **extra)
 
 
 @pytest.mark.parametrize("batch", [1, 32])

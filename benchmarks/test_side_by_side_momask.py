@@ -5,7 +5,7 @@ EricGuo5513/momask-codes (skipped with the reason otherwise; the authors' code i
 Both sides hold the same random weights at paper shapes (:mod:`benchmarks.official_momask`); calls
 alternate in one process (:func:`benchmarks.alternate.alternate`) at the thread count torch runs
 set by ``MOTIONREPRO_SIDE_BY_SIDE_THREADS`` (default 1, as the published ratios), and each workload writes
-``leaderboards/benchmarks/side_by_side/<workload>.json`` (ratio = official median / suite median;
+``leaderboards/benchmarks/side_by_side/<cpu>/<workload>.json`` (ratio = official median / suite median;
 ``distorted`` when the run's CPU/wall shows another process took the cores). Sampling is timed for
 the suite's default (eager) path and, in the same alternation, for ``sampler.compile: true``
 (``<workload>_compile``; its ``first_call_s`` holds the one-time compilation) and for
@@ -23,18 +23,15 @@ training step as the authors' script runs it (anomaly detection on), which has n
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import platform
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from benchmarks import floor as fl
-from benchmarks.alternate import alternate, side_by_side_threads, write_side_by_side
+from benchmarks.alternate import alternate, record_side_by_side, side_by_side_threads
 from benchmarks.official_momask import Pair, official_root, same_logits
 from benchmarks.profiling import top_ops
 
@@ -50,37 +47,10 @@ WORKLOADS = {
 }
 
 
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical cores"
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def write_record(workload: str, batch: int, target: float | None, alt, official: str = "official",
                  suite: str = "suite", **extra) -> dict:
-    """The JSON row speed.md renders (one file per workload); ``extra``: evidence (profile, floor)."""
-    first = {"official": alt.first_call_s[official], "suite": alt.first_call_s[suite]}  # incl. any compile
-    rec = {"workload": workload, "method": "momask", "batch": batch,
-           "official_s": alt.median(official), "suite_s": alt.median(suite), "ratio": alt.ratio(official, suite),
-           "target": target, "machine": _machine(), "threads": alt.threads,
-           "cpu_over_wall": round(alt.cpu_over_wall, 3), "distorted": alt.distorted,
-           "first_call_s": first, "commit": _commit(),
-           "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **extra}
-    return write_side_by_side(OUT / f"{workload}.json", rec)
+    """The JSON row speed.md renders (one file per workload and machine); ``extra``: evidence (profile, floor)."""
+    return record_side_by_side(OUT, workload, "momask", batch, target, alt, official, suite, **extra)
 
 
 @pytest.fixture(scope="module")

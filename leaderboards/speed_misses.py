@@ -1,6 +1,6 @@
 """``speed.md``'s "Why the misses": the evidence behind each ratio against the authors' code.
 
-A side-by-side file (``benchmarks/side_by_side/<workload>.json``) may carry, beside its timing:
+A side-by-side file (``benchmarks/side_by_side/<cpu>/<workload>.json``) may carry, beside its timing:
 
 - ``profile``: one extra untimed call of each side under torch.profiler, its top ops by self CPU
   time (:func:`benchmarks.profiling.top_ops`): where the time goes before (the authors' code,
@@ -54,7 +54,7 @@ def floor_table(docs: list[tuple[Path, dict]]) -> pd.DataFrame:
         if not isinstance(f, dict) or f.get("floor_s") is None:
             continue
         rows.append({
-            "workload": d["workload"],
+            "workload": d["workload"], "machine": f"{d['machine']}, {d.get('threads', '?')} thr",
             "ratio / target": f"{float(d['ratio']):.2f} / " + ("" if d.get("target") is None
                                                                else f"{float(d['target']):.2f}"),
             "verdict": _verdict(d),
@@ -90,7 +90,7 @@ def profile_lines(docs: list[tuple[Path, dict]]) -> list[str]:
         ev = d.get("evidence_run")
         when = (f" (profile and floor measured at {ev.get('commit')}, {str(ev.get('date'))[:16]}, cpu/wall "
                 f"{_fmt(ev.get('cpu_over_wall'))}; the timing above is the earlier quiet run's)" if ev else "")
-        out.append(f"- **{d['workload']}** ({float(d['ratio']):.2f}, {_verdict(d)}){when}:")
+        out.append(f"- **{d['workload']}** on {d['machine']} ({float(d['ratio']):.2f}, {_verdict(d)}){when}:")
         out += [f"  - {label}: {_profile_line(prof[key])}" for key, label in PROFILE_SIDES
                 if isinstance(prof.get(key), dict)]
     return out

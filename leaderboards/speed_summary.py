@@ -7,9 +7,10 @@ Three blocks come before the engineering detail of :mod:`leaderboards.speed`:
   memory of one batch-32 call and training samples/s, each cell with the machine named in its
   row and a † where the timed region was contended;
 - one sentence per method saying where it stands against its fraction-of-peak target;
-- "versus the authors' code": the side-by-side timings in ``benchmarks/side_by_side/*.json``
+- "versus the authors' code": the side-by-side timings in ``benchmarks/side_by_side/<cpu>/*.json``
   (the same workload run through the authors' code and through this suite, alternating calls
-  in one process, :mod:`benchmarks.alternate`), each ratio beside its target.
+  in one process, :mod:`benchmarks.alternate`; one folder per CPU model), each ratio beside its
+  target, the machines that measured one workload in adjacent rows.
 
 The notes that restated a row's verdict ("misses target by N points") become one column of
 :func:`target_table`, so the detail sections keep every number without repeating the table.
@@ -152,10 +153,14 @@ def headline(files: list[tuple[Path, dict]], entries) -> list[str]:
 # -- versus the authors' code ------------------------------------------------------------------
 
 def load_side_by_side(bench_dirs: list[Path]) -> list[tuple[Path, dict]]:
-    """The side-by-side files of every benchmark folder, each checked for the fields the table reads."""
+    """The side-by-side files of every benchmark folder, each checked for the fields the table reads,
+    ordered by workload and then machine. A ratio holds on the CPU that measured it, so each CPU model
+    keeps its files in its own folder (``side_by_side/<cpu>/``; files directly in ``side_by_side/``
+    are read too)."""
     out = []
     for d in bench_dirs:
-        for p in sorted((Path(d) / SIDE_BY_SIDE).glob("*.json")):
+        root = Path(d) / SIDE_BY_SIDE
+        for p in sorted(root.glob("*.json")) + sorted(root.glob("*/*.json")):
             try:
                 doc = json.loads(p.read_text(encoding="utf-8"))
             except json.JSONDecodeError as e:
@@ -164,7 +169,7 @@ def load_side_by_side(bench_dirs: list[Path]) -> list[tuple[Path, dict]]:
             if missing:
                 raise BenchmarkFileError(f"{p}: a side-by-side file needs {', '.join(missing)}")
             out.append((p, doc))
-    return out
+    return sorted(out, key=lambda pd_: (str(pd_[1]["workload"]), str(pd_[1]["machine"])))
 
 
 def _speedup_ratio(doc: dict) -> bool:
@@ -213,5 +218,7 @@ def versus_authors(bench_dirs: list[Path]) -> list[str]:
             "calls in one process (`benchmarks/alternate.py`), so both see the same machine load; the ratio of "
             "the medians is the result, the absolute seconds hold only on the machine named. `distorted`: the "
             "run's CPU/wall ratio was under 0.9 × its threads (another process held the cores), so the ratio is "
-            "not trusted. Files: `benchmarks/side_by_side/*.json`.\n",
+            "not trusted. Files: `benchmarks/side_by_side/<cpu>/*.json`, one folder per CPU model: where two "
+            "machines measured a workload their rows sit together, and the ratio to compare with a target is "
+            "each machine's own.\n",
             _md(side_by_side_table(docs))]

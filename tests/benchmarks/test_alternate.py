@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.alternate import alternate
+from benchmarks.alternate import alternate, machine_folder
 
 
 def test_calls_alternate_and_first_call_is_timed_apart():
@@ -19,3 +19,15 @@ def test_calls_alternate_and_first_call_is_timed_apart():
 def test_rejects_empty_measurements(repeats, warmup):
     with pytest.raises(ValueError, match="must be >= 1"):
         alternate({"a": lambda: None}, repeats=repeats, warmup=warmup)
+
+
+@pytest.mark.parametrize("cpu, folder", [
+    ("Intel(R) Xeon(R) Processor", "intel-xeon"),  # /proc/cpuinfo model names, as they are written
+    ("AMD EPYC", "amd-epyc"),
+    ("AMD EPYC 9654 96-Core Processor", "amd-epyc-9654-96-core"),
+    ("Intel(R) Core(TM) i7-10700 CPU @ 2.90GHz", "intel-core-i7-10700"),
+    ("../../etc", "etc"),  # a name never leaves the side-by-side folder
+    ("", "unknown-cpu"),
+])
+def test_each_cpu_model_gets_its_own_folder(cpu, folder):
+    assert machine_folder(cpu) == folder

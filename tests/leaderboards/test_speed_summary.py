@@ -103,3 +103,19 @@ def test_a_side_by_side_file_without_its_fields_is_named(tmp_path):
     (bench / "side_by_side" / "broken.json").write_text(json.dumps({"workload": "x"}), encoding="utf-8")
     with pytest.raises(BenchmarkFileError, match=r"broken\.json.*official_s"):
         render_speed([bench], [])
+
+
+def test_each_machine_keeps_its_ratios_and_one_workload_sits_together(tmp_path):
+    """A ratio holds on the CPU that measured it: files of two CPU models, each in its own folder,
+    are both rendered, the rows of one workload next to each other, each with its own verdict."""
+    bench = tmp_path / "bench"
+    for folder, machine, ratio in (("cpu-b", "CPU B", 1.1), ("cpu-a", "CPU A", 2.1)):
+        (bench / "side_by_side" / folder).mkdir(parents=True)
+        for workload in ("w1", "w2"):
+            (bench / "side_by_side" / folder / f"{workload}.json").write_text(json.dumps(
+                {**SIDE, "workload": workload, "machine": machine, "ratio": ratio, "official_s": 2.0 * ratio,
+                 "suite_s": 2.0, "target": 2.0, "distorted": False}), encoding="utf-8")
+    rows = table_rows(render_speed([bench], []), "authors' code (s)")
+    assert [(r["workload"], r["machine"]) for r in rows] == [
+        ("w1", "CPU A, 2 thr"), ("w1", "CPU B, 2 thr"), ("w2", "CPU A, 2 thr"), ("w2", "CPU B, 2 thr")]
+    assert [r["against target"] for r in rows] == ["met", "missed", "met", "missed"]
