@@ -31,27 +31,40 @@ def kernel_numerics(threads: int | None = None) -> dict[str, Any]:
     import torch  # lazy: records import this module, and reading records must not pay torch's import
 
     n = int(threads or torch.get_num_threads())
-    return dict(_at_threads(n))
+    full, _, capability = _at_threads(n)
+    return {"id": full, "threads": n, "cpu_capability": capability}
+
+
+def torch_kernels_id(threads: int | None = None) -> str:
+    """The part of the id that torch's kernels alone decide (12 hex): what a model trained with torch
+    depends on. numpy's BLAS, which :func:`kernel_numerics` also hashes, takes its thread count from
+    the environment at start-up, so two processes of one machine can differ there and still train
+    the same weights; a cache of trained models is named by this id, not retrained for that."""
+    import torch  # lazy: as in kernel_numerics
+
+    return _at_threads(int(threads or torch.get_num_threads()))[1]
 
 
 @functools.lru_cache(maxsize=8)
-def _at_threads(n: int) -> tuple[tuple[str, Any], ...]:
+def _at_threads(n: int) -> tuple[str, str, str]:
+    """(full id, torch-only id, ATen's CPU capability) at ``n`` intra-op threads."""
     import torch  # lazy: as in kernel_numerics
 
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        digest = _digest()
+        torch_outs = _torch_outputs()
     finally:
         torch.set_num_threads(before)
-    return (("id", digest), ("threads", n), ("cpu_capability", torch.backends.cpu.get_cpu_capability()))
+    return (_digest(torch_outs + _numpy_outputs(), numpy=True), _digest(torch_outs, numpy=False),
+            torch.backends.cpu.get_cpu_capability())
 
 
-def _digest() -> str:
+def _digest(outs: list[np.ndarray], numpy: bool) -> str:
     import torch  # lazy: as in kernel_numerics
 
-    h = hashlib.sha256(f"torch {torch.__version__} numpy {np.__version__}".encode())
-    for out in _torch_outputs() + _numpy_outputs():
+    h = hashlib.sha256(f"torch {torch.__version__}{f' numpy {np.__version__}' if numpy else ''}".encode())
+    for out in outs:
         h.update(np.ascontiguousarray(out).tobytes())
     return h.hexdigest()[:12]
 

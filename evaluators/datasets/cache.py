@@ -26,7 +26,7 @@ from typing import Any
 from filelock import FileLock
 
 from evaluators.core.io import current_umask
-from evaluators.core.kernel_numerics import kernel_numerics
+from evaluators.core.kernel_numerics import torch_kernels_id
 from evaluators.core.validate import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,11 +53,11 @@ def trained_entry(folder: str, key: str) -> Path:
     """Where a model trained under cache key ``key`` is kept: ``cache_root()/<folder>/<key>-<kernel id>.pt``.
 
     ``key`` names what a run chose (data, hyperparameters, torch, threads, ISA) and is recorded with
-    the model. The kernel id (:func:`~evaluators.core.kernel_numerics.kernel_numerics`) names how this
-    machine's math kernels round, which the key leaves out: two CPUs of different vendors at the same
-    ISA train one key to different weights. In a cache folder they share, each then keeps and loads
-    its own model, so a cache hit gives what training here would have given."""
-    return cache_root() / folder / f"{key}-{kernel_numerics()['id']}.pt"
+    the model. The kernel id (:func:`~evaluators.core.kernel_numerics.torch_kernels_id`) names how
+    this machine's torch kernels round, which the key leaves out: two CPUs of different vendors at the
+    same ISA train one key to different weights. In a cache folder they share, each then keeps and
+    loads its own model, so a cache hit gives what training here would have given."""
+    return cache_root() / folder / f"{key}-{torch_kernels_id()}.pt"
 
 
 @contextmanager

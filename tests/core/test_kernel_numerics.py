@@ -20,11 +20,12 @@ import pytest
 import torch
 
 import evaluators.core.kernel_numerics as kernel_numerics_module
-from evaluators.core.kernel_numerics import kernel_numerics
+from evaluators.core.kernel_numerics import kernel_numerics, torch_kernels_id
 from evaluators.records import bitwise_mismatch, hardware_info
 
 REPO = Path(__file__).resolve().parents[2]
-PROBE = "import json; from evaluators.core.kernel_numerics import kernel_numerics; print(json.dumps(kernel_numerics(1)))"
+PROBE = ("import json; from evaluators.core.kernel_numerics import kernel_numerics, torch_kernels_id; "
+         "print(json.dumps({**kernel_numerics(1), 'torch_id': torch_kernels_id(1)}))")
 
 
 def _fresh_id(**env: str) -> dict:
@@ -45,7 +46,7 @@ def _cpu_flags() -> set[str]:
 
 
 def test_same_kernels_give_the_same_id_in_a_fresh_process():
-    assert _fresh_id() == kernel_numerics(1)
+    assert _fresh_id() == {**kernel_numerics(1), "torch_id": torch_kernels_id(1)}
 
 
 @pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() == "DEFAULT", reason="ATen already runs its default kernels")
@@ -53,12 +54,21 @@ def test_aten_running_other_vector_kernels_changes_the_id():
     other = _fresh_id(ATEN_CPU_CAPABILITY="default")
     assert other["cpu_capability"] == "DEFAULT"  # the switch took effect
     assert other["id"] != kernel_numerics(1)["id"]
+    assert other["torch_id"] != torch_kernels_id(1)
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64" or "avx2" not in _cpu_flags(),
                     reason="oneDNN's SSE4.1 cap changes its kernels only on a CPU with wider vectors")
 def test_onednn_capped_to_narrower_vectors_changes_the_id():
-    assert _fresh_id(ONEDNN_MAX_CPU_ISA="SSE41")["id"] != kernel_numerics(1)["id"]
+    other = _fresh_id(ONEDNN_MAX_CPU_ISA="SSE41")
+    assert other["id"] != kernel_numerics(1)["id"] and other["torch_id"] != torch_kernels_id(1)
+
+
+def test_the_torch_id_does_not_follow_numpys_blas_threads():
+    """numpy's OpenBLAS reads its thread count at start-up; torch's kernels (what trains a cached
+    model) do not depend on it, so neither may the id that names cached models."""
+    one, two = _fresh_id(OPENBLAS_NUM_THREADS="1"), _fresh_id(OPENBLAS_NUM_THREADS="2")
+    assert one["torch_id"] == two["torch_id"] == torch_kernels_id(1)
 
 
 def test_the_id_leaves_generators_and_thread_count_as_they_were():

@@ -221,7 +221,7 @@ def test_cached_evaluators_are_kept_apart_by_how_the_kernels_round(tmp_path, mon
             return [{"motion": rng.normal(size=(12, 6, 3)).astype(np.float32), "label": i % 2} for i in range(8)]
 
     def on_machine(kernel_id: str) -> tuple[str, torch.Tensor]:
-        monkeypatch.setattr(cache, "kernel_numerics", lambda: {"id": kernel_id}, raising=False)
+        monkeypatch.setattr(cache, "torch_kernels_id", lambda: kernel_id, raising=False)
         ev = train_evaluator(data, steps=3, config_overrides=TINY_EVAL_CFG, seed=0)
         train_recognizer(Actions(), kind="a2m_gru", steps=2, batch_size=4, num_frames=12)
         return ev.meta["cache_key"], ev.embed_text([data.split("test").captions[0][0]])
