@@ -45,8 +45,7 @@ class MultiheadAttention(nn.Module):
         nn.init.zeros_(self.out_proj.bias)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                key_padding_mask: torch.Tensor | None = None, first: int | None = None) -> torch.Tensor:
-        """``first``: project out only the first ``first`` queries' outputs (attention still runs for all)."""
+                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, Lq, d = query.shape
         Lk = key.shape[1]
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)
@@ -60,10 +59,7 @@ class MultiheadAttention(nn.Module):
             attn_mask = (~key_padding_mask.bool())[:, None, None, :]  # True = attend
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                              dropout_p=self.dropout if self.training else 0.0)
-        out = out.transpose(1, 2)
-        if first is not None:
-            out, Lq = out[:, :first], min(first, Lq)
-        return self.out_proj(out.reshape(B, Lq, d))
+        return self.out_proj(out.transpose(1, 2).reshape(B, Lq, d))
 
 
 def _activation(name: str):
@@ -98,19 +94,13 @@ class TransformerEncoderLayer(nn.Module):
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(self.act(self.linear1(x))))
 
-    def forward(self, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None,
-                first: int | None = None) -> torch.Tensor:
-        """``first``: return only the first ``first`` tokens, with the out-projection, norms and
-        feed-forward (three quarters of the layer's products) computed for those alone: the full
-        layer's first rows, bit for bit. Attention still runs for every query: SDPA's CPU kernel takes
-        another code path for a couple of queries and rounds differently."""
-        keep = slice(None) if first is None else slice(0, first)
+    def forward(self, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.normalize_before:
             y = self.norm1(src)
-            out = src[:, keep] + self.dropout1(self.self_attn(y, y, y, src_key_padding_mask, first))
-            return out + self.dropout2(self._ff(self.norm2(out)))
-        out = self.norm1(src[:, keep] + self.dropout1(self.self_attn(src, src, src, src_key_padding_mask, first)))
-        return self.norm2(out + self.dropout2(self._ff(out)))
+            src = src + self.dropout1(self.self_attn(y, y, y, src_key_padding_mask))
+            return src + self.dropout2(self._ff(self.norm2(src)))
+        src = self.norm1(src + self.dropout1(self.self_attn(src, src, src, src_key_padding_mask)))
+        return self.norm2(src + self.dropout2(self._ff(src)))
 
 
 class TransformerDecoderLayer(nn.Module):
@@ -173,28 +163,22 @@ class _SkipStack(nn.Module):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
-    def _run(self, x: torch.Tensor, call, last=None) -> torch.Tensor:
-        """``last``: how the final layer is called, where it differs from ``call``."""
-        last = last or call
-        n_out = len(self.output_blocks)
+    def _run(self, x: torch.Tensor, call) -> torch.Tensor:
         skips = []
         for block in self.input_blocks:
             x = call(block, x)
             skips.append(x)
-        x = (last if n_out == 0 else call)(self.middle_block, x)
-        for j, (block, linear) in enumerate(zip(self.output_blocks, self.linear_blocks)):
-            x = (last if j == n_out - 1 else call)(block, linear(torch.cat([x, skips.pop()], dim=-1)))
+        x = call(self.middle_block, x)
+        for block, linear in zip(self.output_blocks, self.linear_blocks):
+            x = call(block, linear(torch.cat([x, skips.pop()], dim=-1)))
         return self.norm(x) if self.norm is not None else x
 
 
 class SkipTransformerEncoder(_SkipStack):
-    """src ``[B, L, d]`` -> ``[B, L, d]`` through the skip-connected encoder stack (``first``: only
-    the first ``first`` tokens, see :meth:`TransformerEncoderLayer.forward`)."""
+    """src ``[B, L, d]`` -> ``[B, L, d]`` through the skip-connected encoder stack."""
 
-    def forward(self, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None,
-                first: int | None = None) -> torch.Tensor:
-        return self._run(src, lambda blk, x: blk(x, src_key_padding_mask),
-                         None if first is None else lambda blk, x: blk(x, src_key_padding_mask, first))
+    def forward(self, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self._run(src, lambda blk, x: blk(x, src_key_padding_mask))
 
 
 class SkipTransformerDecoder(_SkipStack):

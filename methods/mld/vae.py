@@ -64,12 +64,8 @@ class MotionVAE(nn.Module):
         x = self.skel_embedding(features)
         dist = self.global_motion_token[None].expand(B, -1, -1)
         xseq = self.query_pos_encoder(torch.cat([dist, x], dim=1))
-        n = dist.shape[1]
-        pad = torch.cat([torch.zeros(B, n, dtype=torch.bool, device=x.device), ~mask], dim=1)
-        # only the distribution tokens' outputs are read: out of training, the last layer computes those
-        # alone (a ninth of the stack's work at 196 frames, the frozen encode of every denoiser step);
-        # in training the whole stack runs, so dropout draws its masks over the same elements as always
-        out = self.encoder(xseq, src_key_padding_mask=pad, first=None if self.training else n)[:, :n]
+        pad = torch.cat([torch.zeros(B, dist.shape[1], dtype=torch.bool, device=x.device), ~mask], dim=1)
+        out = self.encoder(xseq, src_key_padding_mask=pad)[:, : dist.shape[1]]
         return out[:, : self.latent_size], out[:, self.latent_size:]
 
     def encode(self, features: torch.Tensor, lengths, sample: bool = True,

@@ -30,64 +30,6 @@ def test_encoder_layer_matches_torch_reference(norm_first):
     torch.testing.assert_close(a[valid], b[valid], atol=1e-5, rtol=1e-5)
 
 
-
-@pytest.mark.parametrize("norm_first", [False, True])
-def test_encoder_layer_computes_its_first_tokens_alone(norm_first):
-    """``first=k``: the first k rows of the full layer (nn.TransformerEncoderLayer's math)."""
-    ours = TransformerEncoderLayer(32, 4, 64, 0.0, "gelu", normalize_before=norm_first).eval()
-    ref = nn.TransformerEncoderLayer(32, 4, 64, 0.0, activation="gelu", batch_first=True, norm_first=norm_first).eval()
-    ref.load_state_dict(ours.state_dict(), strict=True)
-    x = torch.randn(3, 9, 32)
-    pad = ~lengths_to_mask([9, 6, 3], 9)
-    with torch.no_grad():
-        part = ours(x, pad, first=2)
-        assert part.shape == (3, 2, 32)
-        torch.testing.assert_close(part, ref(x, src_key_padding_mask=pad)[:, :2], atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("sizes, batch, frames", [
-    ({"latent_dim": 64, "ff_size": 128, "num_layers": 3, "dropout": 0.0}, 32, 60),  # the demo's smoke VAE
-    ({}, 4, 196),  # paper widths (MLD-1: 2 distribution tokens, 9 layers)
-    ({"latent_size": 7, "normalize_before": True}, 4, 120),
-])
-def test_vae_encode_out_of_training_is_the_full_stack_bit_for_bit(sizes, batch, frames):
-    """Out of training the encoder's last layer runs for the distribution tokens alone; the latents
-    must be the full stack's to the last bit (every record of the denoiser's training reads them)."""
-    from methods.mld.vae import MotionVAE
-
-    torch.manual_seed(0)
-    vae = MotionVAE(263, **sizes).eval()
-    x = torch.randn(batch, frames, 263)
-    lengths = torch.randint(frames // 3, frames + 1, (batch,))
-    lengths[0] = frames
-    n = 2 * vae.latent_size
-    with torch.no_grad():
-        calls = []
-        handle = vae.encoder.register_forward_hook(lambda m, args, kw, out: calls.append(kw.get("first")),
-                                                   with_kwargs=True)
-        mu, logvar = vae.encode_dist(x, lengths)
-        handle.remove()
-        assert calls == [n]  # the short path ran
-        mask = lengths_to_mask(lengths, frames)
-        xseq = vae.query_pos_encoder(torch.cat([vae.global_motion_token[None].expand(batch, -1, -1),
-                                                vae.skel_embedding(x)], dim=1))
-        pad = torch.cat([torch.zeros(batch, n, dtype=torch.bool), ~mask], dim=1)
-        full = vae.encoder(xseq, src_key_padding_mask=pad)[:, :n]
-    assert torch.equal(mu, full[:, : vae.latent_size]) and torch.equal(logvar, full[:, vae.latent_size:])
-
-
-def test_vae_in_training_runs_the_whole_encoder():
-    """In training dropout draws one mask element per computed element: the whole stack runs, so a
-    seed gives the masks (and the weights) it always gave."""
-    from methods.mld.vae import MotionVAE
-
-    vae = MotionVAE(263, latent_dim=32, ff_size=64, num_layers=3, dropout=0.1).train()
-    calls = []
-    vae.encoder.register_forward_hook(lambda m, args, kw, out: calls.append(kw.get("first")), with_kwargs=True)
-    vae.encode_dist(torch.randn(2, 10, 263), [10, 7])
-    assert calls == [None]
-
-
 def test_decoder_layer_matches_torch_reference():
     ours = TransformerDecoderLayer(32, 4, 64, 0.0, "gelu").eval()
     ref = nn.TransformerDecoderLayer(32, 4, 64, 0.0, activation="gelu", batch_first=True).eval()
