@@ -25,7 +25,7 @@ from evaluators.records import bitwise_mismatch, hardware_info
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = ("import json; from evaluators.core.kernel_numerics import kernel_numerics, torch_kernels_id; "
-         "print(json.dumps({**kernel_numerics(1), 'torch_id': torch_kernels_id(1)}))")
+         "print(json.dumps({**kernel_numerics(1), 'torch_id': torch_kernels_id(1), 'torch_id_2': torch_kernels_id(2)}))")
 
 
 def _fresh_id(**env: str) -> dict:
@@ -46,7 +46,7 @@ def _cpu_flags() -> set[str]:
 
 
 def test_same_kernels_give_the_same_id_in_a_fresh_process():
-    assert _fresh_id() == {**kernel_numerics(1), "torch_id": torch_kernels_id(1)}
+    assert _fresh_id() == {**kernel_numerics(1), "torch_id": torch_kernels_id(1), "torch_id_2": torch_kernels_id(2)}
 
 
 @pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() == "DEFAULT", reason="ATen already runs its default kernels")
@@ -64,11 +64,15 @@ def test_onednn_capped_to_narrower_vectors_changes_the_id():
     assert other["id"] != kernel_numerics(1)["id"] and other["torch_id"] != torch_kernels_id(1)
 
 
-def test_the_torch_id_does_not_follow_numpys_blas_threads():
-    """numpy's OpenBLAS reads its thread count at start-up; torch's kernels (what trains a cached
-    model) do not depend on it, so neither may the id that names cached models."""
-    one, two = _fresh_id(OPENBLAS_NUM_THREADS="1"), _fresh_id(OPENBLAS_NUM_THREADS="2")
+def test_the_torch_id_does_not_follow_the_thread_counts_read_at_start_up():
+    """numpy's OpenBLAS reads its thread count from the environment at start-up; torch's kernels (what
+    trains a cached model) follow ``torch.set_num_threads`` alone. So the id that names cached models
+    must be the same in a pytest worker started at 1 thread that trains at 2 and in the 2-thread
+    process it starts to load that model."""
+    one = _fresh_id(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    two = _fresh_id(OMP_NUM_THREADS="2", MKL_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2")
     assert one["torch_id"] == two["torch_id"] == torch_kernels_id(1)
+    assert one["torch_id_2"] == two["torch_id_2"] == torch_kernels_id(2)
 
 
 def test_the_id_leaves_generators_and_thread_count_as_they_were():
