@@ -162,26 +162,34 @@ def test_train_evaluator_caches_atomically(tmp_path, monkeypatch):
     assert other.meta["cache_key"] != ev.meta["cache_key"]
 
 
+class _TinyActions:
+    """Eight random two-class motions: enough for the action recogniser's cache entry."""
+
+    def split(self, name):
+        rng = np.random.default_rng(0)
+        return [{"motion": rng.normal(size=(12, 6, 3)).astype(np.float32), "label": i % 2} for i in range(8)]
+
+
+def _train_both(data):
+    """Train (or load) the tiny T2M evaluator and action recogniser under the current cache; the evaluator."""
+    from evaluators.networks.action_train import train_recognizer
+    from evaluators.networks.t2m_train import train_evaluator
+
+    ev = train_evaluator(data, steps=3, config_overrides=TINY_EVAL_CFG, seed=0)
+    train_recognizer(_TinyActions(), kind="a2m_gru", steps=2, batch_size=4, num_frames=12)
+    return ev
+
+
 @pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_cached_evaluators_are_keyed_by_thread_count_and_torch_version(tmp_path, monkeypatch):
     """The thread count sets the reduction order of CPU kernels, so the same seed can train different
     weights at 1 and at 2 threads; the torch build can change them too. An evaluator (or recogniser) trained under one must not be
     loaded under another: the tests train at 1 thread, the demo then runs at the machine's cores."""
-    from evaluators.networks.action_train import train_recognizer
-    from evaluators.networks.t2m_train import train_evaluator
-
     monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
     data = TinyT2M(n=40, k=4)
 
-    class Actions:
-        def split(self, name):
-            rng = np.random.default_rng(0)
-            return [{"motion": rng.normal(size=(12, 6, 3)).astype(np.float32), "label": i % 2} for i in range(8)]
-
     def train_both():
-        ev = train_evaluator(data, steps=3, config_overrides=TINY_EVAL_CFG, seed=0)
-        train_recognizer(Actions(), kind="a2m_gru", steps=2, batch_size=4, num_frames=12)
-        return ev.meta["cache_key"]
+        return _train_both(data).meta["cache_key"]
 
     def cached() -> int:
         return len(list((tmp_path / "evaluators").glob("*.pt")))
@@ -202,28 +210,18 @@ def test_cached_evaluators_are_keyed_by_thread_count_and_torch_version(tmp_path,
         torch.set_num_threads(before)
 
 
-
 @pytest.mark.slow  # > 2 s (end to end, a subprocess or training): CI, not the --fast lane
 def test_cached_evaluators_are_kept_apart_by_how_the_kernels_round(tmp_path, monkeypatch):
     """Two machines whose kernels round differently at the same torch, threads and ISA (an Intel and
     an AMD CPU) train one cache key to different weights. Sharing a cache folder, each must load its
     own model: one trained under the other kernel id is not a hit, though the recorded key is equal."""
     from evaluators.datasets import cache
-    from evaluators.networks.action_train import train_recognizer
-    from evaluators.networks.t2m_train import train_evaluator
-
     monkeypatch.setenv("MOTIONREPRO_CACHE", str(tmp_path))
     data = TinyT2M(n=40, k=4)
 
-    class Actions:
-        def split(self, name):
-            rng = np.random.default_rng(0)
-            return [{"motion": rng.normal(size=(12, 6, 3)).astype(np.float32), "label": i % 2} for i in range(8)]
-
     def on_machine(kernel_id: str) -> tuple[str, torch.Tensor]:
         monkeypatch.setattr(cache, "torch_kernels_id", lambda: kernel_id, raising=False)
-        ev = train_evaluator(data, steps=3, config_overrides=TINY_EVAL_CFG, seed=0)
-        train_recognizer(Actions(), kind="a2m_gru", steps=2, batch_size=4, num_frames=12)
+        ev = _train_both(data)
         return ev.meta["cache_key"], ev.embed_text([data.split("test").captions[0][0]])
 
     def entries() -> list[str]:
