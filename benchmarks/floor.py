@@ -3,7 +3,8 @@
 A side-by-side ratio that misses its target needs the number that says how far any
 implementation of the same math could go. The workload is run once under torch.profiler with
 shapes recorded; every dense product it launched (``aten::addmm``, ``mm``, ``bmm``, ``baddbmm``,
-``_addmm_activation`` as its matmul, ``convolution`` and ``convolution_backward``; the outermost
+``_addmm_activation`` as its matmul, ``convolution`` and ``convolution_backward``, oneDNN's packed
+``mkldnn::_linear_pointwise`` (:mod:`methods.common.onednn_linear`); the outermost
 such op only, so a product inside another is not counted twice) is then called again, in the
 same order, with nothing between the calls: no Python model code, no elementwise ops, no norms,
 no softmax, no sampling, no optimizer. The operands are the model's own weights where a
@@ -29,9 +30,10 @@ import torch
 from torch import nn
 
 from benchmarks.alternate import alternate
+from methods.common import onednn_linear
 
 DENSE_OPS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation",
-             "aten::convolution", "aten::convolution_backward")
+             "aten::convolution", "aten::convolution_backward", "mkldnn::_linear_pointwise")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,10 @@ def _call(p: Product, ops: _Operands) -> Callable[[], Any] | None:
     if p.op in ("aten::addmm", "aten::_addmm_activation"):  # (bias, mat1, mat2, ...): the matmul only
         bias, x, w = ops.act(s[0]), ops.act(s[1]), ops.weight_or_act(s[2])
         return (lambda: torch.addmm(bias, x, w)) if bias is not None else (lambda: torch.mm(x, w))
+    if p.op == "mkldnn::_linear_pointwise":  # (x, packed [out, in], bias, ...): packed once, as the model does
+        x, bias = ops.act(s[0]), ops.act(s[2]) if len(s) > 2 else None
+        packed = onednn_linear.PackedWeights(rows=max(x.numel() // x.shape[-1], 1)).get(ops.weight_or_act(s[1]))
+        return lambda: onednn_linear.linear(x, packed, bias)
     if p.op == "aten::mm":  # a weight on either side (forward x @ W.t(), backward grad @ W)
         w2 = ops.weight(s[1])
         a, b = (ops.act(s[0]), w2) if w2 is not None else (ops.weight_or_act(s[0]), ops.act(s[1]))

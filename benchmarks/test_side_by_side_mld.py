@@ -15,7 +15,9 @@ Each workload writes ``leaderboards/benchmarks/side_by_side/<cpu>/<workload>.jso
 
 The suite's sampler is ``diffusion.fast_sampler`` (``methods/mld/fast_sampler.py``; no
 compilation, so ``first_call_s`` is the first call's time, nothing to amortise); its eager loop
-(the default) is timed beside it (``suite_eager_s``). Both batches also store the profiles of the
+(the default) is timed beside it (``suite_eager_s``), and so is the fast sampler with
+``diffusion.onednn_linear`` (``<workload>_onednn``: the products on oneDNN instead of oneMKL; its
+``first_call_s`` includes packing the weights, done once per sampler and kept while they do not change). Both batches also store the profiles of the
 three calls (``profile``: where the time goes before and after the suite's changes) and the time of
 the suite's dense products replayed alone (``floor``, :mod:`benchmarks.floor`): no implementation of
 this math with these kernels goes below it, so ``official_s / floor_s`` bounds the reachable ratio.
@@ -38,6 +40,7 @@ from benchmarks import official_mld as om
 from benchmarks.alternate import Alternation, alternate, record_side_by_side
 from benchmarks.profiling import top_ops
 from evaluators.core.config import load_config
+from methods.common import onednn_linear
 from methods.mld.diffusion import ddim_coefficients_for, ddim_sample
 from methods.mld.fast_sampler import FusedSampler
 
@@ -76,6 +79,8 @@ def test_sampling_side_by_side(benchmark, batch):
     uncond, cond = text[:batch], text[batch:]
     official = om.official_sampler(pair.official_denoiser, cfg, STEPS, GUIDANCE)
     fast = FusedSampler(pair.suite_denoiser, ddim_coefficients_for(STEPS, 0.0, cfg), GUIDANCE)
+    onednn = (FusedSampler(pair.suite_denoiser, ddim_coefficients_for(STEPS, 0.0, cfg), GUIDANCE, onednn=True)
+              if onednn_linear.unavailable() is None else None)
 
     def eager():
         return ddim_sample(pair.suite_denoiser, cond, uncond, z_T, steps=STEPS, guidance_scale=GUIDANCE,
@@ -83,9 +88,15 @@ def test_sampling_side_by_side(benchmark, batch):
 
     ref = official(text, z_T)
     gaps = {"eager": _rel_gap(eager(), ref), "fast_sampler": _rel_gap(fast(cond, uncond, z_T), ref)}
+    contenders = {"official": lambda: official(text, z_T), "suite": lambda: fast(cond, uncond, z_T),
+                  "suite_eager": eager}
+    if onednn is not None:
+        # a fresh sampler: its first call packs the weights, which the alternation times apart
+        contenders["suite_onednn"] = lambda: onednn(cond, uncond, z_T)
+        gaps["onednn_linear"] = _rel_gap(FusedSampler(pair.suite_denoiser, ddim_coefficients_for(STEPS, 0.0, cfg),
+                                                      GUIDANCE, onednn=True)(cond, uncond, z_T), ref)
     assert max(gaps.values()) < 1e-5, gaps  # same math: the same z_0 from the same weights and noise
-    alt = alternate({"official": lambda: official(text, z_T), "suite": lambda: fast(cond, uncond, z_T),
-                     "suite_eager": eager}, repeats=REPEATS[batch], threads=1)
+    alt = alternate(contenders, repeats=REPEATS[batch], threads=1)
     extra = {"suite_path": "diffusion.fast_sampler", "suite_eager_s": alt.median("suite_eager"),
              "ratio_eager": alt.ratio("official", "suite_eager"), "max_rel_gap_to_official": gaps,
              "steps": STEPS, "guidance_scale": GUIDANCE}
@@ -95,6 +106,14 @@ def test_sampling_side_by_side(benchmark, batch):
     extra["profile"] = {"suite": top_ops(lambda: fast(cond, uncond, z_T)),
                         "suite_eager": top_ops(eager), "official": top_ops(lambda: official(text, z_T))}
     row = _write(f"mld_sampling_b{batch}", batch, alt, "official", "suite", TARGETS[batch], **extra)
+    if onednn is not None:  # the opt-in beside the default fast sampler, from the same alternation
+        _write(f"mld_sampling_b{batch}_onednn", batch, alt, "official", "suite_onednn", TARGETS[batch],
+               suite_path="diffusion.fast_sampler + diffusion.onednn_linear", max_rel_gap_to_official=gaps,
+               steps=STEPS, guidance_scale=GUIDANCE,
+               floor=fl.measure({"official": lambda: official(text, z_T), "suite": lambda: onednn(cond, uncond, z_T)},
+                                record=lambda: onednn(cond, uncond, z_T), modules=[pair.suite_denoiser],
+                                repeats=REPEATS[batch]),
+               profile={"suite": top_ops(lambda: onednn(cond, uncond, z_T))})
     benchmark.extra_info.update(row)
     benchmark.pedantic(lambda: fast(cond, uncond, z_T), rounds=1, iterations=1)
 

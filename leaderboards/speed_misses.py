@@ -110,7 +110,10 @@ def why_the_misses(bench_dirs: list[Path]) -> list[str]:
              "against the first weight of its shape (where it is much faster, the floor is reading weights "
              "from memory). Attention inside one fused SDPA kernel and every other op are left out, so the "
              "floor is a lower bound and `best possible ratio` = authors' time / floor an upper bound on what "
-             "any implementation of the same math with these kernels could reach. `target needs`: the suite's "
+             "any implementation of the same math with these kernels could reach. The kernels are the row's "
+             "own: oneMKL's for the default paths, oneDNN's packed linear for the `_onednn` rows "
+             "(`methods/common/onednn_linear.py`; on AMD CPUs oneMKL runs its AVX2 code, oneDNN its AVX-512 "
+             "code), so an `unreachable` verdict holds for that row's kernels only. `target needs`: the suite's "
              "time at its target, as a multiple of the floor. The seconds are from the floor's own alternation "
              "(cpu/wall in the last column), not the timing table above.\n"]
     if len(ft):

@@ -13,6 +13,10 @@ time dispatching ~60 small ops per layer from Python than multiplying (profile i
   ``TimestepEmbedding``), each with its learned position added;
 - CFG and the DDIM update are two fused ops per step (``lerp`` + ``add``).
 
+With ``onednn`` (``diffusion.onednn_linear``) the layers run as separate ops instead, their products
+on oneDNN's packed linear (:mod:`methods.common.onednn_linear`): more calls, each product faster on
+CPUs where oneMKL, which the fused kernel calls, does not use the widest vectors.
+
 The eager :func:`methods.mld.diffusion.ddim_sample` stays the reference:
 ``tests/mld/test_fast_sampler.py`` checks this loop against it on fixed seeds (1e-5). Only the
 default MLD denoiser (``trans_enc`` with skip connections, post-norm, GELU/ReLU, fp32, eval mode,
@@ -27,6 +31,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from methods.common import onednn_linear
 from methods.common.ddim import DDIMCoefficients
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.layers import SkipTransformerEncoder, TransformerEncoderLayer
@@ -72,26 +77,33 @@ def encoder_plan(enc: SkipTransformerEncoder) -> tuple:
             [_layer_args(b) for b in enc.output_blocks], [(m.weight, m.bias) for m in enc.linear_blocks], norm)
 
 
-def _last_layer_kept(args: tuple, x: torch.Tensor, keep: int) -> torch.Tensor:
-    """The post-norm layer of ``args`` computed for the first ``keep`` tokens only (queries, out-projection,
-    norms and feed-forward are per token; keys and values still come from all tokens): the same values
-    as the full layer's first ``keep`` rows, with a fraction of its FLOPs."""
+def layer_by_ops(args: tuple, x: torch.Tensor, keep: int | None, lin=F.linear) -> torch.Tensor:
+    """The post-norm layer of ``args`` as separate ops, its four products through ``lin``
+    (``F.linear``'s signature). ``keep``: computed for the first ``keep`` tokens only (queries,
+    out-projection, norms and feed-forward are per token; keys and values still come from all
+    tokens): the same values as the full layer's first ``keep`` rows, with a fraction of its FLOPs."""
     d, h, w_in, b_in, w_out, b_out, use_gelu, _, eps, n1w, n1b, n2w, n2b, w1, b1, w2, b2, _, _ = args
     B, L, _ = x.shape
-    q = F.linear(x[:, :keep], w_in[:d], b_in[:d]).view(B, keep, h, d // h).transpose(1, 2)
-    kv = F.linear(x, w_in[d:], b_in[d:]).view(B, L, 2, h, d // h).permute(2, 0, 3, 1, 4)
-    att = F.scaled_dot_product_attention(q, kv[0], kv[1]).transpose(1, 2).reshape(B, keep, d)
-    y = F.layer_norm(x[:, :keep] + F.linear(att, w_out, b_out), (d,), n1w, n1b, eps)
-    ff = F.linear((F.gelu if use_gelu else F.relu)(F.linear(y, w1, b1)), w2, b2)
+    if keep is None:
+        q, k, v = lin(x, w_in, b_in).view(B, L, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        n = L
+    else:
+        q = lin(x[:, :keep], w_in[:d], b_in[:d]).view(B, keep, h, d // h).transpose(1, 2)
+        k, v = lin(x, w_in[d:], b_in[d:]).view(B, L, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        x, n = x[:, :keep], keep
+    att = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, n, d)
+    y = F.layer_norm(x + lin(att, w_out, b_out), (d,), n1w, n1b, eps)
+    ff = lin((F.gelu if use_gelu else F.relu)(lin(y, w1, b1)), w2, b2)
     return F.layer_norm(y + ff, (d,), n2w, n2b, eps)
 
 
-def encoder_forward(plan: tuple, x: torch.Tensor, keep: int | None = None) -> torch.Tensor:
-    """``SkipTransformerEncoder.forward`` (no padding mask) with one fused call per layer; ``keep``:
-    only the first ``keep`` tokens are returned, and only they go through the last layer's per-token
-    parts and the final LayerNorm (measured per layer at 6, 16 and 64 rows of 3 tokens, 1 thread:
-    1.4-1.7x faster than the fused call on all tokens)."""
-    fwd = torch._transformer_encoder_layer_fwd
+def encoder_forward(plan: tuple, x: torch.Tensor, keep: int | None = None, lin=None) -> torch.Tensor:
+    """``SkipTransformerEncoder.forward`` (no padding mask). ``lin`` None: one fused call per layer;
+    else every layer as separate ops with its products through ``lin`` (:func:`layer_by_ops`).
+    ``keep``: only the first ``keep`` tokens are returned, and only they go through the last layer's
+    per-token parts and the final LayerNorm (measured per layer at 6, 16 and 64 rows of 3 tokens,
+    1 thread: 1.4-1.7x faster than the fused call on all tokens)."""
+    fwd = (lambda x, *args: layer_by_ops(args, x, None, lin)) if lin else torch._transformer_encoder_layer_fwd
     ins, mid, outs, linears, norm = plan
     skips = []
     for args in ins:
@@ -100,8 +112,8 @@ def encoder_forward(plan: tuple, x: torch.Tensor, keep: int | None = None) -> to
     x = fwd(x, *mid)
     short = keep is not None and len(outs) > 0
     for j, (args, (w, b)) in enumerate(zip(outs, linears)):
-        x = F.linear(torch.cat([x, skips.pop()], dim=-1), w, b)
-        x = _last_layer_kept(args, x, keep) if short and j == len(outs) - 1 else fwd(x, *args)
+        x = (lin or F.linear)(torch.cat([x, skips.pop()], dim=-1), w, b)
+        x = layer_by_ops(args, x, keep, lin or F.linear) if short and j == len(outs) - 1 else fwd(x, *args)
     if keep is not None:
         x = x[:, :keep]
     return x if norm is None else F.layer_norm(x, *norm)
@@ -112,16 +124,24 @@ class FusedSampler:
 
     Same inputs and result as :func:`methods.mld.diffusion.ddim_sample` with ``eta = 0`` (the only
     case it takes: the η > 0 noise stream is the eager loop's).
+
+    ``onednn``: every product through oneDNN's packed linear (:mod:`methods.common.onednn_linear`;
+    ``diffusion.onednn_linear``) with the layers as separate ops, instead of the fused kernel's
+    oneMKL products: more calls per layer, each product faster where oneMKL does not use the CPU's
+    widest vectors. Weights are packed at the first call and again only when they change.
     """
 
-    def __init__(self, denoiser: LatentDenoiser, coeffs: DDIMCoefficients, guidance_scale: float) -> None:
-        reason = unsupported_reason(denoiser)
+    def __init__(self, denoiser: LatentDenoiser, coeffs: DDIMCoefficients, guidance_scale: float,
+                 onednn: bool = False) -> None:
+        reason = unsupported_reason(denoiser) or (onednn_linear.unavailable() if onednn else None)
         if reason is not None:
             raise ValueError(f"FusedSampler: {reason}")
         if coeffs.eta != 0:
             raise ValueError(f"FusedSampler: only eta = 0 (got {coeffs.eta})")
         self.den, self.coeffs, self.guidance = denoiser, coeffs, float(guidance_scale)
         self.cx, self.ce = coeffs.c_x.tolist(), coeffs.c_eps.tolist()
+        self.onednn = onednn
+        self._packs: onednn_linear.PackedWeights | None = None
 
     def __call__(self, cond: torch.Tensor, uncond: torch.Tensor | None, z_T: torch.Tensor) -> torch.Tensor:
         den = self.den
@@ -143,10 +163,13 @@ class FusedSampler:
             tail = torch.cat([time_emb[:, None].expand(-1, rows, -1, -1),
                               cond_tok[None].expand(len(ts), -1, -1, -1)], dim=2) + pe[n:]
             pe_x, plan = pe[:n], encoder_plan(den.encoder)
+            if self.onednn and self._packs is None:
+                self._packs = onednn_linear.PackedWeights(rows * L)
+            lin = self._packs.linear if self.onednn else None
             for i in range(len(ts)):
                 xs = x + pe_x
                 tokens = torch.cat([torch.cat([xs, xs], dim=0) if cfg else xs, tail[i]], dim=1)
-                eps = encoder_forward(plan, tokens, keep=n)
+                eps = encoder_forward(plan, tokens, keep=n, lin=lin)
                 if cfg:
                     eps = torch.lerp(eps[:B], eps[B:], self.guidance)  # ε_u + s (ε_c − ε_u)
                 x = torch.add(x * self.cx[i], eps, alpha=self.ce[i])
@@ -154,11 +177,15 @@ class FusedSampler:
 
 
 def fast_sampler_for(denoiser: LatentDenoiser, coeffs: DDIMCoefficients, guidance_scale: float,
-                     name: str = "mld") -> FusedSampler | None:
+                     name: str = "mld", onednn: bool = False) -> FusedSampler | None:
     """A :class:`FusedSampler`, or None (logged once per call site's caller) when the denoiser's
-    structure or the schedule does not allow it."""
+    structure or the schedule does not allow it. ``onednn`` where this PyTorch cannot: one warning,
+    and the fused kernel's products."""
     reason = unsupported_reason(denoiser) or (f"eta={coeffs.eta} > 0" if coeffs.eta != 0 else None)
     if reason is not None:
         log.warning("%s: fast sampler unavailable (%s); running the eager loop", name, reason)
         return None
-    return FusedSampler(denoiser, coeffs, guidance_scale)
+    why_not = onednn_linear.unavailable() if onednn else None
+    if why_not is not None:
+        log.warning("%s: oneDNN linear unavailable (%s); the fast sampler keeps oneMKL's products", name, why_not)
+    return FusedSampler(denoiser, coeffs, guidance_scale, onednn=onednn and why_not is None)

@@ -79,6 +79,9 @@ class MLD(MLDTraining, MLDSampling, Method):
         if self.condition == "action":
             self.task = "action2motion"
         self.diff_cfg = dict(c["diffusion"])
+        if bool(self.diff_cfg.get("onednn_linear")) and not bool(self.diff_cfg["fast_sampler"]):
+            raise ValueError("mld: diffusion.onednn_linear runs the fast sampler's products on oneDNN; "
+                             "it needs diffusion.fast_sampler: true")
         if self.condition == "text":  # kind: auto -> local CLIP ViT-L/14 from $CLIP_VIT_L14_DIR, else MiniLM (warned)
             self.cfg["text_encoder"] = resolve_text_encoder(c["text_encoder"], "clip-vit-l14", "mld")
         self.mean: torch.Tensor | None = None
@@ -142,7 +145,8 @@ class MLD(MLDTraining, MLDSampling, Method):
                 "latent_shape": [self.vae.latent_size, self.vae.latent_dim], "precision": self.precision(),
                 "fused_ddim": True, "compile": bool(self.diff_cfg["compile"]),
                 # only when on, so that records of the default (eager) sampler keep their exact content
-                **({"fast_sampler": True} if self._fast_sampler_on() else {})}
+                **({"fast_sampler": True} if self._fast_sampler_on() else {}),
+                **({"onednn_linear": True} if self._onednn_on() else {})}
 
     # -- conditions -----------------------------------------------------------------------------
     def encode_conditions(self, conditions: Sequence[Any] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from evaluators.core.precision import LowPrecisionCache
+from methods.common import onednn_linear
 from methods.common.compile import CompiledOrEager
 from methods.mld.diffusion import ddim_coefficients_for, ddim_sample
 from methods.mld.fast_sampler import FusedSampler, fast_sampler_for
@@ -41,6 +42,12 @@ class MLDSampling:
     def _fast_sampler_on(self) -> bool:
         return bool(self.diff_cfg["fast_sampler"])
 
+    def _onednn_on(self) -> bool:
+        """``diffusion.onednn_linear`` (ours, default false) and this PyTorch can run it: the fast
+        sampler's products on oneDNN's packed linear (:mod:`methods.common.onednn_linear`)."""
+        return (self._fast_sampler_on() and bool(self.diff_cfg.get("onednn_linear"))
+                and onednn_linear.unavailable() is None)
+
     def _fast_sampler(self, steps: int, guidance_scale: float, eta: float) -> FusedSampler | None:
         """``diffusion.fast_sampler`` (ours, default false): the whole CFG-DDIM loop on PyTorch's fused
         encoder-layer kernel (``methods/mld/fast_sampler.py``; same math as the eager loop to 1e-5).
@@ -54,7 +61,8 @@ class MLDSampling:
         if key not in cache:
             # None (after one warning) when the structure is not covered: cached, so it warns once
             cache[key] = fast_sampler_for(self.denoiser, ddim_coefficients_for(steps, eta, self.diff_cfg),
-                                          guidance_scale, name="mld")
+                                          guidance_scale, name="mld",
+                                          onednn=bool(self.diff_cfg.get("onednn_linear")))
         return cache[key]
 
     def precision(self) -> str:

@@ -17,6 +17,7 @@ from torch import nn
 from benchmarks import floor as fl
 from benchmarks.alternate import keep_quiet_timing, write_side_by_side
 from benchmarks.profiling import top_ops
+from methods.common import onednn_linear
 
 
 def _net() -> tuple[nn.Module, torch.Tensor]:
@@ -53,6 +54,24 @@ def test_the_replay_launches_the_same_products_and_nothing_else():
     assert fl.record_products(run) == products
     prof = top_ops(run, top=50)
     assert {o["op"] for o in prof["top_ops"]} & {"aten::gelu", "aten::gelu_backward", "aten::sum"} == set()
+
+
+@pytest.mark.skipif(onednn_linear.unavailable() is not None, reason="oneDNN linear unavailable in this torch")
+def test_onednn_packed_products_are_recorded_and_replayed_as_such():
+    torch.manual_seed(0)
+    a, b = nn.Linear(32, 48), nn.Linear(48, 8, bias=False)
+    packs, x = onednn_linear.PackedWeights(rows=6), torch.randn(2, 3, 32)
+
+    def forward():
+        with torch.inference_mode():
+            return packs.linear(torch.relu(packs.linear(x, a.weight, a.bias)), b.weight, None)
+
+    products = fl.record_products(forward)
+    assert fl.summary(products) == {"mkldnn::_linear_pointwise": 2}
+    assert [p.shapes[:2] for p in products] == [((2, 3, 32), (48, 32)), ((2, 3, 48), (8, 48))]
+    run = fl.replay(products, [a, b])
+    assert run.replayed == 2 and fl.record_products(run) == products
+    assert {o["op"] for o in top_ops(run, top=50)["top_ops"]} & {"aten::relu", "aten::addmm"} == set()
 
 
 def test_weights_are_the_models_own_cycled_or_the_first_when_hot():
