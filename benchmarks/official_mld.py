@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from evaluators.core.config import load_config
+from methods.common import onednn_linear
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.diffusion import diffusion_loss, make_ddim_scheduler, make_train_scheduler
 from methods.mld.vae import MotionVAE
@@ -179,19 +180,22 @@ def official_train_step(pair: Pair, cfg: dict, batch: int, seed: int = 2) -> Cal
     return step
 
 
-def suite_train_step(pair: Pair, cfg: dict, batch: int, seed: int = 2, fused: bool = False) -> Callable[[], float]:
+def suite_train_step(pair: Pair, cfg: dict, batch: int, seed: int = 2, fused: bool = False,
+                     onednn: bool = False) -> Callable[[], float]:
     """One denoiser optimiser step as :meth:`methods.mld.method.MLD._fit_denoiser` runs it (``fused``:
-    the fused CPU AdamW, ``denoiser.fused_adamw``)."""
+    the fused CPU AdamW, ``denoiser.fused_adamw``; ``onednn``: the frozen encode on oneDNN's packed
+    linear, ``denoiser.onednn_linear``)."""
     sched = make_train_scheduler(cfg)
     x, lengths, text = _train_batch(batch, seed)
     den, vae = pair.suite_denoiser, pair.suite_vae
     opt = torch.optim.AdamW(den.parameters(), lr=1e-4, **({"fused": True} if fused else {}))
+    lin = onednn_linear.PackedWeights(rows=4096).linear if onednn else None
 
     def step() -> float:
         vae.eval()
         den.train()
         with torch.no_grad():
-            z0, _, _ = vae.encode(x, lengths)
+            z0, _, _ = vae.encode(x, lengths, lin=lin)
         loss = diffusion_loss(den, sched, z0, text)
         opt.zero_grad(set_to_none=True)
         loss.backward()

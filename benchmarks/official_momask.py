@@ -151,6 +151,15 @@ class Pair:
         finally:
             self.suite.c["sampler"]["fused_encoder"] = False
 
+    def suite_sample_onednn(self) -> torch.Tensor:
+        """The suite with ``sampler.onednn_linear: true`` (the encoder layers' products on oneDNN's packed
+        linear; opt-in, same math to 1e-5; the weights are packed at the first call)."""
+        self.suite.c["sampler"]["onednn_linear"] = True
+        try:
+            return self.suite.generate(self.captions, [FRAMES] * self.batch)
+        finally:
+            self.suite.c["sampler"]["onednn_linear"] = False
+
     # -- training --------------------------------------------------------------------------------------
     def official_train_step(self, anomaly: bool = False):
         """A callable running ``MaskTransformerTrainer.update`` on random motions (lr/betas/decay of
@@ -171,8 +180,20 @@ class Pair:
 
         return step
 
-    def suite_train_step(self):
-        return train_step_example(self.suite, self.batch)
+    def suite_train_step(self, onednn: bool = False):
+        """The suite's masked-transformer step (``onednn``: with ``mask_transformer.onednn_linear: true``)."""
+        step = train_step_example(self.suite, self.batch)
+        if not onednn:
+            return step
+
+        def with_onednn() -> None:
+            self.suite.c["mask_transformer"]["onednn_linear"] = True
+            try:
+                step()
+            finally:
+                self.suite.c["mask_transformer"]["onednn_linear"] = False
+
+        return with_onednn
 
 
 class _Features(nn.Module):

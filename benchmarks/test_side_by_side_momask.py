@@ -8,8 +8,10 @@ set by ``MOTIONREPRO_SIDE_BY_SIDE_THREADS`` (default 1, as the published ratios)
 ``leaderboards/benchmarks/side_by_side/<cpu>/<workload>.json`` (ratio = official median / suite median;
 ``distorted`` when the run's CPU/wall shows another process took the cores). Sampling is timed for
 the suite's default (eager) path and, in the same alternation, for ``sampler.compile: true``
-(``<workload>_compile``; its ``first_call_s`` holds the one-time compilation) and for
-``sampler.fused_encoder: true`` (``<workload>_fused_encoder``; no compilation, nothing to amortise). Every workload with a
+(``<workload>_compile``; its ``first_call_s`` holds the one-time compilation), for
+``sampler.fused_encoder: true`` (``<workload>_fused_encoder``; no compilation, nothing to amortise) and
+for ``sampler.onednn_linear: true`` (``<workload>_onednn``: the encoder's products on oneDNN; its
+``first_call_s`` includes packing the weights; its floor replays its own oneDNN products). Every workload with a
 target also stores the profiles of both sides (``profile``, :func:`benchmarks.profiling.top_ops`) and
 the time of the suite's dense products replayed alone (``floor``, :mod:`benchmarks.floor`): what
 explains a miss, and the best ratio any implementation of the same math could reach. A run on a
@@ -34,6 +36,7 @@ from benchmarks import floor as fl
 from benchmarks.alternate import alternate, record_side_by_side, side_by_side_threads
 from benchmarks.official_momask import Pair, official_root, same_logits
 from benchmarks.profiling import top_ops
+from methods.common import onednn_linear
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "leaderboards" / "benchmarks" / "side_by_side"
@@ -70,12 +73,20 @@ def test_side_by_side(root, workload):
     pair = Pair(root, batch)
     err = same_logits(pair)
     assert err < 1e-4, f"the two sides do not compute the same guided logits (max |diff| {err:.3g})"
+    if onednn_linear.unavailable() is None:
+        with onednn_linear.LinearMode():
+            err = same_logits(pair)
+        assert err < 1e-4, f"on oneDNN's linear the suite's guided logits differ (max |diff| {err:.3g})"
     if kind == "sample":  # the default eager path and the opt-in compiled and fused ones, in the same alternation
         contenders = {"official": pair.official_sample, "suite": pair.suite_sample,
                       "suite_compile": pair.suite_sample_compiled, "suite_fused": pair.suite_sample_fused}
+        if onednn_linear.unavailable() is None:
+            contenders["suite_onednn"] = pair.suite_sample_onednn
     else:
         contenders = {"official": pair.official_train_step(anomaly=kind == "train_as_run"),
                       "suite": pair.suite_train_step()}
+        if kind == "train" and onednn_linear.unavailable() is None:
+            contenders["suite_onednn"] = pair.suite_train_step(onednn=True)
     alt = alternate(contenders, repeats=repeats, threads=torch.get_num_threads())
     extra = {} if target is None else evidence(pair, contenders["official"], contenders["suite"], repeats)
     print(json.dumps(write_record(workload, batch, target, alt, **extra)))
@@ -83,6 +94,10 @@ def test_side_by_side(root, workload):
         if opt_in in contenders:  # the same math: the same floor (its suite_* fields are the default path's)
             floor = {k: v for k, v in extra["floor"].items() if not k.startswith("suite")}
             print(json.dumps(write_record(f"{workload}_{suffix}", batch, target, alt, suite=opt_in, floor=floor)))
+    if "suite_onednn" in contenders:  # other kernels: its own profile and floor (oneDNN's packed products)
+        own = evidence(pair, contenders["official"], contenders["suite_onednn"], repeats)
+        own["profile"] = {"suite": own["profile"]["suite"]}
+        print(json.dumps(write_record(f"{workload}_onednn", batch, target, alt, suite="suite_onednn", **own)))
 
 
 def evidence(pair: Pair, official, suite, repeats: int) -> dict:

@@ -120,7 +120,7 @@ def check_values(cfg: dict, where: str) -> None:
         elif key.endswith(_SIZE_SUFFIXES) and not isinstance(v, str):
             if not _is_int(v) or not 1 <= v <= MAX_COUNT:
                 raise _err(f"{where}: {path} must be an integer in 1..{MAX_COUNT}, got {v!r}")
-        elif key in ("compile", "fused_encoder"):
+        elif key in ("compile", "fused_encoder", "fast_sampler", "onednn_linear"):
             if not isinstance(v, bool):
                 raise _err(f"{where}: {path} must be true or false, got {v!r}")
         elif key == "precision":

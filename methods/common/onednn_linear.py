@@ -9,8 +9,9 @@ last bits (~1e-6 relative): a path built on this module is opt-in and tested aga
 path at 1e-5, as a compiled one is.
 
 The op is ``torch.ops.mkldnn._linear_pointwise`` on a weight reordered once into oneDNN's blocked
-layout by ``torch.ops.mkldnn._reorder_linear_weight``: the pair inductor's CPU backend emits for
-a frozen linear. Both are private to PyTorch, so :func:`unavailable` says when they cannot be used
+layout by ``torch.ops.mkldnn._reorder_linear_weight`` (the pair inductor's CPU backend emits for
+a frozen linear) at inference; in training (:class:`LinearMode`) the same op on the weight as it
+is, for the forward product and both gradient products. Both are private to PyTorch, so :func:`unavailable` says when they cannot be used
 and callers keep their MKL path (with one warning).
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 import weakref
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 
 def unavailable() -> str | None:
@@ -66,3 +69,43 @@ class PackedWeights:
     def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """``F.linear(x, weight, bias)`` on oneDNN, ``weight`` packed once."""
         return linear(x, self.get(weight), bias)
+
+
+class _Linear(torch.autograd.Function):
+    """``x W^T + b`` with its three products (forward, input gradient, weight gradient) on oneDNN's
+    linear, the weight read in its own layout (no packing: in training it changes at every step)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        g2 = grad.reshape(-1, grad.shape[-1])
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:  # grad @ W: a linear whose weight is W^T
+            gx = torch.ops.mkldnn._linear_pointwise(grad, weight.t(), None, "none", [], "")
+        if ctx.needs_input_grad[1]:  # grad^T @ x: a linear of grad^T whose weight is x^T
+            gw = torch.ops.mkldnn._linear_pointwise(g2.t(), x.reshape(-1, x.shape[-1]).t(), None, "none", [], "")
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = g2.sum(0)
+        return gx, gw, gb
+
+
+class LinearMode(TorchFunctionMode):
+    """Within it, every fp32 CPU ``F.linear`` (``nn.Linear`` included) runs on oneDNN, forward and
+    backward; any other call, dtype or device runs as usual. For a training step: the model code
+    is unchanged, and autograd runs the backward products of :class:`_Linear` after the mode exits."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.linear:
+            x, weight = args[0], args[1]
+            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            if (x.dim() >= 2 and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+                    and (bias is None or bias.dtype == torch.float32)):
+                return _Linear.apply(x, weight, bias)
+        return func(*args, **kwargs)

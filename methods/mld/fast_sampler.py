@@ -33,19 +33,20 @@ import torch.nn.functional as F
 
 from methods.common import onednn_linear
 from methods.common.ddim import DDIMCoefficients
+from methods.common.encoder_layer_ops import layer_by_ops
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.layers import SkipTransformerEncoder, TransformerEncoderLayer
 
 log = logging.getLogger(__name__)
 
 
-def unsupported_reason(denoiser: LatentDenoiser) -> str | None:
-    """Why ``denoiser`` cannot run on the fused loop (None: it can)."""
-    enc = getattr(denoiser, "encoder", None)
-    if denoiser.arch != "trans_enc" or not isinstance(enc, SkipTransformerEncoder):
-        return f"arch={denoiser.arch!r} without the skip-connected encoder"
-    if denoiser.training:
-        return "denoiser in training mode (dropout)"
+def encoder_unsupported(enc, module: torch.nn.Module, name: str) -> str | None:
+    """Why the skip-connected stack ``enc`` of ``module`` (called ``name``) cannot run as
+    :func:`encoder_forward` does (None: it can)."""
+    if not isinstance(enc, SkipTransformerEncoder):
+        return f"{name} without a skip-connected transformer encoder"
+    if module.training:
+        return f"{name} in training mode (dropout)"
     layers = [*enc.input_blocks, enc.middle_block, *enc.output_blocks]
     for layer in layers:
         if not isinstance(layer, TransformerEncoderLayer) or layer.normalize_before:
@@ -54,9 +55,16 @@ def unsupported_reason(denoiser: LatentDenoiser) -> str | None:
             return "activation other than gelu/relu"
         if layer.norm1.eps != layer.norm2.eps:
             return "norm1/norm2 with different eps"
-    if any(p.dtype != torch.float32 for p in denoiser.parameters()):
+    if any(p.dtype != torch.float32 for p in module.parameters()):
         return "weights not float32"
     return None
+
+
+def unsupported_reason(denoiser: LatentDenoiser) -> str | None:
+    """Why ``denoiser`` cannot run on the fused loop (None: it can)."""
+    if denoiser.arch != "trans_enc" or not isinstance(getattr(denoiser, "encoder", None), SkipTransformerEncoder):
+        return f"arch={denoiser.arch!r} without the skip-connected encoder"
+    return encoder_unsupported(denoiser.encoder, denoiser, "denoiser")
 
 
 def _layer_args(layer: TransformerEncoderLayer) -> tuple:
@@ -77,33 +85,17 @@ def encoder_plan(enc: SkipTransformerEncoder) -> tuple:
             [_layer_args(b) for b in enc.output_blocks], [(m.weight, m.bias) for m in enc.linear_blocks], norm)
 
 
-def layer_by_ops(args: tuple, x: torch.Tensor, keep: int | None, lin=F.linear) -> torch.Tensor:
-    """The post-norm layer of ``args`` as separate ops, its four products through ``lin``
-    (``F.linear``'s signature). ``keep``: computed for the first ``keep`` tokens only (queries,
-    out-projection, norms and feed-forward are per token; keys and values still come from all
-    tokens): the same values as the full layer's first ``keep`` rows, with a fraction of its FLOPs."""
-    d, h, w_in, b_in, w_out, b_out, use_gelu, _, eps, n1w, n1b, n2w, n2b, w1, b1, w2, b2, _, _ = args
-    B, L, _ = x.shape
-    if keep is None:
-        q, k, v = lin(x, w_in, b_in).view(B, L, 3, h, d // h).permute(2, 0, 3, 1, 4)
-        n = L
-    else:
-        q = lin(x[:, :keep], w_in[:d], b_in[:d]).view(B, keep, h, d // h).transpose(1, 2)
-        k, v = lin(x, w_in[d:], b_in[d:]).view(B, L, 2, h, d // h).permute(2, 0, 3, 1, 4)
-        x, n = x[:, :keep], keep
-    att = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, n, d)
-    y = F.layer_norm(x + lin(att, w_out, b_out), (d,), n1w, n1b, eps)
-    ff = lin((F.gelu if use_gelu else F.relu)(lin(y, w1, b1)), w2, b2)
-    return F.layer_norm(y + ff, (d,), n2w, n2b, eps)
-
-
-def encoder_forward(plan: tuple, x: torch.Tensor, keep: int | None = None, lin=None) -> torch.Tensor:
-    """``SkipTransformerEncoder.forward`` (no padding mask). ``lin`` None: one fused call per layer;
-    else every layer as separate ops with its products through ``lin`` (:func:`layer_by_ops`).
+def encoder_forward(plan: tuple, x: torch.Tensor, keep: int | None = None, lin=None,
+                    attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``SkipTransformerEncoder.forward``. ``lin`` None: one fused call per layer (no padding mask);
+    else every layer as separate ops with its products through ``lin``
+    (:func:`methods.common.encoder_layer_ops.layer_by_ops`; ``attn_mask``: SDPA's, True = attend).
     ``keep``: only the first ``keep`` tokens are returned, and only they go through the last layer's
     per-token parts and the final LayerNorm (measured per layer at 6, 16 and 64 rows of 3 tokens,
     1 thread: 1.4-1.7x faster than the fused call on all tokens)."""
-    fwd = (lambda x, *args: layer_by_ops(args, x, None, lin)) if lin else torch._transformer_encoder_layer_fwd
+    if attn_mask is not None and lin is None:
+        raise ValueError("encoder_forward: a padding mask needs the separate-ops path (lin)")
+    fwd = (lambda x, *args: layer_by_ops(args, x, None, lin, attn_mask)) if lin else torch._transformer_encoder_layer_fwd
     ins, mid, outs, linears, norm = plan
     skips = []
     for args in ins:
@@ -113,7 +105,7 @@ def encoder_forward(plan: tuple, x: torch.Tensor, keep: int | None = None, lin=N
     short = keep is not None and len(outs) > 0
     for j, (args, (w, b)) in enumerate(zip(outs, linears)):
         x = (lin or F.linear)(torch.cat([x, skips.pop()], dim=-1), w, b)
-        x = layer_by_ops(args, x, keep, lin or F.linear) if short and j == len(outs) - 1 else fwd(x, *args)
+        x = layer_by_ops(args, x, keep, lin or F.linear, attn_mask) if short and j == len(outs) - 1 else fwd(x, *args)
     if keep is not None:
         x = x[:, :keep]
     return x if norm is None else F.layer_norm(x, *norm)

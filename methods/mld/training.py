@@ -16,9 +16,11 @@ import torch
 from torch import nn
 
 from evaluators.datasets.motion.humanml3d import recover_from_ric
+from methods.common import onednn_linear
 from methods.common.training import stage_steps, train
 from methods.mld.data import NormalizedView, collate, feature_stats
 from methods.mld.diffusion import diffusion_loss, make_train_scheduler
+from methods.mld.fast_sampler import encoder_unsupported
 from methods.mld.support import dataset_parts, render_demo
 from methods.mld.vae import vae_loss
 
@@ -112,15 +114,29 @@ class MLDTraining:
 
         self._train(self.vae, v, view, step_fn, "vae")
 
+    def frozen_encode_linear(self):
+        """``denoiser.onednn_linear`` (ours, default false): the products of the frozen VAE's encode in
+        each denoiser step on oneDNN's packed linear (:mod:`methods.common.onednn_linear`; most of an
+        MLD step's time is this encode) -> a packed ``linear`` for :meth:`MotionVAE.encode`, or None
+        for the eager modules (off, or not possible here: one warning)."""
+        if not bool(self.cfg["denoiser"].get("onednn_linear", False)):
+            return None
+        why = onednn_linear.unavailable() or encoder_unsupported(self.vae.encoder, self.vae, "the VAE")
+        if why is not None:
+            log.warning("mld: denoiser.onednn_linear: %s; the frozen VAE encodes on its eager modules", why)
+            return None
+        return self.__dict__.setdefault("_vae_packs", onednn_linear.PackedWeights(rows=4096)).linear
+
     def _fit_denoiser(self, view) -> None:
         d = dict(self.cfg["denoiser"])
         sched = make_train_scheduler(self.diff_cfg)
         self.vae.eval().requires_grad_(False)
+        lin = self.frozen_encode_linear()
 
         def step_fn(batch, step):
             x, lengths = batch["motion"].to(self.device), batch["length"].to(self.device)
             with torch.no_grad():  # official: diffusion on a posterior SAMPLE of the frozen VAE
-                z0, _, _ = self.vae.encode(x, lengths)
+                z0, _, _ = self.vae.encode(x, lengths, lin=lin)
             loss = diffusion_loss(self.denoiser, sched, z0, self._train_cond(batch["cond"]))
             return loss, {"eps_mse": float(loss.detach())}
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from methods.mld.fast_sampler import encoder_forward, encoder_plan, encoder_unsupported
 from methods.mld.layers import (
     LearnedPositionalEncoding,
     SkipTransformerDecoder,
@@ -57,21 +58,33 @@ class MotionVAE(nn.Module):
         self.skel_embedding = nn.Linear(nfeats, d)
         self.final_layer = nn.Linear(d, nfeats)
 
-    def encode_dist(self, features: torch.Tensor, lengths) -> tuple[torch.Tensor, torch.Tensor]:
-        """features ``[B, T, nfeats]`` -> (mu, logvar), each ``[B, n, d]``."""
+    def encode_dist(self, features: torch.Tensor, lengths, lin=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """features ``[B, T, nfeats]`` -> (mu, logvar), each ``[B, n, d]``. ``lin``: a packed linear
+        (:meth:`methods.common.onednn_linear.PackedWeights.linear`) for every product, the layers as
+        separate ops and the last one on the distribution tokens only (inference; same math, other
+        rounding); None: the eager modules."""
         B, T, _ = features.shape
         mask = lengths_to_mask(lengths, T, features.device)
-        x = self.skel_embedding(features)
+        x = self.skel_embedding(features) if lin is None else lin(features, self.skel_embedding.weight,
+                                                                  self.skel_embedding.bias)
         dist = self.global_motion_token[None].expand(B, -1, -1)
         xseq = self.query_pos_encoder(torch.cat([dist, x], dim=1))
         pad = torch.cat([torch.zeros(B, dist.shape[1], dtype=torch.bool, device=x.device), ~mask], dim=1)
-        out = self.encoder(xseq, src_key_padding_mask=pad)[:, : dist.shape[1]]
+        if lin is None:
+            out = self.encoder(xseq, src_key_padding_mask=pad)[:, : dist.shape[1]]
+        else:
+            why = encoder_unsupported(self.encoder, self, "the VAE")
+            if why is not None:
+                raise ValueError(f"MotionVAE.encode_dist on packed products: {why}")
+            out = encoder_forward(encoder_plan(self.encoder), xseq, keep=dist.shape[1], lin=lin,
+                                  attn_mask=~pad[:, None, None, :])
         return out[:, : self.latent_size], out[:, self.latent_size:]
 
     def encode(self, features: torch.Tensor, lengths, sample: bool = True,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> (z, mu, logvar) ``[B, n, d]``; ``sample=False`` returns z = mu (deterministic)."""
-        mu, logvar = self.encode_dist(features, lengths)
+               generator: torch.Generator | None = None, lin=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (z, mu, logvar) ``[B, n, d]``; ``sample=False`` returns z = mu (deterministic); ``lin``
+        as in :meth:`encode_dist`."""
+        mu, logvar = self.encode_dist(features, lengths, lin)
         if not sample:
             return mu, mu, logvar
         std = (0.5 * logvar).exp()

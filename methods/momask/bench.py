@@ -74,7 +74,8 @@ def train_step_example(method, batch: int):
         ids, _, pad = method._tokens(data)
         for m in mods:
             m.train()
-        loss, _ = method.mask_loss(ids[..., 0], pad, caps, 0)
+        with method.linear_mode("mask_transformer"):
+            loss, _ = method.mask_loss(ids[..., 0], pad, caps, 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

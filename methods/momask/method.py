@@ -158,8 +158,8 @@ class MoMask(MoMaskTraining, Method):
 
     # -- inference ------------------------------------------------------------------------------------
     def sampler_settings(self) -> dict[str, Any]:
-        # fused_encoder is named only when on (the records of the default path stay as they were)
-        s = {k: v for k, v in self.c["sampler"].items() if k != "fused_encoder" or v}
+        # the fast paths are named only when on (the records of the default path stay as they were)
+        s = {k: v for k, v in self.c["sampler"].items() if k not in ("fused_encoder", "onednn_linear") or v}
         return {**s, "precision": self.precision()}
 
     def precision(self) -> str:
@@ -225,7 +225,7 @@ class MoMask(MoMaskTraining, Method):
         for mod in self.components().values():  # incl. HGM3's graph encoder (dropout off)
             mod.eval()
         mt, _ = self._sampling_modules()
-        _fuse_layers(mt, bool(s["fused_encoder"]))
+        _fuse_layers(mt, s)
         levels = self.conditions(captions)
         n = int(token_lens.max())
         pad = M.lengths_to_pad(token_lens, n)
@@ -250,7 +250,7 @@ class MoMask(MoMaskTraining, Method):
             return ids0[..., None]
         rt.eval()
         _, rt_s = self._sampling_modules()  # rt_s: the network (bf16 copy or rt); rt: its fp32 tables
-        _fuse_layers(rt_s, bool(s["fused_encoder"]))
+        _fuse_layers(rt_s, s)
         pad = M.lengths_to_pad(token_lens, ids0.shape[1])
         cond = self.text.encode(captions).to(self.device)
         g = rt_s.guidance(cond, pad, s["res_cond_scale"])  # condition rows, masks, tables: once per call
@@ -335,9 +335,10 @@ class MoMask(MoMaskTraining, Method):
         load_into(self, Path(path_or_dir))
 
 
-def _fuse_layers(module: nn.Module, on: bool) -> None:
-    """``sampler.fused_encoder``: every encoder stack of ``module`` on the fused encoder-layer kernel at
-    inference (:mod:`methods.momask.native_encoder`), or back to the eager layers."""
+def _fuse_layers(module: nn.Module, sampler: dict) -> None:
+    """``sampler.fused_encoder`` / ``sampler.onednn_linear``: every encoder stack of ``module`` on the
+    fused encoder-layer kernel or on oneDNN's products at inference (:mod:`methods.momask.native_encoder`),
+    or back to the eager layers."""
     for m in module.modules():
         if isinstance(m, Encoder):
-            m.fused = on
+            m.fused, m.onednn = bool(sampler["fused_encoder"]), bool(sampler.get("onednn_linear", False))

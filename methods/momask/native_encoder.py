@@ -10,10 +10,16 @@ the weights are used as they are. A batch-1 decoding iteration runs 8 layers of 
 the profile of ``benchmarks/test_side_by_side_momask.py`` shows a visible share of the eager call
 outside the matmuls, which this path removes (one dispatch per layer instead of ~15).
 
-Same math, not the same rounding (the kernel's attention sums in another order): the eager stack
-stays the default and the reference; ``tests/momask/test_native_encoder.py`` checks this path
-against it to 1e-5 on fixed seeds. Only inference qualifies (eval mode, no autograd, fp32 input
-and weights); anything else, or a kernel that raises, runs eagerly, with one warning for a failure.
+``sampler.onednn_linear`` (default false): the layers as separate ops
+(:func:`methods.common.encoder_layer_ops.layer_by_ops`) with their products on oneDNN's packed
+linear instead of oneMKL's (:mod:`methods.common.onednn_linear`: oneMKL runs its AVX2 code on AMD
+CPUs, oneDNN its AVX-512 code); the weights are packed once per encoder and again when they change.
+
+Same math, not the same rounding (the kernel's attention sums in another order; oneDNN blocks the
+products' sums differently): the eager stack stays the default and the reference;
+``tests/momask/test_native_encoder.py`` checks both paths against it to 1e-5 on fixed seeds. Only
+inference qualifies (eval mode, no autograd, fp32 input and weights); anything else, or a kernel
+that raises, runs eagerly, with one warning for a failure.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ import logging
 import torch
 from torch import nn
 
+from methods.common import onednn_linear
+from methods.common.encoder_layer_ops import layer_by_ops
+
 log = logging.getLogger(__name__)
-_warned: set[str] = set()
+_warned: set[tuple[str, str]] = set()
 
 
 def unsupported_reason(enc: nn.Module, x: torch.Tensor) -> str | None:
@@ -56,21 +65,34 @@ def fused_forward(enc: nn.Module, x: torch.Tensor, keep: torch.Tensor | None) ->
     return x
 
 
-def _warn_once(why: str) -> None:
-    if why not in _warned:
-        _warned.add(why)
-        log.warning("sampler.fused_encoder: %s; running the encoder eagerly", why)
+def onednn_forward(enc: nn.Module, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """``enc``'s layers as separate ops on oneDNN's packed linear; every row as the eager stack's."""
+    packs = enc.__dict__.get("_onednn_packs")
+    if packs is None:  # packed at the first call, kept with the encoder (repacked when a weight changes)
+        packs = enc.__dict__["_onednn_packs"] = onednn_linear.PackedWeights(rows=x.shape[0] * x.shape[1])
+    mask = None if keep is None else keep[:, None, None, :]
+    for layer in enc.layers:
+        x = layer_by_ops(_layer_args(layer), x, None, packs.linear, mask)
+    return x
 
 
-def forward(enc: nn.Module, x: torch.Tensor, keep: torch.Tensor | None, eager) -> torch.Tensor:
-    """The fused path where it applies, else ``eager(x, keep)`` with one warning per reason
-    (unsupported input, or the kernel raising)."""
-    why = unsupported_reason(enc, x)
+def _warn_once(switch: str, why: str) -> None:
+    if (switch, why) not in _warned:
+        _warned.add((switch, why))
+        log.warning("sampler.%s: %s; running the encoder eagerly", switch, why)
+
+
+def forward(enc: nn.Module, x: torch.Tensor, keep: torch.Tensor | None, eager, onednn: bool = False) -> torch.Tensor:
+    """The fused path (``onednn``: the oneDNN one) where it applies, else ``eager(x, keep)`` with one
+    warning per reason (unsupported input, oneDNN missing, or the kernel raising)."""
+    switch = "onednn_linear" if onednn else "fused_encoder"
+    why = unsupported_reason(enc, x) or (onednn_linear.unavailable() if onednn else None)
     if why is not None:
-        _warn_once(why)
+        _warn_once(switch, why)
         return eager(x, keep)
     try:
-        return fused_forward(enc, x, keep)
+        return onednn_forward(enc, x, keep) if onednn else fused_forward(enc, x, keep)
     except RuntimeError as e:
-        _warn_once(f"the fused encoder-layer kernel failed ({type(e).__name__}: {e})")
+        _warn_once(switch, f"the {'oneDNN linear' if onednn else 'fused encoder-layer'} kernel failed "
+                           f"({type(e).__name__}: {e})")
         return eager(x, keep)

@@ -11,6 +11,7 @@ then a step decay at each milestone); optimiser AdamW with betas (0.9, 0.99) as 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,12 +22,14 @@ from torch import nn
 import methods.momask.masking as M
 from evaluators.core import distributed as D
 from evaluators.datasets.motion.render import render_motion
+from methods.common import onednn_linear
 from methods.common.training import seed_everything, stage_steps, train
 from methods.momask.convert import refuse_official_tokenizer_training
 from methods.momask.data import MotionWindows, TextMotionCrops, collate_text_motion, text_motion_split
 from methods.momask.tokenizer import tokenizer_losses
 
 log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 def lr_lambda(warmup: int, milestones: Sequence[int], gamma: float):
@@ -83,6 +86,21 @@ class MoMaskTraining:
 
     def _train_stage(self, name: str, modules: dict[str, nn.Module], dataset, sc: dict, step_fn, collate=None):
         return train_stage(self, name, modules, dataset, sc, step_fn, collate)
+
+    def linear_mode(self, stage: str) -> contextlib.AbstractContextManager:
+        """``<stage>.onednn_linear`` (ours, default false): the transformer's linear layers on oneDNN,
+        forward and backward (:class:`methods.common.onednn_linear.LinearMode`; oneMKL runs its AVX2
+        code on AMD CPUs). Other rounding (~1e-6), so off by default. Where this PyTorch has no oneDNN
+        linear: one warning, and the usual products."""
+        if not bool(self.c[stage].get("onednn_linear", False)):
+            return contextlib.nullcontext()
+        why = onednn_linear.unavailable()
+        if why is not None:
+            if why not in _warned:
+                _warned.add(why)
+                log.warning("%s.onednn_linear: %s; training on the usual products", stage, why)
+            return contextlib.nullcontext()
+        return onednn_linear.LinearMode()
 
     def fit(self, dataset) -> None:
         """Train tokenizer, then masked transformer, then residual transformer on ``dataset``'s train split."""
@@ -170,7 +188,8 @@ class MoMaskTraining:
             for mod in self._mask_modules().values():
                 mod.train()
             ids, _, pad = self._tokens(batch)
-            return self.mask_loss(ids[..., 0], pad, batch["caption"], step)
+            with self.linear_mode("mask_transformer"):
+                return self.mask_loss(ids[..., 0], pad, batch["caption"], step)
 
         self._train_stage("mask_transformer", self._mask_modules(), crops, self.c["mask_transformer"], step_fn,
                           collate_text_motion)
@@ -184,7 +203,8 @@ class MoMaskTraining:
             ids = torch.where(pad[..., None], rt.pad_id, ids)
             j = M.residual_schedule(ids.shape[0], rt.nq, ids.device)
             cond = self.text.encode(batch["caption"]).to(self.device)
-            logits = rt(rt.history(ids, j), j, cond, pad)
+            with self.linear_mode("residual_transformer"):
+                logits = rt(rt.history(ids, j), j, cond, pad)
             target = ids[torch.arange(ids.shape[0], device=ids.device), :, j]
             loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=rt.pad_id)
             return loss, {"ce": float(loss.detach())}

@@ -79,16 +79,19 @@ class Encoder(nn.Module):
     """Stack of :class:`EncoderLayer` under ``.layers`` (official key ``seqTransEncoder.layers.i``).
 
     ``fused`` (set from ``sampler.fused_encoder`` by the sampler; false by default): at inference, every
-    layer as one call of PyTorch's fused encoder-layer kernel (:mod:`methods.momask.native_encoder`)."""
+    layer as one call of PyTorch's fused encoder-layer kernel (:mod:`methods.momask.native_encoder`).
+    ``onednn`` (``sampler.onednn_linear``, false by default; takes precedence): the layers' products on
+    oneDNN's packed linear."""
 
     def __init__(self, d: int, heads: int, ff: int, dropout: float, n_layers: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(d, heads, ff, dropout) for _ in range(n_layers))
         self.fused = False
+        self.onednn = False
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-        if self.fused:
-            return native_encoder.forward(self, x, keep, self.eager)
+        if self.fused or self.onednn:
+            return native_encoder.forward(self, x, keep, self.eager, onednn=self.onednn)
         return self.eager(x, keep)
 
     def eager(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:

@@ -11,9 +11,10 @@ import torch
 from evaluators.core.config import load_config
 from methods import get_method
 from methods.common import onednn_linear
+from methods.common.encoder_layer_ops import layer_by_ops
 from methods.mld.denoiser import LatentDenoiser
 from methods.mld.diffusion import ddim_coefficients_for, ddim_sample
-from methods.mld.fast_sampler import FusedSampler, _layer_args, fast_sampler_for, layer_by_ops
+from methods.mld.fast_sampler import FusedSampler, _layer_args, fast_sampler_for
 from methods.mld.layers import TransformerEncoderLayer
 
 SCHED = load_config("method", "mld")["diffusion"]

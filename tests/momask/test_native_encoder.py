@@ -1,5 +1,6 @@
-"""``sampler.fused_encoder``: the encoder stack on PyTorch's fused encoder-layer kernel agrees with the
-eager layers, falls back with one warning, and leaves the default path alone.
+"""``sampler.fused_encoder`` / ``sampler.onednn_linear``: the encoder stack on PyTorch's fused
+encoder-layer kernel, or on oneDNN's products, agrees with the eager layers, falls back with one
+warning, and leaves the default path alone.
 
 The reference is the eager stack (SDPA layers, :class:`methods.momask.transformer.Encoder`); the
 kernel sums attention in another order, so agreement is to 1e-5, on fixed seeds, not bit for bit.
@@ -15,6 +16,7 @@ import torch
 from evaluators.core.config import load_config
 from evaluators.core.validate import ConfigError, check_values
 from methods import get_method
+from methods.common import onednn_linear
 from methods.momask import native_encoder
 from methods.momask.transformer import Encoder
 
@@ -37,6 +39,32 @@ def test_fused_layers_agree_with_the_eager_stack_on_real_positions():
         full = torch.ones_like(keep)
         torch.testing.assert_close(native_encoder.fused_forward(enc, x, full), enc.eager(x, full),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_onednn_layers_agree_with_the_eager_stack_on_every_position():
+    enc, x, keep = _encoder()
+    with torch.inference_mode():
+        want = enc.eager(x, keep)
+        got = native_encoder.onednn_forward(enc, x, keep)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)  # the same masked SDPA: padded rows too
+        assert not torch.equal(got, native_encoder.fused_forward(enc, x, keep))  # the oneDNN path ran, not the kernel
+        with torch.no_grad():
+            for p in enc.parameters():
+                p.mul_(0.9)  # new weights (as after training): the packs must follow
+        torch.testing.assert_close(native_encoder.onednn_forward(enc, x, keep), enc.eager(x, keep),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_onednn_missing_runs_the_encoder_eagerly_with_one_warning(caplog, monkeypatch):
+    enc, x, keep = _encoder()
+    enc.onednn = True
+    monkeypatch.setattr(native_encoder, "_warned", set())
+    monkeypatch.setattr(onednn_linear, "unavailable", lambda: "no oneDNN in this build")
+    with caplog.at_level(logging.WARNING, logger=native_encoder.__name__), torch.inference_mode():
+        for _ in range(2):
+            assert torch.equal(enc(x, keep), enc.eager(x, keep))
+    assert [r.getMessage() for r in caplog.records] == [
+        "sampler.onednn_linear: no oneDNN in this build; running the encoder eagerly"]
 
 
 def test_where_the_kernel_does_not_apply_it_runs_eagerly_with_one_warning(caplog, monkeypatch):
@@ -66,9 +94,25 @@ def test_where_the_kernel_does_not_apply_it_runs_eagerly_with_one_warning(caplog
     assert any("no kernel here" in w for w in warnings)
 
 
-def _smoke(fast: bool):
-    cfg = load_config("method", "momask", "smoke", ["render.n=0", f"sampler.fused_encoder={str(fast).lower()}"])
+def _smoke(fast: bool, switch: str = "fused_encoder"):
+    cfg = load_config("method", "momask", "smoke", ["render.n=0", f"sampler.{switch}={str(fast).lower()}"])
     return get_method("momask")(cfg, seed=0)
+
+
+def test_generate_with_onednn_linear_matches_the_eager_default_on_fixed_seeds():
+    eager, fast = _smoke(False), _smoke(True, "onednn_linear")
+    fast.load_state_dict(eager.state_dict())
+    caps, lens = ["a person walks forward", "someone jumps twice"], [40, 28]
+    torch.manual_seed(5)
+    want = eager.generate(caps, lens)
+    torch.manual_seed(5)
+    got = fast.generate(caps, lens)
+    encoders = [m for t in (fast.mtrans, fast.rtrans) for m in t.modules() if isinstance(m, Encoder)]
+    assert len(encoders) == 2 and all(m.onednn and "_onednn_packs" in m.__dict__ for m in encoders)
+    assert torch.equal(fast.last_generation_codes(), eager.last_generation_codes())
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert fast.sampler_settings()["onednn_linear"] is True
+    assert "onednn_linear" not in eager.sampler_settings()  # default records keep their exact content
 
 
 def test_generate_with_fused_encoder_matches_the_eager_default_on_fixed_seeds():
@@ -85,9 +129,10 @@ def test_generate_with_fused_encoder_matches_the_eager_default_on_fixed_seeds():
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("switch", ["fused_encoder", "onednn_linear"])
 @pytest.mark.parametrize("bad", [1, "yes"])
-def test_fused_encoder_must_be_a_bool(bad):
+def test_fused_encoder_must_be_a_bool(bad, switch):
     cfg = load_config("method", "momask", "smoke")
-    cfg["sampler"]["fused_encoder"] = bad
-    with pytest.raises(ConfigError, match="fused_encoder"):
+    cfg["sampler"][switch] = bad
+    with pytest.raises(ConfigError, match=switch):
         check_values(cfg, "method_cfg")

@@ -52,3 +52,32 @@ def test_a_new_tensor_never_takes_a_dead_tensors_pack(monkeypatch):
     for scale in (1.0, -3.0, 0.5):  # same shape, strides and version: only the identity tells them apart
         w = torch.full((16, 8), scale)
         torch.testing.assert_close(packs.linear(x, w, None), x @ w.t(), rtol=1e-5, atol=1e-5)
+
+
+def test_linear_mode_gives_autograds_values_and_gradients():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(24, 40), torch.nn.GELU(), torch.nn.Linear(40, 7, bias=False))
+    x = torch.randn(5, 9, 24, requires_grad=True)
+    ref = net(x).square().mean()
+    ref_grads = torch.autograd.grad(ref, [x, *net.parameters()])
+    with onednn_linear.LinearMode():
+        ours = net(x).square().mean()
+    grads = torch.autograd.grad(ours, [x, *net.parameters()])
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_mode_routes_only_fp32_linear_and_runs_the_products_on_onednn():
+    from torch.profiler import ProfilerActivity, profile
+
+    lin, lin64 = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8).double()
+    x = torch.randn(4, 8, requires_grad=True)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with onednn_linear.LinearMode():
+            y = lin(x)
+            z = lin64(x.double().detach())  # other dtypes: the usual path
+        y.sum().backward()
+    names = [e.name for e in prof.events()]
+    assert names.count("mkldnn::_linear_pointwise") == 3  # forward, input and weight gradients
+    assert "aten::addmm" in names and z.dtype == torch.float64
