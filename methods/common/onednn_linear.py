@@ -11,8 +11,8 @@ path at 1e-5, as a compiled one is.
 The op is ``torch.ops.mkldnn._linear_pointwise`` on a weight reordered once into oneDNN's blocked
 layout by ``torch.ops.mkldnn._reorder_linear_weight`` (the pair inductor's CPU backend emits for
 a frozen linear) at inference; in training (:class:`LinearMode`) the same op on the weight as it
-is, for the forward product and both gradient products. Both are private to PyTorch, so :func:`unavailable` says when they cannot be used
-and callers keep their MKL path (with one warning).
+is, for the forward product and both gradient products. Both ops are private to PyTorch, so
+:func:`unavailable` says when they cannot be used and callers keep oneMKL (with one warning).
 """
 
 from __future__ import annotations

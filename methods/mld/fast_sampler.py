@@ -95,7 +95,11 @@ def encoder_forward(plan: tuple, x: torch.Tensor, keep: int | None = None, lin=N
     1 thread: 1.4-1.7x faster than the fused call on all tokens)."""
     if attn_mask is not None and lin is None:
         raise ValueError("encoder_forward: a padding mask needs the separate-ops path (lin)")
-    fwd = (lambda x, *args: layer_by_ops(args, x, None, lin, attn_mask)) if lin else torch._transformer_encoder_layer_fwd
+    if lin is None:
+        fwd = torch._transformer_encoder_layer_fwd
+    else:
+        def fwd(x, *args):
+            return layer_by_ops(args, x, None, lin, attn_mask)
     ins, mid, outs, linears, norm = plan
     skips = []
     for args in ins:
