@@ -79,7 +79,7 @@ class MLD(MLDTraining, MLDSampling, Method):
         if self.condition == "action":
             self.task = "action2motion"
         self.diff_cfg = dict(c["diffusion"])
-        if bool(self.diff_cfg.get("onednn_linear")) and not bool(self.diff_cfg["fast_sampler"]):
+        if bool(self.diff_cfg["onednn_linear"]) and not bool(self.diff_cfg["fast_sampler"]):
             raise ValueError("mld: diffusion.onednn_linear runs the fast sampler's products on oneDNN; "
                              "it needs diffusion.fast_sampler: true")
         if self.condition == "text":  # kind: auto -> local CLIP ViT-L/14 from $CLIP_VIT_L14_DIR, else MiniLM (warned)

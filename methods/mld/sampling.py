@@ -45,7 +45,7 @@ class MLDSampling:
     def _onednn_on(self) -> bool:
         """``diffusion.onednn_linear`` (ours, default false) and this PyTorch can run it: the fast
         sampler's products on oneDNN's packed linear (:mod:`methods.common.onednn_linear`)."""
-        return (self._fast_sampler_on() and bool(self.diff_cfg.get("onednn_linear"))
+        return (self._fast_sampler_on() and bool(self.diff_cfg["onednn_linear"])
                 and onednn_linear.unavailable() is None)
 
     def _fast_sampler(self, steps: int, guidance_scale: float, eta: float) -> FusedSampler | None:
@@ -62,7 +62,7 @@ class MLDSampling:
             # None (after one warning) when the structure is not covered: cached, so it warns once
             cache[key] = fast_sampler_for(self.denoiser, ddim_coefficients_for(steps, eta, self.diff_cfg),
                                           guidance_scale, name="mld",
-                                          onednn=bool(self.diff_cfg.get("onednn_linear")))
+                                          onednn=bool(self.diff_cfg["onednn_linear"]))
         return cache[key]
 
     def precision(self) -> str:

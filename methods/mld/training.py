@@ -119,7 +119,7 @@ class MLDTraining:
         each denoiser step on oneDNN's packed linear (:mod:`methods.common.onednn_linear`; most of an
         MLD step's time is this encode) -> a packed ``linear`` for :meth:`MotionVAE.encode`, or None
         for the eager modules (off, or not possible here: one warning)."""
-        if not bool(self.cfg["denoiser"].get("onednn_linear", False)):
+        if not bool(self.cfg["denoiser"]["onednn_linear"]):
             return None
         why = onednn_linear.unavailable() or encoder_unsupported(self.vae.encoder, self.vae, "the VAE")
         if why is not None:

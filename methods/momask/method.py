@@ -341,4 +341,4 @@ def _fuse_layers(module: nn.Module, sampler: dict) -> None:
     or back to the eager layers."""
     for m in module.modules():
         if isinstance(m, Encoder):
-            m.fused, m.onednn = bool(sampler["fused_encoder"]), bool(sampler.get("onednn_linear", False))
+            m.fused, m.onednn = bool(sampler["fused_encoder"]), bool(sampler["onednn_linear"])

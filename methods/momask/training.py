@@ -92,7 +92,7 @@ class MoMaskTraining:
         forward and backward (:class:`methods.common.onednn_linear.LinearMode`; oneMKL runs its AVX2
         code on AMD CPUs). Other rounding (~1e-6), so off by default. Where this PyTorch has no oneDNN
         linear: one warning, and the usual products."""
-        if not bool(self.c[stage].get("onednn_linear", False)):
+        if not bool(self.c[stage]["onednn_linear"]):
             return contextlib.nullcontext()
         why = onednn_linear.unavailable()
         if why is not None:
