@@ -121,7 +121,7 @@ def _call(p: Product, ops: _Operands) -> Callable[[], Any] | None:
         return (lambda: torch.addmm(bias, x, w)) if bias is not None else (lambda: torch.mm(x, w))
     if p.op == "mkldnn::_linear_pointwise":  # (x, packed [out, in], bias, ...): packed once, as the model does
         x, bias = ops.act(s[0]), ops.act(s[2]) if len(s) > 2 else None
-        packed = onednn_linear.PackedWeights(rows=max(x.numel() // x.shape[-1], 1)).get(ops.weight_or_act(s[1]))
+        packed = onednn_linear.pack(ops.weight_or_act(s[1]), rows=x.numel() // x.shape[-1])
         return lambda: onednn_linear.linear(x, packed, bias)
     if p.op == "aten::mm":  # a weight on either side (forward x @ W.t(), backward grad @ W)
         w2 = ops.weight(s[1])

@@ -134,31 +134,27 @@ class Pair:
     def suite_sample(self) -> torch.Tensor:
         return self.suite.generate(self.captions, [FRAMES] * self.batch)
 
-    def suite_sample_compiled(self) -> torch.Tensor:
-        """The suite with ``sampler.compile: true`` (inductor, frozen weights; opt-in, not the default)."""
-        self.suite.c["sampler"]["compile"] = True
+    def _sample_with(self, switch: str) -> torch.Tensor:
+        """The suite's sample with ``sampler.<switch>: true`` for this call only (an opt-in, not the default)."""
+        self.suite.c["sampler"][switch] = True
         try:
             return self.suite.generate(self.captions, [FRAMES] * self.batch)
         finally:
-            self.suite.c["sampler"]["compile"] = False
+            self.suite.c["sampler"][switch] = False
+
+    def suite_sample_compiled(self) -> torch.Tensor:
+        """``sampler.compile``: inductor, frozen weights."""
+        return self._sample_with("compile")
 
     def suite_sample_fused(self) -> torch.Tensor:
-        """The suite with ``sampler.fused_encoder: true`` (every encoder layer one call of torch's fused
-        encoder-layer kernel; opt-in, same math to 1e-5, no compilation)."""
-        self.suite.c["sampler"]["fused_encoder"] = True
-        try:
-            return self.suite.generate(self.captions, [FRAMES] * self.batch)
-        finally:
-            self.suite.c["sampler"]["fused_encoder"] = False
+        """``sampler.fused_encoder``: every encoder layer one call of torch's fused encoder-layer kernel
+        (same math to 1e-5, no compilation)."""
+        return self._sample_with("fused_encoder")
 
     def suite_sample_onednn(self) -> torch.Tensor:
-        """The suite with ``sampler.onednn_linear: true`` (the encoder layers' products on oneDNN's packed
-        linear; opt-in, same math to 1e-5; the weights are packed at the first call)."""
-        self.suite.c["sampler"]["onednn_linear"] = True
-        try:
-            return self.suite.generate(self.captions, [FRAMES] * self.batch)
-        finally:
-            self.suite.c["sampler"]["onednn_linear"] = False
+        """``sampler.onednn_linear``: the encoder layers' products on oneDNN's packed linear (same math to
+        1e-5; the weights are packed at the first call)."""
+        return self._sample_with("onednn_linear")
 
     # -- training --------------------------------------------------------------------------------------
     def official_train_step(self, anomaly: bool = False):

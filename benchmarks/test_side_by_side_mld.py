@@ -17,8 +17,8 @@ The suite's sampler is ``diffusion.fast_sampler`` (``methods/mld/fast_sampler.py
 compilation, so ``first_call_s`` is the first call's time, nothing to amortise); its eager loop
 (the default) is timed beside it (``suite_eager_s``), and so is the fast sampler with
 ``diffusion.onednn_linear`` (``<workload>_onednn``: the products on oneDNN instead of oneMKL; its
-``first_call_s`` includes packing the weights, done once per sampler and kept while they do not change). Both batches also store the profiles of the
-three calls (``profile``: where the time goes before and after the suite's changes) and the time of
+``first_call_s`` includes packing the weights, done once per sampler and kept while they do not
+change). Both batches also store the profiles of the three calls (``profile``: where the time goes before and after the suite's changes) and the time of
 the suite's dense products replayed alone (``floor``, :mod:`benchmarks.floor`): no implementation of
 this math with these kernels goes below it, so ``official_s / floor_s`` bounds the reachable ratio.
 A run on a loaded machine adds its profile and floor to a quiet file without replacing the quiet
@@ -79,8 +79,9 @@ def test_sampling_side_by_side(benchmark, batch):
     text, z_T = om.inputs(batch)
     uncond, cond = text[:batch], text[batch:]
     official = om.official_sampler(pair.official_denoiser, cfg, STEPS, GUIDANCE)
-    fast = FusedSampler(pair.suite_denoiser, ddim_coefficients_for(STEPS, 0.0, cfg), GUIDANCE)
-    onednn = (FusedSampler(pair.suite_denoiser, ddim_coefficients_for(STEPS, 0.0, cfg), GUIDANCE, onednn=True)
+    coeffs = ddim_coefficients_for(STEPS, 0.0, cfg)
+    fast = FusedSampler(pair.suite_denoiser, coeffs, GUIDANCE)
+    onednn = (FusedSampler(pair.suite_denoiser, coeffs, GUIDANCE, onednn=True)
               if onednn_linear.unavailable() is None else None)
 
     def eager():
@@ -94,8 +95,8 @@ def test_sampling_side_by_side(benchmark, batch):
     if onednn is not None:
         # a fresh sampler: its first call packs the weights, which the alternation times apart
         contenders["suite_onednn"] = lambda: onednn(cond, uncond, z_T)
-        gaps["onednn_linear"] = _rel_gap(FusedSampler(pair.suite_denoiser, ddim_coefficients_for(STEPS, 0.0, cfg),
-                                                      GUIDANCE, onednn=True)(cond, uncond, z_T), ref)
+        gaps["onednn_linear"] = _rel_gap(FusedSampler(pair.suite_denoiser, coeffs, GUIDANCE, onednn=True)(
+            cond, uncond, z_T), ref)
     assert max(gaps.values()) < 1e-5, gaps  # same math: the same z_0 from the same weights and noise
     alt = alternate(contenders, repeats=REPEATS[batch], threads=1)
     extra = {"suite_path": "diffusion.fast_sampler", "suite_eager_s": alt.median("suite_eager"),

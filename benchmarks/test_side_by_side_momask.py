@@ -73,19 +73,20 @@ def test_side_by_side(root, workload):
     pair = Pair(root, batch)
     err = same_logits(pair)
     assert err < 1e-4, f"the two sides do not compute the same guided logits (max |diff| {err:.3g})"
-    if onednn_linear.unavailable() is None:
+    onednn = onednn_linear.unavailable() is None
+    if onednn:
         with onednn_linear.LinearMode():
             err = same_logits(pair)
         assert err < 1e-4, f"on oneDNN's linear the suite's guided logits differ (max |diff| {err:.3g})"
     if kind == "sample":  # the default eager path and the opt-in compiled and fused ones, in the same alternation
         contenders = {"official": pair.official_sample, "suite": pair.suite_sample,
                       "suite_compile": pair.suite_sample_compiled, "suite_fused": pair.suite_sample_fused}
-        if onednn_linear.unavailable() is None:
+        if onednn:
             contenders["suite_onednn"] = pair.suite_sample_onednn
     else:
         contenders = {"official": pair.official_train_step(anomaly=kind == "train_as_run"),
                       "suite": pair.suite_train_step()}
-        if kind == "train" and onednn_linear.unavailable() is None:
+        if kind == "train" and onednn:
             contenders["suite_onednn"] = pair.suite_train_step(onednn=True)
     alt = alternate(contenders, repeats=repeats, threads=torch.get_num_threads())
     extra = {} if target is None else evidence(pair, contenders["official"], contenders["suite"], repeats)

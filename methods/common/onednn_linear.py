@@ -35,8 +35,15 @@ def unavailable() -> str | None:
     return None
 
 
+def pack(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """``weight [out, in]`` reordered into oneDNN's layout; ``rows``: the typical row count of the
+    products, oneDNN's hint for the layout (any row count gives the same values)."""
+    with torch.no_grad():
+        return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), max(int(rows), 1))
+
+
 def linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)`` for ``packed`` = :meth:`PackedWeights.get` of ``weight``."""
+    """``F.linear(x, weight, bias)`` for ``packed`` = :func:`pack` of ``weight``."""
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
@@ -45,12 +52,11 @@ class PackedWeights:
 
     Packing MLD's 9-layer denoiser takes ~10 ms (a tenth of a batch-1 sampling call), so it is not
     redone per call; an entry is rebuilt when its tensor was written in place (an optimizer step,
-    ``load_state_dict``: ``Tensor._version`` moves) or is another tensor. ``rows``: the typical row
-    count of the products, oneDNN's hint for the layout (any row count gives the same values).
+    ``load_state_dict``: ``Tensor._version`` moves) or is another tensor. ``rows``: as in :func:`pack`.
     """
 
     def __init__(self, rows: int) -> None:
-        self.rows = max(int(rows), 1)
+        self.rows = rows
         self._packs: dict[tuple, tuple[weakref.ref, int, torch.Tensor]] = {}
 
     def get(self, weight: torch.Tensor) -> torch.Tensor:
@@ -61,8 +67,7 @@ class PackedWeights:
         hit = self._packs.get(key)
         if hit is not None and hit[0]() is base and hit[1] == weight._version:
             return hit[2]
-        with torch.no_grad():
-            packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), self.rows)
+        packed = pack(weight, self.rows)
         self._packs[key] = (weakref.ref(base), weight._version, packed)
         return packed
 

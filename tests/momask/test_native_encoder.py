@@ -99,8 +99,9 @@ def _smoke(fast: bool, switch: str = "fused_encoder"):
     return get_method("momask")(cfg, seed=0)
 
 
-def test_generate_with_onednn_linear_matches_the_eager_default_on_fixed_seeds():
-    eager, fast = _smoke(False), _smoke(True, "onednn_linear")
+@pytest.mark.parametrize(("switch", "flag"), [("fused_encoder", "fused"), ("onednn_linear", "onednn")])
+def test_generate_with_a_fast_encoder_matches_the_eager_default_on_fixed_seeds(switch, flag):
+    eager, fast = _smoke(False, switch), _smoke(True, switch)
     fast.load_state_dict(eager.state_dict())
     caps, lens = ["a person walks forward", "someone jumps twice"], [40, 28]
     torch.manual_seed(5)
@@ -108,25 +109,14 @@ def test_generate_with_onednn_linear_matches_the_eager_default_on_fixed_seeds():
     torch.manual_seed(5)
     got = fast.generate(caps, lens)
     encoders = [m for t in (fast.mtrans, fast.rtrans) for m in t.modules() if isinstance(m, Encoder)]
-    assert len(encoders) == 2 and all(m.onednn and "_onednn_packs" in m.__dict__ for m in encoders)
+    assert len(encoders) == 2 and all(getattr(m, flag) for m in encoders)
+    assert all(not getattr(m, flag) for m in eager.mtrans.modules() if isinstance(m, Encoder))  # default: untouched
+    if switch == "onednn_linear":
+        assert all("_onednn_packs" in m.__dict__ for m in encoders)
     assert torch.equal(fast.last_generation_codes(), eager.last_generation_codes())
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    assert fast.sampler_settings()["onednn_linear"] is True
-    assert "onednn_linear" not in eager.sampler_settings()  # default records keep their exact content
-
-
-def test_generate_with_fused_encoder_matches_the_eager_default_on_fixed_seeds():
-    eager, fast = _smoke(False), _smoke(True)
-    fast.load_state_dict(eager.state_dict())
-    caps, lens = ["a person walks forward", "someone jumps twice"], [40, 28]
-    torch.manual_seed(5)
-    want = eager.generate(caps, lens)
-    torch.manual_seed(5)
-    got = fast.generate(caps, lens)
-    assert all(not m.fused for m in eager.mtrans.modules() if isinstance(m, Encoder))  # default: untouched
-    assert all(m.fused for m in fast.mtrans.modules() if isinstance(m, Encoder))
-    assert torch.equal(fast.last_generation_codes(), eager.last_generation_codes())
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert fast.sampler_settings()[switch] is True
+    assert switch not in eager.sampler_settings()  # default records keep their exact content
 
 
 @pytest.mark.parametrize("switch", ["fused_encoder", "onednn_linear"])
